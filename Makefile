@@ -1,0 +1,46 @@
+# One entry point for people, the README and CI. Every target creates .venv by itself.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU build of torch first (it lies on local disk), so the project's range needs nothing more
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## ingest the shipped demo data and build the lag features
+	$(BIN)/viewcast ingest data/raw/codingtrain-2021/Totals.csv --series codingtrain
+	$(BIN)/viewcast ingest data/raw/wholebrainhealth/Totals.csv --series wholebrainhealth
+	$(BIN)/viewcast ingest data/raw/wikipedia-peyton-manning/views.csv --series peyton-manning
+	$(BIN)/viewcast ingest data/raw/wikipedia-kaggle10/wikipedia_traffic_daily.csv
+	$(BIN)/viewcast features --lags 1,7,28,56
+	$(BIN)/viewcast status
+
+test: $(STAMP)  ## run the test suite (and ruff)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/pytest -q
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## ruff format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## benchmarks against peers (installs the bench extra)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python bench/bench_ingest.py
+
+clean:  ## remove the venv and generated data (data/raw stays)
+	rm -rf $(VENV) data/store data/features mlruns/mlflow.db reports

@@ -1,0 +1,173 @@
+"""The lecture's inputs: x_1..x_N = the views of the previous N days; the target is the day's views.
+
+All series' dev days are concatenated into one array `values` (series by series, day by day, a
+complete daily index). For window N, ``sliding_window_view(values, N)[:, ::-1]`` is a zero-copy view
+whose row r holds values[r+N-1], ..., values[r]: exactly x_1..x_N for the day at position r+N. A day
+is a row when its N previous days belong to the same series (the first N days of a series have no
+row) and its own views were observed (imputed days may be inputs, never targets).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pipeline.atomic import atomic_write, write_text
+from pipeline.config import DEFAULT_LAGS, Workspace
+from pipeline.errors import ViewcastError
+from pipeline.store import Splits, Store, ViewsTable
+
+TARGET_TRANSFORMS = ("none", "log1p")
+SPLIT_NAMES = ("train", "val")
+SPEC_FILE = "features.json"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which lag windows the models see, and the transform applied to every views value."""
+
+    lags: tuple[int, ...] = DEFAULT_LAGS
+    target_transform: str = "none"
+
+    def __post_init__(self) -> None:
+        if not self.lags or any(n < 1 for n in self.lags):
+            raise ViewcastError(f"lag windows must be positive day counts, got {self.lags}")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ViewcastError(
+                f"unknown target transform {self.target_transform!r} "
+                f"(choose from {', '.join(TARGET_TRANSFORMS)})"
+            )
+
+    def forward(self, views: np.ndarray) -> np.ndarray:
+        """Views -> the scale the model is fitted on (inputs and target alike)."""
+        return np.log1p(views) if self.target_transform == "log1p" else views
+
+    def inverse(self, scaled: np.ndarray) -> np.ndarray:
+        """The model's scale -> views, for MAE in views and for forecasts."""
+        return np.expm1(scaled) if self.target_transform == "log1p" else scaled
+
+
+@dataclass(frozen=True)
+class LagWindows:
+    """Window-N rows of the dev days: a zero-copy view plus per-row split labels."""
+
+    n: int
+    names: np.ndarray  # series ids
+    values: np.ndarray  # 1-D float64: every series' dev days, concatenated
+    target: np.ndarray  # int64 position in `values` of each row's day
+    code: np.ndarray  # int32 series of each row
+    day: np.ndarray  # int32 day of each row
+    split: np.ndarray  # int8 index into SPLIT_NAMES
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    @property
+    def windows(self) -> np.ndarray:
+        """(len(values) - N + 1, N) view: row target-N holds lag_1..lag_N of that target."""
+        return sliding_window_view(self.values, self.n)[:, ::-1]
+
+    def rows(self, split: str) -> np.ndarray:
+        """Row indices of one split ('train' or 'val')."""
+        return np.flatnonzero(self.split == SPLIT_NAMES.index(split))
+
+    def x(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """lag_1..lag_N of the given rows, gathered into one (rows, N) array."""
+        positions = self.target if rows is None else self.target[rows]
+        return self.windows[positions - self.n]
+
+    def y(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The target day's views of the given rows."""
+        return self.values[self.target if rows is None else self.target[rows]]
+
+    def frame(self) -> pd.DataFrame:
+        """An inspectable table: series_id, date, split, y, lag_1..lag_N."""
+        out = pd.DataFrame(
+            {
+                "series_id": pd.Categorical.from_codes(self.code, self.names.astype(str)),
+                "date": self.day.astype("datetime64[D]").astype("datetime64[s]"),
+                "split": pd.Categorical.from_codes(self.split, SPLIT_NAMES),
+                "y": self.y(),
+            }
+        )
+        lags = pd.DataFrame(self.x(), columns=[f"lag_{j}" for j in range(1, self.n + 1)])
+        return pd.concat([out, lags], axis=1)
+
+
+def lag_windows(dev: ViewsTable, splits: Splits, n: int) -> LagWindows:
+    """Window-N rows over the dev table; day t's inputs are days t-1..t-N of the same series."""
+    starts, _ = dev.bounds()
+    position = np.arange(len(dev))
+    since_start = position - starts[dev.code]
+    valid = (since_start >= n) & ~dev.imputed
+    target = position[valid]
+    code = dev.code[valid]
+    day = dev.day[valid]
+    val_start = (
+        np.array([splits.series[name].val_start for name in dev.names], dtype=np.int64)
+        if len(dev.names)
+        else np.zeros(0, np.int64)
+    )
+    split = (day >= val_start[code]).astype(np.int8)
+    return LagWindows(n, dev.names, dev.views, target, code, day, split)
+
+
+def build(ws: Workspace, spec: FeatureSpec) -> dict[int, LagWindows]:
+    """Every window of the spec over the workspace's dev days (test days are never read)."""
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    if len(dev) == 0:
+        raise ViewcastError(
+            "no series is long enough to split into train/validation/test: ingest more days "
+            f"(each series needs more than {splits.val_days + splits.test_days})"
+        )
+    return {n: lag_windows(dev, splits, n) for n in spec.lags}
+
+
+def summarise(windows: dict[int, LagWindows]) -> list[dict]:
+    """Rows per window and split, for the CLI table and features.json."""
+    return [
+        {
+            "window": n,
+            "series": len(np.unique(w.code)),
+            "train_rows": int((w.split == 0).sum()),
+            "val_rows": int((w.split == 1).sum()),
+        }
+        for n, w in windows.items()
+    ]
+
+
+def save_spec(ws: Workspace, spec: FeatureSpec, summary: list[dict]) -> Path:
+    """Record the spec beside the store generation it was built from."""
+    ws.features.mkdir(parents=True, exist_ok=True)
+    gen = Store(ws).generation()
+    payload = {**asdict(spec), "store_generation": gen.name if gen else None, "windows": summary}
+    path = ws.features / SPEC_FILE
+    write_text(path, json.dumps(payload, indent=1))
+    return path
+
+
+def load_spec(ws: Workspace) -> FeatureSpec:
+    """The spec the last `viewcast features` recorded."""
+    path = ws.features / SPEC_FILE
+    if not path.exists():
+        raise ViewcastError(f"no features in {ws.features}: run `viewcast features` first")
+    payload = json.loads(path.read_text())
+    return FeatureSpec(tuple(payload["lags"]), payload["target_transform"])
+
+
+def export(windows: LagWindows, path: Path) -> None:
+    """Write the window's rows as parquet or CSV (by extension), atomically."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ViewcastError(f"{path}: export format must be .parquet or .csv")
+    frame = windows.frame()
+    if suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))

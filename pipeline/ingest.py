@@ -1,0 +1,307 @@
+"""CSV exports -> validated observations (series, day, views), whatever the format.
+
+Formats, detected from the header (or forced with ``fmt``):
+
+- ``youtube-totals``: ``Date,Views`` (one series, named by ``series`` or the file name);
+- ``youtube-chart``: ``Date,<dimension>,Views`` (one series per dimension value);
+- ``long``: ``series_id`` (or ``channel``), ``date``, ``views``;
+- ``kaggle-wide``: ``Page,<date1>,<date2>,...`` with empty cells for missing days;
+- ``kaggle-long``: ``Page,date,value``.
+
+YouTube Studio table exports start with a ``Total`` row: it is skipped. Numeric metric columns
+beside ``Views`` (watch time, ...) are ignored. Empty views cells are missing days (filled later by
+the store, and flagged). Anything else that is off raises :class:`InputError` naming file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from pipeline.errors import InputError
+
+FORMATS = ("auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long")
+DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%b %d, %Y", "%Y/%m/%d")
+_NUMBER = r"^[0-9]+(\.[0-9]*)?$"
+_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Observed daily views of one or more series: parallel arrays, one entry per (series, day)."""
+
+    names: np.ndarray  # unique series ids (str); `code` indexes into it
+    code: np.ndarray  # int32
+    day: np.ndarray  # int32, days since 1970-01-01
+    views: np.ndarray  # float64, >= 0, no NaN
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+    def series_id(self) -> np.ndarray:
+        """The series id of each observation."""
+        return self.names[self.code]
+
+
+def read_views(path: str | Path, series: str | None = None, fmt: str = "auto") -> Observations:
+    """Read one export into validated observations; raise InputError on anything off."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise InputError(path, f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    raw = _read_bytes(path)
+    table = _parse_csv(path, raw)
+    header = [name.strip() for name in table.column_names]
+    lowered = [name.lower() for name in header]
+    fmt = _detect(path, lowered, table) if fmt == "auto" else fmt
+    if table.num_rows == 0:
+        raise InputError(path, "no data rows below the header")
+    readers = {
+        "youtube-totals": _youtube,
+        "youtube-chart": _youtube,
+        "long": _long,
+        "kaggle-long": _long,
+        "kaggle-wide": _kaggle_wide,
+    }
+    series_ids, days, views, rows = readers[fmt](path, raw, table, lowered, series)
+    return _assemble(path, raw, series_ids, days, views, rows)
+
+
+# --- reading bytes and CSV --------------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a CSV file") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read: {err.strerror}") from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    head = raw[:_SNIFF_BYTES]
+    if not raw.strip():
+        raise InputError(path, "empty file")
+    if b"\x00" in head:
+        raise InputError(path, "binary data, not a CSV file")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # a cut multi-byte character at the end is fine
+            raise InputError(path, "not UTF-8 text (binary data?)") from None
+    if head.lstrip()[:1] == b"<":
+        raise InputError(path, "an HTML page, not a CSV export (did the download fail?)")
+    return raw
+
+
+def _parse_csv(path: Path, raw: bytes) -> pa.Table:
+    header_line = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    names = next(csv.reader([header_line]))
+    if len(names) < 2:
+        raise InputError(path, "not a CSV export: the header has one column", line=1)
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(raw),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names}, strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as err:
+        message = str(err).splitlines()[0].removeprefix("CSV parse error: ")
+        raise InputError(path, f"malformed CSV: {message}", line=_ragged_line(raw)) from None
+
+
+def _ragged_line(raw: bytes) -> int | None:
+    """The first line whose field count differs from the header's (slow; error path only)."""
+    text = io.StringIO(raw.decode("utf-8", errors="replace"), newline="")
+    reader = csv.reader(text)
+    width = len(next(reader))
+    for fields in reader:
+        if fields and len(fields) != width:
+            return reader.line_num
+    return None
+
+
+def _line_of(raw: bytes, row: int) -> int:
+    """The 1-based file line of data row `row` (blank lines are skipped by the reader)."""
+    seen = -1
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if number == 1 or not line.strip(b"\r"):
+            continue
+        seen += 1
+        if seen == row:
+            return number
+    return number
+
+
+# --- format detection -------------------------------------------------------------------------
+
+
+def _detect(path: Path, lowered: list[str], table: pa.Table) -> str:
+    cols = set(lowered)
+    if lowered[0] == "page" and "date" not in cols:
+        return "kaggle-wide"
+    if "page" in cols and "date" in cols:
+        return "kaggle-long"
+    if ({"series_id", "channel"} & cols) and "date" in cols:
+        return "long"
+    if "date" in cols and "views" in cols:
+        return "youtube-chart" if _dimensions(table, lowered) else "youtube-totals"
+    missing = [name for name in ("date", "views") if name not in cols]
+    raise InputError(
+        path, f"no {' or '.join(missing)} column (header: {', '.join(table.column_names)})", line=1
+    )
+
+
+def _dimensions(table: pa.Table, lowered: list[str]) -> list[int]:
+    """Columns beside Date and Views that name a series (not numeric metrics like watch time)."""
+    out = []
+    for i, name in enumerate(lowered):
+        if name in ("date", "views"):
+            continue
+        values = pc.utf8_trim_whitespace(table.column(i))
+        values = pc.replace_substring(values, ",", "")
+        numeric = pc.or_(pc.equal(values, ""), pc.match_substring_regex(values, _NUMBER))
+        if not pc.all(numeric).as_py():
+            out.append(i)
+    return out
+
+
+def _column(path: Path, lowered: list[str], *names: str) -> int:
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    raise InputError(path, f"no {names[0]} column (header: {', '.join(lowered)})", line=1)
+
+
+# --- the readers: each returns (series ids, days, views, data row numbers) ------------------
+
+
+def _youtube(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series: str | None):
+    date_col = table.column(_column(path, lowered, "date"))
+    keep = pc.invert(pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(date_col)), "total"))
+    rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+    table = table.filter(keep)
+    days = _parse_days(path, raw, table.column(_column(path, lowered, "date")), rows)
+    views = _parse_views(path, raw, table.column(_column(path, lowered, "views")), rows)
+    prefix = series or path.stem
+    dims = _dimensions(table, lowered)
+    if not dims:
+        ids = pa.array([prefix] * table.num_rows, pa.string())
+    else:
+        parts = [pc.utf8_trim_whitespace(table.column(i)) for i in dims]
+        ids = pc.binary_join_element_wise(pa.scalar(prefix), *parts, "/")
+    return ids, days, views, rows
+
+
+def _long(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series: str | None):
+    rows = np.arange(table.num_rows)
+    ids = pc.utf8_trim_whitespace(
+        table.column(_column(path, lowered, "series_id", "channel", "page"))
+    )
+    empty = np.flatnonzero(pc.equal(ids, "").to_numpy(zero_copy_only=False))
+    if len(empty):
+        raise InputError(path, "empty series id", line=_line_of(raw, int(empty[0])))
+    days = _parse_days(path, raw, table.column(_column(path, lowered, "date")), rows)
+    views = _parse_views(path, raw, table.column(_column(path, lowered, "views", "value")), rows)
+    return ids, days, views, rows
+
+
+def _kaggle_wide(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series: str | None):
+    header = pa.array([name.strip() for name in table.column_names[1:]], pa.string())
+    days_per_column = _parse_days(path, raw, header, np.zeros(len(header), dtype=np.int64), line=1)
+    n_rows, n_days = table.num_rows, len(header)
+    rows = np.arange(n_rows)
+    views = np.column_stack(
+        [_parse_views(path, raw, table.column(j + 1), rows) for j in range(n_days)]
+    )
+    ids = pc.take(pc.utf8_trim_whitespace(table.column(0)), pa.array(np.repeat(rows, n_days)))
+    days = np.tile(days_per_column, n_rows)
+    return ids, days, views.reshape(-1), np.repeat(rows, n_days)
+
+
+# --- parsing cells ----------------------------------------------------------------------------
+
+
+def _parse_days(
+    path: Path, raw: bytes, values: pa.Array, rows: np.ndarray, line: int | None = None
+) -> np.ndarray:
+    """Date cells -> int32 days since 1970-01-01; the first unparseable cell raises."""
+    values = pc.utf8_trim_whitespace(values)
+    parsed = None
+    for fmt in DATE_FORMATS:
+        attempt = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+        parsed = attempt if parsed is None else pc.coalesce(parsed, attempt)
+        if parsed.null_count == 0:
+            break
+    if parsed.null_count:
+        bad = int(np.flatnonzero(pc.is_null(parsed).to_numpy(zero_copy_only=False))[0])
+        where = line if line is not None else _line_of(raw, int(rows[bad]))
+        text = values[bad].as_py()
+        problem = (
+            "missing date" if text == "" else f"unparseable date {text!r} (expected YYYY-MM-DD)"
+        )
+        raise InputError(path, problem, line=where)
+    seconds = pc.cast(pc.cast(parsed, pa.timestamp("s")), pa.int64()).to_numpy()
+    return (seconds // 86400).astype(np.int32)
+
+
+def _parse_views(path: Path, raw: bytes, values: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """Views cells -> float64 (NaN for empty cells: missing days); '1,200' reads as 1200."""
+    values = pc.replace_substring(pc.utf8_trim_whitespace(values), ",", "")
+    empty = pc.equal(values, "")
+    ok = pc.or_(empty, pc.match_substring_regex(values, _NUMBER))
+    if not pc.all(ok).as_py():
+        bad = int(np.flatnonzero(pc.invert(ok).to_numpy(zero_copy_only=False))[0])
+        text = values[bad].as_py()
+        try:
+            problem = f"negative views {text}" if float(text) < 0 else f"non-numeric views {text!r}"
+        except ValueError:
+            problem = f"non-numeric views {text!r}"
+        raise InputError(path, problem, line=_line_of(raw, int(rows[bad])))
+    numbers = pc.cast(pc.if_else(empty, None, values), pa.float64())
+    return numbers.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+# --- assembling -------------------------------------------------------------------------------
+
+
+def _assemble(
+    path: Path, raw: bytes, ids: pa.Array, days: np.ndarray, views: np.ndarray, rows: np.ndarray
+) -> Observations:
+    """Dictionary-encode ids, drop empty cells, sort, and refuse conflicting duplicates."""
+    encoded = pc.dictionary_encode(ids)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    present = ~np.isnan(views)
+    code, days, views, rows = code[present], days[present], views[present], rows[present]
+    if len(views) == 0:
+        raise InputError(path, "no views in any row")
+    order = np.lexsort((days, code))
+    code, days, views, rows = code[order], days[order], views[order], rows[order]
+    same = (code[1:] == code[:-1]) & (days[1:] == days[:-1])
+    if same.any():
+        clash = np.flatnonzero(same & (views[1:] != views[:-1]))
+        if len(clash):
+            i = int(clash[0])
+            date = np.datetime64(int(days[i]), "D")
+            first, second = sorted((_line_of(raw, int(rows[i])), _line_of(raw, int(rows[i + 1]))))
+            raise InputError(
+                path,
+                f"{date} is listed twice for series {names[code[i]]!r} with different views "
+                f"({views[i]:g} and {views[i + 1]:g}, also on line {second})",
+                line=first,
+            )
+        keep = np.concatenate([[True], ~same])
+        code, days, views = code[keep], days[keep], views[keep]
+    return Observations(names=names, code=code, day=days, views=views, source=str(path))

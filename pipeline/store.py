@@ -1,0 +1,421 @@
+"""The on-disk store: a complete daily table per series, split by time, written atomically.
+
+Layout (under ``<home>/data/store``)::
+
+    CURRENT                     the name of the live generation, replaced atomically (rename)
+    gen-000007/dev.parquet      training + validation days: the only rows features/training can open
+    gen-000007/sealed.parquet   test days (and any after them): opened only by ingest and scoring
+    gen-000007/splits.json      the split boundaries, fixed when a series is first long enough
+    gen-000007/manifest.json    the fill rule and per-series counts, for `viewcast status`
+
+A write builds a whole new generation folder and then swaps CURRENT, so a crash or a refused file
+leaves the store exactly as it was; an ingest that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.atomic import fsync, write_text
+from pipeline.config import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS, Workspace
+from pipeline.errors import ViewcastError
+from pipeline.ingest import Observations
+
+FILL_RULES = ("linear", "ffill", "zero")
+DEV_FILE, SEALED_FILE, SPLITS_FILE, MANIFEST_FILE = (
+    "dev.parquet",
+    "sealed.parquet",
+    "splits.json",
+    "manifest.json",
+)
+
+
+@dataclass(frozen=True)
+class ViewsTable:
+    """Daily views sorted by (series, day); `imputed` flags the days no export gave."""
+
+    names: np.ndarray  # series ids (str), sorted; `code` indexes into it
+    code: np.ndarray  # int32
+    day: np.ndarray  # int32, days since 1970-01-01
+    views: np.ndarray  # float64
+    imputed: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+    def take(self, mask: np.ndarray) -> ViewsTable:
+        """The rows where `mask` holds, with the same series names."""
+        return ViewsTable(
+            self.names, self.code[mask], self.day[mask], self.views[mask], self.imputed[mask]
+        )
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row offsets [start, end) of each series code (empty series have start == end)."""
+        edges = np.searchsorted(self.code, np.arange(len(self.names) + 1))
+        return edges[:-1], edges[1:]
+
+
+@dataclass(frozen=True)
+class SeriesSplit:
+    """Day numbers (days since 1970-01-01) where each period of one series starts or ends."""
+
+    val_start: int
+    test_start: int
+    private_start: int
+    test_end: int
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Kaggle-style time splits, per series: train < val < test (public, then private)."""
+
+    test_days: int = DEFAULT_TEST_DAYS
+    val_days: int = DEFAULT_VAL_DAYS
+    series: dict[str, SeriesSplit] = field(default_factory=dict)
+
+    def test_start(self, names: np.ndarray) -> np.ndarray:
+        """First test day of each named series; unsplit series are sealed whole (min int)."""
+        lo = np.iinfo(np.int32).min
+        return np.array(
+            [self.series[n].test_start if n in self.series else lo for n in names], np.int64
+        )
+
+    def to_json(self) -> str:
+        payload = {
+            "test_days": self.test_days,
+            "val_days": self.val_days,
+            "series": {
+                name: {k: _iso(v) for k, v in asdict(s).items()}
+                for name, s in sorted(self.series.items())
+            },
+        }
+        return json.dumps(payload, indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Splits:
+        payload = json.loads(text)
+        series = {
+            name: SeriesSplit(**{k: _day(v) for k, v in bounds.items()})
+            for name, bounds in payload["series"].items()
+        }
+        return cls(payload["test_days"], payload["val_days"], series)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest changed, per series."""
+
+    added: dict[str, int]
+    updated: dict[str, int]
+    imputed: dict[str, int]
+    newly_split: list[str]
+    unsplit: list[str]
+    changed: bool
+
+
+# --- pure table operations --------------------------------------------------------------------
+
+
+def merge(
+    old: ViewsTable | None, batches: Sequence[Observations], fill: str = "linear"
+) -> ViewsTable:
+    """Stored observed days + new exports (later wins) -> a complete, gap-filled daily table."""
+    if fill not in FILL_RULES:
+        raise ViewcastError(f"unknown fill rule {fill!r} (choose from {', '.join(FILL_RULES)})")
+    parts = []
+    if old is not None:
+        observed = ~old.imputed
+        parts.append((old.names, old.code[observed], old.day[observed], old.views[observed]))
+    parts += [(b.names, b.code, b.day, b.views) for b in batches]
+    names = np.unique(np.concatenate([p[0] for p in parts]).astype(str)).astype(object)
+    code = np.concatenate([np.searchsorted(names, p[0].astype(str))[p[1]] for p in parts])
+    day = np.concatenate([p[2] for p in parts]).astype(np.int32)
+    views = np.concatenate([p[3] for p in parts]).astype(np.float64)
+    priority = np.concatenate([np.full(len(p[2]), i, np.int32) for i, p in enumerate(parts)])
+    # sort by (series, day, priority) and keep the last of each (series, day): newer exports win
+    order = np.lexsort((priority, day, code))
+    code, day, views = code[order].astype(np.int32), day[order], views[order]
+    last = np.ones(len(day), bool)
+    last[:-1] = (code[1:] != code[:-1]) | (day[1:] != day[:-1])
+    code, day, views = code[last], day[last], views[last]
+    return complete_daily(names, code, day, views, fill)
+
+
+def complete_daily(
+    names: np.ndarray, code: np.ndarray, day: np.ndarray, views: np.ndarray, fill: str
+) -> ViewsTable:
+    """Observed (series, day) rows sorted and unique -> one row per day from first to last."""
+    present = np.unique(code)
+    first = np.zeros(len(names), np.int64)
+    last = np.full(len(names), -1, np.int64)
+    starts = np.searchsorted(code, present)
+    ends = np.searchsorted(code, present, side="right") - 1
+    first[present], last[present] = day[starts], day[ends]
+    lengths = last - first + 1
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    full_code = np.repeat(np.arange(len(names), dtype=np.int32), lengths)
+    full_day = (first[full_code] + np.arange(offsets[-1]) - offsets[full_code]).astype(np.int32)
+    full_views = np.full(offsets[-1], np.nan)
+    full_views[offsets[code] + day - first[code]] = views
+    imputed = np.isnan(full_views)
+    return ViewsTable(names, full_code, full_day, fill_gaps(full_views, fill), imputed)
+
+
+def fill_gaps(values: np.ndarray, rule: str) -> np.ndarray:
+    """Fill NaN days: linear interpolation between neighbours, last value carried, or zero.
+
+    Series are concatenated but each starts and ends on an observed day, so filling the whole
+    array at once never mixes two series.
+    """
+    gaps = np.isnan(values)
+    if not gaps.any():
+        return values
+    out = values.copy()
+    if rule == "zero":
+        out[gaps] = 0.0
+    elif rule == "ffill":
+        idx = np.where(gaps, 0, np.arange(len(values)))
+        out = out[np.maximum.accumulate(idx)]
+    else:
+        pos = np.arange(len(values))
+        out[gaps] = np.interp(pos[gaps], pos[~gaps], values[~gaps])
+    return out
+
+
+def fix_splits(table: ViewsTable, splits: Splits) -> tuple[Splits, list[str], list[str]]:
+    """Give boundaries to series long enough for them; boundaries already fixed never move."""
+    series = dict(splits.series)
+    newly, unsplit = [], []
+    starts, ends = table.bounds()
+    for i, name in enumerate(table.names):
+        if name in series or starts[i] == ends[i]:
+            continue
+        first, last = int(table.day[starts[i]]), int(table.day[ends[i] - 1])
+        if last - first + 1 <= splits.test_days + splits.val_days:
+            unsplit.append(name)
+            continue
+        test_start = last - splits.test_days + 1
+        series[name] = SeriesSplit(
+            val_start=test_start - splits.val_days,
+            test_start=test_start,
+            private_start=test_start + (splits.test_days + 1) // 2,
+            test_end=last,
+        )
+        newly.append(name)
+    return Splits(splits.test_days, splits.val_days, series), newly, unsplit
+
+
+def diff(old: ViewsTable | None, new: ViewsTable) -> tuple[dict[str, int], dict[str, int]]:
+    """Days added and days whose views (or imputed flag) changed, per series."""
+    added = {str(n): 0 for n in new.names}
+    updated = {str(n): 0 for n in new.names}
+    if old is None:
+        counts = np.bincount(new.code, minlength=len(new.names))
+        return dict(zip(added, counts.tolist(), strict=True)), updated
+    old_in_new = np.searchsorted(new.names, old.names.astype(str))[old.code]
+    starts, _ = new.bounds()
+    first = new.day[np.minimum(starts, len(new) - 1)]
+    pos = starts[old_in_new] + old.day - first[old_in_new]
+    changed = (new.views[pos] != old.views) | (new.imputed[pos] != old.imputed)
+    was_there = np.zeros(len(new), bool)
+    was_there[pos] = True
+    add_counts = np.bincount(new.code[~was_there], minlength=len(new.names))
+    upd_counts = np.bincount(old_in_new[changed], minlength=len(new.names))
+    for i, name in enumerate(new.names):
+        added[str(name)], updated[str(name)] = int(add_counts[i]), int(upd_counts[i])
+    return added, updated
+
+
+# --- the store on disk ------------------------------------------------------------------------
+
+
+class Store:
+    """The workspace's views store. Training-side code calls only `read_dev` and `read_splits`."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.root = ws.store
+
+    def generation(self) -> Path | None:
+        """The live generation folder, or None before the first ingest."""
+        pointer = self.root / "CURRENT"
+        if not pointer.exists():
+            return None
+        return self.root / pointer.read_text().strip()
+
+    def require(self) -> Path:
+        gen = self.generation()
+        if gen is None:
+            raise ViewcastError(f"no data in {self.root}: run `viewcast ingest FILE` first")
+        return gen
+
+    def read_dev(self) -> ViewsTable:
+        """Training and validation days of every split series; never a test day."""
+        return _read_table(self.require() / DEV_FILE)
+
+    def read_sealed(self) -> ViewsTable:
+        """Test days and later. Only ingest (to merge) and the scoring path may call this."""
+        return _read_table(self.require() / SEALED_FILE)
+
+    def read_splits(self) -> Splits:
+        gen = self.generation()
+        if gen is None:
+            return Splits()
+        return Splits.from_json((gen / SPLITS_FILE).read_text())
+
+    def read_manifest(self) -> dict:
+        return json.loads((self.require() / MANIFEST_FILE).read_text())
+
+    def ingest(
+        self,
+        batches: Sequence[Observations],
+        fill: str = "linear",
+        test_days: int = DEFAULT_TEST_DAYS,
+        val_days: int = DEFAULT_VAL_DAYS,
+    ) -> IngestReport:
+        """Merge validated observations; write a new generation only if anything changed."""
+        gen = self.generation()
+        old = _concat(self.read_dev(), self.read_sealed()) if gen is not None else None
+        splits = self.read_splits() if gen is not None else Splits(test_days, val_days)
+        old_fill = self.read_manifest()["fill"] if gen is not None else fill
+        table = merge(old, batches, fill)
+        splits, newly, unsplit = fix_splits(table, splits)
+        added, updated = diff(old, table)
+        imputed = np.bincount(table.code[table.imputed], minlength=len(table.names))
+        changed = old is None or bool(newly) or fill != old_fill or _differs(old, table)
+        report = IngestReport(
+            added={k: v for k, v in added.items() if v},
+            updated={k: v for k, v in updated.items() if v},
+            imputed={str(n): int(c) for n, c in zip(table.names, imputed, strict=True) if c},
+            newly_split=newly,
+            unsplit=unsplit,
+            changed=changed,
+        )
+        if changed:
+            self._write(table, splits, fill)
+        return report
+
+    def _write(self, table: ViewsTable, splits: Splits, fill: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        sealed = table.day >= splits.test_start(table.names)[table.code]
+        manifest = {"fill": fill, "series": _series_summary(table, splits)}
+        tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=self.root))
+        tmp.chmod(0o755)
+        try:
+            _write_table(table.take(~sealed), tmp / DEV_FILE)
+            _write_table(table.take(sealed), tmp / SEALED_FILE)
+            write_text(tmp / SPLITS_FILE, splits.to_json())
+            write_text(tmp / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False))
+            current = self.generation()
+            number = int(current.name.split("-")[1]) + 1 if current is not None else 1
+            final = self.root / f"gen-{number:06d}"
+            os.replace(tmp, final)
+            write_text(self.root / "CURRENT", final.name)  # the commit point
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for stale in self.root.glob("*gen-*"):  # older generations and crashed leftovers
+            if stale.name != final.name:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _series_summary(table: ViewsTable, splits: Splits) -> dict[str, dict]:
+    starts, ends = table.bounds()
+    summary = {}
+    for i, name in enumerate(table.names):
+        if starts[i] == ends[i]:
+            continue
+        split = splits.series.get(name)
+        summary[str(name)] = {
+            "first": _iso(int(table.day[starts[i]])),
+            "last": _iso(int(table.day[ends[i] - 1])),
+            "days": int(ends[i] - starts[i]),
+            "imputed": int(table.imputed[starts[i] : ends[i]].sum()),
+            "val_start": _iso(split.val_start) if split else None,
+            "test_start": _iso(split.test_start) if split else None,
+            "private_start": _iso(split.private_start) if split else None,
+            "test_end": _iso(split.test_end) if split else None,
+        }
+    return summary
+
+
+def _differs(old: ViewsTable, new: ViewsTable) -> bool:
+    if len(old) != len(new) or list(old.names) != list(new.names):
+        return True
+    return not (
+        np.array_equal(old.code, new.code)
+        and np.array_equal(old.day, new.day)
+        and np.array_equal(old.views, new.views)
+        and np.array_equal(old.imputed, new.imputed)
+    )
+
+
+def _concat(a: ViewsTable, b: ViewsTable) -> ViewsTable:
+    names = np.unique(np.concatenate([a.names, b.names]).astype(str)).astype(object)
+    code = np.concatenate(
+        [np.searchsorted(names, t.names.astype(str))[t.code] for t in (a, b)]
+    ).astype(np.int32)
+    day = np.concatenate([a.day, b.day])
+    order = np.lexsort((day, code))
+    return ViewsTable(
+        names,
+        code[order],
+        day[order],
+        np.concatenate([a.views, b.views])[order],
+        np.concatenate([a.imputed, b.imputed])[order],
+    )
+
+
+def _write_table(table: ViewsTable, path: Path) -> None:
+    used = np.unique(table.code)
+    remap = np.full(len(table.names), -1, np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    series = pa.DictionaryArray.from_arrays(
+        pa.array(remap[table.code], pa.int32()), pa.array(table.names[used].astype(str))
+    )
+    arrow = pa.table(
+        {
+            "series_id": series,
+            "date": pa.array(table.day, pa.int32()).cast(pa.date32()),
+            "views": pa.array(table.views, pa.float64()),
+            "imputed": pa.array(table.imputed, pa.bool_()),
+        }
+    )
+    pq.write_table(arrow, path, compression="zstd")
+    fsync(path)
+
+
+def _read_table(path: Path) -> ViewsTable:
+    arrow = pq.read_table(path, read_dictionary=["series_id"]).unify_dictionaries()
+    series = arrow.column("series_id").combine_chunks()
+    if isinstance(series, pa.ChunkedArray):  # an empty table
+        series = pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
+    names = np.asarray(series.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(names.astype(str)) if len(names) else np.array([], np.int64)
+    rank = np.empty(len(names), np.int32)
+    rank[order] = np.arange(len(names), dtype=np.int32)
+    code = rank[series.indices.to_numpy(zero_copy_only=False)] if len(names) else np.array([])
+    return ViewsTable(
+        names[order],
+        code.astype(np.int32),
+        arrow.column("date").cast(pa.int32()).to_numpy().astype(np.int32),
+        arrow.column("views").to_numpy().astype(np.float64),
+        arrow.column("imputed").to_numpy().astype(bool),
+    )
+
+
+def _iso(day: int) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def _day(iso: str) -> int:
+    return int(np.datetime64(iso, "D").astype(np.int64))

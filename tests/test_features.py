@@ -1,0 +1,158 @@
+"""Lag features: lag_j(t) == views(t-j), no leakage, zero-copy windows, test rows never opened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import features as feats
+from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
+from pipeline.ingest import read_views
+from pipeline.store import Store, ViewsTable
+from tests.conftest import synthetic_views, write_totals
+
+
+@pytest.fixture
+def ws(home: Path, raw: Path) -> Workspace:
+    """A workspace holding the Kaggle sample (10 pages) and Peyton Manning (with 59 gaps)."""
+    ws = Workspace(home)
+    Store(ws).ingest(
+        [
+            read_views(raw / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv"),
+            read_views(raw / "wikipedia-peyton-manning" / "views.csv", "pm"),
+        ]
+    )
+    return ws
+
+
+def test_lag_j_of_t_is_the_views_of_t_minus_j(ws: Workspace) -> None:
+    dev = Store(ws).read_dev()
+    lookup = {
+        (str(dev.names[c]), int(d)): v for c, d, v in zip(dev.code, dev.day, dev.views, strict=True)
+    }
+    for n in (1, 7, 56):
+        w = feats.build(ws, feats.FeatureSpec((n,)))[n]
+        x, y = w.x(), w.y()
+        assert x.shape == (len(w), n)
+        rng = np.random.default_rng(n)
+        for row in rng.choice(len(w), 300, replace=False):
+            name, day = str(w.names[w.code[row]]), int(w.day[row])
+            assert y[row] == lookup[(name, day)]
+            for j in range(1, n + 1):
+                assert x[row, j - 1] == lookup[(name, day - j)], (name, day, j)
+
+
+def test_first_n_days_of_each_series_have_no_row(ws: Workspace) -> None:
+    dev = Store(ws).read_dev()
+    starts, _ = dev.bounds()
+    w = feats.build(ws, feats.FeatureSpec((28,)))[28]
+    for code in range(len(dev.names)):
+        first_day = dev.day[starts[code]]
+        assert w.day[w.code == code].min() >= first_day + 28
+
+
+def test_imputed_days_are_inputs_never_targets(ws: Workspace) -> None:
+    dev = Store(ws).read_dev()
+    w = feats.build(ws, feats.FeatureSpec((7,)))[7]
+    assert not dev.imputed[w.target].any()
+    pm = int(np.flatnonzero(dev.names == "pm")[0])
+    assert dev.imputed[dev.code == pm].sum() > 0
+
+
+def test_windows_are_views_not_copies(ws: Workspace) -> None:
+    w = feats.build(ws, feats.FeatureSpec((56,)))[56]
+    assert np.shares_memory(w.windows, w.values)
+    assert w.windows.base is not None
+
+
+def test_changing_a_day_never_changes_the_features_of_earlier_days() -> None:
+    views = synthetic_views(300, seed=4)
+    names = np.array(["a"], dtype=object)
+    day = np.arange(18000, 18300, dtype=np.int32)
+    splits = _splits(day)
+
+    def rows(values: np.ndarray) -> pd.DataFrame:
+        table = ViewsTable(names, np.zeros(300, np.int32), day, values, np.zeros(300, bool))
+        return feats.lag_windows(table, splits, 28).frame().set_index("date")
+
+    base = rows(views)
+    for k in (40, 150, 299):
+        changed = views.copy()
+        changed[k] += 1e6
+        after = rows(changed)
+        cut = pd.Timestamp(np.datetime64(int(day[k]), "D"))
+        pd.testing.assert_frame_equal(base[base.index < cut], after[after.index < cut])
+        assert not base.loc[cut:].equals(after.loc[cut:]), "the change must show from day k on"
+
+
+def test_split_labels_follow_the_boundaries(ws: Workspace) -> None:
+    splits = Store(ws).read_splits()
+    w = feats.build(ws, feats.FeatureSpec((7,)))[7]
+    for code, name in enumerate(w.names):
+        s = splits.series[name]
+        mine = w.code == code
+        assert (w.day[mine & (w.split == 0)] < s.val_start).all()
+        val_days = w.day[mine & (w.split == 1)]
+        assert val_days.min() == s.val_start and val_days.max() == s.test_start - 1
+
+
+def test_features_never_open_the_sealed_test_rows(ws: Workspace, monkeypatch) -> None:
+    opened: list[str] = []
+    real = pq.read_table
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    windows = feats.build(ws, feats.FeatureSpec((1, 7, 28, 56)))
+    assert opened and all(p.endswith("dev.parquet") for p in opened), opened
+    splits = Store(ws).read_splits()
+    for w in windows.values():
+        last_dev = np.array([splits.series[n].test_start for n in w.names])[w.code] - 1
+        assert (w.day <= last_dev).all()
+
+
+def test_log1p_transform_round_trips() -> None:
+    spec = feats.FeatureSpec((7,), "log1p")
+    views = np.array([0.0, 1.0, 1234.0, 379552.0])
+    np.testing.assert_allclose(spec.inverse(spec.forward(views)), views)
+    np.testing.assert_allclose(spec.forward(views), np.log1p(views))
+    with pytest.raises(ViewcastError, match="unknown target transform"):
+        feats.FeatureSpec((7,), "sqrt")
+
+
+def test_features_command_records_spec_and_exports_train_val_rows(
+    cli, home: Path, tmp_path: Path
+) -> None:
+    views = synthetic_views(300, seed=5)
+    cli("ingest", write_totals(tmp_path / "t.csv", views), "--series", "ch")
+    out = tmp_path / "x.parquet"
+    result = cli("features", "--lags", "7,1", "--target-transform", "log1p", "--export", out)
+    assert result.exit_code == 0, result.output
+    spec = feats.load_spec(Workspace(home))
+    assert spec == feats.FeatureSpec((1, 7), "log1p")
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["series_id", "date", "split", "y"] + [
+        f"lag_{j}" for j in range(1, 8)
+    ]
+    assert set(frame.split) == {"train", "val"}
+    assert len(frame) == 300 - 60 - 7  # no test days, and the first 7 days have no row
+    assert (frame.loc[frame.split == "val"].shape[0]) == 60
+    np.testing.assert_array_equal(frame.y.to_numpy(), views[7:240])
+    np.testing.assert_array_equal(frame.lag_7.to_numpy(), views[0:233])
+    csv = tmp_path / "x.csv"
+    assert cli("features", "--lags", "1,7", "--export", csv, "--window", 1).exit_code == 0
+    assert pd.read_csv(csv).shape == (300 - 60 - 1, 5)
+
+
+def _splits(day: np.ndarray):
+    from pipeline.store import SeriesSplit, Splits
+
+    last = int(day[-1])
+    return Splits(60, 60, {"a": SeriesSplit(last - 119, last - 59, last - 29, last)})
