@@ -218,3 +218,109 @@ def _expand(paths: list[Path]) -> list[Path]:
 def _more(total: int) -> None:
     if total > MAX_ROWS:
         console.print(f"... and {total - MAX_ROWS:,} more (use --json for all)")
+
+
+@app.command()
+@guarded
+def train(
+    ctx: typer.Context,
+    lags: Annotated[int, typer.Option(help="Window N: the model sees x_1..x_N.")] = 56,
+    model: Annotated[str, typer.Option(help="linear, sigmoid or relu.")] = "relu",
+    layers: Annotated[int, typer.Option(help="Hidden layers of a relu network (1-6).")] = 3,
+    width: Annotated[int, typer.Option(help="Sigmoids, or units per relu layer.")] = 100,
+    batchnorm: Annotated[bool, typer.Option(help="Batch normalisation after each layer.")] = False,
+    dropout: Annotated[float, typer.Option(help="Dropout after each relu layer.")] = 0.0,
+    target_transform: Annotated[
+        str | None,
+        typer.Option(help="none or log1p (default: what `viewcast features` recorded)."),
+    ] = None,
+    scaling: Annotated[
+        str, typer.Option(help="none, or window-mean: divide each row by its input mean.")
+    ] = "none",
+    optimizer: Annotated[
+        str, typer.Option(help="sgd, momentum, adagrad, rmsprop or adam.")
+    ] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    momentum: Annotated[float, typer.Option(help="Momentum of --optimizer momentum.")] = 0.9,
+    alpha: Annotated[float, typer.Option(help="RMSProp's alpha.")] = 0.99,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
+    schedule: Annotated[
+        str, typer.Option(help="constant, linear, cosine or step (after any warm-up).")
+    ] = "constant",
+    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length.")] = 0.0,
+    step_epochs: Annotated[int, typer.Option(help="Step decay: epochs between decays.")] = 100,
+    gamma: Annotated[float, typer.Option(help="Step decay factor.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(help="Rows per step; 0 = the full batch.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Most epochs to run.")] = 500,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without a better val MAE; 0 = never.")
+    ] = 100,
+    loss: Annotated[str, typer.Option(help="mae (the lecture's L) or mse.")] = "mae",
+    clip: Annotated[float, typer.Option(help="Max gradient norm; 0 = no clipping.")] = 0.0,
+    solver: Annotated[
+        str, typer.Option(help="gd, or lstsq: closed-form least squares (linear model).")
+    ] = "gd",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    amp: Annotated[bool, typer.Option(help="bfloat16 mixed precision on CUDA.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for weights and batch order.")] = 0,
+    series: Annotated[
+        list[str] | None, typer.Option(help="Train on these series only (repeat the option).")
+    ] = None,
+) -> None:
+    """Train one model on the training days, early-stop on validation, log it to MLflow."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.models import ModelConfig
+    from pipeline.train import TrainConfig, fit
+
+    ws: Workspace = ctx.obj
+    spec = feats.load_spec(ws)
+    transform = target_transform or spec.target_transform
+    mcfg = ModelConfig(
+        lags=lags, model=model, layers=layers, width=width, batchnorm=batchnorm,
+        dropout=dropout, target_transform=transform, scaling=scaling,
+    )  # fmt: skip
+    tcfg = TrainConfig(
+        optimizer=optimizer, lr=lr, momentum=momentum, alpha=alpha, weight_decay=weight_decay,
+        schedule=schedule, warmup_epochs=warmup_epochs, step_epochs=step_epochs, gamma=gamma,
+        batch_size=batch_size, epochs=epochs, patience=patience, loss=loss, clip=clip,
+        solver=solver, seed=seed, device=device, amp=amp,
+    )  # fmt: skip
+    windows = feats.select_series(
+        feats.build(ws, feats.FeatureSpec((lags,), transform))[lags], series
+    )
+    progress = Progress(
+        TextColumn("[bold]epoch"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("train loss {task.fields[loss]:.4g}  val MAE {task.fields[val]:,.1f}"),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("train", total=epochs, loss=float("nan"), val=float("nan"))
+
+        def on_epoch(epoch: int, record: dict[str, float]) -> None:
+            progress.update(task, completed=epoch, loss=record["train_loss"], val=record["val_mae"])
+
+        result = fit(windows, mcfg, tcfg, on_epoch)
+    data = feats.describe(ws, windows)
+    run_id = tracking.log_training(ws, windows, mcfg, tcfg, result, data)
+    table = Table(
+        "train MAE", "val MAE", "epochs run", "best epoch", "seconds", "device", "run id",
+        title=f"{model} on {lags} days ({optimizer}, lr {lr:g})",
+    )  # fmt: skip
+    table.add_row(
+        f"{result.train_mae:,.1f}",
+        f"{result.val_mae:,.1f}",
+        str(result.epochs_run),
+        str(result.best_epoch),
+        f"{result.seconds:.1f}",
+        result.device,
+        run_id,
+    )
+    console.print(table)
+    console.print(f"MLflow: `viewcast ui` or `mlflow ui --backend-store-uri {ws.tracking_uri}`")

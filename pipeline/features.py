@@ -171,3 +171,38 @@ def export(windows: LagWindows, path: Path) -> None:
         atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
     else:
         atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def select_series(windows: LagWindows, names: list[str] | None) -> LagWindows:
+    """The rows of the named series only (all rows when `names` is empty)."""
+    if not names:
+        return windows
+    unknown = sorted(set(names) - set(windows.names.astype(str)))
+    if unknown:
+        raise ViewcastError(f"unknown series (not split or not ingested): {', '.join(unknown)}")
+    keep = np.isin(windows.names.astype(str)[windows.code], names)
+    return LagWindows(
+        windows.n,
+        windows.names,
+        windows.values,
+        windows.target[keep],
+        windows.code[keep],
+        windows.day[keep],
+        windows.split[keep],
+    )
+
+
+def describe(ws: Workspace, windows: LagWindows) -> dict:
+    """The data.* params of a run: which store generation, series and rows it saw."""
+    gen = Store(ws).generation()
+    series = np.unique(windows.code)
+    names = windows.names[series].astype(str)
+    return {
+        "store_generation": gen.name if gen else "",
+        "source": str(gen / "dev.parquet") if gen else "",
+        "series_count": len(series),
+        "series": ",".join(names[:5]) + (f",... ({len(names)})" if len(names) > 5 else ""),
+        "lags": windows.n,
+        "rows_train": int((windows.split == 0).sum()),
+        "rows_val": int((windows.split == 1).sum()),
+    }

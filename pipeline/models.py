@@ -1,0 +1,153 @@
+"""The lecture's models, wrapped so that views go in and views come out.
+
+L1: linear  y = b + sum_j w_j x_j
+L2: sigmoid y = b + c^T sigmoid(b + W x), then ReLU networks of `layers` hidden layers
+L8: optional batch normalisation (moving averages at evaluation) and dropout
+
+`ViewsModel` holds everything between raw lag windows and views as buffers, so a saved state_dict
+plus its `ModelConfig` reproduce predictions exactly:
+    views -> target transform (none | log1p) -> per-series scale (none | window mean)
+          -> feature standardisation (training statistics) -> net -> back again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.errors import ViewcastError
+
+MODEL_FAMILIES = ("linear", "sigmoid", "relu")
+SCALINGS = ("none", "window-mean")
+STATE_FILE, CONFIG_FILE = "state.pt", "model.json"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model before its weights are loaded."""
+
+    lags: int = 56
+    model: str = "relu"
+    layers: int = 3
+    width: int = 100
+    batchnorm: bool = False
+    dropout: float = 0.0
+    target_transform: str = "none"
+    scaling: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_FAMILIES:
+            raise ViewcastError(f"unknown model {self.model!r} (choose from linear, sigmoid, relu)")
+        if self.model == "relu" and not 1 <= self.layers <= 6:
+            raise ViewcastError(f"--layers must be 1 to 6, got {self.layers}")
+        if self.width < 1 or self.lags < 1:
+            raise ViewcastError("--width and --lags must be positive")
+        if self.scaling not in SCALINGS:
+            raise ViewcastError(f"unknown scaling {self.scaling!r} (choose from none, window-mean)")
+        if not 0 <= self.dropout < 1:
+            raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+def build_net(cfg: ModelConfig) -> nn.Module:
+    """The function with unknowns, on standardised inputs."""
+    if cfg.model == "linear":
+        return nn.Linear(cfg.lags, 1)
+    if cfg.model == "sigmoid":
+        return nn.Sequential(nn.Linear(cfg.lags, cfg.width), nn.Sigmoid(), nn.Linear(cfg.width, 1))
+    blocks: list[nn.Module] = []
+    fan_in = cfg.lags
+    for _ in range(cfg.layers):
+        blocks.append(nn.Linear(fan_in, cfg.width))
+        if cfg.batchnorm:
+            blocks.append(nn.BatchNorm1d(cfg.width))
+        blocks.append(nn.ReLU())
+        if cfg.dropout:
+            blocks.append(nn.Dropout(cfg.dropout))
+        fan_in = cfg.width
+    blocks.append(nn.Linear(fan_in, 1))
+    return nn.Sequential(*blocks)
+
+
+class ViewsModel(nn.Module):
+    """Lag windows in views (lag_1..lag_N) -> tomorrow's views, with all scaling inside."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = build_net(cfg)
+        for name, size in (("x_mean", cfg.lags), ("x_std", cfg.lags), ("y_mean", 1), ("y_std", 1)):
+            self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+
+    # --- the scaled space the net is fitted in ---
+    def _transform(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(v) if self.cfg.target_transform == "log1p" else v
+
+    def _untransform(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.expm1(v) if self.cfg.target_transform == "log1p" else v
+
+    def scale_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-row scale: 1, or the mean of the (transformed) input window + 1 (for zero days)."""
+        if self.cfg.scaling == "none":
+            return torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        return self._transform(x).mean(dim=1, keepdim=True) + 1.0
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """Views -> standardised inputs (and targets), as the net sees them."""
+        scale = self.scale_of(x)
+        xs = (self._transform(x) / scale - self.x_mean) / self.x_std
+        if y is None:
+            return xs, None, scale
+        ys = (self._transform(y).unsqueeze(1) / scale - self.y_mean) / self.y_std
+        return xs, ys, scale
+
+    def decode(self, out: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The net's output -> views."""
+        return self._untransform((out * self.y_std + self.y_mean) * scale).squeeze(1)
+
+    @torch.no_grad()
+    def fit_normalisation(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Feature and target statistics from the training rows only."""
+        scale = self.scale_of(x)
+        xs = self._transform(x) / scale
+        ys = self._transform(y).unsqueeze(1) / scale
+        self.x_mean.copy_(xs.mean(0))
+        self.x_std.copy_(xs.std(0).clamp_min(1e-6))
+        self.y_mean.copy_(ys.mean(0))
+        self.y_std.copy_(ys.std(0).clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs, _, scale = self.encode(x)
+        return self.decode(self.net(xs), scale)
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray, batch: int = 262_144) -> np.ndarray:
+        """Views of the day after each window (rows of lag_1..lag_N views), in evaluation mode."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        out = [
+            self(torch.as_tensor(x[i : i + batch], dtype=torch.float32, device=device)).cpu()
+            for i in range(0, len(x), batch)
+        ]
+        self.train(was_training)
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+def save(model: ViewsModel, folder: Path) -> None:
+    """state_dict + config: the exact model, loadable without pickled classes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / STATE_FILE)
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
+
+
+def load(folder: Path) -> ViewsModel:
+    """Rebuild a saved model on the CPU, in evaluation mode."""
+    cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+    model = ViewsModel(cfg)
+    model.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+    return model.eval()
