@@ -17,13 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## ingest the shipped demo data and build the lag features
+run: $(STAMP)  ## the main job on the shipped demo data: ingest, features, train two models
 	$(BIN)/viewcast ingest data/raw/codingtrain-2021/Totals.csv --series codingtrain
 	$(BIN)/viewcast ingest data/raw/wholebrainhealth/Totals.csv --series wholebrainhealth
 	$(BIN)/viewcast ingest data/raw/wikipedia-peyton-manning/views.csv --series peyton-manning
 	$(BIN)/viewcast ingest data/raw/wikipedia-kaggle10/wikipedia_traffic_daily.csv
-	$(BIN)/viewcast features --lags 1,7,28,56
+	$(BIN)/viewcast features --lags 1,7,28,56 --target-transform log1p
 	$(BIN)/viewcast status
+	$(BIN)/viewcast train --model linear --lags 7 --solver lstsq --scaling window-mean
+	$(BIN)/viewcast train --model relu --lags 56 --layers 2 --width 64 --scaling window-mean \
+		--epochs 300 --patience 50 --lr 3e-3
 
 test: $(STAMP)  ## run the test suite (and ruff)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/pytest -q
@@ -38,9 +41,10 @@ format: $(STAMP)  ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## benchmarks against peers (installs the bench extra)
+bench: $(STAMP)  ## benchmarks against peers (installs the bench extra; minutes, ~15 GB peak)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_train.py
 
 clean:  ## remove the venv and generated data (data/raw stays)
-	rm -rf $(VENV) data/store data/features mlruns/mlflow.db reports
+	rm -rf $(VENV) data/store data/features mlruns/mlflow.db mlruns/artifacts reports bench/out

@@ -311,7 +311,8 @@ def train(
     run_id = tracking.log_training(ws, windows, mcfg, tcfg, result, data)
     table = Table(
         "train MAE", "val MAE", "epochs run", "best epoch", "seconds", "device", "run id",
-        title=f"{model} on {lags} days ({optimizer}, lr {lr:g})",
+        title=f"{model} on {lags} days "
+        + ("(closed-form least squares)" if solver == "lstsq" else f"({optimizer}, lr {lr:g})"),
     )  # fmt: skip
     table.add_row(
         f"{result.train_mae:,.1f}",
@@ -323,4 +324,4 @@ def train(
         run_id,
     )
     console.print(table)
-    console.print(f"MLflow: `viewcast ui` or `mlflow ui --backend-store-uri {ws.tracking_uri}`")
+    console.print(f"compare runs in the MLflow UI: mlflow ui --backend-store-uri {ws.tracking_uri}")
