@@ -74,6 +74,24 @@ def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path)
     np.testing.assert_array_equal(pred, again)
 
 
+def test_train_never_opens_the_sealed_test_rows(cli, raw: Path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
+    cli("features", "--lags", "7")
+    opened: list[str] = []
+    real = pq.read_table
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    result = cli("train", "--lags", 7, "--model", "linear", "--epochs", 3)
+    assert result.exit_code == 0, result.output
+    assert opened and all(p.endswith("dev.parquet") for p in opened), opened
+
+
 def test_train_refuses_bad_options_in_one_line(cli, home: Path, raw: Path) -> None:
     cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
     assert cli("train").exit_code == 2  # no features yet

@@ -132,3 +132,29 @@ def test_bad_configs_are_refused(coding_train) -> None:
             TrainConfig(device="cuda") and fit(
                 coding_train[7], ModelConfig(7, "linear"), TrainConfig(device="cuda")
             )
+
+
+def test_gradient_clipping_bounds_the_step(coding_train) -> None:
+    cfg = ModelConfig(7, "linear")
+    initial = fit(coding_train[7], cfg, TrainConfig(epochs=0)).model  # same seed: same start
+    start = torch.cat([p.detach().flatten() for p in initial.net.parameters()])
+    result = fit(
+        coding_train[7],
+        cfg,
+        TrainConfig(optimizer="sgd", lr=1.0, clip=0.01, epochs=1, patience=0, restore_best=False),
+    )
+    end = torch.cat([p.detach().flatten() for p in result.model.net.parameters()])
+    assert result.history["grad_norm"][0] > 0.01, "the unclipped norm is what gets recorded"
+    assert torch.linalg.vector_norm(end - start) <= 0.01 + 1e-6
+
+
+def test_fit_follows_the_warmup_schedule_step_by_step(coding_train) -> None:
+    from pipeline.optim import get_lr
+
+    tcfg = TrainConfig(
+        epochs=12, batch_size=0, lr=0.01, schedule="cosine", warmup_epochs=4, patience=0
+    )
+    result = fit(coding_train[7], ModelConfig(7, "linear"), tcfg)
+    expected = [get_lr(s, 12, 0.01, "cosine", warmup_steps=4) for s in range(12)]
+    assert result.history["lr"] == pytest.approx(expected)
+    assert result.history["lr"][:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])
