@@ -86,6 +86,8 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(path, "is a folder, not a CSV file") from None
     except OSError as err:
         raise InputError(path, f"cannot read: {err.strerror}") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(path, "UTF-16 text: save the export as a UTF-8 CSV file")
     raw = raw.removeprefix(b"\xef\xbb\xbf")
     head = raw[:_SNIFF_BYTES]
     if not raw.strip():
@@ -204,12 +206,9 @@ def _youtube(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series
 
 def _long(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series: str | None):
     rows = np.arange(table.num_rows)
-    ids = pc.utf8_trim_whitespace(
-        table.column(_column(path, lowered, "series_id", "channel", "page"))
+    ids = _series_ids(
+        path, raw, table.column(_column(path, lowered, "series_id", "channel", "page"))
     )
-    empty = np.flatnonzero(pc.equal(ids, "").to_numpy(zero_copy_only=False))
-    if len(empty):
-        raise InputError(path, "empty series id", line=_line_of(raw, int(empty[0])))
     days = _parse_days(path, raw, table.column(_column(path, lowered, "date")), rows)
     views = _parse_views(path, raw, table.column(_column(path, lowered, "views", "value")), rows)
     return ids, days, views, rows
@@ -223,12 +222,21 @@ def _kaggle_wide(path: Path, raw: bytes, table: pa.Table, lowered: list[str], se
     views = np.column_stack(
         [_parse_views(path, raw, table.column(j + 1), rows) for j in range(n_days)]
     )
-    ids = pc.take(pc.utf8_trim_whitespace(table.column(0)), pa.array(np.repeat(rows, n_days)))
+    ids = pc.take(_series_ids(path, raw, table.column(0)), pa.array(np.repeat(rows, n_days)))
     days = np.tile(days_per_column, n_rows)
     return ids, days, views.reshape(-1), np.repeat(rows, n_days)
 
 
 # --- parsing cells ----------------------------------------------------------------------------
+
+
+def _series_ids(path: Path, raw: bytes, values: pa.Array) -> pa.Array:
+    """Trimmed series ids; an empty one raises."""
+    ids = pc.utf8_trim_whitespace(values)
+    empty = np.flatnonzero(pc.equal(ids, "").to_numpy(zero_copy_only=False))
+    if len(empty):
+        raise InputError(path, "empty series id", line=_line_of(raw, int(empty[0])))
+    return ids
 
 
 def _parse_days(

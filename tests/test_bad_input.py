@@ -26,6 +26,8 @@ BAD_FILES = {
     ),
     "html": (b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", None, "HTML page"),
     "binary": (bytes(range(256)) * 4, None, "binary data"),
+    "utf16": ("Date,Views\n2021-01-01,3\n".encode("utf-16"), None, "UTF-16 text"),
+    "empty_page": (b"Page,2021-01-01,2021-01-02\nA_en,1,2\n ,3,4\n", 3, "empty series id"),
     "ragged": (b"Date,Views\n2021-01-01,3\n2021-01-02,4,9\n", 3, "malformed CSV"),
 }
 

@@ -173,3 +173,13 @@ def test_store_generation_swap_leaves_no_partial_state(home: Path, raw: Path) ->
         store_module._write_table = original
     assert snapshot(home) == before
     assert not list((home / "data" / "store").glob(".gen-*"))
+
+
+def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) -> None:
+    views = synthetic_views(200, seed=6)
+    first = write_totals(tmp_path / "first.csv", views)
+    revised = views.copy()
+    revised[10] += 5
+    second = write_totals(tmp_path / "second.csv", revised)
+    assert cli("ingest", first, second, "--series", "ch").exit_code == 0
+    assert _views(Store(Workspace(home)), "ch").iloc[10] == views[10] + 5

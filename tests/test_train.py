@@ -158,3 +158,15 @@ def test_fit_follows_the_warmup_schedule_step_by_step(coding_train) -> None:
     expected = [get_lr(s, 12, 0.01, "cosine", warmup_steps=4) for s in range(12)]
     assert result.history["lr"] == pytest.approx(expected)
     assert result.history["lr"][:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])
+
+
+def test_normalisation_uses_training_rows_only(coding_train) -> None:
+    windows = coding_train[7]
+    result = fit(windows, ModelConfig(7, "linear"), TrainConfig(solver="lstsq"))
+    train_x = windows.x(windows.rows("train"))
+    everything = windows.x()
+    np.testing.assert_allclose(result.model.x_mean.numpy(), train_x.mean(0), rtol=1e-5)
+    assert not np.allclose(result.model.x_mean.numpy(), everything.mean(0), rtol=1e-3)
+    np.testing.assert_allclose(
+        result.model.y_mean.numpy(), windows.y(windows.rows("train")).mean(), rtol=1e-5
+    )
