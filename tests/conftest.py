@@ -42,6 +42,22 @@ def cli(home: Path):
     return invoke
 
 
+@pytest.fixture
+def parquet_opens(monkeypatch) -> list[str]:
+    """Every path pyarrow.parquet.read_table opens from now on in this test."""
+    import pyarrow.parquet as pq
+
+    opened: list[str] = []
+    real = pq.read_table
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    return opened
+
+
 def synthetic_views(days: int = 400, seed: int = 0, level: float = 1000.0) -> np.ndarray:
     """A seeded daily series with trend, weekly cycle, noise and a few spikes."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline import features as feats
@@ -101,17 +100,9 @@ def test_split_labels_follow_the_boundaries(ws: Workspace) -> None:
         assert val_days.min() == s.val_start and val_days.max() == s.test_start - 1
 
 
-def test_features_never_open_the_sealed_test_rows(ws: Workspace, monkeypatch) -> None:
-    opened: list[str] = []
-    real = pq.read_table
-
-    def spy(path, *args, **kwargs):
-        opened.append(str(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(pq, "read_table", spy)
+def test_features_never_open_the_sealed_test_rows(ws: Workspace, parquet_opens) -> None:
     windows = feats.build(ws, feats.FeatureSpec((1, 7, 28, 56)))
-    assert opened and all(p.endswith("dev.parquet") for p in opened), opened
+    assert parquet_opens and all(p.endswith("dev.parquet") for p in parquet_opens), parquet_opens
     splits = Store(ws).read_splits()
     for w in windows.values():
         last_dev = np.array([splits.series[n].test_start for n in w.names])[w.code] - 1

@@ -74,19 +74,10 @@ def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path)
     np.testing.assert_array_equal(pred, again)
 
 
-def test_train_never_opens_the_sealed_test_rows(cli, raw: Path, monkeypatch) -> None:
-    import pyarrow.parquet as pq
-
+def test_train_never_opens_the_sealed_test_rows(cli, raw: Path, request) -> None:
     cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
     cli("features", "--lags", "7")
-    opened: list[str] = []
-    real = pq.read_table
-
-    def spy(path, *args, **kwargs):
-        opened.append(str(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(pq, "read_table", spy)
+    opened = request.getfixturevalue("parquet_opens")  # spy only from here on
     result = cli("train", "--lags", 7, "--model", "linear", "--epochs", 3)
     assert result.exit_code == 0, result.output
     assert opened and all(p.endswith("dev.parquet") for p in opened), opened
