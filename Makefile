@@ -30,8 +30,7 @@ run: $(STAMP)  ## the main job on the shipped demo data: ingest, features, train
 
 test: $(STAMP)  ## run the test suite (and ruff)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/pytest -q
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory lint
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .

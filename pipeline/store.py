@@ -291,10 +291,12 @@ class Store:
         splits, newly, unsplit = fix_splits(table, splits)
         added, updated = diff(old, table)
         imputed = np.bincount(table.code[table.imputed], minlength=len(table.names))
-        changed = old is None or bool(newly) or fill != old_fill or _differs(old, table)
+        added = {k: v for k, v in added.items() if v}
+        updated = {k: v for k, v in updated.items() if v}
+        changed = old is None or bool(added or updated or newly) or fill != old_fill
         report = IngestReport(
-            added={k: v for k, v in added.items() if v},
-            updated={k: v for k, v in updated.items() if v},
+            added=added,
+            updated=updated,
             imputed={str(n): int(c) for n, c in zip(table.names, imputed, strict=True) if c},
             newly_split=newly,
             unsplit=unsplit,
@@ -346,17 +348,6 @@ def _series_summary(table: ViewsTable, splits: Splits) -> dict[str, dict]:
             "test_end": _iso(split.test_end) if split else None,
         }
     return summary
-
-
-def _differs(old: ViewsTable, new: ViewsTable) -> bool:
-    if len(old) != len(new) or list(old.names) != list(new.names):
-        return True
-    return not (
-        np.array_equal(old.code, new.code)
-        and np.array_equal(old.day, new.day)
-        and np.array_equal(old.views, new.views)
-        and np.array_equal(old.imputed, new.imputed)
-    )
 
 
 def _concat(a: ViewsTable, b: ViewsTable) -> ViewsTable:

@@ -169,7 +169,7 @@ def _descend(
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> TrainResult:
     n = len(ys_tr)
-    batch = n if tcfg.batch_size in (0,) or tcfg.batch_size >= n else tcfg.batch_size
+    batch = n if tcfg.batch_size == 0 else min(tcfg.batch_size, n)
     steps_per_epoch = math.ceil(n / batch)
     total_steps = tcfg.epochs * steps_per_epoch
     warmup_steps = round(tcfg.warmup_epochs * steps_per_epoch)
@@ -218,16 +218,12 @@ def _descend(
         # validation MAE in views: the one host sync of the epoch
         model.eval()
         with torch.no_grad():
-            val_mae = mae(model.decode(model.net(xs_va), scale_va), y_va) if len(y_va) else None
-            stats = torch.stack(
-                [
-                    loss_sum / n,
-                    norm_sum / steps_per_epoch,
-                    val_mae if val_mae is not None else loss_sum,
-                ]
+            pred_va = model.decode(model.net(xs_va), scale_va)
+            val_mae = mae(pred_va, y_va) if len(y_va) else torch.full((), math.nan, device=device)
+            train_loss, grad_norm, val = torch.stack(
+                [loss_sum / n, norm_sum / steps_per_epoch, val_mae]
             ).tolist()
-        record = {"train_loss": stats[0], "grad_norm": stats[1], "lr": lr}
-        record["val_mae"] = stats[2] if val_mae is not None else math.nan
+        record = {"train_loss": train_loss, "grad_norm": grad_norm, "lr": lr, "val_mae": val}
         for key, value in record.items():
             history[key].append(value)
         if on_epoch is not None:
