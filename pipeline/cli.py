@@ -84,14 +84,25 @@ def ingest(
     ] = DEFAULT_VAL_DAYS,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
+    files = _expand(paths)
+    _ingest(ctx.obj, [(path, series) for path in files], fmt, fill, test_days, val_days)
+
+
+def _ingest(
+    ws: Workspace,
+    files: list[tuple[Path, str | None]],
+    fmt: str = "auto",
+    fill: str = "linear",
+    test_days: int = DEFAULT_TEST_DAYS,
+    val_days: int = DEFAULT_VAL_DAYS,
+) -> None:
+    """Read (file, series id) pairs and merge them into the store in one write, with a table."""
     from pipeline.ingest import read_views
     from pipeline.store import Store
 
-    ws: Workspace = ctx.obj
     if test_days < 2 or val_days < 1:
         raise ViewcastError("--test-days must be at least 2 and --val-days at least 1")
-    files = _expand(paths)
-    batches = [read_views(path, series=series, fmt=fmt) for path in files]
+    batches = [read_views(path, series=name, fmt=fmt) for path, name in files]
     store = Store(ws)
     fixed = store.read_splits()
     if store.generation() is not None and (fixed.test_days, fixed.val_days) != (
@@ -104,7 +115,7 @@ def ingest(
             err=True,
         )
     report = store.ingest(batches, fill=fill, test_days=test_days, val_days=val_days)
-    for path, batch in zip(files, batches, strict=True):
+    for (path, _), batch in zip(files, batches, strict=True):
         console.print(f"read {path}: {len(batch):,} days of {len(batch.names):,} series")
     added, updated = sum(report.added.values()), sum(report.updated.values())
     if not report.changed:
@@ -325,3 +336,274 @@ def train(
     )
     console.print(table)
     console.print(f"compare runs in the MLflow UI: mlflow ui --backend-store-uri {ws.tracking_uri}")
+
+
+# --- model selection and the sealed test -------------------------------------------------------
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:,.1f}"
+
+
+def _run_sweep(ws: Workspace, grid: str, folds: int, max_minutes: float | None):
+    """Sweep with a progress bar on a terminal and one line per configuration in logs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pipeline import selection
+
+    candidates = selection.load_grid(grid)
+    progress = Progress(
+        TextColumn("[bold]sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[name]}"),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("sweep", total=len(candidates) + 3, name="")
+
+        def on_step(done: int, total: int, cand, val_mae: float | None) -> None:
+            progress.update(task, completed=done, total=total, name=cand.name)
+            if val_mae is not None:
+                console.print(f"[{done}/{total}] {cand.name}: val MAE {_fmt(val_mae)}")
+
+        report = selection.sweep(ws, grid, candidates, folds, max_minutes, on_step)
+    resumed = f", {report.resumed} already done (resumed)" if report.resumed else ""
+    cut = f", {report.skipped} left out by --max-minutes" if report.skipped else ""
+    failed = f", {report.failed} failed (see their runs' error tag)" if report.failed else ""
+    console.print(
+        f"sweep {grid}: {report.ran} of {report.total} configurations trained in "
+        f"{report.seconds:.0f} s{resumed}{cut}{failed}; parent run {report.run_id}"
+    )
+    return report
+
+
+@app.command()
+@guarded
+def sweep(
+    ctx: typer.Context,
+    grid: Annotated[
+        str, typer.Option(help="lecture, default, or a TOML file ([base] and [grid] tables).")
+    ] = "default",
+    folds: Annotated[
+        int, typer.Option(help="Rolling-origin validation windows; the score is their mean.")
+    ] = 1,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop starting configurations after this long.")
+    ] = None,
+) -> None:
+    """Train a grid (plus the baselines) as nested MLflow runs; re-running resumes it."""
+    _run_sweep(ctx.obj, grid, folds, max_minutes)
+
+
+def _selection_table(selection, top: int) -> Table:
+    table = Table(
+        "rank", "configuration", selection.metric, "train MAE", "run id",
+        title=f"sweep {selection.sweep_id}: ranked by {selection.metric} (validation only)",
+    )  # fmt: skip
+    for rank, row in enumerate(selection.ranking[:top], start=1):
+        name = row.name + (" (baseline)" if row.baseline else "")
+        table.add_row(str(rank), name, _fmt(row.score), _fmt(row.train_mae), row.run_id)
+    return table
+
+
+@app.command()
+@guarded
+def select(
+    ctx: typer.Context,
+    metric: Annotated[str, typer.Option(help="A validation metric of the runs.")] = "val_mae",
+    sweep_run: Annotated[
+        str | None, typer.Option("--sweep", help="Parent run id (default: the latest sweep).")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Rows of the table.")] = 10,
+) -> None:
+    """Pick the champion on validation MAE and register it with the alias `champion`."""
+    from pipeline import selection as sel
+    from pipeline.tracking import REGISTERED_MODEL
+
+    chosen = sel.select(ctx.obj, metric, sweep_run)
+    console.print(_selection_table(chosen, top))
+    console.print(
+        f"champion: {chosen.champion.name} (run {chosen.champion.run_id}), registered as "
+        f"{REGISTERED_MODEL} version {chosen.version}, alias champion"
+    )
+
+
+@app.command()
+@guarded
+def submit(
+    ctx: typer.Context,
+    run_id: Annotated[str | None, typer.Argument(help="A training run id.")] = None,
+    champion: Annotated[bool, typer.Option(help="Submit the champion (the default).")] = False,
+) -> None:
+    """Score a run on the public half of the test days (a budget of submissions per day)."""
+    from pipeline import holdout, selection
+
+    if run_id is not None and champion:
+        raise ViewcastError("give a RUN_ID or --champion, not both")
+    chosen = run_id or selection.champion_run(ctx.obj)
+    result = holdout.submit(ctx.obj, chosen)
+    console.print(
+        f"{result.name} (run {result.source_run_id}): public MAE {_fmt(result.public_mae)}, "
+        f"val MAE {_fmt(result.val_mae)}; submission {result.used} of {result.budget} today; "
+        f"recorded as run {result.run_id}"
+    )
+
+
+@app.command()
+@guarded
+def leaderboard(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The submissions so far, best public MAE first."""
+    from pipeline import holdout
+
+    rows = holdout.leaderboard(ctx.obj)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table("#", "submitted (UTC)", "configuration", "val MAE", "public MAE", "run id",
+                  title="public leaderboard")  # fmt: skip
+    for rank, row in enumerate(rows[:MAX_ROWS], start=1):
+        table.add_row(str(rank), row["submitted"], row["name"], _fmt(row["val_mae"]),
+                      _fmt(row["public_mae"]), row["run_id"])  # fmt: skip
+    console.print(table)
+    _more(len(rows))
+
+
+def _final_table(payload: dict, baselines: tuple[str, ...] | None = None) -> Table:
+    """The final scores: the finalized runs, then the baselines (all, or the named ones)."""
+    periods = ("val", "public", "private", "test")
+    table = Table("model", "val MAE", "public MAE", "private MAE", "test MAE",
+                  title="final test (one day ahead, MAE in views)")  # fmt: skip
+    for entry in payload["runs"]:
+        star = " (champion)" if entry["run_id"] == payload["champion"]["run_id"] else ""
+        table.add_row(entry["name"] + star, *(_fmt(entry[f"{p}_mae"]) for p in periods))
+    for name, scores in payload["baselines"].items():
+        if baselines is None or name in baselines:
+            table.add_row(f"{name} (baseline)", *(_fmt(scores[f"{p}_mae"]) for p in periods))
+    return table
+
+
+@app.command()
+@guarded
+def finalize(
+    ctx: typer.Context,
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="One or two run ids (default: the champion).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Reveal the private test score, once: writes reports/final.json, final.md and final.png."""
+    from pipeline import holdout, selection
+
+    ws: Workspace = ctx.obj
+    try:
+        champion = selection.champion_run(ws)
+    except ViewcastError:
+        if not run_ids:
+            raise
+        champion = None
+    payload = holdout.finalize(ws, run_ids or [champion], champion)
+    if as_json:
+        typer.echo(json.dumps(payload, indent=1))
+        return
+    console.print(_final_table(payload))
+    console.print(f"report: {payload['report']} (MLflow run {payload['final_run_id']})")
+
+
+# --- the main job and the UI -------------------------------------------------------------------
+
+
+@app.command("run")
+@guarded
+def run_all(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="CSV exports or folders (default: the shipped demo data)."),
+    ] = None,
+    grid: Annotated[str, typer.Option(help="lecture, default or a TOML grid file.")] = "default",
+    max_minutes: Annotated[
+        float, typer.Option(help="Time budget of the sweep (the grid is cut to fit).")
+    ] = 5.0,
+    folds: Annotated[int, typer.Option(help="Rolling-origin validation windows.")] = 1,
+    target_transform: Annotated[
+        str, typer.Option(help="Recorded feature spec: none or log1p.")
+    ] = "log1p",
+) -> None:
+    """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
+    from pipeline import features as feats
+    from pipeline import holdout, selection
+    from pipeline.config import DEMO_FILES
+
+    ws: Workspace = ctx.obj
+    if paths:
+        files = [(path, None) for path in _expand(paths)]
+    else:
+        root = ws.demo_data
+        files = [(root / name, series) for name, series in DEMO_FILES.items()]
+        missing = [str(path) for path, _ in files if not path.is_file()]
+        if missing:
+            raise ViewcastError(f"no demo data at {missing[0]}: give export files to ingest")
+    console.rule("1. ingest")
+    _ingest(ws, files)
+    console.rule("2. features")
+    spec = feats.FeatureSpec(target_transform=target_transform)
+    summary = feats.summarise(feats.build(ws, spec))
+    feats.save_spec(ws, spec, summary)
+    rows = ", ".join(f"{r['window']} days: {r['train_rows']:,}/{r['val_rows']:,}" for r in summary)
+    console.print(f"lag windows (train/val rows): {rows}")
+    console.rule("3. sweep")
+    _run_sweep(ws, grid, folds, max_minutes)
+    console.rule("4. select (validation only)")
+    chosen = selection.select(ws)
+    console.print(_selection_table(chosen, 5))
+    console.rule("5. sealed test")
+    try:
+        payload = holdout.read_final(ws)
+        console.print(
+            f"the test was finalized on {payload['finalized_at']}: it is revealed once per "
+            "workspace, so this run shows that result (use a new --home for a fresh test)"
+        )
+    except ViewcastError:
+        result = holdout.submit(ws, chosen.champion.run_id)
+        console.print(f"submitted the champion: public MAE {_fmt(result.public_mae)}")
+        payload = holdout.finalize(ws, [chosen.champion.run_id], chosen.champion.run_id)
+    console.rule("summary")
+    console.print(_final_table(payload, baselines=("naive", "seasonal-naive")))
+    console.print(f"report: {ws.reports / 'final.md'}")
+    console.print(
+        "compare the sweep's runs: viewcast ui, then open http://127.0.0.1:5000 (experiment "
+        "'viewcast': the sweep is the parent run; tick its children and press Compare)"
+    )
+
+
+@app.command()
+@guarded
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 against this workspace's store (Ctrl-C stops it)."""
+    import subprocess
+    import sys
+
+    from pipeline import tracking
+
+    ws: Workspace = ctx.obj
+    tracking.connect(ws)  # the store and experiment exist before the server reads them
+    command = [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.tracking_uri,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    console.print(f"MLflow UI for {ws.home}: http://127.0.0.1:{port} (Ctrl-C stops it)")
+    try:
+        code = subprocess.call(command)
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise ViewcastError(f"the MLflow UI exited with code {code} (is port {port} taken?)")

@@ -10,6 +10,13 @@ HOME_ENV = "VIEWCAST_HOME"
 DEFAULT_TEST_DAYS = 60
 DEFAULT_VAL_DAYS = 60
 DEFAULT_LAGS = (1, 7, 28, 56)
+# the shipped demo data (data/raw, see each folder's SOURCE.md): file -> series id
+DEMO_FILES = {
+    "codingtrain-2021/Totals.csv": "codingtrain",
+    "wholebrainhealth/Totals.csv": "wholebrainhealth",
+    "wikipedia-peyton-manning/views.csv": "peyton-manning",
+    "wikipedia-kaggle10/wikipedia_traffic_daily.csv": None,  # ten pages, named by the file
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,14 @@ class Workspace:
     @property
     def reports(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def demo_data(self) -> Path:
+        """The workspace's data/raw when it has the demo files, else the source checkout's."""
+        for root in (self.data / "raw", Path(__file__).resolve().parents[1] / "data" / "raw"):
+            if all((root / name).is_file() for name in DEMO_FILES):
+                return root
+        return self.data / "raw"
 
     @property
     def tracking_uri(self) -> str:

@@ -117,6 +117,29 @@ def lag_windows(dev: ViewsTable, splits: Splits, n: int) -> LagWindows:
     return LagWindows(n, dev.names, dev.views, target, code, day, split)
 
 
+def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
+    """Rolling-origin fold k: fold 1 is the standard split; fold k validates on the `val_days`
+    days that end where fold k-1's validation starts, trains on every day before them, and drops
+    the days after them."""
+    if k < 1:
+        raise ViewcastError(f"folds are numbered from 1, got {k}")
+    if k == 1:
+        return windows
+    val_start = np.array([splits.series[str(n)].val_start for n in windows.names], np.int64)
+    start = val_start[windows.code] - (k - 1) * splits.val_days
+    keep = windows.day < start + splits.val_days
+    split = (windows.day >= start).astype(np.int8)
+    return LagWindows(
+        windows.n,
+        windows.names,
+        windows.values,
+        windows.target[keep],
+        windows.code[keep],
+        windows.day[keep],
+        split[keep],
+    )
+
+
 def build(ws: Workspace, spec: FeatureSpec) -> dict[int, LagWindows]:
     """Every window of the spec over the workspace's dev days (test days are never read)."""
     store = Store(ws)

@@ -3,6 +3,7 @@
 L1: linear  y = b + sum_j w_j x_j
 L2: sigmoid y = b + c^T sigmoid(b + W x), then ReLU networks of `layers` hidden layers
 L8: optional batch normalisation (moving averages at evaluation) and dropout
+Baselines: naive  y = x_N  (N = 1: yesterday, the lecture's "one-day shift"; N = 7: seasonal naive)
 
 `ViewsModel` holds everything between raw lag windows and views as buffers, so a saved state_dict
 plus its `ModelConfig` reproduce predictions exactly:
@@ -22,7 +23,7 @@ from torch import nn
 
 from pipeline.errors import ViewcastError
 
-MODEL_FAMILIES = ("linear", "sigmoid", "relu")
+MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
 SCALINGS = ("none", "window-mean")
 STATE_FILE, CONFIG_FILE = "state.pt", "model.json"
 
@@ -42,7 +43,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
-            raise ViewcastError(f"unknown model {self.model!r} (choose from linear, sigmoid, relu)")
+            raise ViewcastError(
+                f"unknown model {self.model!r} (choose from {', '.join(MODEL_FAMILIES)})"
+            )
         if self.model == "relu" and not 1 <= self.layers <= 6:
             raise ViewcastError(f"--layers must be 1 to 6, got {self.layers}")
         if self.width < 1 or self.lags < 1:
@@ -54,7 +57,9 @@ class ModelConfig:
 
 
 def build_net(cfg: ModelConfig) -> nn.Module:
-    """The function with unknowns, on standardised inputs."""
+    """The function with unknowns, on standardised inputs (none for the naive baseline)."""
+    if cfg.model == "naive":
+        return nn.Identity()
     if cfg.model == "linear":
         return nn.Linear(cfg.lags, 1)
     if cfg.model == "sigmoid":
@@ -120,7 +125,14 @@ class ViewsModel(nn.Module):
         self.y_mean.copy_(ys.mean(0))
         self.y_std.copy_(ys.std(0).clamp_min(1e-6))
 
+    @property
+    def trainable(self) -> bool:
+        """False for the naive baseline, which has no unknowns to fit."""
+        return self.cfg.model != "naive"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.trainable:  # y = x_N: the view N days before, as it is
+            return x[:, -1]
         xs, _, scale = self.encode(x)
         return self.decode(self.net(xs), scale)
 
@@ -129,7 +141,7 @@ class ViewsModel(nn.Module):
         """Views of the day after each window (rows of lag_1..lag_N views), in evaluation mode."""
         was_training = self.training
         self.eval()
-        device = next(self.parameters()).device
+        device = self.x_mean.device  # buffers: the naive baseline has no parameters
         out = [
             self(torch.as_tensor(x[i : i + batch], dtype=torch.float32, device=device)).cpu()
             for i in range(0, len(x), batch)

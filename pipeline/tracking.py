@@ -1,9 +1,11 @@
 """Everything that talks to MLflow: the workspace's SQLite store, training runs, model loading.
 
 Names are the same for every model family, so the UI's compare view lines runs up:
-params `model.*`, `train.*`, `data.*`; per-epoch metrics `train_loss`, `val_mae`, `grad_norm`, `lr`;
-final metrics `train_mae`, `val_mae_final`, `best_epoch`, `epochs_run`, `train_seconds`.
-A training run never logs a test metric: test rows are not even opened on this path.
+params `model.*`, `train.*`, `data.*`; per-epoch metrics `train_loss`, `val_mae_epoch`, `grad_norm`,
+`lr`; final metrics `train_mae`, `val_mae` (the returned, best-epoch model: what selection reads),
+`best_epoch`, `epochs_run`, `train_seconds`.
+A training run never logs a test metric: test rows are not even opened on this path. Test scores
+live only in submission and final runs (see pipeline.holdout).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 EXPERIMENT = "viewcast"
 MODEL_ARTIFACT = "model"
+REGISTERED_MODEL = "viewcast"
+CURVE_NAMES = {"val_mae": "val_mae_epoch"}  # the final `val_mae` is the restored model's
 
 
 def connect(ws: Workspace):
@@ -76,29 +80,32 @@ def log_training(
     data: dict,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> str:
     """One MLflow run per training: params, curves, final MAE, datasets, PNG and the model."""
     from mlflow.entities import Metric
 
     mlflow = connect(ws)
-    with mlflow.start_run(run_name=run_name) as run:
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id) as run:
         client = mlflow.tracking.MlflowClient()
         now = int(time.time() * 1000)
         curves = [
-            Metric(key, float(value), now, epoch)
+            Metric(CURVE_NAMES.get(key, key), float(value), now, epoch)
             for key, values in result.history.items()
             for epoch, value in enumerate(values, start=1)
             if np.isfinite(value)
         ]
         finals = {
             "train_mae": result.train_mae,
-            "val_mae_final": result.val_mae,
+            "val_mae": result.val_mae,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
             "train_seconds": result.seconds,
         }
         finals = {k: float(v) for k, v in finals.items() if np.isfinite(v)}
         finals |= {f"rows_{k}": float(v) for k, v in result.rows.items()}
+        finals |= {k: float(v) for k, v in (metrics or {}).items()}
         curves += [Metric(k, v, now, 0) for k, v in finals.items()]
         for lo in range(0, len(curves), 1000):  # MLflow's batch limit
             client.log_batch(run.info.run_id, metrics=curves[lo : lo + 1000])

@@ -130,8 +130,9 @@ def fit(
     rows = {"train": len(y_tr), "val": len(y_va)}
     start = time.perf_counter()
 
-    if tcfg.solver == "lstsq":
-        solve_least_squares(model, xs_tr, ys_tr)
+    if tcfg.solver == "lstsq" or not model.trainable:
+        if model.trainable:
+            solve_least_squares(model, xs_tr, ys_tr)
         result = TrainResult(model, {}, 0, 0, device=str(device), rows=rows)
     else:
         result = _descend(model, xs_tr, ys_tr, xs_va, scale_va, y_va, tcfg, device, on_epoch)

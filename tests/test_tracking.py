@@ -41,10 +41,10 @@ def test_training_run_holds_params_curves_png_datasets_and_model(trained: str, h
     assert params["model.target_transform"] == "none"
     epochs = int(run.data.metrics["epochs_run"])
     assert 10 < epochs <= 30
-    for key in ("train_loss", "val_mae", "grad_norm", "lr"):
+    for key in ("train_loss", "val_mae_epoch", "grad_norm", "lr"):
         history = client.get_metric_history(trained, key)
         assert [m.step for m in history] == list(range(1, epochs + 1)), key
-    assert {"train_mae", "val_mae_final", "best_epoch"} <= set(run.data.metrics)
+    assert {"train_mae", "val_mae", "best_epoch"} <= set(run.data.metrics)
     assert not [k for k in run.data.metrics if "test" in k], "a training run never logs test"
     artifacts = {a.path for a in client.list_artifacts(trained)}
     assert {"learning_curve.png", "model"} <= artifacts
@@ -68,7 +68,7 @@ def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path)
     val = windows.rows("val")
     pred = model.predict(windows.x(val))
     mlflow = tracking.connect(ws)
-    logged_val_mae = mlflow.tracking.MlflowClient().get_run(trained).data.metrics["val_mae_final"]
+    logged_val_mae = mlflow.tracking.MlflowClient().get_run(trained).data.metrics["val_mae"]
     assert np.abs(pred - windows.y(val)).mean() == pytest.approx(logged_val_mae, rel=1e-6)
     again = tracking.load_model(ws, trained).predict(windows.x(val))
     np.testing.assert_array_equal(pred, again)
