@@ -86,3 +86,45 @@ def snapshot(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+TINY_GRID = """
+[base]
+epochs = 40
+patience = 0
+lr = 0.01
+scaling = "window-mean"
+target_transform = "log1p"
+width = 8
+layers = 1
+[grid]
+lags = [7, 14]
+model = ["linear", "relu"]
+"""
+
+
+@pytest.fixture
+def tiny_grid(tmp_path: Path) -> Path:
+    """A 4-configuration TOML grid that trains in well under a second per run."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_GRID)
+    return path
+
+
+@pytest.fixture
+def two_series(home: Path, cli) -> Path:
+    """A workspace with two seeded 300-day series ingested (60 val, 60 test days each)."""
+    for seed, name in ((0, "alpha"), (1, "beta")):
+        path = write_totals(home.parent / f"{name}.csv", synthetic_views(300, seed=seed))
+        assert cli("ingest", path, "--series", name).exit_code == 0
+    return home
+
+
+@pytest.fixture
+def swept(two_series: Path, tiny_grid: Path, cli) -> Path:
+    """`two_series` after `viewcast sweep --grid tiny.toml` and `viewcast select`."""
+    result = cli("sweep", "--grid", tiny_grid)
+    assert result.exit_code == 0, result.output
+    result = cli("select")
+    assert result.exit_code == 0, result.output
+    return two_series

@@ -1,0 +1,135 @@
+"""The sealed test: one-day-ahead scoring, recorded submissions with a budget, one finalize."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import holdout, tracking
+from pipeline.config import Workspace
+from pipeline.models import ModelConfig, ViewsModel
+from pipeline.store import Store
+
+
+def client_of(home: Path):
+    mlflow = tracking.connect(Workspace(home))
+    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    return mlflow.tracking.MlflowClient(), experiment
+
+
+def test_periods_partition_the_test_days(two_series: Path):
+    h = holdout.Holdout(Workspace(two_series))
+    data = h.data(7)
+    rows, w = data.rows, data.windows
+    assert len(rows["public"]) + len(rows["private"]) == len(rows["test"]) == 2 * 60
+    for code, name in enumerate(w.names):
+        s = h.splits.series[str(name)]
+        pub = w.day[rows["public"]][w.code[rows["public"]] == code]
+        priv = w.day[rows["private"]][w.code[rows["private"]] == code]
+        val = w.day[rows["val"]][w.code[rows["val"]] == code]
+        assert val.max() < pub.min() == s.test_start, "validation precedes the test"
+        assert pub.max() < priv.min() == s.private_start, "public precedes private"
+        assert priv.max() == s.test_end and len(pub) == len(priv) == 30
+
+
+def test_test_days_are_predicted_one_day_ahead_from_the_real_previous_days(
+    two_series: Path,
+):
+    """The naive model's public MAE is |y_t - y_(t-1)| over the public days of the raw CSV."""
+    h = holdout.Holdout(Workspace(two_series))
+    scores = h.score(ViewsModel(ModelConfig(lags=1, model="naive")), ("public", "private"))
+    errors = []
+    for name in ("alpha", "beta"):
+        raw = pd.read_csv(two_series.parent / f"{name}.csv")
+        views = raw["Views"].to_numpy(float)
+        s = h.splits.series[name]
+        days = pd.to_datetime(raw["Date"]).to_numpy().astype("datetime64[D]").astype(int)
+        public = (days >= s.test_start) & (days < s.private_start)
+        errors += list(np.abs(views[1:] - views[:-1])[public[1:]])
+    assert scores["public_mae"] == pytest.approx(np.mean(errors), rel=1e-9)
+
+
+def test_submissions_are_recorded_and_budgeted(swept: Path, cli, monkeypatch):
+    monkeypatch.setenv(holdout.BUDGET_ENV, "2")
+    first = cli("submit")
+    assert first.exit_code == 0, first.output
+    assert "submission 1 of 2 today" in first.output
+    assert cli("submit", "--champion").exit_code == 0
+    refused = cli("submit", "--champion")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("viewcast: error: submission budget spent: 2 of 2 today")
+
+    client, experiment = client_of(swept)
+    subs = client.search_runs([experiment], "tags.stage = 'submission'")
+    assert len(subs) == 2, "a refused submission leaves no record and no score"
+    for run in subs:
+        contexts = [i.tags[0].value for i in run.inputs.dataset_inputs]
+        assert contexts == ["test-public"]
+        assert run.data.tags["source_run_id"] == run.data.params["source_run_id"]
+        assert "private_mae" not in run.data.metrics, "the private score stays hidden"
+
+    board = json.loads(cli("leaderboard", "--json").stdout)
+    assert [row["public_mae"] for row in board] == [r.data.metrics["public_mae"] for r in subs]
+    champion = board[0]["run_id"]
+    model = tracking.load_model(Workspace(swept), champion)
+    expected = holdout.Holdout(Workspace(swept)).score(model, ("public",))["public_mae"]
+    assert board[0]["public_mae"] == pytest.approx(expected)
+    assert "public leaderboard" in cli("leaderboard").output
+
+
+def test_a_training_run_is_required(swept: Path, cli):
+    result = cli("submit", "nosuchrun")
+    assert result.exit_code == 2 and "no run 'nosuchrun'" in result.stderr
+
+
+def test_finalize_reveals_the_private_score_once(swept: Path, cli):
+    result = cli("finalize", "--json")
+    assert result.exit_code == 0, result.output
+    final = json.loads(result.stdout)
+    champion = final["champion"]
+    ws = Workspace(swept)
+    assert (
+        champion["run_id"]
+        == tracking.connect(ws)
+        .tracking.MlflowClient()
+        .get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
+        .run_id
+    )
+    for key in ("val_mae", "public_mae", "private_mae", "test_mae"):
+        assert np.isfinite(champion[key])
+    rows = final["test_rows"]
+    assert champion["test_mae"] == pytest.approx(
+        (champion["public_mae"] * rows["public"] + champion["private_mae"] * rows["private"])
+        / rows["test"]
+    )
+    assert set(final["baselines"]) == {"naive", "seasonal-naive", "linear-lstsq-lags56"}
+    assert all(np.isfinite(b["test_mae"]) for b in final["baselines"].values())
+    assert json.loads((ws.reports / "final.json").read_text())["champion"] == champion
+    assert "(champion)" in (ws.reports / "final.md").read_text()
+    assert (ws.reports / "final.png").read_bytes()[:4] == b"\x89PNG"
+
+    client, experiment = client_of(swept)
+    (run,) = client.search_runs([experiment], "tags.stage = 'final'")
+    assert sorted(i.tags[0].value for i in run.inputs.dataset_inputs) == [
+        "test-private",
+        "test-public",
+    ]
+    assert run.data.metrics["champion_private_mae"] == pytest.approx(champion["private_mae"])
+
+    again = cli("finalize")
+    assert again.exit_code == 2
+    assert "already finalized" in again.stderr and "revealed once" in again.stderr
+    (ws.reports / "final.json").unlink()  # deleting the report does not buy a second look
+    assert "already finalized in MLflow run" in cli("finalize").stderr
+    assert len(client.search_runs([experiment], "tags.stage = 'final'")) == 1
+
+
+def test_only_scoring_opens_the_sealed_file(swept: Path, cli, parquet_opens):
+    assert cli("submit").exit_code == 0
+    assert any("sealed" in p for p in parquet_opens)
+    sealed = Store(Workspace(swept)).generation() / "sealed.parquet"
+    assert str(sealed) in parquet_opens

@@ -1,0 +1,216 @@
+"""Grids, sweeps (nested, resumable, budgeted, folded) and validation-only selection."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import features as feats
+from pipeline import selection, tracking
+from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
+from pipeline.store import Store
+
+
+def client_of(home: Path):
+    mlflow = tracking.connect(Workspace(home))
+    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    return mlflow.tracking.MlflowClient(), experiment
+
+
+def children(home: Path, parent: str) -> list:
+    client, experiment = client_of(home)
+    return client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def test_lecture_grid_is_the_lectures_tables():
+    grid = selection.lecture_grid()
+    shapes = [(c.model.model, c.model.lags, c.model.layers, c.model.width) for c in grid]
+    linear = [(m, n) for m, n, _, _ in shapes if m == "linear"]
+    assert linear == [("linear", 1), ("linear", 7), ("linear", 28), ("linear", 56)]
+    assert ("sigmoid", 56, 3, 100) in shapes  # layers is unused (canonical) for sigmoid
+    relu = sorted((k, w) for m, n, k, w in shapes if m == "relu" and n == 56)
+    assert relu == [(1, 10), (1, 100), (1, 1000), (2, 100), (3, 100), (4, 100)]
+    assert len({c.key for c in grid}) == len(grid) == 11
+    assert all(c.train.loss == "mae" and c.train.solver == "gd" for c in grid)
+
+
+def test_default_grid_covers_every_axis_without_duplicates():
+    grid = selection.default_grid()
+    assert len({c.key for c in grid}) == len(grid)
+    assert {c.model.lags for c in grid} == {7, 28, 56}
+    assert {c.model.model for c in grid} == {"linear", "relu"}
+    assert {(c.train.optimizer, c.train.lr) for c in grid} == {
+        ("adam", 3e-3),
+        ("adam", 1e-3),
+        ("rmsprop", 1e-3),
+    }
+    assert {c.model.target_transform for c in grid} == {"log1p", "none"}
+    assert {c.model.batchnorm for c in grid} == {False, True}
+    # a time budget cuts the end: the first pass covers every structure with one optimiser
+    first = grid[: len(grid) // 3]
+    assert {(c.train.optimizer, c.train.lr) for c in first} == {("adam", 3e-3)}
+    assert {(c.model.lags, c.model.model, c.model.target_transform) for c in first} == {
+        (c.model.lags, c.model.model, c.model.target_transform) for c in grid
+    }
+
+
+def test_toml_grid_is_the_product_without_duplicates(tiny_grid: Path, tmp_path: Path):
+    grid = selection.toml_grid(tiny_grid)
+    assert [c.name for c in grid] == [
+        "linear-lags7-log1p-adam-0.01",
+        "relu-1x8-lags7-log1p-adam-0.01",
+        "linear-lags14-log1p-adam-0.01",
+        "relu-1x8-lags14-log1p-adam-0.01",
+    ]
+    assert all(c.train.epochs == 40 and c.model.scaling == "window-mean" for c in grid)
+    # layers means nothing to a linear model: two layer counts give one linear configuration
+    path = tmp_path / "dup.toml"
+    path.write_text('[grid]\nmodel = ["linear", "relu"]\nlayers = [1, 2]\nlags = 7\n')
+    assert [c.name for c in selection.toml_grid(path)] == [
+        "linear-lags7-adam-0.001",
+        "relu-1x100-lags7-adam-0.001",
+        "relu-2x100-lags7-adam-0.001",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[grid]\nlayerz = [1]\n", "unknown keys layerz"),
+        ("[grid]\nmodel = ['cnn']\n", "unknown model 'cnn'"),
+        ("[grid\n", "cannot read the grid"),
+        ("[other]\nx = 1\n", "use [base] and [grid]"),
+    ],
+)
+def test_bad_grid_file_is_one_clear_line(tmp_path: Path, cli, text: str, problem: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ViewcastError, match=re.escape(problem)):
+        selection.load_grid(str(path))
+    result = cli("sweep", "--grid", path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"viewcast: error: {path}: ")
+    assert "Traceback" not in result.output
+
+
+def test_fold_k_validates_on_the_days_before_fold_k_minus_1(two_series: Path):
+    store = Store(Workspace(two_series))
+    dev, splits = store.read_dev(), store.read_splits()
+    windows = feats.lag_windows(dev, splits, 7)
+    assert feats.fold(windows, splits, 1) is windows
+    second = feats.fold(windows, splits, 2)
+    for code, name in enumerate(windows.names):
+        s = splits.series[str(name)]
+        mine = second.code == code
+        val_days = second.day[mine & (second.split == 1)]
+        train_days = second.day[mine & (second.split == 0)]
+        assert val_days.min() == s.val_start - 60 and val_days.max() == s.val_start - 1
+        assert train_days.max() < val_days.min(), "training must precede validation"
+        assert second.day[mine].max() < s.val_start, "fold 2 never sees fold 1's validation"
+
+
+def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path):
+    client, experiment = client_of(swept)
+    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
+    assert parent.info.status == "FINISHED" and parent.data.tags["complete"] == "True"
+    runs = children(swept, parent.info.run_id)
+    names = sorted(r.info.run_name for r in runs)
+    expected = ["naive", "seasonal-naive", "linear-lstsq-lags56"]
+    expected += [c.name for c in selection.toml_grid(tiny_grid)]
+    assert names == sorted(expected)
+    assert all(r.data.tags["stage"] == "train" and "val_mae" in r.data.metrics for r in runs)
+
+    # the naive baseline's validation MAE is |y_t - y_(t-1)| over the validation days, by hand
+    naive = next(r for r in runs if r.info.run_name == "naive")
+    store = Store(Workspace(swept))
+    dev, splits = store.read_dev(), store.read_splits()
+    errors = []
+    for code, name in enumerate(dev.names):
+        views, day = dev.views[dev.code == code], dev.day[dev.code == code]
+        in_val = day >= splits.series[str(name)].val_start
+        errors += list(np.abs(views[1:] - views[:-1])[in_val[1:]])
+    assert naive.data.metrics["val_mae"] == pytest.approx(np.mean(errors), rel=1e-6)
+
+
+def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypatch):
+    import pipeline.train
+
+    ws = Workspace(two_series)
+    grid = selection.toml_grid(tiny_grid)
+    real_fit, calls = pipeline.train.fit, []
+
+    def crashing_fit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # Ctrl-C in the fifth configuration
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.train, "fit", crashing_fit)
+    with pytest.raises(KeyboardInterrupt):
+        selection.sweep(ws, "tiny", grid)
+    client, experiment = client_of(two_series)
+    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
+    assert parent.info.status == "KILLED"
+    assert len(children(two_series, parent.info.run_id)) == 4
+
+    monkeypatch.setattr(pipeline.train, "fit", real_fit)
+    report = selection.sweep(ws, "tiny", grid)
+    assert report.run_id == parent.info.run_id, "the same sweep resumes under the same parent"
+    assert (report.resumed, report.ran, report.total) == (4, 3, 7)
+    runs = children(two_series, parent.info.run_id)
+    assert len({r.data.tags["config_key"] for r in runs}) == 7
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert selection.sweep(ws, "tiny", grid).ran == 0, "a finished sweep trains nothing"
+
+
+def test_time_budget_cuts_the_grid(two_series: Path, tiny_grid: Path):
+    ws = Workspace(two_series)
+    report = selection.sweep(ws, "tiny", selection.toml_grid(tiny_grid), max_minutes=1e-6)
+    assert (report.ran, report.skipped) == (1, 6)
+    client, _ = client_of(two_series)
+    assert client.get_run(report.run_id).data.tags["complete"] == "False"
+
+
+def test_folds_score_the_mean_of_rolling_origins(two_series: Path, tiny_grid: Path):
+    ws = Workspace(two_series)
+    report = selection.sweep(ws, "tiny", selection.toml_grid(tiny_grid)[:1], folds=2)
+    for run in children(two_series, report.run_id):
+        m = run.data.metrics
+        assert m["val_mae"] == pytest.approx((m["val_mae_fold1"] + m["val_mae_fold2"]) / 2)
+        assert m["val_mae_fold1"] != m["val_mae_fold2"]
+
+
+def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
+    client, experiment = client_of(swept)
+    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
+    runs = children(swept, parent.info.run_id)
+    best = min(runs, key=lambda r: r.data.metrics["val_mae"])
+    version = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
+    assert version.run_id == best.info.run_id == selection.champion_run(Workspace(swept))
+    # selecting again keeps the same version; the table ranks by val_mae
+    result = cli("select", "--top", "3")
+    assert result.exit_code == 0
+    assert f"version {version.version}, alias champion" in result.output
+    assert best.info.run_id in result.output
+    assert cli("select", "--metric", "test_mae").exit_code == 2
+
+
+def test_selection_never_opens_test_rows(two_series: Path, tiny_grid: Path, cli, parquet_opens):
+    assert cli("sweep", "--grid", tiny_grid).exit_code == 0
+    assert cli("select").exit_code == 0
+    assert parquet_opens, "the spy must see the dev reads"
+    assert not [p for p in parquet_opens if "sealed" in p]
+
+
+def test_selection_ignores_submissions(swept: Path, cli):
+    before = cli("select").output
+    client, experiment = client_of(swept)
+    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
+    worst = max(children(swept, parent.info.run_id), key=lambda r: r.data.metrics["val_mae"])
+    assert cli("submit", worst.info.run_id).exit_code == 0
+    assert cli("submit", "--champion").exit_code == 0
+    assert cli("select").output == before
