@@ -17,16 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## the main job on the shipped demo data: ingest, features, train two models
-	$(BIN)/viewcast ingest data/raw/codingtrain-2021/Totals.csv --series codingtrain
-	$(BIN)/viewcast ingest data/raw/wholebrainhealth/Totals.csv --series wholebrainhealth
-	$(BIN)/viewcast ingest data/raw/wikipedia-peyton-manning/views.csv --series peyton-manning
-	$(BIN)/viewcast ingest data/raw/wikipedia-kaggle10/wikipedia_traffic_daily.csv
-	$(BIN)/viewcast features --lags 1,7,28,56 --target-transform log1p
-	$(BIN)/viewcast status
-	$(BIN)/viewcast train --model linear --lags 7 --solver lstsq --scaling window-mean
-	$(BIN)/viewcast train --model relu --lags 56 --layers 2 --width 64 --scaling window-mean \
-		--epochs 300 --patience 50 --lr 3e-3
+run: $(STAMP)  ## the main job on the shipped demo data: ingest, features, sweep, select, test
+	$(BIN)/viewcast run
 
 test: $(STAMP)  ## run the test suite (and ruff)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/pytest -q

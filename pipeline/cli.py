@@ -607,3 +607,119 @@ def ui(
         code = 0
     if code:
         raise ViewcastError(f"the MLflow UI exited with code {code} (is port {port} taken?)")
+
+
+# --- daily forecasts ---------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def refit(ctx: typer.Context) -> None:
+    """Retrain the champion's configuration on all history; register it as `production`."""
+    from pipeline.forecast import refit as do_refit
+
+    result = do_refit(ctx.obj)
+    console.print(
+        f"refit the champion (run {result.source_run_id}) on {result.rows:,} days for "
+        f"{result.epochs} epochs: train MAE {_fmt(result.train_mae)}; run {result.run_id}, "
+        f"registered as version {result.version}, alias production"
+    )
+
+
+def _forecast(ws: Workspace, date: str | None, horizon: int, force: bool) -> None:
+    from pipeline.forecast import forecast as do_forecast
+
+    result = do_forecast(ws, date, horizon, force)
+    if not result.written:
+        console.print(f"{result.path} exists: nothing to do (--force replaces it)")
+        return
+    skipped = f"; {len(result.skipped)} series left out (too short or silent too long)"
+    console.print(
+        f"forecast for {result.date}: {result.rows:,} rows written to {result.path} with model "
+        f"version {result.model_version} (run {result.model_run_id}); MLflow run {result.run_id}"
+        + (skipped if result.skipped else "")
+    )
+
+
+@app.command("forecast")
+@guarded
+def forecast_command(
+    ctx: typer.Context,
+    date: Annotated[
+        str | None, typer.Option(help="Day D, YYYY-MM-DD (default: after the last ingested day).")
+    ] = None,
+    horizon: Annotated[int, typer.Option(help="Days D..D+H-1 (predictions fed back).")] = 1,
+    force: Annotated[bool, typer.Option(help="Replace an existing forecast file.")] = False,
+) -> None:
+    """Forecast day D for every series with intervals; writes data/forecasts/<D>.csv."""
+    _forecast(ctx.obj, date, horizon, force)
+
+
+def _monitor(ws: Workspace, k: float, m: int, as_json: bool):
+    from dataclasses import asdict
+
+    from pipeline.monitor import monitor as do_monitor
+
+    result = do_monitor(ws, k, m)
+    if as_json:
+        typer.echo(json.dumps(asdict(result) | {"drift": result.drift}, indent=1))
+        return result
+    if not result.days:
+        console.print("monitor: no forecast has actuals yet")
+        return result
+    table = Table("date", "series", "live MAE", f"> {k:g} x val MAE", title="live MAE per day")
+    for d in result.days[-MAX_ROWS:]:
+        table.add_row(d["date"], str(d["series"]), _fmt(d["live_mae"]), "yes" if d["above"] else "")
+    console.print(table)
+    console.print(
+        f"validation MAE {_fmt(result.reference_mae)}; {len(result.days)} days scored, "
+        f"{result.logged_days} newly logged to MLflow run {result.run_id}"
+    )
+    return result
+
+
+@app.command("monitor")
+@guarded
+def monitor_command(
+    ctx: typer.Context,
+    k: Annotated[float, typer.Option(help="Drift when live MAE > k x validation MAE ...")] = 2.0,
+    m: Annotated[int, typer.Option(help="... on m consecutive days.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Live MAE of past forecasts against ingested actuals; exit code 3 on drift."""
+    from pipeline.errors import DriftError
+
+    result = _monitor(ctx.obj, k, m, as_json)
+    if result.drift:
+        raise DriftError(
+            f"drift: live MAE above {k:g} x validation MAE ({_fmt(k * result.reference_mae)}) "
+            f"for {m} days in a row since {result.drift_since}"
+        )
+
+
+@app.command()
+@guarded
+def daily(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="The new exports (files or folders).")],
+    series: Annotated[
+        str | None, typer.Option(help="Series id for single-series files (as for ingest).")
+    ] = None,
+    k: Annotated[float, typer.Option(help="Drift threshold factor (see monitor).")] = 2.0,
+    m: Annotated[int, typer.Option(help="Drift days in a row (see monitor).")] = 3,
+    horizon: Annotated[int, typer.Option(help="Forecast days D..D+H-1.")] = 1,
+) -> None:
+    """For a timer: ingest, monitor, forecast, under an exclusive workspace lock.
+
+    Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
+    the workspace."""
+    from pipeline.errors import DriftError
+    from pipeline.lock import workspace_lock
+
+    ws: Workspace = ctx.obj
+    with workspace_lock(ws):
+        _ingest(ws, [(path, series) for path in _expand(paths)])
+        result = _monitor(ws, k, m, as_json=False)
+        _forecast(ws, None, horizon, force=False)
+    if result.drift:
+        raise DriftError(f"drift since {result.drift_since}: see `viewcast monitor`")

@@ -1,4 +1,4 @@
-"""The one error type the CLI turns into a one-line message and exit code 2."""
+"""The error types the CLI turns into one line on stderr and an exit code (2, 3 drift, 4 locked)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ class InputError(ViewcastError):
         self.problem = problem
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
+
+
+class DriftError(ViewcastError):
+    """Monitoring found live MAE above k x validation MAE for m days in a row: alert."""
+
+    exit_code = 3
+
+
+class LockedError(ViewcastError):
+    """Another `viewcast daily` holds the workspace: this one exits at once."""
+
+    exit_code = 4

@@ -108,10 +108,10 @@ def lag_windows(dev: ViewsTable, splits: Splits, n: int) -> LagWindows:
     target = position[valid]
     code = dev.code[valid]
     day = dev.day[valid]
-    val_start = (
-        np.array([splits.series[name].val_start for name in dev.names], dtype=np.int64)
-        if len(dev.names)
-        else np.zeros(0, np.int64)
+    unsplit = np.iinfo(np.int32).min  # a series too short to split has no training days
+    val_start = np.array(
+        [s.val_start if (s := splits.series.get(str(name))) else unsplit for name in dev.names],
+        dtype=np.int64,
     )
     split = (day >= val_start[code]).astype(np.int8)
     return LagWindows(n, dev.names, dev.views, target, code, day, split)

@@ -1,8 +1,9 @@
 """The sealed test: submissions to a public leaderboard, and one final reveal of the private score.
 
-Only this module reads the store's sealed file. Every test day is predicted one day ahead from the
-real previous days (L1's setting), so a model's test MAE is the MAE of "tomorrow" on each day of
-the test period. The first half of each series' test days is public, the second half private.
+Only this module scores on the store's sealed days (refit and forecasts read them as history, once
+the test is spent or to predict the days after them). Every test day is predicted one day ahead
+from the real previous days (L1's setting), so a model's test MAE is the MAE of "tomorrow" on each
+day of the test period. The first half of each series' test days is public, the second half private.
 
 Every scoring is an MLflow run: a submission (`stage = submission`, dataset context `test-public`)
 or the final (`stage = final`, contexts `test-public` and `test-private`). Submissions have a daily
@@ -27,7 +28,7 @@ from pipeline.config import Workspace
 from pipeline.errors import ViewcastError
 from pipeline.features import LagWindows, lag_windows
 from pipeline.models import ViewsModel
-from pipeline.store import Splits, Store, ViewsTable
+from pipeline.store import Splits, Store
 
 DEFAULT_BUDGET = 5
 BUDGET_ENV = "VIEWCAST_SUBMISSIONS_PER_DAY"
@@ -36,21 +37,6 @@ FINAL_JSON, FINAL_MD, FINAL_PNG = "final.json", "final.md", "final.png"
 
 
 # --- pure scoring ------------------------------------------------------------------------------
-
-
-def all_days(dev: ViewsTable, sealed: ViewsTable) -> ViewsTable:
-    """Dev and sealed days back in one (series, day)-sorted table."""
-    table = ViewsTable(
-        dev.names,
-        np.concatenate([dev.code, sealed.code]),
-        np.concatenate([dev.day, sealed.day]),
-        np.concatenate([dev.views, sealed.views]),
-        np.concatenate([dev.imputed, sealed.imputed]),
-    )
-    order = np.lexsort((table.day, table.code))
-    return ViewsTable(
-        table.names, table.code[order], table.day[order], table.views[order], table.imputed[order]
-    )
 
 
 def period_rows(windows: LagWindows, splits: Splits) -> dict[str, np.ndarray]:
@@ -99,7 +85,7 @@ class Holdout:
         store = Store(ws)
         self.generation = store.require()
         self.splits = store.read_splits()
-        self.table = all_days(store.read_dev(), store.read_sealed())
+        self.table = store.read_all()
         self._cache: dict[int, TestData] = {}
         if not self.splits.series:
             raise ViewcastError("no series has a test period yet: ingest longer series")
@@ -268,13 +254,13 @@ def finalize(ws: Workspace, run_ids: list[str], champion_id: str | None) -> dict
     entries, models = [], {}
     for run in sources:
         model = load_model(ws, run.info.run_id)
-        scores = holdout.score(model, ("public", "private", "test"))
         entries.append(
             {
                 "run_id": run.info.run_id,
                 "name": run.info.run_name,
-                "val_mae": run.data.metrics.get("val_mae", math.nan),
-                **scores,
+                # what selection ranked by (the mean over folds when the sweep had --folds)
+                "selection_score": run.data.metrics.get("val_mae", math.nan),
+                **holdout.score(model, PERIODS),  # val_mae: the standard validation days
             }
         )
         models[run.info.run_id] = model

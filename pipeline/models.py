@@ -142,8 +142,9 @@ class ViewsModel(nn.Module):
         was_training = self.training
         self.eval()
         device = self.x_mean.device  # buffers: the naive baseline has no parameters
+        x = np.ascontiguousarray(x, dtype=np.float32)  # views of reversed windows are fine too
         out = [
-            self(torch.as_tensor(x[i : i + batch], dtype=torch.float32, device=device)).cpu()
+            self(torch.as_tensor(x[i : i + batch], device=device)).cpu()
             for i in range(0, len(x), batch)
         ]
         self.train(was_training)

@@ -371,16 +371,21 @@ def select(ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None) 
 
 
 def register_champion(client, run_id: str, scores: dict[str, float]) -> str:
-    """Point the registered model's `champion` alias at the run's model (a new version only when
-    the champion changes)."""
+    """Point the `champion` alias at the run's model."""
+    return register_alias(client, run_id, "champion", scores)
+
+
+def register_alias(client, run_id: str, alias: str, tags: dict[str, float | str]) -> str:
+    """Point an alias of the workspace's registered model at a run's model (a new version only
+    when the alias moves to another run); returns the version."""
     from mlflow.exceptions import MlflowException
 
     from pipeline.tracking import MODEL_ARTIFACT, REGISTERED_MODEL
 
     try:
-        current = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+        current = client.get_model_version_by_alias(REGISTERED_MODEL, alias)
         if current.run_id == run_id:
-            return current.version
+            return str(current.version)
     except MlflowException:  # no registered model or no alias yet
         if not client.search_registered_models(f"name = '{REGISTERED_MODEL}'"):
             client.create_registered_model(
@@ -388,20 +393,31 @@ def register_champion(client, run_id: str, scores: dict[str, float]) -> str:
             )
     source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
     version = client.create_model_version(REGISTERED_MODEL, source, run_id=run_id)
-    for k, v in scores.items():
-        client.set_model_version_tag(REGISTERED_MODEL, version.version, k, f"{v:.6g}")
-    client.set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
-    return version.version
+    for k, v in tags.items():
+        client.set_model_version_tag(
+            REGISTERED_MODEL, version.version, k, f"{v:.6g}" if isinstance(v, float) else str(v)
+        )
+    client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
+    return str(version.version)
 
 
-def champion_run(ws: Workspace) -> str:
-    """The run id behind the `champion` alias."""
+def alias_run(ws: Workspace, alias: str) -> tuple[str, str] | None:
+    """(run id, version) behind an alias of the registered model, or None."""
     from mlflow.exceptions import MlflowException
 
     from pipeline import tracking
 
     client = tracking.connect(ws).tracking.MlflowClient()
     try:
-        return client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion").run_id
+        version = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, alias)
     except MlflowException:
-        raise ViewcastError("no champion yet: run `viewcast select` first") from None
+        return None
+    return version.run_id, str(version.version)
+
+
+def champion_run(ws: Workspace) -> str:
+    """The run id behind the `champion` alias."""
+    found = alias_run(ws, "champion")
+    if found is None:
+        raise ViewcastError("no champion yet: run `viewcast select` first")
+    return found[0]

@@ -266,6 +266,11 @@ class Store:
         """Test days and later. Only ingest (to merge) and the scoring path may call this."""
         return _read_table(self.require() / SEALED_FILE)
 
+    def read_all(self) -> ViewsTable:
+        """Every day, dev and sealed together: for scoring, and for refit and forecasts, which
+        come after the test is finalized or only predict days after the data."""
+        return _concat(self.read_dev(), self.read_sealed())
+
     def read_splits(self) -> Splits:
         gen = self.generation()
         if gen is None:

@@ -137,6 +137,8 @@ def _log_datasets(mlflow, windows: LagWindows, data: dict) -> None:
 
     for split in ("train", "val"):
         rows = windows.rows(split)
+        if not len(rows):  # a refit on all history has no validation rows
+            continue
         with warnings.catch_warnings():  # "file" and "" both map to the local source class
             warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
             ds = from_numpy(

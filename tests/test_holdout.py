@@ -99,6 +99,7 @@ def test_finalize_reveals_the_private_score_once(swept: Path, cli):
         .get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
         .run_id
     )
+    assert champion["val_mae"] == pytest.approx(champion["selection_score"], rel=1e-5)
     for key in ("val_mae", "public_mae", "private_mae", "test_mae"):
         assert np.isfinite(champion[key])
     rows = final["test_rows"]

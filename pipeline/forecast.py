@@ -1,0 +1,297 @@
+"""Daily forecasts: refit the champion on all history, forecast day D with conformal intervals.
+
+- `refit`: the champion's configuration trained on every observed day (training, validation and
+  test), for the epoch count its early stopping found; registered with the alias `production`.
+- `forecast`: day D (default: the day after the last ingested day) for every series, from the days
+  before D only. Horizons above one feed each prediction back as the next day's x_1. A series whose
+  data ends before D-1 is first rolled forward the same way over its missing days.
+- Intervals are split-conformal: per series, the quantiles of the champion's absolute one-day-ahead
+  errors on its validation days (out of sample; the production model has seen those days). A series
+  without validation days uses the pooled relative errors of all series. For step h > 1 the
+  half-width is multiplied by sqrt(h): a heuristic, calibrated only for h = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
+
+LEVELS = (80, 95)
+MAX_ROLL_DAYS = 366  # a series silent for longer than this is left out of a forecast
+
+
+def iso(day: int) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def parse_day(text: str) -> int:
+    try:
+        return int(np.datetime64(text, "D").astype(np.int64))
+    except ValueError:
+        raise ViewcastError(f"--date must be YYYY-MM-DD, got {text!r}") from None
+
+
+def train_config_from_params(params: dict[str, str]):
+    """The TrainConfig a run logged as train.* params."""
+    from pipeline.train import TrainConfig
+
+    parsers = {"bool": lambda v: v == "True", "int": int, "float": float, "str": str}
+    values = {
+        f.name: parsers[str(f.type)](params[f"train.{f.name}"])
+        for f in fields(TrainConfig)
+        if f"train.{f.name}" in params
+    }
+    return TrainConfig(**values)
+
+
+# --- refit --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refit:
+    run_id: str
+    version: str
+    source_run_id: str
+    epochs: int
+    rows: int
+    train_mae: float
+
+
+def refit(ws: Workspace) -> Refit:
+    """Train the champion's configuration on all history; alias the result `production`."""
+    from pipeline import features as feats
+    from pipeline import holdout, selection, tracking
+    from pipeline.store import Store
+    from pipeline.train import fit
+
+    holdout.read_final(ws)  # refit spends the test days: only after the private score is out
+    champion = selection.champion_run(ws)
+    client = tracking.connect(ws).tracking.MlflowClient()
+    run = client.get_run(champion)
+    mcfg = tracking.load_model(ws, champion).cfg
+    tcfg = train_config_from_params(run.data.params)
+    # the epoch count early stopping chose (0 for the closed form and the naive baselines)
+    epochs = int(run.data.metrics.get("best_epoch", 0))
+    tcfg = replace(tcfg, epochs=epochs, patience=0, restore_best=False)
+
+    store = Store(ws)
+    table, splits = store.read_all(), store.read_splits()
+    windows = feats.lag_windows(table, splits, mcfg.lags)
+    windows = replace(windows, split=np.zeros_like(windows.split))  # every observed day trains
+    result = fit(windows, mcfg, tcfg)
+    data = feats.describe(ws, windows) | {"source": str(store.require()), "refit_of": champion}
+    run_id = tracking.log_training(
+        ws, windows, mcfg, tcfg, result, data,
+        run_name=f"refit {run.info.run_name}",
+        tags={"stage": "refit", "source_run_id": champion},
+    )  # fmt: skip
+    version = selection.register_alias(
+        client, run_id, "production", {"source_run_id": champion, "epochs": str(epochs)}
+    )
+    return Refit(run_id, version, champion, epochs, len(windows), result.train_mae)
+
+
+# --- intervals ----------------------------------------------------------------------------------
+
+
+def conformal_quantile(errors: np.ndarray, level: int) -> float:
+    """The split-conformal quantile: the ceil((m+1) * level%)-th smallest error (inf if m is
+    too small for the level)."""
+    m = len(errors)
+    k = math.ceil((m + 1) * level / 100)
+    if m == 0 or k > m:
+        return math.inf
+    return float(np.sort(errors)[k - 1])
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Per-series half-widths at each level, and the pooled relative fallback."""
+
+    names: np.ndarray
+    width: dict[int, np.ndarray]  # level -> (series,) absolute half-width, nan = use relative
+    relative: dict[int, float]  # level -> pooled quantile of |error| / max(forecast, 1)
+
+
+def validation_intervals(ws: Workspace, champion_run: str) -> Intervals:
+    """Half-widths from the champion's one-day-ahead errors on the validation days."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.store import Store
+
+    model = tracking.load_model(ws, champion_run)
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    windows = feats.lag_windows(dev, splits, model.cfg.lags)
+    rows = windows.rows("val")
+    pred = model.predict(windows.x(rows))
+    err = np.abs(windows.y(rows) - pred)
+    code = windows.code[rows]
+    width, relative = {}, {}
+    for level in LEVELS:
+        per_series = np.full(len(dev.names), np.nan)
+        for c in np.unique(code):
+            per_series[c] = conformal_quantile(err[code == c], level)
+        width[level] = per_series
+        relative[level] = conformal_quantile(err / np.maximum(pred, 1.0), level)
+    return Intervals(dev.names.astype(str), width, relative)
+
+
+# --- forecast -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastModel:
+    model: object  # ViewsModel
+    run_id: str
+    version: str
+    alias: str
+
+
+def production_model(ws: Workspace) -> ForecastModel:
+    """The `production` model, or the champion when nothing was refit yet."""
+    from pipeline import selection, tracking
+
+    for alias in ("production", "champion"):
+        found = selection.alias_run(ws, alias)
+        if found is not None:
+            run_id, version = found
+            return ForecastModel(tracking.load_model(ws, run_id), run_id, version, alias)
+    raise ViewcastError("no model to forecast with: run `viewcast select` (and `refit`) first")
+
+
+def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int, horizon: int):
+    """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`,
+    feeding predictions back as inputs. Returns (series index, day, step, forecast) arrays."""
+    n = model.cfg.lags
+    steps = first - 1 - last  # days to roll over before `first`
+    total = steps + horizon
+    windows = np.stack([h[-n:][::-1] for h in history]) if history else np.zeros((0, n))
+    out_s, out_day, out_step, out_pred = [], [], [], []
+    for k in range(1, int(total.max(initial=0)) + 1):
+        active = np.flatnonzero(total >= k)
+        pred = np.maximum(model.predict(windows[active]), 0.0)  # views are never negative
+        windows[active] = np.concatenate([pred[:, None], windows[active, :-1]], axis=1)
+        day = last[active] + k
+        keep = day >= first
+        out_s.append(active[keep])
+        out_day.append(day[keep])
+        out_step.append(day[keep] - first + 1)
+        out_pred.append(pred[keep])
+    return (
+        _cat(out_s, np.int64),
+        _cat(out_day, np.int64),
+        _cat(out_step, np.int64),
+        _cat(out_pred, np.float64),
+    )
+
+
+def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    path: Path
+    date: str
+    rows: int
+    written: bool
+    skipped: list[str]
+    run_id: str | None
+    model_run_id: str
+    model_version: str
+
+
+def forecast_path(ws: Workspace, day: int) -> Path:
+    return ws.data / "forecasts" / f"{iso(day)}.csv"
+
+
+def forecast(
+    ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False
+) -> Forecast:
+    """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV."""
+    import pandas as pd
+
+    from pipeline import selection
+    from pipeline.atomic import atomic_write
+    from pipeline.store import Store
+
+    if horizon < 1:
+        raise ViewcastError(f"--horizon must be at least 1, got {horizon}")
+    store = Store(ws)
+    table = store.read_all()
+    starts, ends = table.bounds()
+    present = ends > starts
+    last_day = np.where(present, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
+    day = parse_day(date) if date else int(last_day.max()) + 1
+    path = forecast_path(ws, day)
+    chosen = production_model(ws)
+    if path.exists() and not force:
+        return Forecast(path, iso(day), 0, False, [], None, chosen.run_id, chosen.version)
+
+    # the history of each series strictly before D (so later days never change this forecast)
+    n = chosen.model.cfg.lags
+    history, last, names, skipped = [], [], [], []
+    for s, name in enumerate(table.names.astype(str)):
+        views = table.views[starts[s] : ends[s]][table.day[starts[s] : ends[s]] < day]
+        end = int(table.day[starts[s]]) + len(views) - 1
+        if len(views) < n or day - 1 - end > MAX_ROLL_DAYS:
+            skipped.append(name)
+            continue
+        history.append(views)
+        last.append(end)
+        names.append(name)
+    idx, days, steps, pred = roll_forward(
+        chosen.model, history, np.array(last, np.int64), day, horizon
+    )
+
+    champion = selection.champion_run(ws)
+    intervals = validation_intervals(ws, champion)
+    position = {name: i for i, name in enumerate(intervals.names)}
+    frame = pd.DataFrame(
+        {
+            "series_id": np.array(names, dtype=object)[idx] if len(idx) else [],
+            "date": [iso(d) for d in days],
+            "forecast": pred,
+        }
+    )
+    for level in LEVELS:
+        width = np.array(
+            [intervals.width[level][position[n]] if n in position else np.nan
+             for n in frame["series_id"]]
+        )  # fmt: skip
+        width = np.where(np.isnan(width), intervals.relative[level] * pred, width)
+        width = width * np.sqrt(steps)
+        frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)
+        frame[f"upper_{level}"] = pred + width
+    frame["model_version"] = chosen.version
+    frame["run_id"] = chosen.run_id
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.3f"))
+    run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
+    return Forecast(
+        path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
+    )
+
+
+def _log_forecast(ws: Workspace, path: Path, day: int, horizon: int, chosen, rows: int) -> str:
+    from pipeline import tracking
+
+    mlflow = tracking.connect(ws)
+    tags = {
+        "stage": "forecast",
+        "forecast_date": iso(day),
+        "model_version": chosen.version,
+        "model_run_id": chosen.run_id,
+        "model_alias": chosen.alias,
+    }
+    with mlflow.start_run(run_name=f"forecast {iso(day)}", tags=tags) as run:
+        mlflow.log_params({"horizon": horizon, "date": iso(day)})
+        mlflow.log_metric("series", rows / horizon)
+        mlflow.log_artifact(str(path), "forecast")
+    return run.info.run_id

@@ -1,0 +1,151 @@
+"""Monitoring: live MAE of the one-day-ahead forecasts against ingested actuals, and drift.
+
+Each forecast file data/forecasts/<D>.csv contributes its rows for day D (the one-day-ahead
+forecasts; rows for later days of a longer horizon are not scored). A row is scored once the store
+holds an observed (not imputed) value for its series and day. The reference is the champion's
+validation MAE; drift is the live MAE of a day above k times it on m consecutive days.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
+
+DEFAULT_K, DEFAULT_M = 2.0, 3
+
+
+def live_errors(ws: Workspace) -> pd.DataFrame:
+    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast."""
+    from pipeline.store import Store
+
+    folder = ws.data / "forecasts"
+    files = sorted(folder.glob("*.csv")) if folder.exists() else []
+    columns = ["series_id", "date", "forecast", "actual", "abs_error"]
+    if not files:
+        return pd.DataFrame(columns=columns)
+    frames = []
+    for path in files:
+        frame = pd.read_csv(
+            path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
+        )
+        frames.append(frame[frame["date"] == path.stem])
+    made = pd.concat(frames, ignore_index=True)
+    table = Store(ws).read_all()
+    observed = ~table.imputed
+    actuals = pd.DataFrame(
+        {
+            "series_id": table.names.astype(str)[table.code[observed]],
+            "date": table.day[observed].astype("datetime64[D]").astype(str),
+            "actual": table.views[observed],
+        }
+    )
+    scored = made.merge(actuals, on=["series_id", "date"], how="inner")
+    scored["abs_error"] = (scored["forecast"] - scored["actual"]).abs()
+    return scored[columns].sort_values(["date", "series_id"], ignore_index=True)
+
+
+def drift_run(above: list[bool], dates: list[str], m: int) -> str | None:
+    """The first day of the first run of m consecutive calendar days above the threshold."""
+    streak, since, previous = 0, None, None
+    for date, flag in zip(dates, above, strict=True):
+        day = np.datetime64(date, "D")
+        consecutive = previous is not None and day - previous == np.timedelta64(1, "D")
+        streak = (streak + 1 if consecutive else 1) if flag else 0
+        since = date if streak == 1 else since
+        previous = day
+        if streak >= m:
+            return since
+    return None
+
+
+@dataclass
+class Monitoring:
+    reference_mae: float
+    k: float
+    m: int
+    days: list[dict] = field(default_factory=list)
+    series: list[dict] = field(default_factory=list)
+    drift_since: str | None = None
+    logged_days: int = 0
+    run_id: str | None = None
+
+    @property
+    def drift(self) -> bool:
+        return self.drift_since is not None
+
+
+def monitor(
+    ws: Workspace, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True
+) -> Monitoring:
+    """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
+    from pipeline import selection, tracking
+
+    if k <= 0 or m < 1:
+        raise ViewcastError("--k must be positive and --m at least 1")
+    client = tracking.connect(ws).tracking.MlflowClient()
+    champion = client.get_run(selection.champion_run(ws))
+    reference = champion.data.metrics.get("val_mae", math.nan)
+    scored = live_errors(ws)
+    result = Monitoring(reference, k, m)
+    if scored.empty:
+        return result
+    by_day = scored.groupby("date")["abs_error"].agg(["mean", "size"])
+    threshold = k * reference
+    result.days = [
+        {"date": d, "series": int(n), "live_mae": float(v), "above": bool(v > threshold)}
+        for d, (v, n) in by_day.iterrows()
+    ]
+    by_series = scored.groupby("series_id")["abs_error"].agg(["mean", "size"])
+    result.series = [
+        {"series_id": s, "days": int(n), "live_mae": float(v)} for s, (v, n) in by_series.iterrows()
+    ]
+    result.drift_since = drift_run(
+        [d["above"] for d in result.days], [d["date"] for d in result.days], m
+    )
+    if log:
+        result.run_id, result.logged_days = _log(ws, result)
+    return result
+
+
+def _log(ws: Workspace, result: Monitoring) -> tuple[str, int]:
+    """Append the days not logged yet to the workspace's monitor run (a time series by day)."""
+    from mlflow.entities import Metric
+
+    from pipeline import tracking
+
+    mlflow = tracking.connect(ws)
+    client = mlflow.tracking.MlflowClient()
+    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    runs = client.search_runs([experiment], "tags.stage = 'monitor'", max_results=1)
+    if runs:
+        run_id = runs[0].info.run_id
+    else:
+        tags = {"stage": "monitor", "mlflow.runName": "monitor"}
+        run_id = client.create_run(experiment, tags=tags).info.run_id
+        client.set_terminated(run_id, "FINISHED")
+    done = {m.step for m in client.get_metric_history(run_id, "live_mae")}
+    metrics = []
+    for d in result.days:
+        day = int(np.datetime64(d["date"], "D").astype(np.int64))
+        if day in done:
+            continue
+        stamp = day * 86_400_000
+        metrics += [
+            Metric("live_mae", d["live_mae"], stamp, day),
+            Metric("live_series", float(d["series"]), stamp, day),
+        ]
+        if math.isfinite(result.reference_mae):
+            metrics.append(
+                Metric("live_mae_ratio", d["live_mae"] / result.reference_mae, stamp, day)
+            )
+    for lo in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[lo : lo + 1000])
+    if metrics:
+        client.set_tag(run_id, "drift_since", result.drift_since or "")
+    return run_id, len({m.step for m in metrics})
