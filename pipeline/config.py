@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import ViewcastError
+
 HOME_ENV = "VIEWCAST_HOME"
 DEFAULT_TEST_DAYS = 60
 DEFAULT_VAL_DAYS = 60
@@ -64,3 +66,35 @@ class Workspace:
     def tracking_uri(self) -> str:
         """MLflow 3 refuses the plain file store: SQLite inside mlruns/."""
         return f"sqlite:///{self.mlruns / 'mlflow.db'}"
+
+
+MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
+SCALINGS = ("none", "window-mean")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model before its weights are loaded."""
+
+    lags: int = 56
+    model: str = "relu"
+    layers: int = 3
+    width: int = 100
+    batchnorm: bool = False
+    dropout: float = 0.0
+    target_transform: str = "none"
+    scaling: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_FAMILIES:
+            raise ViewcastError(
+                f"unknown model {self.model!r} (choose from {', '.join(MODEL_FAMILIES)})"
+            )
+        if self.model == "relu" and not 1 <= self.layers <= 6:
+            raise ViewcastError(f"--layers must be 1 to 6, got {self.layers}")
+        if self.width < 1 or self.lags < 1:
+            raise ViewcastError("--width and --lags must be positive")
+        if self.scaling not in SCALINGS:
+            raise ViewcastError(f"unknown scaling {self.scaling!r} (choose from none, window-mean)")
+        if not 0 <= self.dropout < 1:
+            raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")

@@ -125,7 +125,7 @@ def validation_intervals(ws: Workspace, champion_run: str) -> Intervals:
     from pipeline import tracking
     from pipeline.store import Store
 
-    model = tracking.load_model(ws, champion_run)
+    model = tracking.load_predictor(ws, champion_run)
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
     windows = feats.lag_windows(dev, splits, model.cfg.lags)
@@ -133,14 +133,24 @@ def validation_intervals(ws: Workspace, champion_run: str) -> Intervals:
     pred = model.predict(windows.x(rows))
     err = np.abs(windows.y(rows) - pred)
     code = windows.code[rows]
-    width, relative = {}, {}
-    for level in LEVELS:
-        per_series = np.full(len(dev.names), np.nan)
-        for c in np.unique(code):
-            per_series[c] = conformal_quantile(err[code == c], level)
-        width[level] = per_series
-        relative[level] = conformal_quantile(err / np.maximum(pred, 1.0), level)
+    width = {lv: grouped_conformal_quantile(err, code, len(dev.names), lv) for lv in LEVELS}
+    relative = {lv: conformal_quantile(err / np.maximum(pred, 1.0), lv) for lv in LEVELS}
     return Intervals(dev.names.astype(str), width, relative)
+
+
+def grouped_conformal_quantile(
+    errors: np.ndarray, group: np.ndarray, groups: int, level: int
+) -> np.ndarray:
+    """`conformal_quantile` of each group's errors at once (nan for a group without errors)."""
+    order = np.lexsort((errors, group))
+    counts = np.bincount(group, minlength=groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    k = np.ceil((counts + 1) * level / 100).astype(np.int64)
+    out = np.full(groups, np.inf)
+    ok = k <= counts
+    out[ok] = errors[order][starts[ok] + k[ok] - 1]
+    out[counts == 0] = np.nan
+    return out
 
 
 # --- forecast -----------------------------------------------------------------------------------
@@ -148,7 +158,7 @@ def validation_intervals(ws: Workspace, champion_run: str) -> Intervals:
 
 @dataclass(frozen=True)
 class ForecastModel:
-    model: object  # ViewsModel
+    model: object  # infer.NumpyModel (or a torch ViewsModel for models saved without weights.npz)
     run_id: str
     version: str
     alias: str
@@ -156,13 +166,13 @@ class ForecastModel:
 
 def production_model(ws: Workspace) -> ForecastModel:
     """The `production` model, or the champion when nothing was refit yet."""
-    from pipeline import selection, tracking
+    from pipeline import tracking
 
     for alias in ("production", "champion"):
-        found = selection.alias_run(ws, alias)
+        found = tracking.alias_run(ws, alias)
         if found is not None:
             run_id, version = found
-            return ForecastModel(tracking.load_model(ws, run_id), run_id, version, alias)
+            return ForecastModel(tracking.load_predictor(ws, run_id), run_id, version, alias)
     raise ViewcastError("no model to forecast with: run `viewcast select` (and `refit`) first")
 
 
@@ -218,7 +228,7 @@ def forecast(
     """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV."""
     import pandas as pd
 
-    from pipeline import selection
+    from pipeline import tracking
     from pipeline.atomic import atomic_write
     from pipeline.store import Store
 
@@ -251,13 +261,15 @@ def forecast(
         chosen.model, history, np.array(last, np.int64), day, horizon
     )
 
-    champion = selection.champion_run(ws)
-    intervals = validation_intervals(ws, champion)
+    champion = tracking.alias_run(ws, "champion")
+    if champion is None:
+        raise ViewcastError("no champion: run `viewcast select` first")
+    intervals = validation_intervals(ws, champion[0])
     position = {name: i for i, name in enumerate(intervals.names)}
     frame = pd.DataFrame(
         {
             "series_id": np.array(names, dtype=object)[idx] if len(idx) else [],
-            "date": [iso(d) for d in days],
+            "date": days.astype("datetime64[D]").astype(str),
             "forecast": pred,
         }
     )

@@ -14,46 +14,18 @@ plus its `ModelConfig` reproduce predictions exactly:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.errors import ViewcastError
+from pipeline.config import ModelConfig
 
-MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
-SCALINGS = ("none", "window-mean")
-STATE_FILE, CONFIG_FILE = "state.pt", "model.json"
+__all__ = ["ModelConfig", "ViewsModel", "build_net", "load", "save"]
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild a model before its weights are loaded."""
-
-    lags: int = 56
-    model: str = "relu"
-    layers: int = 3
-    width: int = 100
-    batchnorm: bool = False
-    dropout: float = 0.0
-    target_transform: str = "none"
-    scaling: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.model not in MODEL_FAMILIES:
-            raise ViewcastError(
-                f"unknown model {self.model!r} (choose from {', '.join(MODEL_FAMILIES)})"
-            )
-        if self.model == "relu" and not 1 <= self.layers <= 6:
-            raise ViewcastError(f"--layers must be 1 to 6, got {self.layers}")
-        if self.width < 1 or self.lags < 1:
-            raise ViewcastError("--width and --lags must be positive")
-        if self.scaling not in SCALINGS:
-            raise ViewcastError(f"unknown scaling {self.scaling!r} (choose from none, window-mean)")
-        if not 0 <= self.dropout < 1:
-            raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
+STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
 
 
 def build_net(cfg: ModelConfig) -> nn.Module:
@@ -154,7 +126,10 @@ class ViewsModel(nn.Module):
 def save(model: ViewsModel, folder: Path) -> None:
     """state_dict + config: the exact model, loadable without pickled classes."""
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / STATE_FILE)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, folder / STATE_FILE)
+    # the same weights for torch-free inference (pipeline.infer): forecasts need no torch import
+    np.savez(folder / WEIGHTS_FILE, **{k: v.numpy() for k, v in state.items()})
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
 
 

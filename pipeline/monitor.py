@@ -37,7 +37,8 @@ def live_errors(ws: Workspace) -> pd.DataFrame:
         frames.append(frame[frame["date"] == path.stem])
     made = pd.concat(frames, ignore_index=True)
     table = Store(ws).read_all()
-    observed = ~table.imputed
+    first = np.datetime64(made["date"].min(), "D").astype(np.int64) if len(made) else 0
+    observed = ~table.imputed & (table.day >= first)  # only days a forecast was made for
     actuals = pd.DataFrame(
         {
             "series_id": table.names.astype(str)[table.code[observed]],
@@ -84,12 +85,15 @@ def monitor(
     ws: Workspace, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True
 ) -> Monitoring:
     """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
-    from pipeline import selection, tracking
+    from pipeline import tracking
 
     if k <= 0 or m < 1:
         raise ViewcastError("--k must be positive and --m at least 1")
     client = tracking.connect(ws).tracking.MlflowClient()
-    champion = client.get_run(selection.champion_run(ws))
+    found = tracking.alias_run(ws, "champion")
+    if found is None:
+        raise ViewcastError("no champion: run `viewcast select` first")
+    champion = client.get_run(found[0])
     reference = champion.data.metrics.get("val_mae", math.nan)
     scored = live_errors(ws)
     result = Monitoring(reference, k, m)

@@ -401,22 +401,10 @@ def register_alias(client, run_id: str, alias: str, tags: dict[str, float | str]
     return str(version.version)
 
 
-def alias_run(ws: Workspace, alias: str) -> tuple[str, str] | None:
-    """(run id, version) behind an alias of the registered model, or None."""
-    from mlflow.exceptions import MlflowException
-
-    from pipeline import tracking
-
-    client = tracking.connect(ws).tracking.MlflowClient()
-    try:
-        version = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, alias)
-    except MlflowException:
-        return None
-    return version.run_id, str(version.version)
-
-
 def champion_run(ws: Workspace) -> str:
     """The run id behind the `champion` alias."""
+    from pipeline.tracking import alias_run
+
     found = alias_run(ws, "champion")
     if found is None:
         raise ViewcastError("no champion yet: run `viewcast select` first")

@@ -175,13 +175,48 @@ def learning_curve_png(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def load_model(ws: Workspace, run_id: str) -> ViewsModel:
-    """The exact model a training run logged."""
-    from pipeline.models import load
+def model_folder(ws: Workspace, run_id: str) -> Path:
+    """The folder of a run's logged model: read in place from the workspace's local artifact
+    store, downloaded only from a remote one."""
+    from urllib.parse import unquote, urlparse
 
     mlflow = connect(ws)
     try:
+        uri = mlflow.tracking.MlflowClient().get_run(run_id).info.artifact_uri
+        parsed = urlparse(uri)
+        local = Path(unquote(parsed.path)) / MODEL_ARTIFACT
+        if parsed.scheme == "file" and local.is_dir():
+            return local
         folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODEL_ARTIFACT)
     except Exception as err:  # MLflow raises several types for an unknown run
         raise ViewcastError(f"no model logged under run {run_id!r}: {err}") from None
-    return load(Path(folder))
+    return Path(folder)
+
+
+def load_model(ws: Workspace, run_id: str) -> ViewsModel:
+    """The exact model a training run logged (torch)."""
+    from pipeline.models import load
+
+    return load(model_folder(ws, run_id))
+
+
+def load_predictor(ws: Workspace, run_id: str):
+    """A run's model for prediction only: NumPy (no torch import) when it has weights.npz."""
+    from pipeline import infer
+
+    folder = model_folder(ws, run_id)
+    if (folder / infer.WEIGHTS_FILE).exists():
+        return infer.load(folder)
+    return load_model(ws, run_id)  # logged before weights.npz existed
+
+
+def alias_run(ws: Workspace, alias: str) -> tuple[str, str] | None:
+    """(run id, version) behind an alias of the workspace's registered model, or None."""
+    from mlflow.exceptions import MlflowException
+
+    client = connect(ws).tracking.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+    except MlflowException:
+        return None
+    return version.run_id, str(version.version)

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import forecast as fc
 from pipeline import tracking
-from pipeline.config import Workspace
+from pipeline.config import ModelConfig, Workspace
 from pipeline.features import lag_windows
 from pipeline.monitor import drift_run
 from pipeline.store import Store
@@ -269,3 +269,69 @@ def test_deploy_recipes_run_daily_with_a_persistent_timer():
     assert service["Service"]["Type"] == "oneshot"
     cron = [ln for ln in (deploy / "crontab.txt").read_text().splitlines() if ln[:1].isdigit()]
     assert len(cron) == 1 and "viewcast daily" in cron[0]
+
+
+def test_grouped_conformal_quantile_matches_one_group_at_a_time():
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 5, 300)
+    group[group == 3] = 4  # group 3 has no errors
+    errors = rng.exponential(10, 300)
+    errors[:20] = errors[20:40]  # ties
+    for level in fc.LEVELS:
+        grouped = fc.grouped_conformal_quantile(errors, group, 6, level)
+        for g in range(6):
+            mine = errors[group == g]
+            expected = fc.conformal_quantile(mine, level) if len(mine) else np.nan
+            np.testing.assert_equal(grouped[g], expected)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig(lags=7, model="linear", target_transform="log1p", scaling="window-mean"),
+        ModelConfig(lags=7, model="sigmoid", width=5),
+        ModelConfig(
+            lags=14,
+            model="relu",
+            layers=2,
+            width=8,
+            batchnorm=True,
+            dropout=0.2,
+            target_transform="log1p",
+            scaling="window-mean",
+        ),
+        ModelConfig(lags=7, model="relu", layers=3, width=4, dropout=0.1),
+        ModelConfig(lags=7, model="naive"),
+    ],
+)
+def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
+    import torch
+
+    from pipeline import infer
+    from pipeline.models import ViewsModel, save
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(6, 1, (64, cfg.lags))
+    model = ViewsModel(cfg)
+    model.fit_normalisation(torch.tensor(x, dtype=torch.float32), torch.tensor(x[:, 0] * 1.1))
+    for module in model.modules():  # moving averages away from their initial 0 and 1
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    save(model, tmp_path)
+    np.testing.assert_allclose(
+        infer.load(tmp_path).predict(x), model.predict(x), rtol=1e-4, atol=1e-3
+    )
+
+
+def test_forecast_does_not_import_torch(production: Path):
+    code = (
+        "import sys\n"
+        "from pipeline.config import Workspace\n"
+        "from pipeline.forecast import forecast\n"
+        f"forecast(Workspace.resolve({str(production)!r}), force=True)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

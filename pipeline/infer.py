@@ -1,0 +1,77 @@
+"""Torch-free inference: a saved model's forward pass in NumPy, for fast daily forecasts.
+
+`viewcast forecast` runs from a timer; importing torch costs over a second, more than the whole
+prediction. Every saved model also holds its weights as weights.npz (see models.save), and this
+module replays `ViewsModel.forward` in evaluation mode with them: the same transform, per-row scale
+and standardisation, then the layers in `build_net`'s order (batch norm with its moving averages,
+dropout as the identity). A test checks it against torch for every family.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import ModelConfig
+
+CONFIG_FILE, WEIGHTS_FILE = "model.json", "weights.npz"
+BATCHNORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default
+
+
+@dataclass(frozen=True)
+class NumpyModel:
+    """A saved ViewsModel as arrays: predict(views windows) -> views of the next day."""
+
+    cfg: ModelConfig
+    weights: dict[str, np.ndarray]
+
+    def _transform(self, v: np.ndarray) -> np.ndarray:
+        return np.log1p(v) if self.cfg.target_transform == "log1p" else v
+
+    def _untransform(self, v: np.ndarray) -> np.ndarray:
+        return np.expm1(v) if self.cfg.target_transform == "log1p" else v
+
+    def _net(self, h: np.ndarray) -> np.ndarray:
+        w, cfg = self.weights, self.cfg
+        if cfg.model == "linear":
+            return h @ w["net.weight"].T + w["net.bias"]
+        if cfg.model == "sigmoid":
+            h = 1 / (1 + np.exp(-(h @ w["net.0.weight"].T + w["net.0.bias"])))
+            return h @ w["net.2.weight"].T + w["net.2.bias"]
+        i = 0  # walk the Sequential as build_net lays it out
+        for _ in range(cfg.layers):
+            h = h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
+            i += 1
+            if cfg.batchnorm:
+                mean, var = w[f"net.{i}.running_mean"], w[f"net.{i}.running_var"]
+                h = (h - mean) / np.sqrt(var + BATCHNORM_EPS) * w[f"net.{i}.weight"]
+                h = h + w[f"net.{i}.bias"]
+                i += 1
+            h = np.maximum(h, 0)
+            i += 1 + (cfg.dropout > 0)
+        return h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Views of the day after each window (rows of lag_1..lag_N views)."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.cfg.model == "naive":
+            return x[:, -1].astype(np.float64)
+        w = self.weights
+        t = self._transform(x)
+        if self.cfg.scaling == "window-mean":
+            scale = t.mean(axis=1, keepdims=True) + np.float32(1)
+        else:
+            scale = np.ones((len(x), 1), np.float32)
+        out = self._net((t / scale - w["x_mean"]) / w["x_std"])
+        return self._untransform((out * w["y_std"] + w["y_mean"]) * scale)[:, 0].astype(np.float64)
+
+
+def load(folder: Path) -> NumpyModel:
+    """The model saved in `folder` (model.json + weights.npz), without torch."""
+    cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+    with np.load(folder / WEIGHTS_FILE) as arrays:
+        weights = {k: arrays[k].astype(np.float32) for k in arrays.files}
+    return NumpyModel(cfg, weights)
