@@ -418,13 +418,18 @@ def select(
         str | None, typer.Option("--sweep", help="Parent run id (default: the latest sweep).")
     ] = None,
     top: Annotated[int, typer.Option(help="Rows of the table.")] = 10,
+    ensemble: Annotated[
+        int, typer.Option(help="Also score the mean of the K best configurations; 0 = no.")
+    ] = 5,
 ) -> None:
     """Pick the champion on validation MAE and register it with the alias `champion`."""
     from pipeline import selection as sel
     from pipeline.tracking import REGISTERED_MODEL
 
-    chosen = sel.select(ctx.obj, metric, sweep_run)
+    chosen = sel.select(ctx.obj, metric, sweep_run, ensemble)
     console.print(_selection_table(chosen, top))
+    if chosen.note:
+        console.print(chosen.note)
     console.print(
         f"champion: {chosen.champion.name} (run {chosen.champion.run_id}), registered as "
         f"{REGISTERED_MODEL} version {chosen.version}, alias champion"
@@ -531,6 +536,9 @@ def run_all(
         float, typer.Option(help="Time budget of the sweep (the grid is cut to fit).")
     ] = 5.0,
     folds: Annotated[int, typer.Option(help="Rolling-origin validation windows.")] = 1,
+    ensemble: Annotated[
+        int, typer.Option(help="Let the mean of the K best configurations compete; 0 = no.")
+    ] = 5,
     target_transform: Annotated[
         str, typer.Option(help="Recorded feature spec: none or log1p.")
     ] = "log1p",
@@ -560,7 +568,7 @@ def run_all(
     console.rule("3. sweep")
     _run_sweep(ws, grid, folds, max_minutes)
     console.rule("4. select (validation only)")
-    chosen = selection.select(ws)
+    chosen = selection.select(ws, ensemble=ensemble)
     console.print(_selection_table(chosen, 5))
     console.rule("5. sealed test")
     try:

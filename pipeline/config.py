@@ -98,3 +98,16 @@ class ModelConfig:
             raise ViewcastError(f"unknown scaling {self.scaling!r} (choose from none, window-mean)")
         if not 0 <= self.dropout < 1:
             raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """The mean of its members' forecasts; each member reads its own first N of the lags."""
+
+    members: tuple[ModelConfig, ...]
+    model: str = "ensemble"
+
+    @property
+    def lags(self) -> int:
+        """The window the ensemble needs: its longest member's."""
+        return max(m.lags for m in self.members)

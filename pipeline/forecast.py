@@ -64,37 +64,65 @@ class Refit:
 
 
 def refit(ws: Workspace) -> Refit:
-    """Train the champion's configuration on all history; alias the result `production`."""
+    """Train the champion's configuration on all history; alias the result `production`.
+    An ensemble champion refits each of its members."""
     from pipeline import features as feats
     from pipeline import holdout, selection, tracking
+    from pipeline.models import EnsembleModel
     from pipeline.store import Store
-    from pipeline.train import fit
 
     holdout.read_final(ws)  # refit spends the test days: only after the private score is out
     champion = selection.champion_run(ws)
     client = tracking.connect(ws).tracking.MlflowClient()
     run = client.get_run(champion)
-    mcfg = tracking.load_model(ws, champion).cfg
-    tcfg = train_config_from_params(run.data.params)
-    # the epoch count early stopping chose (0 for the closed form and the naive baselines)
-    epochs = int(run.data.metrics.get("best_epoch", 0))
-    tcfg = replace(tcfg, epochs=epochs, patience=0, restore_best=False)
-
     store = Store(ws)
     table, splits = store.read_all(), store.read_splits()
-    windows = feats.lag_windows(table, splits, mcfg.lags)
-    windows = replace(windows, split=np.zeros_like(windows.split))  # every observed day trains
-    result = fit(windows, mcfg, tcfg)
-    data = feats.describe(ws, windows) | {"source": str(store.require()), "refit_of": champion}
-    run_id = tracking.log_training(
-        ws, windows, mcfg, tcfg, result, data,
-        run_name=f"refit {run.info.run_name}",
-        tags={"stage": "refit", "source_run_id": champion},
-    )  # fmt: skip
+    tags = {"stage": "refit", "source_run_id": champion}
+    name = f"refit {run.info.run_name}"
+    if run.data.params.get("model.model") == "ensemble":
+        members = run.data.params["ensemble.members"].split(",")
+        fitted = [_refit_one(ws, client.get_run(m), table, splits) for m in members]
+        model = EnsembleModel([f[0] for f in fitted]).eval()
+        windows = _all_rows(feats.lag_windows(table, splits, model.cfg.lags))
+        train_mae = float(np.abs(model.predict(windows.x()) - windows.y()).mean())
+        data = feats.describe(ws, windows) | {"source": str(store.require()), "refit_of": champion}
+        run_id = tracking.log_ensemble(
+            ws, windows, model, members, {"train_mae": train_mae}, data, name, tags
+        )
+        epochs = max(f[1] for f in fitted)
+    else:
+        model, epochs, windows, result, tcfg = _refit_one(ws, run, table, splits)
+        train_mae = result.train_mae
+        data = feats.describe(ws, windows) | {"source": str(store.require()), "refit_of": champion}
+        run_id = tracking.log_training(
+            ws, windows, model.cfg, tcfg, result, data, run_name=name, tags=tags
+        )
     version = selection.register_alias(
         client, run_id, "production", {"source_run_id": champion, "epochs": str(epochs)}
     )
-    return Refit(run_id, version, champion, epochs, len(windows), result.train_mae)
+    return Refit(run_id, version, champion, epochs, len(windows), train_mae)
+
+
+def _all_rows(windows):
+    """Every observed day as a training row (refit has no validation days)."""
+    return replace(windows, split=np.zeros_like(windows.split))
+
+
+def _refit_one(ws: Workspace, run, table, splits):
+    """One trained configuration again, on every observed day, for its best epoch count."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.train import fit
+
+    mcfg = tracking.load_model(ws, run.info.run_id).cfg
+    # the epoch count early stopping chose (0 for the closed form and the naive baselines)
+    epochs = int(run.data.metrics.get("best_epoch", 0))
+    tcfg = replace(
+        train_config_from_params(run.data.params), epochs=epochs, patience=0, restore_best=False
+    )
+    windows = _all_rows(feats.lag_windows(table, splits, mcfg.lags))
+    result = fit(windows, mcfg, tcfg)
+    return result.model, epochs, windows, result, tcfg
 
 
 # --- intervals ----------------------------------------------------------------------------------

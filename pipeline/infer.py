@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import ModelConfig
+from pipeline.config import EnsembleConfig, ModelConfig
 
-CONFIG_FILE, WEIGHTS_FILE = "model.json", "weights.npz"
+CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE = "model.json", "weights.npz", "ensemble.json"
 BATCHNORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default
 
 
@@ -69,8 +69,33 @@ class NumpyModel:
         return self._untransform((out * w["y_std"] + w["y_mean"]) * scale)[:, 0].astype(np.float64)
 
 
-def load(folder: Path) -> NumpyModel:
+@dataclass(frozen=True)
+class NumpyEnsemble:
+    """The mean of NumPy members' forecasts (see models.EnsembleModel)."""
+
+    members: tuple[NumpyModel, ...]
+
+    @property
+    def cfg(self) -> EnsembleConfig:
+        return EnsembleConfig(tuple(m.cfg for m in self.members))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict(x[:, : m.cfg.lags]) for m in self.members], axis=0)
+
+
+def has_weights(folder: Path) -> bool:
+    """Whether a saved model (or every member of a saved ensemble) has weights.npz."""
+    if (folder / ENSEMBLE_FILE).exists():
+        count = json.loads((folder / ENSEMBLE_FILE).read_text())["members"]
+        return all(has_weights(folder / f"member-{i}") for i in range(count))
+    return (folder / WEIGHTS_FILE).exists()
+
+
+def load(folder: Path) -> NumpyModel | NumpyEnsemble:
     """The model saved in `folder` (model.json + weights.npz), without torch."""
+    if (folder / ENSEMBLE_FILE).exists():
+        count = json.loads((folder / ENSEMBLE_FILE).read_text())["members"]
+        return NumpyEnsemble(tuple(load(folder / f"member-{i}") for i in range(count)))
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     with np.load(folder / WEIGHTS_FILE) as arrays:
         weights = {k: arrays[k].astype(np.float32) for k in arrays.files}

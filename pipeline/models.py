@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config import ModelConfig
+from pipeline.config import EnsembleConfig, ModelConfig
 
-__all__ = ["ModelConfig", "ViewsModel", "build_net", "load", "save"]
+__all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "load", "save"]
 
 STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
+ENSEMBLE_FILE = "ensemble.json"
 
 
 def build_net(cfg: ModelConfig) -> nn.Module:
@@ -123,9 +124,30 @@ class ViewsModel(nn.Module):
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
-def save(model: ViewsModel, folder: Path) -> None:
+class EnsembleModel(nn.Module):
+    """The mean forecast of several trained models (Kaggle's variance reduction): each member
+    reads the first N of the lags it was trained on."""
+
+    def __init__(self, members: list[ViewsModel]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = EnsembleConfig(tuple(m.cfg for m in members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x[:, : m.cfg.lags]) for m in self.members]).mean(0)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict(x[:, : m.cfg.lags]) for m in self.members], axis=0)
+
+
+def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
     """state_dict + config: the exact model, loadable without pickled classes."""
     folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, EnsembleModel):
+        for i, member in enumerate(model.members):
+            save(member, folder / f"member-{i}")
+        (folder / ENSEMBLE_FILE).write_text(json.dumps({"members": len(model.members)}))
+        return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save(state, folder / STATE_FILE)
     # the same weights for torch-free inference (pipeline.infer): forecasts need no torch import
@@ -133,8 +155,11 @@ def save(model: ViewsModel, folder: Path) -> None:
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
 
 
-def load(folder: Path) -> ViewsModel:
+def load(folder: Path) -> ViewsModel | EnsembleModel:
     """Rebuild a saved model on the CPU, in evaluation mode."""
+    if (folder / ENSEMBLE_FILE).exists():
+        count = json.loads((folder / ENSEMBLE_FILE).read_text())["members"]
+        return EnsembleModel([load(folder / f"member-{i}") for i in range(count)]).eval()
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     model = ViewsModel(cfg)
     model.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))

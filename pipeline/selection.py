@@ -324,6 +324,7 @@ class Selection:
     metric: str
     ranking: list[Ranked]
     version: str
+    note: str = ""
 
     @property
     def champion(self) -> Ranked:
@@ -339,9 +340,12 @@ def latest_sweep(client, experiment: str) -> str:
     return runs[0].info.run_id
 
 
-def select(ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None) -> Selection:
+def select(
+    ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None, ensemble: int = 0
+) -> Selection:
     """Rank a sweep's finished training runs by a validation metric; register the best as the
-    `champion` alias of the workspace's registered model."""
+    `champion` alias of the workspace's registered model. With `ensemble` K >= 2, the mean of the
+    K best configurations is scored on the validation days too and competes as one more run."""
     from pipeline import tracking
 
     if not metric.startswith("val_"):
@@ -350,9 +354,18 @@ def select(ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None) 
     client = mlflow.tracking.MlflowClient()
     experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
     sweep_id = sweep_id or latest_sweep(client, experiment)
-    runs = [r for r in _children(client, experiment, sweep_id) if metric in r.data.metrics]
+    children = [r for r in _children(client, experiment, sweep_id) if metric in r.data.metrics]
+    runs = [r for r in children if "ensemble_key" not in r.data.tags]  # one competes, below
     if not runs:
         raise ViewcastError(f"sweep {sweep_id} has no finished run with metric {metric!r}")
+    note = ""
+    if ensemble >= 2:
+        folds = client.get_run(sweep_id).data.params.get("folds", "1")
+        if metric != "val_mae" or folds != "1":
+            note = "no ensemble: it is scored on the validation days of a sweep without --folds"
+        else:
+            extra = ensemble_run(ws, client, sweep_id, runs, children, ensemble)
+            runs += [extra] if extra is not None else []
     ranking = sorted(
         (
             Ranked(
@@ -367,7 +380,40 @@ def select(ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None) 
         key=lambda row: (row.score, row.name),
     )
     version = register_champion(client, ranking[0].run_id, {metric: ranking[0].score})
-    return Selection(sweep_id, metric, ranking, version)
+    return Selection(sweep_id, metric, ranking, version, note)
+
+
+def ensemble_run(ws: Workspace, client, sweep_id: str, runs: list, children: list, k: int):
+    """The run of the mean of the k best trained configurations (logged once per member set),
+    or None when fewer than two are there. Scored on the dev days only, like every run."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.models import EnsembleModel
+    from pipeline.store import Store
+
+    singles = [r for r in runs if r.data.tags.get("baseline") != "True"]
+    members = [r.info.run_id for r in sorted(singles, key=lambda r: r.data.metrics["val_mae"])[:k]]
+    if len(members) < 2:
+        return None
+    key = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
+    for run in children:
+        if run.data.tags.get("ensemble_key") == key:
+            return run  # logged by an earlier select
+    model = EnsembleModel([tracking.load_model(ws, run_id) for run_id in members]).eval()
+    store = Store(ws)
+    windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
+    scores = {}
+    for split, name in (("train", "train_mae"), ("val", "val_mae")):
+        rows = windows.rows(split)
+        scores[name] = float(abs(model.predict(windows.x(rows)) - windows.y(rows)).mean())
+    parent = client.get_run(sweep_id).data.tags
+    tags = {"stage": "train", "baseline": "False", "ensemble_key": key, "config_key": key}
+    tags["sweep_key"] = parent.get("sweep_key", "")
+    run_id = tracking.log_ensemble(
+        ws, windows, model, members, scores, feats.describe(ws, windows),
+        run_name=f"ensemble-top{len(members)}", tags=tags, parent_run_id=sweep_id,
+    )  # fmt: skip
+    return client.get_run(run_id)
 
 
 def register_champion(client, run_id: str, scores: dict[str, float]) -> str:

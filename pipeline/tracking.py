@@ -118,17 +118,47 @@ def log_training(
             ],
         )
         _log_datasets(mlflow, windows, data)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            if result.history:
-                learning_curve_png(result.history, folder / "learning_curve.png")
-                mlflow.log_artifact(str(folder / "learning_curve.png"))
-            from pipeline.models import save
-
-            save(result.model, folder / MODEL_ARTIFACT)
-            (folder / MODEL_ARTIFACT / "data.json").write_text(json.dumps(data, indent=1))
-            mlflow.log_artifacts(str(folder / MODEL_ARTIFACT), MODEL_ARTIFACT)
+        if result.history:
+            with tempfile.TemporaryDirectory() as tmp:
+                learning_curve_png(result.history, Path(tmp) / "learning_curve.png")
+                mlflow.log_artifact(str(Path(tmp) / "learning_curve.png"))
+        _log_model(mlflow, result.model, data)
         return run.info.run_id
+
+
+def log_ensemble(
+    ws: Workspace,
+    windows: LagWindows,
+    model,
+    members: list[str],
+    scores: dict[str, float],
+    data: dict,
+    run_name: str,
+    tags: dict[str, str],
+    parent_run_id: str | None = None,
+) -> str:
+    """One MLflow run for an ensemble: its member runs, MAE, datasets and the model."""
+    mlflow = connect(ws)
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run:
+        params = {"model.model": "ensemble", "model.lags": model.cfg.lags}
+        params |= {"ensemble.size": len(members), "ensemble.members": ",".join(members)}
+        params |= {f"data.{k}": v for k, v in data.items()}
+        mlflow.log_params({k: str(v) for k, v in params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in scores.items() if np.isfinite(v)})
+        _log_datasets(mlflow, windows, data)
+        _log_model(mlflow, model, data)
+        return run.info.run_id
+
+
+def _log_model(mlflow, model, data: dict) -> None:
+    """The model folder (weights, config, the data it saw) as the run's `model/` artifact."""
+    from pipeline.models import save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / MODEL_ARTIFACT
+        save(model, folder)
+        (folder / "data.json").write_text(json.dumps(data, indent=1))
+        mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
 
 
 def _log_datasets(mlflow, windows: LagWindows, data: dict) -> None:
@@ -205,7 +235,7 @@ def load_predictor(ws: Workspace, run_id: str):
     from pipeline import infer
 
     folder = model_folder(ws, run_id)
-    if (folder / infer.WEIGHTS_FILE).exists():
+    if infer.has_weights(folder):
         return infer.load(folder)
     return load_model(ws, run_id)  # logged before weights.npz existed
 

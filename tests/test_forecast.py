@@ -335,3 +335,30 @@ def test_forecast_does_not_import_torch(production: Path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_ensemble_champion_refits_every_member_and_forecasts(swept: Path, cli):
+    from pipeline import infer, selection
+    from pipeline.models import EnsembleModel
+
+    ws = Workspace(swept)
+    client = tracking.connect(ws).tracking.MlflowClient()
+    (ens,) = client.search_runs(["1"], "tags.ensemble_key != ''")
+    selection.register_champion(client, ens.info.run_id, {})  # whatever select preferred
+    assert cli("finalize").exit_code == 0
+    result = cli("refit")
+    assert result.exit_code == 0, result.output
+    prod = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "production")
+    refit_run = client.get_run(prod.run_id)
+    members = refit_run.data.params["ensemble.members"].split(",")
+    assert members == ens.data.params["ensemble.members"].split(",")
+    model = tracking.load_model(ws, prod.run_id)
+    assert isinstance(model, EnsembleModel) and len(model.members) == len(members) == 4
+
+    assert cli("forecast").exit_code == 0
+    frame = pd.read_csv(next((ws.data / "forecasts").glob("*.csv")))
+    assert sorted(frame["series_id"]) == ["alpha", "beta"]
+    assert isinstance(tracking.load_predictor(ws, prod.run_id), infer.NumpyEnsemble)
+    table = Store(ws).read_all()
+    x = np.stack([table.views[table.code == c][-model.cfg.lags :][::-1] for c in (0, 1)])
+    np.testing.assert_allclose(frame["forecast"], model.predict(x), rtol=1e-4)

@@ -119,9 +119,9 @@ def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path)
     assert parent.info.status == "FINISHED" and parent.data.tags["complete"] == "True"
     runs = children(swept, parent.info.run_id)
     names = sorted(r.info.run_name for r in runs)
-    expected = ["naive", "seasonal-naive", "linear-lstsq-lags56"]
+    expected = ["naive", "seasonal-naive", "linear-lstsq-lags56", "ensemble-top4"]
     expected += [c.name for c in selection.toml_grid(tiny_grid)]
-    assert names == sorted(expected)
+    assert names == sorted(expected)  # the ensemble is select's, logged under the sweep
     assert all(r.data.tags["stage"] == "train" and "val_mae" in r.data.metrics for r in runs)
 
     # the naive baseline's validation MAE is |y_t - y_(t-1)| over the validation days, by hand
@@ -214,3 +214,36 @@ def test_selection_ignores_submissions(swept: Path, cli):
     assert cli("submit", worst.info.run_id).exit_code == 0
     assert cli("submit", "--champion").exit_code == 0
     assert cli("select").output == before
+
+
+def test_the_ensemble_is_the_mean_of_the_best_configurations(swept: Path, cli):
+    from pipeline.models import ViewsModel
+
+    ws = Workspace(swept)
+    client, experiment = client_of(swept)
+    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
+    runs = children(swept, parent.info.run_id)
+    (ens,) = [r for r in runs if "ensemble_key" in r.data.tags]
+    singles = [r for r in runs if r.data.tags["baseline"] == "False" and r is not ens]
+    best = sorted(singles, key=lambda r: r.data.metrics["val_mae"])[:5]
+    members = ens.data.params["ensemble.members"].split(",")
+    assert members == [r.info.run_id for r in best] and len(members) == 4
+
+    # its val_mae is the MAE of the members' mean forecast on the validation days, by hand
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    windows = feats.lag_windows(dev, splits, 14)
+    rows = windows.rows("val")
+    models = [tracking.load_model(ws, m) for m in members]
+    assert all(isinstance(m, ViewsModel) for m in models)
+    mean = np.mean([m.predict(windows.x(rows)[:, : m.cfg.lags]) for m in models], axis=0)
+    assert ens.data.metrics["val_mae"] == pytest.approx(np.abs(mean - windows.y(rows)).mean())
+    assert tracking.load_model(ws, ens.info.run_id).predict(windows.x(rows)) == pytest.approx(mean)
+
+    # selecting again logs no second ensemble; --ensemble 0 leaves it out of a new ranking
+    assert cli("select").exit_code == 0
+    assert len(children(swept, parent.info.run_id)) == len(runs)
+    without = cli("select", "--ensemble", "0", "--top", "20")
+    assert without.exit_code == 0 and "ensemble-top4" not in without.output
+    assert len(children(swept, parent.info.run_id)) == len(runs)
+    assert "ensemble-top4" in cli("select", "--top", "20").output
