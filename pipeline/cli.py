@@ -731,3 +731,67 @@ def daily(
         _forecast(ws, None, horizon, force=False)
     if result.drift:
         raise DriftError(f"drift since {result.drift_since}: see `viewcast monitor`")
+
+
+# --- the lecture's experiments and diagnostics -------------------------------------------------
+
+
+@app.command()
+@guarded
+def experiment(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The experiment: lecture.")],
+    series: Annotated[
+        list[str] | None, typer.Option(help="Run on these series only (repeat the option).")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Cap the grid's epochs (default: the lecture grid's 2,000).")
+    ] = None,
+    study_epochs: Annotated[
+        int, typer.Option(help="Epochs of each batch-size and optimiser study run.")
+    ] = 200,
+) -> None:
+    """The lecture's tables, figures and diagnostics: writes reports/lecture.md."""
+    from pipeline import experiment as exp
+
+    if name != "lecture":
+        raise ViewcastError(f"unknown experiment {name!r} (there is one: lecture)")
+    ws: Workspace = ctx.obj
+
+    def on_step(done: int, total: int, cand, val_mae: float | None) -> None:
+        if val_mae is not None:
+            console.print(f"[{done}/{total}] {cand.name}: val MAE {_fmt(val_mae)}")
+
+    report = exp.run(ws, series, epochs, study_epochs, on_step)
+    console.print(f"best on validation: {report.best}")
+    for finding in report.findings:
+        console.print(f"- {finding}")
+    console.print(f"report: {ws.reports / exp.REPORT} (figures in {ws.reports / exp.FIGURES}/)")
+
+
+@app.command()
+@guarded
+def diagnose(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="A training run id.")],
+    loss: Annotated[str, typer.Option(help="mae (the training loss) or mse.")] = "mae",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Where a training ended (Hessian eigenvalues: minimum, maximum or saddle) and its gradient
+    norm against the loss over epochs; the figure is logged to the run."""
+    from dataclasses import asdict
+
+    from pipeline import diagnostics as diag
+
+    ws: Workspace = ctx.obj
+    result = diag.diagnose_run(ws, run_id, loss)
+    if as_json:
+        typer.echo(json.dumps(asdict(result), indent=1))
+        return
+    console.print(f"{result.name}: {diag.describe(result.point)}")
+    if result.stuck_epochs:
+        console.print(
+            f"stuck but not at a small gradient (L6) in {len(result.stuck_epochs)} epochs, "
+            f"from epoch {result.stuck_epochs[0]}"
+        )
+    console.print(f"figure: {result.figure}")

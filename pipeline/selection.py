@@ -180,8 +180,10 @@ class SweepReport:
     seconds: float = 0.0
 
 
-def sweep_key(candidates: list[Candidate], folds: int, generation: str) -> str:
-    payload = json.dumps([[c.key for c in candidates], folds, generation])
+def sweep_key(
+    candidates: list[Candidate], folds: int, generation: str, series: list[str] | None = None
+) -> str:
+    payload = json.dumps([[c.key for c in candidates], folds, generation, sorted(series or [])])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -192,8 +194,10 @@ def sweep(
     folds: int = 1,
     max_minutes: float | None = None,
     on_step: Callable[[int, int, Candidate, float | None], None] | None = None,
+    series: list[str] | None = None,
 ) -> SweepReport:
-    """Train the baselines and the grid as nested runs under one parent; resume if it exists."""
+    """Train the baselines and the grid as nested runs under one parent (on every split series,
+    or the named ones); resume if it exists."""
     from pipeline import features as feats
     from pipeline import tracking
     from pipeline.store import Store
@@ -207,7 +211,7 @@ def sweep(
         raise ViewcastError("no series is long enough to split: ingest more days first")
     generation = store.require().name
     candidates = baselines() + [c for c in candidates if c.key not in {b.key for b in baselines()}]
-    key = sweep_key(candidates, folds, generation)
+    key = sweep_key(candidates, folds, generation, series)
 
     mlflow = tracking.connect(ws)
     client = mlflow.tracking.MlflowClient()
@@ -217,6 +221,7 @@ def sweep(
         tags = {"stage": "sweep", "sweep_key": key, "grid": grid, "mlflow.runName": f"sweep {grid}"}
         parent = client.create_run(experiment, tags=tags).info.run_id
         params = {"grid": grid, "folds": folds, "configs": len(candidates)}
+        params |= {"series": ",".join(series) if series else "all"}
         params |= {"store_generation": generation, "max_minutes": max_minutes}
         for k, v in params.items():
             client.log_param(parent, k, str(v))
@@ -241,7 +246,7 @@ def sweep(
             began = time.perf_counter()
             n = cand.model.lags
             if n not in windows:
-                windows[n] = feats.lag_windows(dev, splits, n)
+                windows[n] = feats.select_series(feats.lag_windows(dev, splits, n), series)
             tags = {"sweep_key": key, "config_key": cand.key, "baseline": str(cand.baseline)}
             try:
                 results = [fit(feats.fold(windows[n], splits, k), cand.model, cand.train)
@@ -402,6 +407,8 @@ def ensemble_run(ws: Workspace, client, sweep_id: str, runs: list, children: lis
     model = EnsembleModel([tracking.load_model(ws, run_id) for run_id in members]).eval()
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
+    chosen = client.get_run(sweep_id).data.params.get("series", "all")
+    windows = feats.select_series(windows, None if chosen == "all" else chosen.split(","))
     scores = {}
     for split, name in (("train", "train_mae"), ("val", "val_mae")):
         rows = windows.rows(split)

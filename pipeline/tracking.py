@@ -87,7 +87,9 @@ def log_training(
     from mlflow.entities import Metric
 
     mlflow = connect(ws)
-    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id) as run:
+    with mlflow.start_run(
+        run_name=run_name, parent_run_id=parent_run_id, nested=parent_run_id is not None
+    ) as run:
         client = mlflow.tracking.MlflowClient()
         now = int(time.time() * 1000)
         curves = [
@@ -139,7 +141,10 @@ def log_ensemble(
 ) -> str:
     """One MLflow run for an ensemble: its member runs, MAE, datasets and the model."""
     mlflow = connect(ws)
-    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tags) as run:
+    nested = parent_run_id is not None
+    with mlflow.start_run(
+        run_name=run_name, parent_run_id=parent_run_id, tags=tags, nested=nested
+    ) as run:
         params = {"model.model": "ensemble", "model.lags": model.cfg.lags}
         params |= {"ensemble.size": len(members), "ensemble.members": ",".join(members)}
         params |= {f"data.{k}": v for k, v in data.items()}

@@ -1,0 +1,278 @@
+"""L4-L6 diagnostics: where a training ended (Hessian eigenvalues) and why it got stuck.
+
+- L4: at a critical point the Hessian H of the loss tells what it is: all eigenvalues positive, a
+  local minimum; all negative, a local maximum; both signs, a saddle point. The lecture's
+  "minimum ratio" is (positive eigenvalues) / (all eigenvalues). Small models get the exact
+  Hessian (torch.func.hessian); larger ones the extreme eigenvalues by Lanczos iteration on
+  Hessian-vector products, which never forms H.
+- L6: the gradient norm next to the loss over epochs ("a stuck training is not always a small
+  gradient"); the curves come from the run's per-epoch metrics.
+
+Everything here works on a function f(theta) of a flat parameter vector, so the tests can check it
+on functions whose Hessian is known.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, hessian, jvp
+
+EXACT_LIMIT = 2_000  # parameters up to which the full Hessian is formed
+Flat = torch.Tensor
+
+
+# --- the loss as a function of one flat parameter vector ---------------------------------------
+
+
+def model_loss(net: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor, loss: str = "mae"):
+    """(f, theta): the training loss of `net` on scaled rows as a function of its flattened
+    parameters (float64, evaluation mode: batch norm uses its moving averages), and the current
+    parameters."""
+    net = net.eval().double()
+    names = [n for n, _ in net.named_parameters()]
+    shapes = [p.shape for _, p in net.named_parameters()]
+    sizes = [p.numel() for _, p in net.named_parameters()]
+    buffers = {n: b for n, b in net.named_buffers()}
+    xs, ys = xs.double(), ys.double()
+    theta = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+
+    def f(flat: Flat) -> torch.Tensor:
+        parts = torch.split(flat, sizes)
+        params = {n: part.reshape(s) for n, part, s in zip(names, parts, shapes, strict=True)}
+        out = functional_call(net, (params, buffers), (xs,))
+        err = out - ys
+        return err.abs().mean() if loss == "mae" else (err**2).mean()
+
+    return f, theta
+
+
+# --- eigenvalues -------------------------------------------------------------------------------
+
+
+def hessian_eigenvalues(f: Callable[[Flat], torch.Tensor], theta: Flat) -> np.ndarray:
+    """All eigenvalues of the Hessian of f at theta, ascending (forms the full matrix)."""
+    h = hessian(f)(theta.double())
+    h = (h + h.T) / 2  # symmetric up to rounding
+    return torch.linalg.eigvalsh(h).numpy()
+
+
+def hvp_function(f: Callable[[Flat], torch.Tensor], theta: Flat) -> Callable[[Flat], Flat]:
+    """v -> H v at theta, by forward-over-reverse differentiation (H is never formed)."""
+    g = grad(f)
+    theta = theta.double()
+    return lambda v: jvp(g, (theta,), (v,))[1]
+
+
+def lanczos(hvp: Callable[[Flat], Flat], dim: int, steps: int = 80, seed: int = 0) -> np.ndarray:
+    """Ritz values of the Hessian after `steps` Lanczos iterations (full reorthogonalisation):
+    the extreme ones converge first, so [0] and [-1] estimate the smallest and largest
+    eigenvalues."""
+    steps = min(steps, dim)
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(dim, generator=gen, dtype=torch.float64)
+    basis = [q / q.norm()]
+    alphas, betas = [], []
+    for j in range(steps):
+        w = hvp(basis[j])
+        alpha = torch.dot(w, basis[j])
+        w = w - alpha * basis[j] - (betas[-1] * basis[j - 1] if j else 0)
+        stacked = torch.stack(basis)
+        w = w - stacked.T @ (stacked @ w)  # full reorthogonalisation, twice is enough
+        w = w - stacked.T @ (stacked @ w)
+        alphas.append(alpha.item())
+        beta = w.norm().item()
+        if j == steps - 1 or beta < 1e-12:
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    t = (
+        np.diag(alphas)
+        + np.diag(betas[: len(alphas) - 1], 1)
+        + np.diag(betas[: len(alphas) - 1], -1)
+    )
+    return np.linalg.eigvalsh(t)
+
+
+# --- what the point is ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """The lecture's reading of a point: its Hessian's signs and the gradient there."""
+
+    parameters: int
+    method: str  # exact | lanczos
+    min_eigenvalue: float
+    max_eigenvalue: float
+    positive: int | None  # counts (exact only)
+    negative: int | None
+    zero: int | None
+    minimum_ratio: float | None  # positive / all (exact only)
+    kind: str  # local minimum | local maximum | saddle point | flat (degenerate)
+    grad_norm: float
+
+
+def classify(min_eig: float, max_eig: float, tol: float) -> str:
+    """L4's table: the signs of the extreme eigenvalues."""
+    if min_eig < -tol and max_eig > tol:
+        return "saddle point"
+    if min_eig > tol:
+        return "local minimum"
+    if max_eig < -tol:
+        return "local maximum"
+    if max_eig > tol:
+        return "flat (degenerate) minimum: zero curvature in some directions"
+    if min_eig < -tol:
+        return "flat (degenerate) maximum: zero curvature in some directions"
+    return "flat: zero curvature in every direction"
+
+
+def critical_point(
+    f: Callable[[Flat], torch.Tensor],
+    theta: Flat,
+    exact_limit: int = EXACT_LIMIT,
+    steps: int = 80,
+    rel_tol: float = 1e-6,
+) -> CriticalPoint:
+    """Eigenvalues of the Hessian at theta (exact up to `exact_limit` parameters, else Lanczos),
+    the minimum ratio and what kind of point it is."""
+    theta = theta.double()
+    grad_norm = grad(f)(theta).norm().item()
+    dim = theta.numel()
+    if dim <= exact_limit:
+        eigs = hessian_eigenvalues(f, theta)
+        tol = rel_tol * max(abs(eigs).max(initial=0.0), 1e-300)
+        pos, neg = int((eigs > tol).sum()), int((eigs < -tol).sum())
+        return CriticalPoint(
+            dim, "exact", float(eigs[0]), float(eigs[-1]), pos, neg, dim - pos - neg,
+            pos / dim, classify(float(eigs[0]), float(eigs[-1]), tol), grad_norm,
+        )  # fmt: skip
+    ritz = lanczos(hvp_function(f, theta), dim, steps)
+    tol = rel_tol * max(abs(ritz).max(initial=0.0), 1e-300)
+    lo, hi = float(ritz[0]), float(ritz[-1])
+    return CriticalPoint(
+        dim, "lanczos", lo, hi, None, None, None, None, classify(lo, hi, tol), grad_norm
+    )
+
+
+def describe(point: CriticalPoint) -> str:
+    """One sentence for a report."""
+    counts = (
+        f"; {point.positive} positive, {point.negative} negative, {point.zero} zero eigenvalues "
+        f"(minimum ratio {point.minimum_ratio:.2f})"
+        if point.positive is not None
+        else ""
+    )
+    return (
+        f"{point.kind}: Hessian eigenvalues from {point.min_eigenvalue:.3g} to "
+        f"{point.max_eigenvalue:.3g} ({point.method}, {point.parameters:,} parameters){counts}; "
+        f"gradient norm {point.grad_norm:.3g}"
+    )
+
+
+def analyse_model(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", **kwargs):
+    """The critical point a trained ViewsModel ended at, on rows of views (x, y)."""
+    import copy
+
+    tx = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+    ty = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32)
+    xs, ys, _ = model.encode(tx, ty)
+    f, theta = model_loss(copy.deepcopy(model.net), xs, ys, loss)
+    return critical_point(f, theta, **kwargs)
+
+
+def stuck_epochs(loss: list[float], grad_norm: list[float], window: int = 20) -> list[int]:
+    """Epochs where the loss barely moved over `window` epochs (<0.1%) although the gradient norm
+    stayed at least a tenth of its first value: stuck, but not at a small gradient (L6)."""
+    out = []
+    for e in range(window, len(loss)):
+        flat = abs(loss[e - window] - loss[e]) <= 1e-3 * abs(loss[e - window])
+        if flat and grad_norm[e] >= 0.1 * grad_norm[0] and math.isfinite(grad_norm[e]):
+            out.append(e + 1)
+    return out
+
+
+def epoch_history(client, run_id: str) -> dict[str, list[float]]:
+    """Per-epoch training loss, gradient norm and validation MAE a run logged."""
+    out = {}
+    for key in ("train_loss", "grad_norm", "val_mae_epoch"):
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        out[key] = [m.value for m in points]
+    return out
+
+
+def plot_grad_vs_loss(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
+    """Loss and gradient norm on twin axes, one panel per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.8 * len(curves)), squeeze=False)
+    for ax, (name, h) in zip(axes[:, 0], curves.items(), strict=True):
+        epochs = np.arange(1, len(h["train_loss"]) + 1)
+        ax.plot(epochs, h["train_loss"], color="tab:blue", label="training loss")
+        ax.set_yscale("log")
+        ax.set_ylabel("training loss", color="tab:blue")
+        twin = ax.twinx()
+        twin.plot(epochs, h["grad_norm"], color="tab:green", label="gradient norm")
+        twin.set_yscale("log")
+        twin.set_ylabel("gradient norm", color="tab:green")
+        ax.set_title(name, fontsize=9)
+    axes[-1, 0].set_xlabel("epoch")
+    fig.suptitle("L6: a stuck training is not always a small gradient")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    run_id: str
+    name: str
+    point: CriticalPoint
+    stuck_epochs: list[int]
+    figure: str
+
+
+def diagnose_run(ws, run_id: str, loss: str = "mae") -> Diagnosis:
+    """The critical point a training run ended at, on its training rows (every split series;
+    the last 3,000 rows), and its gradient norm vs loss figure (reports/, and the run)."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.errors import ViewcastError
+    from pipeline.store import Store
+
+    if loss not in ("mae", "mse"):
+        raise ViewcastError(f"--loss must be mae or mse, got {loss!r}")
+    client = tracking.connect(ws).tracking.MlflowClient()
+    model = tracking.load_model(ws, run_id)
+    if not hasattr(model, "net"):
+        raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
+    run = client.get_run(run_id)
+    store = Store(ws)
+    windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
+    rows = windows.rows("train")[-3000:]
+    point = analyse_model(model, windows.x(rows), windows.y(rows), loss)
+    history = epoch_history(client, run_id)
+    stuck = stuck_epochs(history["train_loss"], history["grad_norm"])
+    figure = ws.reports / f"diagnose-{run_id}.png"
+    ws.reports.mkdir(parents=True, exist_ok=True)
+    if history["train_loss"]:
+        plot_grad_vs_loss({run.info.run_name: history}, figure)
+        client.log_artifact(run_id, str(figure), "diagnostics")
+    metrics = {"hessian_min_eigenvalue": point.min_eigenvalue,
+               "hessian_max_eigenvalue": point.max_eigenvalue}  # fmt: skip
+    if point.minimum_ratio is not None:
+        metrics["minimum_ratio"] = point.minimum_ratio
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    client.set_tag(run_id, "critical_point", point.kind)
+    return Diagnosis(run_id, run.info.run_name, point, stuck,
+                     str(figure) if history["train_loss"] else "")  # fmt: skip

@@ -1,0 +1,138 @@
+"""Hessian eigenvalues, critical points, Lanczos, and the lecture experiment's report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import diagnostics as diag
+from pipeline import experiment, selection, tracking
+from pipeline.config import Workspace
+from pipeline.experiment import Row, depth_findings, views_weights
+from pipeline.models import ModelConfig, ViewsModel
+
+
+def test_the_hessian_of_a_quadratic_is_its_matrix():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    eigs = np.array([-3.0, -0.5, 0.25, 1.0, 2.0, 7.0])
+    a = torch.tensor(q @ np.diag(eigs) @ q.T)
+    b = torch.tensor(rng.normal(size=6))
+    f = lambda t: 0.5 * t @ a @ t + b @ t  # noqa: E731
+    theta = torch.tensor(rng.normal(size=6))
+    np.testing.assert_allclose(diag.hessian_eigenvalues(f, theta), eigs, atol=1e-10)
+
+
+def test_saddle_and_minimum_at_the_origin():
+    origin = torch.zeros(2, dtype=torch.float64)
+    saddle = diag.critical_point(lambda t: t[0] ** 2 - t[1] ** 2, origin)
+    assert saddle.kind == "saddle point" and saddle.minimum_ratio == 0.5
+    assert (saddle.min_eigenvalue, saddle.max_eigenvalue) == pytest.approx((-2.0, 2.0))
+    minimum = diag.critical_point(lambda t: t[0] ** 2 + t[1] ** 2, origin)
+    assert minimum.kind == "local minimum" and minimum.minimum_ratio == 1.0
+    assert minimum.grad_norm == 0.0
+    maximum = diag.critical_point(lambda t: -(t[0] ** 2) - t[1] ** 2, origin)
+    assert maximum.kind == "local maximum" and maximum.minimum_ratio == 0.0
+    flat = diag.critical_point(lambda t: t[0] ** 2 + 0 * t[1], origin)
+    assert flat.kind.startswith("flat (degenerate) minimum") and flat.zero == 1
+
+
+def small_network_loss():
+    torch.manual_seed(0)
+    model = ViewsModel(ModelConfig(lags=7, model="relu", layers=2, width=12))
+    x, y = torch.randn(300, 7), torch.randn(300, 1)
+    return diag.model_loss(model.net, x, y, "mse")
+
+
+def test_lanczos_matches_the_exact_extreme_eigenvalues_within_one_percent():
+    f, theta = small_network_loss()
+    exact = diag.hessian_eigenvalues(f, theta)
+    ritz = diag.lanczos(diag.hvp_function(f, theta), theta.numel(), steps=80)
+    assert ritz[0] == pytest.approx(exact[0], rel=0.01)
+    assert ritz[-1] == pytest.approx(exact[-1], rel=0.01)
+    assert exact[0] < 0 < exact[-1], "a random network is at a saddle-like point"
+    # above the exact limit critical_point switches to Lanczos and reads the point the same way
+    by_lanczos = diag.critical_point(f, theta, exact_limit=10)
+    by_exact = diag.critical_point(f, theta)
+    assert (by_lanczos.method, by_exact.method) == ("lanczos", "exact")
+    assert by_lanczos.kind == by_exact.kind == "saddle point"
+    assert by_lanczos.minimum_ratio is None and 0 < by_exact.minimum_ratio < 1
+
+
+def test_stuck_is_a_flat_loss_with_a_large_gradient():
+    loss = [10.0 - 0.5 * e for e in range(10)] + [5.0] * 30
+    big = [1.0] * 40
+    assert diag.stuck_epochs(loss, big, window=20)[0] == 31  # 20 epochs after it stopped
+    assert diag.stuck_epochs(loss, [1.0] * 10 + [1e-3] * 30, window=20) == []
+
+
+def test_linear_weights_in_views_reproduce_the_model():
+    torch.manual_seed(0)
+    model = ViewsModel(ModelConfig(lags=7, model="linear"))
+    x = np.random.default_rng(0).lognormal(7, 0.5, (50, 7))
+    model.fit_normalisation(torch.tensor(x, dtype=torch.float32), torch.tensor(x[:, 0] * 2))
+    weights, note = views_weights(model)
+    w = np.array([weights[f"w_{j}"] for j in range(1, 8)])
+    assert note == ""
+    np.testing.assert_allclose(weights["b"] + x @ w, model.predict(x), rtol=1e-4)
+
+
+def test_depth_findings_name_overfitting_and_optimisation_problems():
+    rows = [
+        Row("relu-1", "", 0, train_mae=100.0, val_mae=90.0),
+        Row("relu-2", "", 0, train_mae=80.0, val_mae=95.0),  # better fit, worse validation
+        Row("relu-3", "", 0, train_mae=85.0, val_mae=94.0),  # deeper, fits worse
+    ]
+    found = depth_findings(rows)
+    assert found[0].startswith("Overfitting: from relu-1 to relu-2")
+    assert found[1].startswith("Optimisation problem: relu-3 fits the training days worse")
+    assert depth_findings(rows[:1])[0].startswith("Every deeper network")
+
+
+def test_the_lecture_report_lists_every_configuration(two_series: Path, cli):
+    result = cli("experiment", "lecture", "--epochs", "5", "--study-epochs", "3")
+    assert result.exit_code == 0, result.output
+    ws = Workspace(two_series)
+    page = (ws.reports / experiment.REPORT).read_text()
+    for cand in selection.lecture_grid():
+        assert f"| {cand.name} |" in page, cand.name
+    for label, *_ in experiment.OPTIMISERS:
+        assert f"| {label} |" in page
+    assert page.count("| cpu |") == len(experiment.BATCH_SIZES)
+    assert "| b | w_1 | w_2 | w_3 | w_4 | w_5 | w_6 | w_7 |" in page
+    assert "test MAE" not in page.split("## L2")[0], "no test MAE before finalize"
+    for figure in ("validation.png", "grad_norm.png", "optimisers.png"):
+        assert (ws.reports / experiment.FIGURES / figure).read_bytes()[:4] == b"\x89PNG"
+
+    client = tracking.connect(ws).tracking.MlflowClient()
+    (run,) = client.search_runs(["1"], "tags.stage = 'experiment'")
+    studies = client.search_runs(["1"], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert len(studies) == len(experiment.OPTIMISERS) + len(experiment.BATCH_SIZES)
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"lecture.md", "lecture"} <= logged
+
+
+def test_diagnose_reads_a_training_run(two_series: Path, cli):
+    assert cli("features").exit_code == 0
+    trained = cli("train", "--lags", "7", "--model", "relu", "--layers", "1", "--width", "8",
+                  "--epochs", "30")  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    ws = Workspace(two_series)
+    client = tracking.connect(ws).tracking.MlflowClient()
+    (run,) = client.search_runs(["1"], "tags.stage = 'train'")
+    result = cli("diagnose", run.info.run_id, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["point"]["method"] == "exact" and report["point"]["parameters"] == 73
+    assert report["point"]["kind"] in ("saddle point", "local minimum") or report["point"][
+        "kind"
+    ].startswith("flat")
+    logged = client.get_run(run.info.run_id)
+    assert logged.data.tags["critical_point"] == report["point"]["kind"]
+    assert "hessian_max_eigenvalue" in logged.data.metrics
+    assert Path(report["figure"]).exists()
+    assert cli("diagnose", "nosuchrun").exit_code == 2
