@@ -32,10 +32,12 @@ format: $(STAMP)  ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## benchmarks against peers (installs the bench extra; minutes, ~15 GB peak)
+bench: $(STAMP)  ## benchmarks against peers (installs the bench extra; ~30 minutes, ~15 GB peak)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_accuracy.py
+	$(BIN)/python bench/bench_forecast.py
 
 clean:  ## remove the venv and generated data (data/raw stays)
-	rm -rf $(VENV) data/store data/features mlruns/mlflow.db mlruns/artifacts reports bench/out
+	rm -rf $(VENV) data/store data/features data/forecasts mlruns/mlflow.db mlruns/artifacts reports bench/out .viewcast.lock
