@@ -226,6 +226,21 @@ def _expand(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _progress(label: str, fields: str):
+    """A progress bar for a terminal only (timers and logs get plain lines)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(fields),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+
+
 def _more(total: int) -> None:
     if total > MAX_ROWS:
         console.print(f"... and {total - MAX_ROWS:,} more (use --json for all)")
@@ -279,8 +294,6 @@ def train(
     ] = None,
 ) -> None:
     """Train one model on the training days, early-stop on validation, log it to MLflow."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from pipeline import features as feats
     from pipeline import tracking
     from pipeline.models import ModelConfig
@@ -302,14 +315,8 @@ def train(
     windows = feats.select_series(
         feats.build(ws, feats.FeatureSpec((lags,), transform))[lags], series
     )
-    progress = Progress(
-        TextColumn("[bold]epoch"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("train loss {task.fields[loss]:.4g}  val MAE {task.fields[val]:,.1f}"),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
+    progress = _progress(
+        "epoch", "train loss {task.fields[loss]:.4g}  val MAE {task.fields[val]:,.1f}"
     )
     with progress:
         task = progress.add_task("train", total=epochs, loss=float("nan"), val=float("nan"))
@@ -347,20 +354,10 @@ def _fmt(value: float | None) -> str:
 
 def _run_sweep(ws: Workspace, grid: str, folds: int, max_minutes: float | None):
     """Sweep with a progress bar on a terminal and one line per configuration in logs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from pipeline import selection
 
     candidates = selection.load_grid(grid)
-    progress = Progress(
-        TextColumn("[bold]sweep"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[name]}"),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    )
+    progress = _progress("sweep", "{task.fields[name]}")
     with progress:
         task = progress.add_task("sweep", total=len(candidates) + 3, name="")
 

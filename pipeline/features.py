@@ -10,7 +10,7 @@ row) and its own views were observed (imputed days may be inputs, never targets)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,14 @@ class LagWindows:
         """(len(values) - N + 1, N) view: row target-N holds lag_1..lag_N of that target."""
         return sliding_window_view(self.values, self.n)[:, ::-1]
 
+    def subset(self, keep: np.ndarray, split: np.ndarray | None = None) -> LagWindows:
+        """The rows where `keep` holds (over the same values), with new split labels if given."""
+        labels = self.split if split is None else split
+        return replace(
+            self, target=self.target[keep], code=self.code[keep], day=self.day[keep],
+            split=labels[keep],
+        )  # fmt: skip
+
     def rows(self, split: str) -> np.ndarray:
         """Row indices of one split ('train' or 'val')."""
         return np.flatnonzero(self.split == SPLIT_NAMES.index(split))
@@ -128,16 +136,7 @@ def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
     val_start = np.array([splits.series[str(n)].val_start for n in windows.names], np.int64)
     start = val_start[windows.code] - (k - 1) * splits.val_days
     keep = windows.day < start + splits.val_days
-    split = (windows.day >= start).astype(np.int8)
-    return LagWindows(
-        windows.n,
-        windows.names,
-        windows.values,
-        windows.target[keep],
-        windows.code[keep],
-        windows.day[keep],
-        split[keep],
-    )
+    return windows.subset(keep, split=(windows.day >= start).astype(np.int8))
 
 
 def build(ws: Workspace, spec: FeatureSpec) -> dict[int, LagWindows]:
@@ -203,16 +202,7 @@ def select_series(windows: LagWindows, names: list[str] | None) -> LagWindows:
     unknown = sorted(set(names) - set(windows.names.astype(str)))
     if unknown:
         raise ViewcastError(f"unknown series (not split or not ingested): {', '.join(unknown)}")
-    keep = np.isin(windows.names.astype(str)[windows.code], names)
-    return LagWindows(
-        windows.n,
-        windows.names,
-        windows.values,
-        windows.target[keep],
-        windows.code[keep],
-        windows.day[keep],
-        windows.split[keep],
-    )
+    return windows.subset(np.isin(windows.names.astype(str)[windows.code], names))
 
 
 def describe(ws: Workspace, windows: LagWindows) -> dict:
