@@ -115,6 +115,18 @@ def test_the_lecture_report_lists_every_configuration(two_series: Path, cli):
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"lecture.md", "lecture"} <= logged
 
+    # once the test is finalized, the tables show each model's test MAE
+    assert cli("select", "--ensemble", "0").exit_code == 0
+    assert cli("finalize").exit_code == 0
+    trained = len(client.search_runs(["1"], "tags.stage = 'train'"))
+    again = cli("experiment", "lecture", "--epochs", "5", "--study-epochs", "3")
+    assert again.exit_code == 0, again.output
+    assert len(client.search_runs(["1"], "tags.stage = 'train'")) == trained, "sweep resumed"
+    page = (ws.reports / experiment.REPORT).read_text()
+    assert "| model | parameters | training MAE | validation MAE | test MAE |" in page
+    row = next(line for line in page.splitlines() if line.startswith("| linear-lags7 |"))
+    assert len(row.split("|")) == 7 and row.split("|")[5].strip() not in ("", "-")
+
 
 def test_diagnose_reads_a_training_run(two_series: Path, cli):
     assert cli("features").exit_code == 0
