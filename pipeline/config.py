@@ -55,6 +55,11 @@ class Workspace:
         return self.home / "reports"
 
     @property
+    def final_report(self) -> Path:
+        """reports/final.json: written once, by `viewcast finalize`."""
+        return self.reports / "final.json"
+
+    @property
     def demo_data(self) -> Path:
         """The workspace's data/raw when it has the demo files, else the source checkout's."""
         for root in (self.data / "raw", Path(__file__).resolve().parents[1] / "data" / "raw"):

@@ -268,6 +268,7 @@ def forecast(
     present = ends > starts
     last_day = np.where(present, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
     day = parse_day(date) if date else int(last_day.max()) + 1
+    _guard_sealed_test(ws, store, day)
     path = forecast_path(ws, day)
     chosen = production_model(ws)
     if path.exists() and not force:
@@ -316,6 +317,18 @@ def forecast(
     run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
     return Forecast(
         path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
+    )
+
+
+def _guard_sealed_test(ws: Workspace, store, day: int) -> None:
+    """Before finalize, a forecast of a test day (and monitoring it) would score the sealed test
+    outside the leaderboard's record: refuse it."""
+    test_end = max((s.test_end for s in store.read_splits().series.values()), default=None)
+    if test_end is None or day > test_end or ws.final_report.exists():
+        return
+    raise ViewcastError(
+        f"{iso(day)} is not after the sealed test period (it ends {iso(test_end)}): forecasting "
+        "it before `viewcast finalize` would score the test outside the leaderboard"
     )
 
 

@@ -229,8 +229,8 @@ def leaderboard(ws: Workspace) -> list[dict]:
 
 def already_final(ws: Workspace, client, experiment: str) -> str | None:
     """Why a finalize must be refused, or None."""
-    if (ws.reports / FINAL_JSON).exists():
-        return f"already finalized: see {ws.reports / FINAL_JSON}"
+    if ws.final_report.exists():
+        return f"already finalized: see {ws.final_report}"
     runs = client.search_runs([experiment], "tags.stage = 'final'", max_results=1)
     if runs:
         return f"already finalized in MLflow run {runs[0].info.run_id}"
@@ -424,7 +424,7 @@ def plot_test_period(
 
 
 def read_final(ws: Workspace) -> dict:
-    path = ws.reports / FINAL_JSON
+    path = ws.final_report
     if not path.exists():
         raise ViewcastError(f"no final report in {ws.reports}: run `viewcast finalize` first")
     return json.loads(path.read_text())

@@ -210,7 +210,8 @@ def sweep(
     if len(dev) == 0:
         raise ViewcastError("no series is long enough to split: ingest more days first")
     generation = store.require().name
-    candidates = baselines() + [c for c in candidates if c.key not in {b.key for b in baselines()}]
+    base = baselines()
+    candidates = base + [c for c in candidates if c.key not in {b.key for b in base}]
     key = sweep_key(candidates, folds, generation, series)
 
     mlflow = tracking.connect(ws)

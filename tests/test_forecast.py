@@ -362,3 +362,15 @@ def test_an_ensemble_champion_refits_every_member_and_forecasts(swept: Path, cli
     table = Store(ws).read_all()
     x = np.stack([table.views[table.code == c][-model.cfg.lags :][::-1] for c in (0, 1)])
     np.testing.assert_allclose(frame["forecast"], model.predict(x), rtol=1e-4)
+
+
+def test_no_forecast_of_a_test_day_before_finalize(swept: Path, cli):
+    ws = Workspace(swept)
+    test_day = fc.iso(Store(ws).read_splits().series["alpha"].test_start + 5)
+    refused = cli("forecast", "--date", test_day)
+    assert refused.exit_code == 2
+    assert "before `viewcast finalize` would score the test" in refused.stderr
+    assert not (ws.data / "forecasts").exists()
+    assert cli("forecast").exit_code == 0, "the day after the data is fine (champion model)"
+    assert cli("finalize").exit_code == 0
+    assert cli("forecast", "--date", test_day).exit_code == 0
