@@ -46,9 +46,10 @@ class Row:
     name: str
     run_id: str
     params: int
-    train_mae: float
+    train_mae: float  # at the epoch early stopping kept
     val_mae: float
     test_mae: float | None = None
+    lowest_loss: float | None = None  # the lowest training loss of any epoch (scaled)
 
 
 @dataclass
@@ -95,12 +96,17 @@ def depth_findings(rows: list[Row]) -> list[str]:
                 f"({shallow.train_mae:,.1f} -> {deep.train_mae:,.1f}) while the validation MAE "
                 f"rose ({shallow.val_mae:,.1f} -> {deep.val_mae:,.1f})."
             )
-        if deep.train_mae > shallow.train_mae:
+        # L3 compares how well each model can fit the training data: the lowest training loss
+        # any epoch reached (early stopping may keep an earlier epoch for validation's sake)
+        fit_deep, fit_shallow = deep.lowest_loss, shallow.lowest_loss
+        if fit_deep is None or fit_shallow is None:
+            fit_deep, fit_shallow = deep.train_mae, shallow.train_mae
+        if fit_deep > fit_shallow:
             out.append(
-                f"Optimisation problem: {deep.name} fits the training days worse than "
-                f"{shallow.name} ({deep.train_mae:,.1f} > {shallow.train_mae:,.1f}), though it can "
-                "represent every function the shallower one can. This is not overfitting and not "
-                "model bias: gradient descent did not find its better parameters (L3)."
+                f"Optimisation problem: {deep.name} never fitted the training days as well as "
+                f"{shallow.name} (lowest training loss {fit_deep:.4g} > {fit_shallow:.4g}), though "
+                "it can represent every function the shallower one can. This is not overfitting "
+                "and not model bias: gradient descent did not find its better parameters (L3)."
             )
     if not out:
         out.append(
@@ -159,8 +165,9 @@ def run(
             idx = idx[np.isin(w.names[w.code[idx]].astype(str), names)]
             test = float(np.abs(model.predict(w.x(idx)) - w.y(idx)).mean())
         params = sum(p.numel() for p in model.net.parameters())
+        losses = diagnostics.epoch_history(client, r.info.run_id)["train_loss"]
         return Row(name, r.info.run_id, params, r.data.metrics["train_mae"],
-                   r.data.metrics["val_mae"], test)  # fmt: skip
+                   r.data.metrics["val_mae"], test, min(losses, default=None))  # fmt: skip
 
     report.linear = [row(f"linear-lags{n}") for n in LINEAR_LAGS]
     seven = tracking.load_model(ws, runs["linear-lags7"].info.run_id)
@@ -355,14 +362,18 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:,.1f}"
 
 
-def _table(rows: list[Row], finalized: bool) -> list[str]:
-    head = "| model | parameters | training MAE | validation MAE |" + (
-        " test MAE |" if finalized else ""
-    )
-    lines = [head, "|---|---|---|---|" + ("---|" if finalized else "")]
+def _table(rows: list[Row], finalized: bool, lowest: bool = False) -> list[str]:
+    head = "| model | parameters | training MAE | validation MAE |"
+    head += " test MAE |" if finalized else ""
+    head += " lowest training loss (any epoch, scaled) |" if lowest else ""
+    rule = "|---|---|---|---|" + ("---|" if finalized else "") + ("---|" if lowest else "")
+    lines = [head, rule]
     for r in rows:
-        test = f" {_fmt(r.test_mae)} |" if finalized else ""
-        lines.append(f"| {r.name} | {r.params:,} | {_fmt(r.train_mae)} | {_fmt(r.val_mae)} |{test}")
+        line = f"| {r.name} | {r.params:,} | {_fmt(r.train_mae)} | {_fmt(r.val_mae)} |"
+        line += f" {_fmt(r.test_mae)} |" if finalized else ""
+        if lowest:
+            line += f" {r.lowest_loss:.4g} |" if r.lowest_loss is not None else " - |"
+        lines.append(line)
     return lines
 
 
@@ -391,7 +402,11 @@ def render(report: LectureReport) -> str:
         "",
         "## L2: sigmoid and ReLU networks on 56 days",
         "",
-        *_table(report.deep, report.finalized),
+        "Training and validation MAE are each model's at the epoch early stopping kept (its best "
+        "validation epoch); the last column is the lowest training loss any epoch reached, which "
+        "tells whether a model could fit the training days.",
+        "",
+        *_table(report.deep, report.finalized, lowest=True),
         "",
         *(f"- {f}" for f in report.findings),
         "",

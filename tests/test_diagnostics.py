@@ -83,13 +83,18 @@ def test_linear_weights_in_views_reproduce_the_model():
 
 def test_depth_findings_name_overfitting_and_optimisation_problems():
     rows = [
-        Row("relu-1", "", 0, train_mae=100.0, val_mae=90.0),
-        Row("relu-2", "", 0, train_mae=80.0, val_mae=95.0),  # better fit, worse validation
-        Row("relu-3", "", 0, train_mae=85.0, val_mae=94.0),  # deeper, fits worse
+        Row("relu-1", "", 0, train_mae=100.0, val_mae=90.0, lowest_loss=0.5),
+        Row("relu-2", "", 0, train_mae=80.0, val_mae=95.0, lowest_loss=0.3),  # overfits
+        Row("relu-3", "", 0, train_mae=85.0, val_mae=94.0, lowest_loss=0.4),  # fits worse
     ]
     found = depth_findings(rows)
+    assert len(found) == 2
     assert found[0].startswith("Overfitting: from relu-1 to relu-2")
-    assert found[1].startswith("Optimisation problem: relu-3 fits the training days worse")
+    assert found[1].startswith("Optimisation problem: relu-3 never fitted the training days")
+    assert "0.4 > 0.3" in found[1]
+    # a worse MAE at the kept epoch is no optimisation problem if some epoch fitted better
+    rows[2] = Row("relu-3", "", 0, train_mae=85.0, val_mae=94.0, lowest_loss=0.2)
+    assert len(depth_findings(rows)) == 1
     assert depth_findings(rows[:1])[0].startswith("Every deeper network")
 
 
@@ -124,6 +129,7 @@ def test_the_lecture_report_lists_every_configuration(two_series: Path, cli):
     assert len(client.search_runs(["1"], "tags.stage = 'train'")) == trained, "sweep resumed"
     page = (ws.reports / experiment.REPORT).read_text()
     assert "| model | parameters | training MAE | validation MAE | test MAE |" in page
+    assert "| test MAE | lowest training loss (any epoch, scaled) |" in page
     row = next(line for line in page.splitlines() if line.startswith("| linear-lags7 |"))
     assert len(row.split("|")) == 7 and row.split("|")[5].strip() not in ("", "-")
 
