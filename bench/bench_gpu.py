@@ -15,8 +15,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,10 +24,9 @@ from bench_train import global_model
 
 from pipeline import features as feats
 from pipeline.config import Workspace
-from pipeline.experiment import BATCH_SIZES, _study_config
+from pipeline.experiment import batch_size_study
 from pipeline.ingest import read_views
 from pipeline.store import Store
-from pipeline.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,22 +38,10 @@ def batch_study(epochs: int) -> list[dict]:
         csv = ROOT / "data/raw/wikipedia-peyton-manning/views.csv"
         store.ingest([read_views(csv, series="peyton-manning")])
         windows = feats.lag_windows(store.read_dev(), store.read_splits(), 56)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    out = []
-    for device in devices:
-        for size in BATCH_SIZES:
-            mcfg, tcfg = _study_config(epochs, batch_size=size, device=device)
-            fit(windows, mcfg, replace(tcfg, epochs=1))  # warm-up
-            started = time.perf_counter()
-            result = fit(windows, mcfg, tcfg)
-            seconds = time.perf_counter() - started
-            out.append({
-                "device": device, "batch": size or "full", "epochs": result.epochs_run,
-                "seconds_per_epoch": seconds / result.epochs_run, "val_mae": result.val_mae,
-                "train_mae": result.train_mae,
-            })  # fmt: skip
-            print(json.dumps(out[-1]), flush=True)
-    return out
+    rows = batch_size_study(windows, epochs)
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def main() -> None:

@@ -141,10 +141,8 @@ def run(
             for c in grid
         ]
     sweep = selection.sweep(ws, "lecture", grid, on_step=on_step, series=series)
-    mlflow = tracking.connect(ws)
-    client = mlflow.tracking.MlflowClient()
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
-    runs = {r.info.run_name: r for r in selection._children(client, experiment, sweep.run_id)}
+    mlflow, client, experiment = tracking.session(ws)
+    runs = {r.info.run_name: r for r in selection.sweep_children(client, experiment, sweep.run_id)}
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
     names = series or sorted(splits.series)
@@ -253,12 +251,12 @@ def _study_config(epochs: int, **train):
     return mcfg, TrainConfig(epochs=epochs, patience=0, seed=0, **train)
 
 
-def _batch_study(ws, windows, epochs: int, parent: str) -> list[dict]:
-    """L5: full batch vs small batches, seconds per epoch and validation MAE, per device."""
+def batch_size_study(windows, epochs: int, on_fit=None) -> list[dict]:
+    """L5: full batch vs small batches, seconds per epoch (after a one-epoch warm-up) and
+    validation MAE, on the CPU and on CUDA when torch sees it. `on_fit(mcfg, tcfg, result)` sees
+    each training (the experiment logs them; bench/bench_gpu.py, without MLflow, does not)."""
     import torch
 
-    from pipeline import features as feats
-    from pipeline import tracking
     from pipeline.train import fit
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -270,17 +268,29 @@ def _batch_study(ws, windows, epochs: int, parent: str) -> list[dict]:
             started = time.perf_counter()
             result = fit(windows, mcfg, tcfg)
             seconds = time.perf_counter() - started
-            tracking.log_training(
-                ws, windows, mcfg, tcfg, result, feats.describe(ws, windows),
-                run_name=f"batch {size or 'full'} {device}", tags={"stage": "study"},
-                parent_run_id=parent,
-            )  # fmt: skip
+            if on_fit is not None:
+                on_fit(mcfg, tcfg, result)
             out.append({
                 "device": device, "batch": size or "full", "epochs": result.epochs_run,
                 "seconds_per_epoch": seconds / max(result.epochs_run, 1),
                 "val_mae": result.val_mae, "train_mae": result.train_mae,
             })  # fmt: skip
     return out
+
+
+def _batch_study(ws, windows, epochs: int, parent: str) -> list[dict]:
+    """The batch-size study, each training a nested run of the experiment."""
+    from pipeline import features as feats
+    from pipeline import tracking
+
+    def log(mcfg, tcfg, result) -> None:
+        tracking.log_training(
+            ws, windows, mcfg, tcfg, result, feats.describe(ws, windows),
+            run_name=f"batch {tcfg.batch_size or 'full'} {tcfg.device}", tags={"stage": "study"},
+            parent_run_id=parent,
+        )  # fmt: skip
+
+    return batch_size_study(windows, epochs, log)
 
 
 def _optimiser_study(ws, windows, epochs: int, parent: str):

@@ -147,15 +147,10 @@ class Intervals:
     relative: dict[int, float]  # level -> pooled quantile of |error| / max(forecast, 1)
 
 
-def validation_intervals(ws: Workspace, champion_run: str) -> Intervals:
-    """Half-widths from the champion's one-day-ahead errors on the validation days."""
+def validation_intervals(model, dev, splits) -> Intervals:
+    """Half-widths from a model's one-day-ahead errors on the validation days of `dev`."""
     from pipeline import features as feats
-    from pipeline import tracking
-    from pipeline.store import Store
 
-    model = tracking.load_predictor(ws, champion_run)
-    store = Store(ws)
-    dev, splits = store.read_dev(), store.read_splits()
     windows = feats.lag_windows(dev, splits, model.cfg.lags)
     rows = windows.rows("val")
     pred = model.predict(windows.x(rows))
@@ -258,17 +253,18 @@ def forecast(
 
     from pipeline import tracking
     from pipeline.atomic import atomic_write
-    from pipeline.store import Store
+    from pipeline.store import Store, concat
 
     if horizon < 1:
         raise ViewcastError(f"--horizon must be at least 1, got {horizon}")
     store = Store(ws)
-    table = store.read_all()
+    dev, splits = store.read_dev(), store.read_splits()
+    table = concat(dev, store.read_sealed())  # every day, each file read once
     starts, ends = table.bounds()
     present = ends > starts
     last_day = np.where(present, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
     day = parse_day(date) if date else int(last_day.max()) + 1
-    _guard_sealed_test(ws, store, day)
+    _guard_sealed_test(ws, splits, day)
     path = forecast_path(ws, day)
     chosen = production_model(ws)
     if path.exists() and not force:
@@ -293,7 +289,8 @@ def forecast(
     champion = tracking.alias_run(ws, "champion")
     if champion is None:
         raise ViewcastError("no champion: run `viewcast select` first")
-    intervals = validation_intervals(ws, champion[0])
+    # the champion's errors, out of sample (the production model has seen the validation days)
+    intervals = validation_intervals(tracking.load_predictor(ws, champion[0]), dev, splits)
     position = {name: i for i, name in enumerate(intervals.names)}
     frame = pd.DataFrame(
         {
@@ -320,10 +317,10 @@ def forecast(
     )
 
 
-def _guard_sealed_test(ws: Workspace, store, day: int) -> None:
+def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
     """Before finalize, a forecast of a test day (and monitoring it) would score the sealed test
     outside the leaderboard's record: refuse it."""
-    test_end = max((s.test_end for s in store.read_splits().series.values()), default=None)
+    test_end = max((s.test_end for s in splits.series.values()), default=None)
     if test_end is None or day > test_end or ws.final_report.exists():
         return
     raise ViewcastError(

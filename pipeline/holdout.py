@@ -105,14 +105,6 @@ class Holdout:
 # --- MLflow records ----------------------------------------------------------------------------
 
 
-def _client(ws: Workspace):
-    from pipeline import tracking
-
-    mlflow = tracking.connect(ws)
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
-    return mlflow, mlflow.tracking.MlflowClient(), experiment
-
-
 def _log_test_input(mlflow, data: TestData, period: str) -> None:
     """The scored rows as a dataset input with context test-<period> and a content digest."""
     from mlflow.data.numpy_dataset import from_numpy
@@ -179,10 +171,10 @@ class Submission:
 
 def submit(ws: Workspace, run_id: str, budget: int | None = None) -> Submission:
     """Score a training run on the public test days; record it as a submission run."""
-    from pipeline.tracking import load_model
+    from pipeline.tracking import load_model, session
 
     budget = budget_per_day() if budget is None else budget
-    mlflow, client, experiment = _client(ws)
+    mlflow, client, experiment = session(ws)
     source = _source_run(client, run_id)
     used = submissions_today(client, experiment, dt.datetime.now(dt.UTC))
     if used >= budget:
@@ -206,7 +198,9 @@ def submit(ws: Workspace, run_id: str, budget: int | None = None) -> Submission:
 
 def leaderboard(ws: Workspace) -> list[dict]:
     """Every submission, best public MAE first, with the validation MAE it was selected on."""
-    _, client, experiment = _client(ws)
+    from pipeline.tracking import session
+
+    _, client, experiment = session(ws)
     runs = client.search_runs([experiment], "tags.stage = 'submission'", max_results=10_000)
     rows = [
         {
@@ -240,11 +234,11 @@ def already_final(ws: Workspace, client, experiment: str) -> str | None:
 def finalize(ws: Workspace, run_ids: list[str], champion_id: str | None) -> dict:
     """Reveal the private score once: the runs' val/public/private/test MAE, baselines beside."""
     from pipeline.selection import baselines
-    from pipeline.tracking import load_model
+    from pipeline.tracking import load_model, session
 
     if not 1 <= len(run_ids) <= 2:
         raise ViewcastError("finalize takes one or two runs (default: the champion)")
-    mlflow, client, experiment = _client(ws)
+    mlflow, client, experiment = session(ws)
     refused = already_final(ws, client, experiment)
     if refused:
         raise ViewcastError(f"{refused}; the private test is revealed once per workspace")

@@ -123,9 +123,7 @@ def _log(ws: Workspace, result: Monitoring) -> tuple[str, int]:
 
     from pipeline import tracking
 
-    mlflow = tracking.connect(ws)
-    client = mlflow.tracking.MlflowClient()
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    _, client, experiment = tracking.session(ws)
     runs = client.search_runs([experiment], "tags.stage = 'monitor'", max_results=1)
     if runs:
         run_id = runs[0].info.run_id

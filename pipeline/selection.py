@@ -214,9 +214,7 @@ def sweep(
     candidates = base + [c for c in candidates if c.key not in {b.key for b in base}]
     key = sweep_key(candidates, folds, generation, series)
 
-    mlflow = tracking.connect(ws)
-    client = mlflow.tracking.MlflowClient()
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    mlflow, client, experiment = tracking.session(ws)
     parent = _find_parent(client, experiment, key)
     if parent is None:
         tags = {"stage": "sweep", "sweep_key": key, "grid": grid, "mlflow.runName": f"sweep {grid}"}
@@ -288,7 +286,7 @@ def _find_parent(client, experiment: str, key: str) -> str | None:
 
 def _finished_configs(client, experiment: str, parent: str) -> set[str]:
     """Configurations of the sweep already done: finished, or failed for a reason that repeats."""
-    runs = _children(client, experiment, parent, finished_only=False)
+    runs = sweep_children(client, experiment, parent, finished_only=False)
     return {
         r.data.tags["config_key"]
         for r in runs
@@ -296,7 +294,7 @@ def _finished_configs(client, experiment: str, parent: str) -> set[str]:
     }
 
 
-def _children(client, experiment: str, parent: str, finished_only: bool = True) -> list:
+def sweep_children(client, experiment: str, parent: str, finished_only: bool = True) -> list:
     query = f"tags.mlflow.parentRunId = '{parent}' and tags.stage = 'train'"
     if finished_only:
         query += " and attributes.status = 'FINISHED'"
@@ -356,11 +354,9 @@ def select(
 
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
-    mlflow = tracking.connect(ws)
-    client = mlflow.tracking.MlflowClient()
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    _, client, experiment = tracking.session(ws)
     sweep_id = sweep_id or latest_sweep(client, experiment)
-    children = [r for r in _children(client, experiment, sweep_id) if metric in r.data.metrics]
+    children = [r for r in sweep_children(client, experiment, sweep_id) if metric in r.data.metrics]
     runs = [r for r in children if "ensemble_key" not in r.data.tags]  # one competes, below
     if not runs:
         raise ViewcastError(f"sweep {sweep_id} has no finished run with metric {metric!r}")

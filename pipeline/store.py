@@ -269,7 +269,7 @@ class Store:
     def read_all(self) -> ViewsTable:
         """Every day, dev and sealed together: for scoring, and for refit and forecasts, which
         come after the test is finalized or only predict days after the data."""
-        return _concat(self.read_dev(), self.read_sealed())
+        return concat(self.read_dev(), self.read_sealed())
 
     def read_splits(self) -> Splits:
         gen = self.generation()
@@ -289,7 +289,7 @@ class Store:
     ) -> IngestReport:
         """Merge validated observations; write a new generation only if anything changed."""
         gen = self.generation()
-        old = _concat(self.read_dev(), self.read_sealed()) if gen is not None else None
+        old = concat(self.read_dev(), self.read_sealed()) if gen is not None else None
         splits = self.read_splits() if gen is not None else Splits(test_days, val_days)
         old_fill = self.read_manifest()["fill"] if gen is not None else fill
         table = merge(old, batches, fill)
@@ -355,7 +355,8 @@ def _series_summary(table: ViewsTable, splits: Splits) -> dict[str, dict]:
     return summary
 
 
-def _concat(a: ViewsTable, b: ViewsTable) -> ViewsTable:
+def concat(a: ViewsTable, b: ViewsTable) -> ViewsTable:
+    """Two tables as one (series, day)-sorted table over the union of their series."""
     names = np.unique(np.concatenate([a.names, b.names]).astype(str)).astype(object)
     code = np.concatenate(
         [np.searchsorted(names, t.names.astype(str))[t.code] for t in (a, b)]

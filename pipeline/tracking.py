@@ -55,6 +55,13 @@ def connect(ws: Workspace):
     return mlflow
 
 
+def session(ws: Workspace):
+    """(mlflow, client, experiment id) of the workspace's store, for code that searches runs."""
+    mlflow = connect(ws)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    return mlflow, mlflow.tracking.MlflowClient(), experiment
+
+
 def flat_params(mcfg: ModelConfig, tcfg: TrainConfig, data: dict) -> dict[str, str]:
     """model.*, train.*, data.*: the whole configuration, the same keys for every family."""
     params = {f"model.{k}": v for k, v in asdict(mcfg).items()}

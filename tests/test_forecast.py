@@ -111,9 +111,9 @@ def test_refit_trains_on_all_history_and_keeps_the_champion(production: Path):
 def test_intervals_cover_their_nominal_share_of_validation_days(production: Path):
     ws = Workspace(production)
     champion = client_champion(ws)
-    intervals = fc.validation_intervals(ws, champion)
     model = tracking.load_model(ws, champion)
     store = Store(ws)
+    intervals = fc.validation_intervals(model, store.read_dev(), store.read_splits())
     windows = lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
     rows = windows.rows("val")
     err = np.abs(windows.y(rows) - model.predict(windows.x(rows)))
