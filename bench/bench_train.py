@@ -98,7 +98,7 @@ def mlflow_overhead(ws: Workspace, windows: feats.LagWindows) -> dict:
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        tracking.log_training(ws, windows, cfg, tcfg, result, feats.describe(ws, windows))
+        tracking.log_training(ws, windows, cfg, tcfg, result, feats.data_params(ws, windows))
         times.append(time.perf_counter() - start)
     return {
         "connect_seconds": connect,

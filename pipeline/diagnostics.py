@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -150,29 +149,22 @@ def critical_point(
         tol = rel_tol * max(abs(eigs).max(initial=0.0), 1e-300)
         pos, neg = int((eigs > tol).sum()), int((eigs < -tol).sum())
         return CriticalPoint(
-            dim, "exact", float(eigs[0]), float(eigs[-1]), pos, neg, dim - pos - neg,
-            pos / dim, classify(float(eigs[0]), float(eigs[-1]), tol), grad_norm,
-        )  # fmt: skip
+            dim,
+            "exact",
+            float(eigs[0]),
+            float(eigs[-1]),
+            pos,
+            neg,
+            dim - pos - neg,
+            pos / dim,
+            classify(float(eigs[0]), float(eigs[-1]), tol),
+            grad_norm,
+        )
     ritz = lanczos(hvp_function(f, theta), dim, steps)
     tol = rel_tol * max(abs(ritz).max(initial=0.0), 1e-300)
     lo, hi = float(ritz[0]), float(ritz[-1])
     return CriticalPoint(
         dim, "lanczos", lo, hi, None, None, None, None, classify(lo, hi, tol), grad_norm
-    )
-
-
-def describe(point: CriticalPoint) -> str:
-    """One sentence for a report."""
-    counts = (
-        f"; {point.positive} positive, {point.negative} negative, {point.zero} zero eigenvalues "
-        f"(minimum ratio {point.minimum_ratio:.2f})"
-        if point.positive is not None
-        else ""
-    )
-    return (
-        f"{point.kind}: Hessian eigenvalues from {point.min_eigenvalue:.3g} to "
-        f"{point.max_eigenvalue:.3g} ({point.method}, {point.parameters:,} parameters){counts}; "
-        f"gradient norm {point.grad_norm:.3g}"
     )
 
 
@@ -198,40 +190,6 @@ def stuck_epochs(loss: list[float], grad_norm: list[float], window: int = 20) ->
     return out
 
 
-def epoch_history(client, run_id: str) -> dict[str, list[float]]:
-    """Per-epoch training loss, gradient norm and validation MAE a run logged."""
-    out = {}
-    for key in ("train_loss", "grad_norm", "val_mae_epoch"):
-        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        out[key] = [m.value for m in points]
-    return out
-
-
-def plot_grad_vs_loss(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
-    """Loss and gradient norm on twin axes, one panel per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.8 * len(curves)), squeeze=False)
-    for ax, (name, h) in zip(axes[:, 0], curves.items(), strict=True):
-        epochs = np.arange(1, len(h["train_loss"]) + 1)
-        ax.plot(epochs, h["train_loss"], color="tab:blue", label="training loss")
-        ax.set_yscale("log")
-        ax.set_ylabel("training loss", color="tab:blue")
-        twin = ax.twinx()
-        twin.plot(epochs, h["grad_norm"], color="tab:green", label="gradient norm")
-        twin.set_yscale("log")
-        twin.set_ylabel("gradient norm", color="tab:green")
-        ax.set_title(name, fontsize=9)
-    axes[-1, 0].set_xlabel("epoch")
-    fig.suptitle("L6: a stuck training is not always a small gradient")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 @dataclass(frozen=True)
 class Diagnosis:
     run_id: str
@@ -245,34 +203,34 @@ def diagnose_run(ws, run_id: str, loss: str = "mae") -> Diagnosis:
     """The critical point a training run ended at, on its training rows (every split series;
     the last 3,000 rows), and its gradient norm vs loss figure (reports/, and the run)."""
     from pipeline import features as feats
-    from pipeline import tracking
+    from pipeline import reports, tracking
     from pipeline.errors import ViewcastError
     from pipeline.store import Store
 
     if loss not in ("mae", "mse"):
         raise ViewcastError(f"--loss must be mae or mse, got {loss!r}")
-    client = tracking.connect(ws).tracking.MlflowClient()
     model = tracking.load_model(ws, run_id)
     if not hasattr(model, "net"):
         raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
-    run = client.get_run(run_id)
+    run = tracking.get_run(ws, run_id)
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
     rows = windows.rows("train")[-3000:]
     point = analyse_model(model, windows.x(rows), windows.y(rows), loss)
-    history = epoch_history(client, run_id)
+    history = tracking.epoch_history(ws, run_id)
     stuck = stuck_epochs(history["train_loss"], history["grad_norm"])
     figure = ws.reports / f"diagnose-{run_id}.png"
     ws.reports.mkdir(parents=True, exist_ok=True)
+    annotate = tracking.writer(ws, run_id)
     if history["train_loss"]:
-        plot_grad_vs_loss({run.info.run_name: history}, figure)
-        client.log_artifact(run_id, str(figure), "diagnostics")
-    metrics = {"hessian_min_eigenvalue": point.min_eigenvalue,
-               "hessian_max_eigenvalue": point.max_eigenvalue}  # fmt: skip
+        reports.grad_vs_loss({run.name: history}, figure)
+        annotate.artifact(figure, "diagnostics")
+    metrics = {
+        "hessian_min_eigenvalue": point.min_eigenvalue,
+        "hessian_max_eigenvalue": point.max_eigenvalue,
+    }
     if point.minimum_ratio is not None:
         metrics["minimum_ratio"] = point.minimum_ratio
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value)
-    client.set_tag(run_id, "critical_point", point.kind)
-    return Diagnosis(run_id, run.info.run_name, point, stuck,
-                     str(figure) if history["train_loss"] else "")  # fmt: skip
+    annotate.metrics(metrics)
+    annotate.tags({"critical_point": point.kind})
+    return Diagnosis(run_id, run.name, point, stuck, str(figure) if history["train_loss"] else "")

@@ -15,16 +15,19 @@ Everything is logged to MLflow: the grid as a sweep, the studies as nested runs 
 from __future__ import annotations
 
 import itertools
-import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
+from pipeline.selection import Candidate
+from pipeline.tracking import RunRecord, Stage, SweepPurpose, Tag
 
 REPORT, FIGURES = "lecture.md", "lecture"
 LINEAR_LAGS = (1, 7, 28, 56)
@@ -120,16 +123,60 @@ def depth_findings(rows: list[Row]) -> list[str]:
 # --- the experiment -----------------------------------------------------------------------------
 
 
-def run(
-    ws: Workspace,
-    series: list[str] | None = None,
-    epochs: int | None = None,
-    study_epochs: int = 200,
-    on_step=None,
-) -> LectureReport:
-    """Run the lecture grid and the studies; write reports/lecture.md with its figures."""
-    from pipeline import diagnostics, holdout, selection, tracking
-    from pipeline import features as feats
+def pick(grid: list[Candidate], model: str, lags: int = 56, **fields) -> Candidate:
+    """The configuration of the lecture grid with these model fields (found by what it is)."""
+    for cand in grid:
+        cfg = cand.model
+        if (cfg.model, cfg.lags) == (model, lags) and all(
+            getattr(cfg, k) == v for k, v in fields.items()
+        ):
+            return cand
+    raise KeyError(f"no {model} on {lags} days with {fields} in the lecture grid")
+
+
+@dataclass
+class LectureRuns:
+    """The lecture sweep's runs by configuration, and what scoring them needs."""
+
+    ws: Workspace
+    runs: dict[str, RunRecord]  # config key -> finished run
+    series: list[str]
+    scorer: object | None  # a holdout.Holdout once the test is finalized, else None
+
+    def run(self, cand: Candidate) -> RunRecord:
+        return self.runs[cand.key]
+
+    def row(self, cand: Candidate) -> Row:
+        """A table row: parameters, training and validation MAE, test MAE once finalized, and
+        the lowest training loss of any epoch."""
+        from pipeline import tracking
+
+        r = self.runs[cand.key]
+        model = tracking.load_model(self.ws, r.run_id)
+        test = None
+        if self.scorer is not None:  # the test days of the experiment's series
+            data = self.scorer.data(model.cfg.lags)
+            w, idx = data.windows, data.rows["test"]
+            idx = idx[np.isin(w.names[w.code[idx]].astype(str), self.series)]
+            test = float(np.abs(model.predict(w.x(idx)) - w.y(idx)).mean())
+        params = sum(p.numel() for p in model.net.parameters())
+        losses = tracking.epoch_history(self.ws, r.run_id)["train_loss"]
+        return Row(
+            cand.name,
+            r.run_id,
+            params,
+            r.metrics["train_mae"],
+            r.metrics["val_mae"],
+            test,
+            min(losses, default=None),
+        )
+
+
+def lecture_sweep(
+    ws: Workspace, series, epochs: int | None, on_step
+) -> tuple[list[Candidate], LectureRuns, str]:
+    """The lecture grid as a sweep (tagged as the experiment's: `select` never picks it)."""
+    from pipeline import holdout, selection, tracking
     from pipeline.store import Store
 
     grid = selection.lecture_grid()
@@ -140,76 +187,117 @@ def run(
             )
             for c in grid
         ]
-    sweep = selection.sweep(ws, "lecture", grid, on_step=on_step, series=series)
-    mlflow, client, experiment = tracking.session(ws)
-    runs = {r.info.run_name: r for r in selection.sweep_children(client, experiment, sweep.run_id)}
-    store = Store(ws)
-    dev, splits = store.read_dev(), store.read_splits()
-    names = series or sorted(splits.series)
-    report = LectureReport(names, sweep.run_id)
+    sweep = selection.sweep(
+        ws, "lecture", grid, on_step=on_step, series=series, purpose=SweepPurpose.EXPERIMENT
+    )
+    runs = {r.tags[Tag.CONFIG_KEY]: r for r in tracking.sweep_children(ws, sweep.run_id)}
+    names = series or sorted(Store(ws).read_splits().series)
     try:
         holdout.read_final(ws)
-        report.finalized = True
         scorer = holdout.Holdout(ws)
-    except Exception:  # not finalized: the test stays sealed
+    except ViewcastError:  # not finalized: the test stays sealed
         scorer = None
+    return grid, LectureRuns(ws, runs, names, scorer), sweep.run_id
 
-    def row(name: str) -> Row:
-        r = runs[name]
-        model = tracking.load_model(ws, r.info.run_id)
-        test = None
-        if scorer is not None:  # the test days of the experiment's series
-            w, idx = scorer.data(model.cfg.lags).windows, scorer.data(model.cfg.lags).rows["test"]
-            idx = idx[np.isin(w.names[w.code[idx]].astype(str), names)]
-            test = float(np.abs(model.predict(w.x(idx)) - w.y(idx)).mean())
-        params = sum(p.numel() for p in model.net.parameters())
-        losses = diagnostics.epoch_history(client, r.info.run_id)["train_loss"]
-        return Row(name, r.info.run_id, params, r.data.metrics["train_mae"],
-                   r.data.metrics["val_mae"], test, min(losses, default=None))  # fmt: skip
 
-    report.linear = [row(f"linear-lags{n}") for n in LINEAR_LAGS]
-    seven = tracking.load_model(ws, runs["linear-lags7"].info.run_id)
+def run(
+    ws: Workspace,
+    series: list[str] | None = None,
+    epochs: int | None = None,
+    study_epochs: int = 200,
+    on_step=None,
+) -> LectureReport:
+    """Run the lecture grid and the studies; write reports/lecture.md with its figures."""
+    from pipeline import features as feats
+    from pipeline import reports, tracking
+    from pipeline.store import Store
+
+    grid, lecture, sweep_id = lecture_sweep(ws, series, epochs, on_step)
+    report = LectureReport(lecture.series, sweep_id, finalized=lecture.scorer is not None)
+    report.linear = [lecture.row(pick(grid, "linear", n)) for n in LINEAR_LAGS]
+    seven = tracking.load_model(ws, lecture.run(pick(grid, "linear", 7)).run_id)
     report.weights, report.weights_note = views_weights(seven)
-    deep_names = ["sigmoid-100-lags56", *(f"relu-{k}x100-lags56" for k in DEPTHS)]
-    deep_names += ["relu-1x10-lags56", "relu-1x1000-lags56"]
-    report.deep = [row("linear-lags56"), *(row(n) for n in deep_names)]
-    report.findings = depth_findings([r for r in report.deep if r.name.startswith("relu-") and
-                                      "x100-" in r.name])  # fmt: skip
-    candidates = report.linear + report.deep
-    best = min(candidates, key=lambda r: r.val_mae)
+    deep = {c.key: lecture.row(c) for c in grid if c.model.lags == 56}  # linear, sigmoid, ReLU
+    report.deep = list(deep.values())
+    report.findings = depth_findings(
+        [deep[pick(grid, "relu", layers=k, width=100).key] for k in DEPTHS]
+    )
+    best = min(report.linear + report.deep, key=lambda r: r.val_mae)
     report.best = best.name
-
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    windows56 = feats.select_series(feats.lag_windows(dev, splits, 56), lecture.series)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / FIGURES
         folder.mkdir()
-        windows56 = feats.select_series(feats.lag_windows(dev, splits, 56), names)
         best_model = tracking.load_model(ws, best.run_id)
-        _plot_validation(best_model, feats.select_series(
-            feats.lag_windows(dev, splits, best_model.cfg.lags), names), folder / "validation.png",
-            best.name)  # fmt: skip
-        report.figures.append("validation.png")
-
-        curves = {n: diagnostics.epoch_history(client, runs[n].info.run_id) for n in
-                  ("linear-lags56", "relu-1x100-lags56", "relu-4x100-lags56")}  # fmt: skip
-        diagnostics.plot_grad_vs_loss(curves, folder / "grad_norm.png")
-        report.figures.append("grad_norm.png")
-
-        report.hessians = _hessians(ws, runs, windows56, dev, splits, names)
-        with mlflow.start_run(run_name="experiment lecture", tags={"stage": "experiment"}) as exp:
-            report.batch_study = _batch_study(ws, windows56, study_epochs, exp.info.run_id)
-            report.optimiser_study, histories = _optimiser_study(
-                ws, windows56, study_epochs, exp.info.run_id
+        best_windows = feats.select_series(
+            feats.lag_windows(dev, splits, best_model.cfg.lags), lecture.series
+        )
+        reports.forecast_panels(
+            validation_panels(best_model, best_windows, best.name),
+            "validation period: one-day-ahead forecast of the best model vs actual",
+            folder / "validation.png",
+        )
+        curves = {
+            c.name: tracking.epoch_history(ws, lecture.run(c).run_id)
+            for c in (
+                pick(grid, "linear"),
+                *(pick(grid, "relu", layers=k, width=100) for k in (1, 4)),
             )
-            _plot_optimisers(histories, folder / "optimisers.png")
-            report.figures.append("optimisers.png")
-            markdown = render(report)
-            (Path(tmp) / REPORT).write_text(markdown)
-            mlflow.log_artifact(str(Path(tmp) / REPORT))
-            mlflow.log_artifacts(str(folder), FIGURES)
-            mlflow.log_metrics({f"val_mae.{r.name}": r.val_mae for r in candidates})
-            mlflow.log_param("sweep_run_id", sweep.run_id)
+        }
+        reports.grad_vs_loss(curves, folder / "grad_norm.png")
+        hessian_models = (
+            pick(grid, "linear", 7),
+            pick(grid, "relu", layers=1, width=10),
+            pick(grid, "sigmoid"),
+            pick(grid, "relu", layers=4, width=100),
+        )
+        report.hessians = _hessians(ws, lecture, hessian_models, dev, splits)
+        report.figures = ["validation.png", "grad_norm.png", "optimisers.png"]
+        _studies(ws, report, windows56, study_epochs, Path(tmp))
         _publish(Path(tmp), ws.reports)
     return report
+
+
+def _studies(ws: Workspace, report: LectureReport, windows, epochs: int, tmp: Path) -> None:
+    """The batch-size and optimiser studies as nested runs of one `experiment lecture` run,
+    which also holds the page and its figures."""
+    from pipeline import reports, tracking
+
+    with tracking.start_run(ws, "experiment lecture", Stage.EXPERIMENT) as exp:
+        report.batch_study = _batch_study(ws, windows, epochs, exp.run_id)
+        report.optimiser_study, histories = _optimiser_study(ws, windows, epochs, exp.run_id)
+        reports.optimisers(
+            histories,
+            "L6: one ReLU layer of 100 on 56 days, six optimisers",
+            tmp / FIGURES / "optimisers.png",
+        )
+        (tmp / REPORT).write_text(reports.lecture_markdown(report, FIGURES))
+        exp.artifact(tmp / REPORT)
+        exp.artifacts(tmp / FIGURES, FIGURES)
+        rows = report.linear + report.deep
+        exp.metrics({f"val_mae.{r.name}": r.val_mae for r in rows})
+        exp.params({"sweep_run_id": report.sweep_id})
+
+
+def validation_panels(model, windows, name: str, most: int = 4) -> list:
+    """The model's one-day-ahead forecasts over the validation days of the first series."""
+    from pipeline import reports
+
+    rows = windows.rows("val")
+    panels = []
+    for code in np.unique(windows.code[rows])[:most]:
+        idx = rows[windows.code[rows] == code]
+        panels.append(
+            reports.Panel(
+                str(windows.names[code]),
+                windows.day[idx].astype("datetime64[D]"),
+                windows.y(idx),
+                {name: model.predict(windows.x(idx))},
+            )
+        )
+    return panels
 
 
 def _publish(src: Path, reports: Path) -> None:
@@ -228,18 +316,18 @@ def _publish(src: Path, reports: Path) -> None:
     atomic_write(reports / REPORT, lambda tmp: Path(tmp).write_text(text))
 
 
-def _hessians(ws, runs, windows56, dev, splits, names) -> list[tuple[str, str]]:
+def _hessians(ws, lecture: LectureRuns, models, dev, splits) -> list[tuple[str, str]]:
     """The critical point each model ended at, on its training rows (at most 3,000 of them)."""
-    from pipeline import diagnostics, tracking
+    from pipeline import diagnostics, reports, tracking
     from pipeline import features as feats
 
     out = []
-    for name in ("linear-lags7", "relu-1x10-lags56", "sigmoid-100-lags56", "relu-4x100-lags56"):
-        model = tracking.load_model(ws, runs[name].info.run_id)
-        w = feats.select_series(feats.lag_windows(dev, splits, model.cfg.lags), names)
+    for cand in models:
+        model = tracking.load_model(ws, lecture.run(cand).run_id)
+        w = feats.select_series(feats.lag_windows(dev, splits, model.cfg.lags), lecture.series)
         rows = w.rows("train")[-3000:]
         point = diagnostics.analyse_model(model, w.x(rows), w.y(rows), "mae")
-        out.append((name, diagnostics.describe(point)))
+        out.append((cand.name, reports.critical_point_sentence(point)))
     return out
 
 
@@ -270,193 +358,68 @@ def batch_size_study(windows, epochs: int, on_fit=None) -> list[dict]:
             seconds = time.perf_counter() - started
             if on_fit is not None:
                 on_fit(mcfg, tcfg, result)
-            out.append({
-                "device": device, "batch": size or "full", "epochs": result.epochs_run,
-                "seconds_per_epoch": seconds / max(result.epochs_run, 1),
-                "val_mae": result.val_mae, "train_mae": result.train_mae,
-            })  # fmt: skip
+            out.append(
+                {
+                    "device": device,
+                    "batch": size or "full",
+                    "epochs": result.epochs_run,
+                    "seconds_per_epoch": seconds / max(result.epochs_run, 1),
+                    "val_mae": result.val_mae,
+                    "train_mae": result.train_mae,
+                }
+            )
     return out
 
 
-def _batch_study(ws, windows, epochs: int, parent: str) -> list[dict]:
-    """The batch-size study, each training a nested run of the experiment."""
+def _log_study(ws, windows, parent: str, name: Callable[[object], str]):
+    """A callback that logs one study training as a nested run of the experiment, named
+    `name(tcfg)`."""
     from pipeline import features as feats
     from pipeline import tracking
 
     def log(mcfg, tcfg, result) -> None:
         tracking.log_training(
-            ws, windows, mcfg, tcfg, result, feats.describe(ws, windows),
-            run_name=f"batch {tcfg.batch_size or 'full'} {tcfg.device}", tags={"stage": "study"},
+            ws,
+            windows,
+            mcfg,
+            tcfg,
+            result,
+            feats.data_params(ws, windows),
+            run_name=name(tcfg),
             parent_run_id=parent,
-        )  # fmt: skip
+            stage=Stage.STUDY,
+        )
 
+    return log
+
+
+def _batch_study(ws, windows, epochs: int, parent: str) -> list[dict]:
+    """The batch-size study, each training a nested run of the experiment."""
+    log = _log_study(
+        ws, windows, parent, lambda tcfg: f"batch {tcfg.batch_size or 'full'} {tcfg.device}"
+    )
     return batch_size_study(windows, epochs, log)
 
 
 def _optimiser_study(ws, windows, epochs: int, parent: str):
     """L6: the same model and data under each optimiser; learning curves for one figure."""
-    from pipeline import features as feats
-    from pipeline import tracking
     from pipeline.train import fit
 
     out, histories = [], {}
     for label, optimizer, lr, extra in OPTIMISERS:
         mcfg, tcfg = _study_config(epochs, optimizer=optimizer, lr=lr, **extra)
         result = fit(windows, mcfg, tcfg)
-        tracking.log_training(
-            ws, windows, mcfg, tcfg, result, feats.describe(ws, windows),
-            run_name=f"optimiser {label}", tags={"stage": "study"}, parent_run_id=parent,
-        )  # fmt: skip
+        _log_study(ws, windows, parent, lambda _, label=label: f"optimiser {label}")(
+            mcfg, tcfg, result
+        )
         histories[label] = result.history
-        out.append({"optimiser": label, "lr": lr, "best_epoch": result.best_epoch,
-                    "train_mae": result.train_mae, "val_mae": result.val_mae})  # fmt: skip
+        out.append(
+            {
+                "optimiser": label,
+                "lr": lr,
+                "best_epoch": result.best_epoch,
+                "train_mae": result.train_mae,
+                "val_mae": result.val_mae,
+            }
+        )
     return out, histories
-
-
-# --- figures ------------------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plot_validation(model, windows, path: Path, name: str, most: int = 4) -> None:
-    plt = _pyplot()
-    rows = windows.rows("val")
-    codes = np.unique(windows.code[rows])[:most]
-    fig, axes = plt.subplots(len(codes), 1, figsize=(9, 2.6 * len(codes)), squeeze=False)
-    for ax, code in zip(axes[:, 0], codes, strict=True):
-        idx = rows[windows.code[rows] == code]
-        dates = windows.day[idx].astype("datetime64[D]")
-        ax.plot(dates, windows.y(idx), color="black", label="actual")
-        ax.plot(dates, model.predict(windows.x(idx)), color="tab:blue", label=name)
-        ax.set_title(str(windows.names[code]), fontsize=9)
-        ax.set_ylabel("views")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle("validation period: one-day-ahead forecast of the best model vs actual")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def _plot_optimisers(histories: dict[str, dict[str, list[float]]], path: Path) -> None:
-    plt = _pyplot()
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
-    for label, h in histories.items():
-        epochs = np.arange(1, len(h["train_loss"]) + 1)
-        ax_loss.plot(epochs, h["train_loss"], label=label)
-        ax_val.plot(epochs, h["val_mae"], label=label)
-    ax_loss.set_yscale("log")
-    ax_loss.set_title("training loss (scaled MAE)")
-    ax_val.set_yscale("log")
-    ax_val.set_title("validation MAE (views)")
-    for ax in (ax_loss, ax_val):
-        ax.set_xlabel("epoch")
-    ax_val.legend(fontsize=8)
-    fig.suptitle("L6: one ReLU layer of 100 on 56 days, six optimisers")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-# --- the page -----------------------------------------------------------------------------------
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:,.1f}"
-
-
-def _table(rows: list[Row], finalized: bool, lowest: bool = False) -> list[str]:
-    head = "| model | parameters | training MAE | validation MAE |"
-    head += " test MAE |" if finalized else ""
-    head += " lowest training loss (any epoch, scaled) |" if lowest else ""
-    rule = "|---|---|---|---|" + ("---|" if finalized else "") + ("---|" if lowest else "")
-    lines = [head, rule]
-    for r in rows:
-        line = f"| {r.name} | {r.params:,} | {_fmt(r.train_mae)} | {_fmt(r.val_mae)} |"
-        line += f" {_fmt(r.test_mae)} |" if finalized else ""
-        if lowest:
-            line += f" {r.lowest_loss:.4g} |" if r.lowest_loss is not None else " - |"
-        lines.append(line)
-    return lines
-
-
-def render(report: LectureReport) -> str:
-    """reports/lecture.md."""
-    test_note = (
-        "The test was finalized, so test MAE is shown."
-        if report.finalized
-        else "Test MAE is not shown: the test has not been finalized (`viewcast finalize`)."
-    )
-    lines = [
-        "# The lecture's experiments on viewcast",
-        "",
-        f"Series: {', '.join(report.series)}. The grid is MLflow sweep `{report.sweep_id}`. "
-        f"MAE in views, one day ahead. {test_note}",
-        "",
-        "## L1: the linear model y = b + sum_j w_j x_j",
-        "",
-        *_table(report.linear, report.finalized),
-        "",
-        f"Weights of the 7-day model{report.weights_note}:",
-        "",
-        "| " + " | ".join(report.weights) + " |",
-        "|" + "---|" * len(report.weights),
-        "| " + " | ".join(f"{v:.4g}" for v in report.weights.values()) + " |",
-        "",
-        "## L2: sigmoid and ReLU networks on 56 days",
-        "",
-        "Training and validation MAE are each model's at the epoch early stopping kept (its best "
-        "validation epoch); the last column is the lowest training loss any epoch reached, which "
-        "tells whether a model could fit the training days.",
-        "",
-        *_table(report.deep, report.finalized, lowest=True),
-        "",
-        *(f"- {f}" for f in report.findings),
-        "",
-        f"The best model on validation is **{report.best}**:",
-        "",
-        "![validation period](lecture/validation.png)",
-        "",
-        "## Diagnostics",
-        "",
-        "### Gradient norm and loss over epochs (L6)",
-        "",
-        "![gradient norm vs loss](lecture/grad_norm.png)",
-        "",
-        "### The Hessian at the end of training (L4)",
-        "",
-        "Of the training loss (MAE on the scaled training rows) with respect to the parameters.",
-        "",
-        *(f"- **{name}**: {text}." for name, text in report.hessians),
-        "",
-        "### Batch size (L5)",
-        "",
-        "| device | batch | epochs | seconds / epoch | training MAE | validation MAE |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {b['device']} | {b['batch']} | {b['epochs']} | {b['seconds_per_epoch']:.4f} | "
-            f"{_fmt(b['train_mae'])} | {_fmt(b['val_mae'])} |"
-            for b in report.batch_study
-        ),
-        "",
-        "### Optimisers (L6)",
-        "",
-        "| optimiser | lr | best epoch | training MAE | validation MAE |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {o['optimiser']} | {o['lr']:g} | {o['best_epoch']} | {_fmt(o['train_mae'])} | "
-            f"{_fmt(o['val_mae'])} |"
-            for o in report.optimiser_study
-        ),
-        "",
-        "![optimisers](lecture/optimisers.png)",
-        "",
-    ]
-    return "\n".join(lines)

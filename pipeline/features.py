@@ -43,14 +43,6 @@ class FeatureSpec:
                 f"(choose from {', '.join(TARGET_TRANSFORMS)})"
             )
 
-    def forward(self, views: np.ndarray) -> np.ndarray:
-        """Views -> the scale the model is fitted on (inputs and target alike)."""
-        return np.log1p(views) if self.target_transform == "log1p" else views
-
-    def inverse(self, scaled: np.ndarray) -> np.ndarray:
-        """The model's scale -> views, for MAE in views and for forecasts."""
-        return np.expm1(scaled) if self.target_transform == "log1p" else scaled
-
 
 @dataclass(frozen=True)
 class LagWindows:
@@ -76,9 +68,12 @@ class LagWindows:
         """The rows where `keep` holds (over the same values), with new split labels if given."""
         labels = self.split if split is None else split
         return replace(
-            self, target=self.target[keep], code=self.code[keep], day=self.day[keep],
+            self,
+            target=self.target[keep],
+            code=self.code[keep],
+            day=self.day[keep],
             split=labels[keep],
-        )  # fmt: skip
+        )
 
     def rows(self, split: str) -> np.ndarray:
         """Row indices of one split ('train' or 'val')."""
@@ -205,7 +200,7 @@ def select_series(windows: LagWindows, names: list[str] | None) -> LagWindows:
     return windows.subset(np.isin(windows.names.astype(str)[windows.code], names))
 
 
-def describe(ws: Workspace, windows: LagWindows) -> dict:
+def data_params(ws: Workspace, windows: LagWindows) -> dict:
     """The data.* params of a run: which store generation, series and rows it saw."""
     gen = Store(ws).generation()
     series = np.unique(windows.code)

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +37,6 @@ def parse_day(text: str) -> int:
         raise ViewcastError(f"--date must be YYYY-MM-DD, got {text!r}") from None
 
 
-def train_config_from_params(params: dict[str, str]):
-    """The TrainConfig a run logged as train.* params."""
-    from pipeline.train import TrainConfig
-
-    parsers = {"bool": lambda v: v == "True", "int": int, "float": float, "str": str}
-    values = {
-        f.name: parsers[str(f.type)](params[f"train.{f.name}"])
-        for f in fields(TrainConfig)
-        if f"train.{f.name}" in params
-    }
-    return TrainConfig(**values)
-
-
 # --- refit --------------------------------------------------------------------------------------
 
 
@@ -67,38 +54,55 @@ def refit(ws: Workspace) -> Refit:
     """Train the champion's configuration on all history; alias the result `production`.
     An ensemble champion refits each of its members."""
     from pipeline import features as feats
-    from pipeline import holdout, selection, tracking
+    from pipeline import holdout, tracking
     from pipeline.models import EnsembleModel
     from pipeline.store import Store
+    from pipeline.tracking import Stage, Tag
 
     holdout.read_final(ws)  # refit spends the test days: only after the private score is out
-    champion = selection.champion_run(ws)
-    client = tracking.connect(ws).tracking.MlflowClient()
-    run = client.get_run(champion)
+    champion = tracking.champion_run(ws)
+    run = tracking.get_run(ws, champion)
     store = Store(ws)
     table, splits = store.read_all(), store.read_splits()
-    tags = {"stage": "refit", "source_run_id": champion}
-    name = f"refit {run.info.run_name}"
-    if run.data.params.get("model.model") == "ensemble":
-        members = run.data.params["ensemble.members"].split(",")
-        fitted = [_refit_one(ws, client.get_run(m), table, splits) for m in members]
+    tags = {Tag.SOURCE_RUN: champion}
+    name = f"refit {run.name}"
+    source = {"source": str(store.require()), "refit_of": champion}
+    if run.params.get("model.model") == "ensemble":
+        members = run.params["ensemble.members"].split(",")
+        fitted = [_refit_one(ws, tracking.get_run(ws, m), table, splits) for m in members]
         model = EnsembleModel([f[0] for f in fitted]).eval()
         windows = _all_rows(feats.lag_windows(table, splits, model.cfg.lags))
         train_mae = float(np.abs(model.predict(windows.x()) - windows.y()).mean())
-        data = feats.describe(ws, windows) | {"source": str(store.require()), "refit_of": champion}
+        data = feats.data_params(ws, windows) | source
         run_id = tracking.log_ensemble(
-            ws, windows, model, members, {"train_mae": train_mae}, data, name, tags
+            ws,
+            windows,
+            model,
+            members,
+            {"train_mae": train_mae},
+            data,
+            name,
+            tags,
+            stage=Stage.REFIT,
         )
         epochs = max(f[1] for f in fitted)
     else:
         model, epochs, windows, result, tcfg = _refit_one(ws, run, table, splits)
         train_mae = result.train_mae
-        data = feats.describe(ws, windows) | {"source": str(store.require()), "refit_of": champion}
+        data = feats.data_params(ws, windows) | source
         run_id = tracking.log_training(
-            ws, windows, model.cfg, tcfg, result, data, run_name=name, tags=tags
+            ws,
+            windows,
+            model.cfg,
+            tcfg,
+            result,
+            data,
+            run_name=name,
+            tags=tags,
+            stage=Stage.REFIT,
         )
-    version = selection.register_alias(
-        client, run_id, "production", {"source_run_id": champion, "epochs": str(epochs)}
+    version = tracking.register_alias(
+        ws, run_id, "production", {"source_run_id": champion, "epochs": str(epochs)}
     )
     return Refit(run_id, version, champion, epochs, len(windows), train_mae)
 
@@ -114,12 +118,11 @@ def _refit_one(ws: Workspace, run, table, splits):
     from pipeline import tracking
     from pipeline.train import fit
 
-    mcfg = tracking.load_model(ws, run.info.run_id).cfg
+    mcfg = tracking.load_model(ws, run.run_id).cfg
     # the epoch count early stopping chose (0 for the closed form and the naive baselines)
-    epochs = int(run.data.metrics.get("best_epoch", 0))
-    tcfg = replace(
-        train_config_from_params(run.data.params), epochs=epochs, patience=0, restore_best=False
-    )
+    epochs = int(run.metrics.get("best_epoch", 0))
+    _, tcfg = tracking.run_config(run)
+    tcfg = replace(tcfg, epochs=epochs, patience=0, restore_best=False)
     windows = _all_rows(feats.lag_windows(table, splits, mcfg.lags))
     result = fit(windows, mcfg, tcfg)
     return result.model, epochs, windows, result, tcfg
@@ -249,8 +252,6 @@ def forecast(
     ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False
 ) -> Forecast:
     """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV."""
-    import pandas as pd
-
     from pipeline import tracking
     from pipeline.atomic import atomic_write
     from pipeline.store import Store, concat
@@ -261,8 +262,7 @@ def forecast(
     dev, splits = store.read_dev(), store.read_splits()
     table = concat(dev, store.read_sealed())  # every day, each file read once
     starts, ends = table.bounds()
-    present = ends > starts
-    last_day = np.where(present, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
+    last_day = np.where(ends > starts, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
     day = parse_day(date) if date else int(last_day.max()) + 1
     _guard_sealed_test(ws, splits, day)
     path = forecast_path(ws, day)
@@ -270,8 +270,30 @@ def forecast(
     if path.exists() and not force:
         return Forecast(path, iso(day), 0, False, [], None, chosen.run_id, chosen.version)
 
-    # the history of each series strictly before D (so later days never change this forecast)
-    n = chosen.model.cfg.lags
+    history, last, names, skipped = histories_before(table, day, chosen.model.cfg.lags)
+    idx, days, steps, pred = roll_forward(
+        chosen.model, history, np.array(last, np.int64), day, horizon
+    )
+    champion = tracking.alias_run(ws, "champion")
+    if champion is None:
+        raise ViewcastError("no champion: run `viewcast select` first")
+    # the champion's errors, out of sample (the production model has seen the validation days)
+    intervals = validation_intervals(tracking.load_predictor(ws, champion[0]), dev, splits)
+    series = np.array(names, dtype=object)[idx] if len(idx) else np.array([], dtype=object)
+    frame = forecast_frame(series, days, steps, pred, intervals)
+    frame["model_version"] = chosen.version
+    frame["run_id"] = chosen.run_id
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.3f"))
+    run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
+    return Forecast(
+        path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
+    )
+
+
+def histories_before(table, day: int, n: int):
+    """Each series' views strictly before `day` (so later days never change a forecast of it),
+    its last day, and the series left out (shorter than the window, or silent too long)."""
+    starts, ends = table.bounds()
     history, last, names, skipped = [], [], [], []
     for s, name in enumerate(table.names.astype(str)):
         views = table.views[starts[s] : ends[s]][table.day[starts[s] : ends[s]] < day]
@@ -282,39 +304,32 @@ def forecast(
         history.append(views)
         last.append(end)
         names.append(name)
-    idx, days, steps, pred = roll_forward(
-        chosen.model, history, np.array(last, np.int64), day, horizon
-    )
+    return history, last, names, skipped
 
-    champion = tracking.alias_run(ws, "champion")
-    if champion is None:
-        raise ViewcastError("no champion: run `viewcast select` first")
-    # the champion's errors, out of sample (the production model has seen the validation days)
-    intervals = validation_intervals(tracking.load_predictor(ws, champion[0]), dev, splits)
-    position = {name: i for i, name in enumerate(intervals.names)}
+
+def forecast_frame(
+    series: np.ndarray, days: np.ndarray, steps: np.ndarray, pred: np.ndarray, intervals
+):
+    """The forecast rows with their conformal bounds at each level (widened by sqrt(step))."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         {
-            "series_id": np.array(names, dtype=object)[idx] if len(idx) else [],
+            "series_id": series,
             "date": days.astype("datetime64[D]").astype(str),
             "forecast": pred,
         }
     )
+    position = {name: i for i, name in enumerate(intervals.names)}
     for level in LEVELS:
         width = np.array(
-            [intervals.width[level][position[n]] if n in position else np.nan
-             for n in frame["series_id"]]
-        )  # fmt: skip
+            [intervals.width[level][position[n]] if n in position else np.nan for n in series]
+        )
         width = np.where(np.isnan(width), intervals.relative[level] * pred, width)
         width = width * np.sqrt(steps)
         frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)
         frame[f"upper_{level}"] = pred + width
-    frame["model_version"] = chosen.version
-    frame["run_id"] = chosen.run_id
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.3f"))
-    run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
-    return Forecast(
-        path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
-    )
+    return frame
 
 
 def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
@@ -332,16 +347,15 @@ def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
 def _log_forecast(ws: Workspace, path: Path, day: int, horizon: int, chosen, rows: int) -> str:
     from pipeline import tracking
 
-    mlflow = tracking.connect(ws)
     tags = {
-        "stage": "forecast",
         "forecast_date": iso(day),
         "model_version": chosen.version,
         "model_run_id": chosen.run_id,
         "model_alias": chosen.alias,
     }
-    with mlflow.start_run(run_name=f"forecast {iso(day)}", tags=tags) as run:
-        mlflow.log_params({"horizon": horizon, "date": iso(day)})
-        mlflow.log_metric("series", rows / horizon)
-        mlflow.log_artifact(str(path), "forecast")
-    return run.info.run_id
+    name = f"forecast {iso(day)}"
+    with tracking.start_run(ws, name, tracking.Stage.FORECAST, tags) as run:
+        run.params({"horizon": horizon, "date": iso(day)})
+        run.metrics({"series": rows / horizon})
+        run.artifact(path, "forecast")
+    return run.run_id

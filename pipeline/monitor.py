@@ -89,12 +89,10 @@ def monitor(
 
     if k <= 0 or m < 1:
         raise ViewcastError("--k must be positive and --m at least 1")
-    client = tracking.connect(ws).tracking.MlflowClient()
     found = tracking.alias_run(ws, "champion")
     if found is None:
         raise ViewcastError("no champion: run `viewcast select` first")
-    champion = client.get_run(found[0])
-    reference = champion.data.metrics.get("val_mae", math.nan)
+    reference = tracking.get_run(ws, found[0]).metrics.get("val_mae", math.nan)
     scored = live_errors(ws)
     result = Monitoring(reference, k, m)
     if scored.empty:
@@ -119,35 +117,27 @@ def monitor(
 
 def _log(ws: Workspace, result: Monitoring) -> tuple[str, int]:
     """Append the days not logged yet to the workspace's monitor run (a time series by day)."""
-    from mlflow.entities import Metric
-
     from pipeline import tracking
+    from pipeline.tracking import Stage
 
-    _, client, experiment = tracking.session(ws)
-    runs = client.search_runs([experiment], "tags.stage = 'monitor'", max_results=1)
-    if runs:
-        run_id = runs[0].info.run_id
+    found = tracking.runs(ws, Stage.MONITOR, most=1)
+    if found:
+        run = tracking.writer(ws, found[0].run_id)
     else:
-        tags = {"stage": "monitor", "mlflow.runName": "monitor"}
-        run_id = client.create_run(experiment, tags=tags).info.run_id
-        client.set_terminated(run_id, "FINISHED")
-    done = {m.step for m in client.get_metric_history(run_id, "live_mae")}
-    metrics = []
+        run = tracking.create_run(ws, "monitor", Stage.MONITOR, {})
+        tracking.set_status(ws, run.run_id, "FINISHED")
+    done = tracking.metric_steps(ws, run.run_id, "live_mae")
+    new = []
     for d in result.days:
         day = int(np.datetime64(d["date"], "D").astype(np.int64))
-        if day in done:
-            continue
-        stamp = day * 86_400_000
-        metrics += [
-            Metric("live_mae", d["live_mae"], stamp, day),
-            Metric("live_series", float(d["series"]), stamp, day),
-        ]
-        if math.isfinite(result.reference_mae):
-            metrics.append(
-                Metric("live_mae_ratio", d["live_mae"] / result.reference_mae, stamp, day)
-            )
-    for lo in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[lo : lo + 1000])
-    if metrics:
-        client.set_tag(run_id, "drift_since", result.drift_since or "")
-    return run_id, len({m.step for m in metrics})
+        if day not in done:
+            new.append((day, d))
+    stamp = 86_400_000  # one point a day, stamped at its midnight (UTC)
+    run.series("live_mae", [(day, d["live_mae"], day * stamp) for day, d in new])
+    run.series("live_series", [(day, float(d["series"]), day * stamp) for day, d in new])
+    if math.isfinite(result.reference_mae):
+        ratios = [(day, d["live_mae"] / result.reference_mae, day * stamp) for day, d in new]
+        run.series("live_mae_ratio", ratios)
+    if new:
+        run.tags({"drift_since": result.drift_since or ""})
+    return run.run_id, len(new)

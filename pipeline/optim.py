@@ -24,8 +24,10 @@ SCHEDULES = ("constant", "linear", "cosine", "step")
 class LectureAdagrad(torch.optim.Optimizer):
     """Adagrad with sigma = root mean square of all past gradients (ML2021 lecture 6)."""
 
-    def __init__(self, params: Iterable, lr: float = 1e-2, eps: float = 1e-8) -> None:
-        super().__init__(params, {"lr": lr, "eps": eps})
+    def __init__(
+        self, params: Iterable, lr: float = 1e-2, eps: float = 1e-8, weight_decay: float = 0.0
+    ) -> None:
+        super().__init__(params, {"lr": lr, "eps": eps, "weight_decay": weight_decay})
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
@@ -34,14 +36,16 @@ class LectureAdagrad(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                # L2 weight decay as torch's optimisers do it: g <- g + wd * theta
+                g = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
                 state = self.state[p]
                 if not state:
                     state["t"] = 0
                     state["sum_sq"] = torch.zeros_like(p)
                 state["t"] += 1
-                state["sum_sq"].addcmul_(p.grad, p.grad)
+                state["sum_sq"].addcmul_(g, g)
                 sigma = (state["sum_sq"] / state["t"]).sqrt_().add_(group["eps"])
-                p.addcdiv_(p.grad, sigma, value=-group["lr"])
+                p.addcdiv_(g, sigma, value=-group["lr"])
         return loss
 
 
@@ -61,7 +65,7 @@ def make_optimizer(
     if name == "momentum":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adagrad":
-        return LectureAdagrad(params, lr=lr)
+        return LectureAdagrad(params, lr=lr, weight_decay=weight_decay)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=alpha, weight_decay=weight_decay)
     if name == "adam":

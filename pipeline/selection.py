@@ -15,16 +15,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import statistics
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from pipeline.config import Workspace
+from pipeline import tracking
+from pipeline.config import ModelConfig, Workspace
 from pipeline.errors import ViewcastError
-from pipeline.models import ModelConfig
+from pipeline.features import LagWindows
+from pipeline.store import Splits, ViewsTable
+from pipeline.tracking import RunRecord, Stage, SweepPurpose, Tag
 from pipeline.train import TrainConfig
 
 GRIDS = ("lecture", "default")
@@ -60,7 +64,7 @@ def canonical(cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
-def describe(cfg: ModelConfig) -> str:
+def config_name(cfg: ModelConfig) -> str:
     """A short run name: relu-2x64-bn-lags56-log1p."""
     family = {
         "relu": f"relu-{cfg.layers}x{cfg.width}" + ("-bn" if cfg.batchnorm else ""),
@@ -90,7 +94,7 @@ def lecture_grid() -> list[Candidate]:
     models += [ModelConfig(lags=56, model="relu", layers=1, width=w) for w in (10, 1000)]
     linear_train = replace(train, lr=1e-2)
     return [
-        Candidate(describe(m), canonical(m), linear_train if m.model == "linear" else train)
+        Candidate(config_name(m), canonical(m), linear_train if m.model == "linear" else train)
         for m in models
     ]
 
@@ -117,7 +121,7 @@ def default_grid() -> list[Candidate]:
             scaling="window-mean",
         )
         train = TrainConfig(optimizer=opt, lr=lr, epochs=600, patience=60)
-        out.append(Candidate(f"{describe(model)}-{opt}-{lr:g}", canonical(model), train))
+        out.append(Candidate(f"{config_name(model)}-{opt}-{lr:g}", canonical(model), train))
     return out
 
 
@@ -146,7 +150,7 @@ def toml_grid(path: Path) -> list[Candidate]:
         if candidate.key not in seen:
             seen.add(candidate.key)
             extra = "-lstsq" if train.solver == "lstsq" else f"-{train.optimizer}-{train.lr:g}"
-            out.append(replace(candidate, name=describe(candidate.model) + extra))
+            out.append(replace(candidate, name=config_name(candidate.model) + extra))
     if not out:
         raise ViewcastError(f"{path}: the grid has no configuration")
     return out
@@ -187,6 +191,27 @@ def sweep_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class SweepData:
+    """What every configuration of a sweep trains on: the dev days, their splits, the series."""
+
+    dev: ViewsTable
+    splits: Splits
+    series: list[str] | None
+    folds: int
+    windows: dict[int, LagWindows] = field(default_factory=dict)
+
+    def lags(self, n: int) -> LagWindows:
+        """Window-N rows of the chosen series (built once per N)."""
+        from pipeline import features as feats
+
+        if n not in self.windows:
+            self.windows[n] = feats.select_series(
+                feats.lag_windows(self.dev, self.splits, n), self.series
+            )
+        return self.windows[n]
+
+
 def sweep(
     ws: Workspace,
     grid: str,
@@ -195,117 +220,122 @@ def sweep(
     max_minutes: float | None = None,
     on_step: Callable[[int, int, Candidate, float | None], None] | None = None,
     series: list[str] | None = None,
+    purpose: SweepPurpose = SweepPurpose.SELECTION,
 ) -> SweepReport:
     """Train the baselines and the grid as nested runs under one parent (on every split series,
-    or the named ones); resume if it exists."""
-    from pipeline import features as feats
-    from pipeline import tracking
+    or the named ones); resume if it exists. An experiment's sweep (the lecture report's) is never
+    the one `select` picks by default."""
     from pipeline.store import Store
-    from pipeline.train import fit
 
     if folds < 1:
         raise ViewcastError(f"--folds must be at least 1, got {folds}")
     store = Store(ws)
-    dev, splits = store.read_dev(), store.read_splits()
-    if len(dev) == 0:
+    data = SweepData(store.read_dev(), store.read_splits(), series, folds)
+    if len(data.dev) == 0:
         raise ViewcastError("no series is long enough to split: ingest more days first")
     generation = store.require().name
     base = baselines()
     candidates = base + [c for c in candidates if c.key not in {b.key for b in base}]
     key = sweep_key(candidates, folds, generation, series)
-
-    mlflow, client, experiment = tracking.session(ws)
-    parent = _find_parent(client, experiment, key)
-    if parent is None:
-        tags = {"stage": "sweep", "sweep_key": key, "grid": grid, "mlflow.runName": f"sweep {grid}"}
-        parent = client.create_run(experiment, tags=tags).info.run_id
-        params = {"grid": grid, "folds": folds, "configs": len(candidates)}
-        params |= {"series": ",".join(series) if series else "all"}
-        params |= {"store_generation": generation, "max_minutes": max_minutes}
-        for k, v in params.items():
-            client.log_param(parent, k, str(v))
-    else:
-        client.update_run(parent, status="RUNNING")
-    done = _finished_configs(client, experiment, parent)
+    params = {"grid": grid, "folds": folds, "configs": len(candidates)}
+    params |= {"series": ",".join(series) if series else "all"}
+    params |= {"store_generation": generation, "max_minutes": max_minutes}
+    parent = _open_sweep(ws, key, grid, purpose, params)
+    done = _finished_configs(ws, parent)
     report = SweepReport(parent, len(candidates), resumed=sum(c.key in done for c in candidates))
-
-    windows: dict[int, feats.LagWindows] = {}
+    todo = [(i, c) for i, c in enumerate(candidates, start=1) if c.key not in done]
     start, durations, status = time.perf_counter(), [], "KILLED"
     try:
-        for i, cand in enumerate(candidates, start=1):
-            if cand.key in done:
-                continue
+        for position, (i, cand) in enumerate(todo):
             # the time budget: stop before a configuration that would likely overrun it
             expected = time.perf_counter() - start + statistics.median(durations or [0.0])
             if max_minutes is not None and durations and expected > max_minutes * 60:
-                report.skipped = len([c for c in candidates[i - 1 :] if c.key not in done])
+                report.skipped = len(todo) - position
                 break
             if on_step is not None:
                 on_step(i - 1, len(candidates), cand, None)
             began = time.perf_counter()
-            n = cand.model.lags
-            if n not in windows:
-                windows[n] = feats.select_series(feats.lag_windows(dev, splits, n), series)
-            tags = {"sweep_key": key, "config_key": cand.key, "baseline": str(cand.baseline)}
-            try:
-                results = [fit(feats.fold(windows[n], splits, k), cand.model, cand.train)
-                           for k in range(1, folds + 1)]  # fmt: skip
-            except ViewcastError as err:
-                _log_failure(mlflow, parent, cand, tags | {"stage": "train", "error": str(err)})
+            val_mae = _train_candidate(ws, data, cand, parent, key)
+            if val_mae is None:
                 report.failed += 1
                 continue
-            metrics = {}
-            if folds > 1:
-                metrics = {f"val_mae_fold{k}": r.val_mae for k, r in enumerate(results, 1)}
-                metrics["val_mae"] = statistics.fmean(r.val_mae for r in results)
-            data = feats.describe(ws, windows[n]) | {"folds": folds}
-            tracking.log_training(
-                ws, windows[n], cand.model, cand.train, results[0], data,
-                run_name=cand.name, tags=tags, parent_run_id=parent, metrics=metrics,
-            )  # fmt: skip
             report.ran += 1
             durations.append(time.perf_counter() - began)
             if on_step is not None:
-                on_step(i, len(candidates), cand, metrics.get("val_mae", results[0].val_mae))
+                on_step(i, len(candidates), cand, val_mae)
         status = "FINISHED"
     finally:
         report.seconds = time.perf_counter() - start
-        for k, v in {"configs_run": report.ran, "configs_skipped": report.skipped}.items():
-            client.log_metric(parent, k, v)
-        client.set_tag(parent, "complete", str(report.skipped == 0 and status == "FINISHED"))
-        client.set_terminated(parent, status)
+        _close_sweep(ws, parent, report, status)
     return report
 
 
-def _find_parent(client, experiment: str, key: str) -> str | None:
-    runs = client.search_runs(
-        [experiment], f"tags.stage = 'sweep' and tags.sweep_key = '{key}'", max_results=1
+def _open_sweep(ws: Workspace, key: str, grid: str, purpose: SweepPurpose, params: dict) -> str:
+    """The parent run of the sweep with this key: found again (resumed), or started."""
+    found = tracking.find_sweep(ws, key)
+    if found is not None:
+        tracking.set_status(ws, found.run_id, "RUNNING")
+        return found.run_id
+    tags = {Tag.SWEEP_KEY: key, "grid": grid, Tag.SWEEP_PURPOSE: str(purpose)}
+    parent = tracking.create_run(ws, f"sweep {grid}", Stage.SWEEP, tags)
+    parent.params(params)
+    return parent.run_id
+
+
+def _close_sweep(ws: Workspace, parent: str, report: SweepReport, status: str) -> None:
+    run = tracking.writer(ws, parent)
+    run.metrics({"configs_run": report.ran, "configs_skipped": report.skipped})
+    run.tags({"complete": str(report.skipped == 0 and status == "FINISHED")})
+    tracking.set_status(ws, parent, status)
+
+
+def _train_candidate(
+    ws: Workspace, data: SweepData, cand: Candidate, parent: str, key: str
+) -> float | None:
+    """Train one configuration (on every fold) and log it under the sweep; its validation MAE
+    (the mean over folds), or None when it failed (a FAILED run says why)."""
+    from pipeline import features as feats
+    from pipeline import train
+
+    windows = data.lags(cand.model.lags)
+    tags = {Tag.SWEEP_KEY: key, Tag.CONFIG_KEY: cand.key, Tag.BASELINE: str(cand.baseline)}
+    if cand.baseline:
+        tags[Tag.BASELINE_ROLE] = cand.name
+    try:
+        results = [
+            train.fit(feats.fold(windows, data.splits, k), cand.model, cand.train)
+            for k in range(1, data.folds + 1)
+        ]
+    except ViewcastError as err:
+        tags |= {Tag.STAGE: str(Stage.TRAIN), Tag.ERROR: str(err)}
+        tracking.log_failure(ws, parent, cand.name, cand.model, tags)
+        return None
+    metrics = {}
+    if data.folds > 1:
+        metrics = {f"val_mae_fold{k}": r.val_mae for k, r in enumerate(results, 1)}
+        metrics["val_mae"] = statistics.fmean(r.val_mae for r in results)
+    tracking.log_training(
+        ws,
+        windows,
+        cand.model,
+        cand.train,
+        results[0],
+        feats.data_params(ws, windows) | {"folds": data.folds},
+        run_name=cand.name,
+        tags=tags,
+        parent_run_id=parent,
+        metrics=metrics,
     )
-    return runs[0].info.run_id if runs else None
+    return metrics.get("val_mae", results[0].val_mae)
 
 
-def _finished_configs(client, experiment: str, parent: str) -> set[str]:
+def _finished_configs(ws: Workspace, parent: str) -> set[str]:
     """Configurations of the sweep already done: finished, or failed for a reason that repeats."""
-    runs = sweep_children(client, experiment, parent, finished_only=False)
     return {
-        r.data.tags["config_key"]
-        for r in runs
-        if r.info.status == "FINISHED" or "error" in r.data.tags
+        r.tags[Tag.CONFIG_KEY]
+        for r in tracking.sweep_children(ws, parent, finished_only=False)
+        if r.status == "FINISHED" or Tag.ERROR in r.tags
     }
-
-
-def sweep_children(client, experiment: str, parent: str, finished_only: bool = True) -> list:
-    query = f"tags.mlflow.parentRunId = '{parent}' and tags.stage = 'train'"
-    if finished_only:
-        query += " and attributes.status = 'FINISHED'"
-    return client.search_runs([experiment], query, max_results=50_000)
-
-
-def _log_failure(mlflow, parent: str, cand: Candidate, tags: dict[str, str]) -> None:
-    """A configuration that cannot train (diverged, too few rows) is a FAILED run with why."""
-    with mlflow.start_run(run_name=cand.name, parent_run_id=parent, tags=tags) as run:
-        mlflow.log_params({f"model.{k}": v for k, v in asdict(cand.model).items()})
-    mlflow.tracking.MlflowClient().set_terminated(run.info.run_id, "FAILED")
 
 
 # --- selection ---------------------------------------------------------------------------------
@@ -335,127 +365,82 @@ class Selection:
         return self.ranking[0]
 
 
-def latest_sweep(client, experiment: str) -> str:
-    runs = client.search_runs(
-        [experiment], "tags.stage = 'sweep'", order_by=["attributes.start_time DESC"], max_results=1
-    )
-    if not runs:
-        raise ViewcastError("no sweep in this workspace yet: run `viewcast sweep` first")
-    return runs[0].info.run_id
-
-
 def select(
     ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None, ensemble: int = 0
 ) -> Selection:
     """Rank a sweep's finished training runs by a validation metric; register the best as the
     `champion` alias of the workspace's registered model. With `ensemble` K >= 2, the mean of the
     K best configurations is scored on the validation days too and competes as one more run."""
-    from pipeline import tracking
-
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
-    _, client, experiment = tracking.session(ws)
-    sweep_id = sweep_id or latest_sweep(client, experiment)
-    children = [r for r in sweep_children(client, experiment, sweep_id) if metric in r.data.metrics]
-    runs = [r for r in children if "ensemble_key" not in r.data.tags]  # one competes, below
+    sweep_id = sweep_id or tracking.latest_sweep(ws)
+    children = [r for r in tracking.sweep_children(ws, sweep_id) if metric in r.metrics]
+    runs = [r for r in children if Tag.ENSEMBLE_KEY not in r.tags]  # one competes, below
     if not runs:
         raise ViewcastError(f"sweep {sweep_id} has no finished run with metric {metric!r}")
     note = ""
     if ensemble >= 2:
-        folds = client.get_run(sweep_id).data.params.get("folds", "1")
+        folds = tracking.get_run(ws, sweep_id).params.get("folds", "1")
         if metric != "val_mae" or folds != "1":
             note = "no ensemble: it is scored on the validation days of a sweep without --folds"
         else:
-            extra = ensemble_run(ws, client, sweep_id, runs, children, ensemble)
+            extra = ensemble_run(ws, sweep_id, runs, children, ensemble)
             runs += [extra] if extra is not None else []
     ranking = sorted(
         (
             Ranked(
-                r.info.run_id,
-                r.info.run_name,
-                r.data.metrics[metric],
-                r.data.metrics.get("train_mae", float("nan")),
-                r.data.tags.get("baseline") == "True",
+                r.run_id,
+                r.name,
+                r.metrics[metric],
+                r.metrics.get("train_mae", math.nan),
+                r.baseline,
             )
             for r in runs
         ),
         key=lambda row: (row.score, row.name),
     )
-    version = register_champion(client, ranking[0].run_id, {metric: ranking[0].score})
+    version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
     return Selection(sweep_id, metric, ranking, version, note)
 
 
-def ensemble_run(ws: Workspace, client, sweep_id: str, runs: list, children: list, k: int):
+def ensemble_run(
+    ws: Workspace, sweep_id: str, runs: list[RunRecord], children: list[RunRecord], k: int
+) -> RunRecord | None:
     """The run of the mean of the k best trained configurations (logged once per member set),
     or None when fewer than two are there. Scored on the dev days only, like every run."""
     from pipeline import features as feats
-    from pipeline import tracking
     from pipeline.models import EnsembleModel
     from pipeline.store import Store
 
-    singles = [r for r in runs if r.data.tags.get("baseline") != "True"]
-    members = [r.info.run_id for r in sorted(singles, key=lambda r: r.data.metrics["val_mae"])[:k]]
+    singles = [r for r in runs if not r.baseline]
+    members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics["val_mae"])[:k]]
     if len(members) < 2:
         return None
     key = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
     for run in children:
-        if run.data.tags.get("ensemble_key") == key:
+        if run.tags.get(Tag.ENSEMBLE_KEY) == key:
             return run  # logged by an earlier select
     model = EnsembleModel([tracking.load_model(ws, run_id) for run_id in members]).eval()
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
-    chosen = client.get_run(sweep_id).data.params.get("series", "all")
+    parent = tracking.get_run(ws, sweep_id)
+    chosen = parent.params.get("series", "all")
     windows = feats.select_series(windows, None if chosen == "all" else chosen.split(","))
     scores = {}
     for split, name in (("train", "train_mae"), ("val", "val_mae")):
         rows = windows.rows(split)
         scores[name] = float(abs(model.predict(windows.x(rows)) - windows.y(rows)).mean())
-    parent = client.get_run(sweep_id).data.tags
-    tags = {"stage": "train", "baseline": "False", "ensemble_key": key, "config_key": key}
-    tags["sweep_key"] = parent.get("sweep_key", "")
+    tags = {Tag.BASELINE: "False", Tag.ENSEMBLE_KEY: key, Tag.CONFIG_KEY: key}
+    tags[Tag.SWEEP_KEY] = parent.tags.get(Tag.SWEEP_KEY, "")
     run_id = tracking.log_ensemble(
-        ws, windows, model, members, scores, feats.describe(ws, windows),
-        run_name=f"ensemble-top{len(members)}", tags=tags, parent_run_id=sweep_id,
-    )  # fmt: skip
-    return client.get_run(run_id)
-
-
-def register_champion(client, run_id: str, scores: dict[str, float]) -> str:
-    """Point the `champion` alias at the run's model."""
-    return register_alias(client, run_id, "champion", scores)
-
-
-def register_alias(client, run_id: str, alias: str, tags: dict[str, float | str]) -> str:
-    """Point an alias of the workspace's registered model at a run's model (a new version only
-    when the alias moves to another run); returns the version."""
-    from mlflow.exceptions import MlflowException
-
-    from pipeline.tracking import MODEL_ARTIFACT, REGISTERED_MODEL
-
-    try:
-        current = client.get_model_version_by_alias(REGISTERED_MODEL, alias)
-        if current.run_id == run_id:
-            return str(current.version)
-    except MlflowException:  # no registered model or no alias yet
-        if not client.search_registered_models(f"name = '{REGISTERED_MODEL}'"):
-            client.create_registered_model(
-                REGISTERED_MODEL, description="viewcast: tomorrow's views from the last N days"
-            )
-    source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-    version = client.create_model_version(REGISTERED_MODEL, source, run_id=run_id)
-    for k, v in tags.items():
-        client.set_model_version_tag(
-            REGISTERED_MODEL, version.version, k, f"{v:.6g}" if isinstance(v, float) else str(v)
-        )
-    client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
-    return str(version.version)
-
-
-def champion_run(ws: Workspace) -> str:
-    """The run id behind the `champion` alias."""
-    from pipeline.tracking import alias_run
-
-    found = alias_run(ws, "champion")
-    if found is None:
-        raise ViewcastError("no champion yet: run `viewcast select` first")
-    return found[0]
+        ws,
+        windows,
+        model,
+        members,
+        scores,
+        feats.data_params(ws, windows),
+        run_name=f"ensemble-top{len(members)}",
+        tags=tags,
+        parent_run_id=sweep_id,
+    )
+    return tracking.get_run(ws, run_id)

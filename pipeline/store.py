@@ -121,6 +121,7 @@ class IngestReport:
     newly_split: list[str]
     unsplit: list[str]
     changed: bool
+    kept_splits: tuple[int, int] | None = None  # (test, val) days kept over other options
 
 
 # --- pure table operations --------------------------------------------------------------------
@@ -287,7 +288,11 @@ class Store:
         test_days: int = DEFAULT_TEST_DAYS,
         val_days: int = DEFAULT_VAL_DAYS,
     ) -> IngestReport:
-        """Merge validated observations; write a new generation only if anything changed."""
+        """Merge validated observations; write a new generation only if anything changed.
+        `test_days`/`val_days` fix the splits of a new store; an existing one keeps its own
+        (the report's `kept_splits` says so when they differ)."""
+        if test_days < 2 or val_days < 1:
+            raise ViewcastError("--test-days must be at least 2 and --val-days at least 1")
         gen = self.generation()
         old = concat(self.read_dev(), self.read_sealed()) if gen is not None else None
         splits = self.read_splits() if gen is not None else Splits(test_days, val_days)
@@ -299,6 +304,7 @@ class Store:
         added = {k: v for k, v in added.items() if v}
         updated = {k: v for k, v in updated.items() if v}
         changed = old is None or bool(added or updated or newly) or fill != old_fill
+        kept = gen is not None and (splits.test_days, splits.val_days) != (test_days, val_days)
         report = IngestReport(
             added=added,
             updated=updated,
@@ -306,6 +312,7 @@ class Store:
             newly_split=newly,
             unsplit=unsplit,
             changed=changed,
+            kept_splits=(splits.test_days, splits.val_days) if kept else None,
         )
         if changed:
             self._write(table, splits, fill)

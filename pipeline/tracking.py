@@ -1,4 +1,8 @@
-"""Everything that talks to MLflow: the workspace's SQLite store, training runs, model loading.
+"""The one door to MLflow: the workspace's store, run records, named queries and run writers.
+
+No other module of the package imports mlflow. Stages ask questions here ("the latest sweep",
+"today's submissions", "the run behind the champion alias") and get plain `RunRecord`s back; they
+write through `start_run` (a `RunWriter`) or the writers below.
 
 Names are the same for every model family, so the UI's compare view lines runs up:
 params `model.*`, `train.*`, `data.*`; per-epoch metrics `train_loss`, `val_mae_epoch`, `grad_norm`,
@@ -10,6 +14,7 @@ live only in submission and final runs (see pipeline.holdout).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -17,24 +22,113 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.config import Workspace
+from pipeline.config import ModelConfig, Workspace
 from pipeline.errors import ViewcastError
 
 if TYPE_CHECKING:
     from pipeline.features import LagWindows
-    from pipeline.models import ModelConfig, ViewsModel
+    from pipeline.models import ViewsModel
     from pipeline.train import TrainConfig, TrainResult
 
 EXPERIMENT = "viewcast"
 MODEL_ARTIFACT = "model"
 REGISTERED_MODEL = "viewcast"
 CURVE_NAMES = {"val_mae": "val_mae_epoch"}  # the final `val_mae` is the restored model's
+BATCH = 1000  # MLflow's limit of metrics per log_batch
+
+
+class Stage(StrEnum):
+    """What a run is (its `stage` tag): how every query finds runs."""
+
+    SWEEP = "sweep"  # the parent run of a grid
+    TRAIN = "train"  # one trained configuration (a sweep child, `viewcast train`, an ensemble)
+    SUBMISSION = "submission"  # a public test score
+    FINAL = "final"  # the one reveal of the private score
+    REFIT = "refit"  # the champion's configuration on all history
+    FORECAST = "forecast"  # one day's forecast file
+    MONITOR = "monitor"  # live MAE, one point a day
+    EXPERIMENT = "experiment"  # the lecture report
+    STUDY = "study"  # a training inside the lecture report's studies
+
+
+class SweepPurpose(StrEnum):
+    """Why a sweep ran: `select` takes the latest selection sweep by default."""
+
+    SELECTION = "selection"
+    EXPERIMENT = "experiment"  # the lecture report's grid
+
+
+class Tag:
+    """Tag keys the stages write and the queries read."""
+
+    STAGE = "stage"
+    SWEEP_KEY = "sweep_key"  # content digest of a sweep: the same sweep resumes
+    SWEEP_PURPOSE = "sweep_purpose"  # a SweepPurpose
+    CONFIG_KEY = "config_key"  # content digest of a configuration
+    BASELINE = "baseline"  # "True" for the baselines every sweep trains
+    BASELINE_ROLE = "baseline_role"  # naive | seasonal-naive | linear-lstsq
+    ENSEMBLE_KEY = "ensemble_key"
+    SOURCE_RUN = "source_run_id"
+    ERROR = "error"
+    PARENT = "mlflow.parentRunId"
+    RUN_NAME = "mlflow.runName"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the stages read of an MLflow run (no MLflow types leave this module)."""
+
+    run_id: str
+    name: str
+    status: str
+    start_time: int  # milliseconds since the epoch
+    artifact_uri: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]
+    inputs: tuple[tuple[str, str], ...] = ()  # (context, digest) of each dataset input
+
+    @property
+    def stage(self) -> str | None:
+        return self.tags.get(Tag.STAGE)
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.tags.get(Tag.PARENT)
+
+    @property
+    def baseline(self) -> bool:
+        return self.tags.get(Tag.BASELINE) == "True"
+
+
+def _record(run) -> RunRecord:
+    inputs = tuple(
+        (next((t.value for t in i.tags if t.key.endswith("context")), ""), i.dataset.digest)
+        for i in (run.inputs.dataset_inputs if run.inputs else [])
+    )
+    return RunRecord(
+        run.info.run_id,
+        run.info.run_name or "",
+        run.info.status,
+        int(run.info.start_time or 0),
+        run.info.artifact_uri,
+        dict(run.data.tags),
+        dict(run.data.params),
+        dict(run.data.metrics),
+        inputs,
+    )
+
+
+# --- the store --------------------------------------------------------------------------------
 
 
 def connect(ws: Workspace):
@@ -55,11 +149,149 @@ def connect(ws: Workspace):
     return mlflow
 
 
-def session(ws: Workspace):
-    """(mlflow, client, experiment id) of the workspace's store, for code that searches runs."""
+@dataclass(frozen=True)
+class Session:
+    """The mlflow module, a client and the experiment id of one workspace."""
+
+    mlflow: Any
+    client: Any
+    experiment: str
+
+    def search(self, query: str, order_by: list[str] | None = None, most: int = 50_000):
+        runs = self.client.search_runs(
+            [self.experiment], query, order_by=order_by, max_results=most
+        )
+        return [_record(r) for r in runs]
+
+
+def session(ws: Workspace) -> Session:
+    """The workspace's store, ready for queries and writes."""
     mlflow = connect(ws)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
-    return mlflow, mlflow.tracking.MlflowClient(), experiment
+    return Session(mlflow, mlflow.tracking.MlflowClient(), experiment)
+
+
+def serve_ui(ws: Workspace, port: int) -> int:
+    """Run the MLflow UI on 127.0.0.1:port against the workspace's store until it exits (or
+    Ctrl-C); its exit code."""
+    import subprocess
+    import sys
+
+    connect(ws)  # the store and experiment exist before the server reads them
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.tracking_uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+# --- named queries ----------------------------------------------------------------------------
+
+
+def get_run(ws: Workspace, run_id: str) -> RunRecord:
+    """One run by id; an unknown id is a one-line error."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _record(session(ws).client.get_run(run_id))
+    except MlflowException:
+        raise ViewcastError(f"no run {run_id!r} in this workspace") from None
+
+
+def runs(ws: Workspace, stage: Stage, query: str = "", most: int = 50_000) -> list[RunRecord]:
+    """Every run of one stage (newest first), optionally narrowed by an MLflow filter."""
+    where = f"tags.{Tag.STAGE} = '{stage}'" + (f" and {query}" if query else "")
+    return session(ws).search(where, ["attributes.start_time DESC"], most)
+
+
+def all_runs(ws: Workspace) -> list[RunRecord]:
+    """Every run of the workspace's experiment."""
+    return session(ws).search("")
+
+
+def find_sweep(ws: Workspace, key: str) -> RunRecord | None:
+    """The sweep with this content key, if one was started."""
+    found = runs(ws, Stage.SWEEP, f"tags.{Tag.SWEEP_KEY} = '{key}'", most=1)
+    return found[0] if found else None
+
+
+def latest_sweep(ws: Workspace) -> str:
+    """The newest selection sweep (the lecture experiment's sweep is not one)."""
+    for run in runs(ws, Stage.SWEEP):
+        if run.tags.get(Tag.SWEEP_PURPOSE, SweepPurpose.SELECTION) == SweepPurpose.SELECTION:
+            return run.run_id
+    raise ViewcastError("no sweep in this workspace yet: run `viewcast sweep` first")
+
+
+def sweep_children(ws: Workspace, parent: str, finished_only: bool = True) -> list[RunRecord]:
+    """The training runs of a sweep (finished ones, unless told otherwise)."""
+    query = f"tags.{Tag.PARENT} = '{parent}' and tags.{Tag.STAGE} = '{Stage.TRAIN}'"
+    if finished_only:
+        query += " and attributes.status = 'FINISHED'"
+    return session(ws).search(query)
+
+
+def sweep_child(ws: Workspace, parent: str, config_key: str) -> RunRecord | None:
+    """The finished run of one configuration (by its content key) in a sweep."""
+    found = [r for r in sweep_children(ws, parent) if r.tags.get(Tag.CONFIG_KEY) == config_key]
+    return found[0] if found else None
+
+
+def children(ws: Workspace, parent: str) -> list[RunRecord]:
+    """Every run nested under a parent run, whatever its stage."""
+    return session(ws).search(f"tags.{Tag.PARENT} = '{parent}'")
+
+
+def submissions_today(ws: Workspace, now: dt.datetime) -> int:
+    """Submissions started since midnight UTC of `now`."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    since = int(midnight.timestamp() * 1000)
+    return len(runs(ws, Stage.SUBMISSION, f"attributes.start_time >= {since}"))
+
+
+def epoch_history(ws: Workspace, run_id: str) -> dict[str, list[float]]:
+    """Per-epoch training loss, gradient norm and validation MAE a run logged."""
+    client = session(ws).client
+    out = {}
+    for key in ("train_loss", "grad_norm", "val_mae_epoch"):
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        out[key] = [m.value for m in points]
+    return out
+
+
+def metric_steps(ws: Workspace, run_id: str, key: str) -> dict[int, float]:
+    """step -> value of one metric's history."""
+    return {m.step: m.value for m in session(ws).client.get_metric_history(run_id, key)}
+
+
+def artifacts(ws: Workspace, run_id: str, path: str | None = None) -> set[str]:
+    """Paths of a run's artifacts (at the top level, or under `path`)."""
+    return {a.path for a in session(ws).client.list_artifacts(run_id, path)}
+
+
+def run_config(run: RunRecord) -> tuple[ModelConfig | None, TrainConfig]:
+    """The ModelConfig and TrainConfig a training run logged as model.* and train.* params
+    (no ModelConfig for an ensemble run)."""
+    from pipeline.train import TrainConfig
+
+    def parse(cls, prefix: str):
+        parsers = {"bool": lambda v: v == "True", "int": int, "float": float, "str": str}
+        return {
+            f.name: parsers[str(f.type)](run.params[f"{prefix}.{f.name}"])
+            for f in fields(cls)
+            if f"{prefix}.{f.name}" in run.params
+        }
+
+    model = (
+        None
+        if run.params.get("model.model") == "ensemble"
+        else ModelConfig(**parse(ModelConfig, "model"))
+    )
+    return model, TrainConfig(**parse(TrainConfig, "train"))
+
+
+# --- run writers ------------------------------------------------------------------------------
 
 
 def flat_params(mcfg: ModelConfig, tcfg: TrainConfig, data: dict) -> dict[str, str]:
@@ -78,6 +310,112 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+class RunWriter:
+    """Writes to one open run: metrics, params, tags, datasets, artifacts and models."""
+
+    def __init__(self, mlflow, run_id: str) -> None:
+        self._mlflow = mlflow
+        self._client = mlflow.tracking.MlflowClient()
+        self.run_id = run_id
+
+    def metrics(self, values: dict[str, float], step: int = 0) -> None:
+        """Final numbers (non-finite ones are left out: MLflow cannot show them)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in values.items() if np.isfinite(v)]
+        self.batch(batch)
+
+    def series(self, key: str, points: list[tuple[int, float, int]]) -> None:
+        """A time series: (step, value, timestamp in ms) points."""
+        from mlflow.entities import Metric
+
+        self.batch([Metric(key, float(v), stamp, step) for step, v, stamp in points])
+
+    def batch(self, metrics: list) -> None:
+        for lo in range(0, len(metrics), BATCH):
+            self._client.log_batch(self.run_id, metrics=metrics[lo : lo + BATCH])
+
+    def params(self, values: dict[str, object]) -> None:
+        from mlflow.entities import Param
+
+        self._client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in values.items()])
+
+    def tags(self, values: dict[str, object]) -> None:
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
+
+    def dataset(
+        self, x: np.ndarray, y: np.ndarray, source: str, name: str, key: str, context: str
+    ) -> None:
+        """Rows as an MLflow dataset input with a content digest and a context."""
+        from mlflow.data.numpy_dataset import from_numpy
+
+        with warnings.catch_warnings():  # "file" and "" both map to the local source class
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            ds = from_numpy(features=x, targets=y, source=source, name=name, digest=key)
+        self._mlflow.log_input(ds, context=context)
+
+    def artifact(self, path: Path, folder: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), folder)
+
+    def artifacts(self, folder: Path, path: str | None = None) -> None:
+        self._client.log_artifacts(self.run_id, str(folder), path)
+
+    def model(self, model, data: dict) -> None:
+        """The model folder (weights, config, the data it saw) as the run's `model/` artifact."""
+        from pipeline.models import save
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / MODEL_ARTIFACT
+            save(model, folder)
+            (folder / "data.json").write_text(json.dumps(data, indent=1))
+            self.artifacts(folder, MODEL_ARTIFACT)
+
+
+@contextmanager
+def start_run(
+    ws: Workspace,
+    name: str,
+    stage: Stage,
+    tags: dict[str, str] | None = None,
+    parent: str | None = None,
+) -> Iterator[RunWriter]:
+    """An MLflow run of the given stage (nested under `parent` if given); FINISHED when the
+    block ends, FAILED when it raises."""
+    mlflow = connect(ws)
+    with mlflow.start_run(
+        run_name=name,
+        parent_run_id=parent,
+        nested=parent is not None,
+        tags={Tag.STAGE: str(stage), **(tags or {})},
+    ) as run:
+        yield RunWriter(mlflow, run.info.run_id)
+
+
+def create_run(ws: Workspace, name: str, stage: Stage, tags: dict[str, str]) -> RunWriter:
+    """A run that stays open across calls (a sweep's parent, the monitor run)."""
+    s = session(ws)
+    all_tags = {Tag.STAGE: str(stage), Tag.RUN_NAME: name, **tags}
+    run = s.client.create_run(s.experiment, tags=all_tags)
+    return RunWriter(s.mlflow, run.info.run_id)
+
+
+def writer(ws: Workspace, run_id: str) -> RunWriter:
+    """Write to an existing run (annotations of a training run, a resumed sweep)."""
+    return RunWriter(connect(ws), run_id)
+
+
+def set_status(ws: Workspace, run_id: str, status: str) -> None:
+    """RUNNING when a sweep resumes; FINISHED, KILLED or FAILED when it ends."""
+    client = session(ws).client
+    if status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status)
+
+
 def log_training(
     ws: Workspace,
     windows: LagWindows,
@@ -89,22 +427,16 @@ def log_training(
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
     metrics: dict[str, float] | None = None,
+    stage: Stage = Stage.TRAIN,
 ) -> str:
     """One MLflow run per training: params, curves, final MAE, datasets, PNG and the model."""
-    from mlflow.entities import Metric
+    from pipeline import reports
 
-    mlflow = connect(ws)
-    with mlflow.start_run(
-        run_name=run_name, parent_run_id=parent_run_id, nested=parent_run_id is not None
-    ) as run:
-        client = mlflow.tracking.MlflowClient()
+    with start_run(ws, run_name or "", stage, tags, parent_run_id) as run:
         now = int(time.time() * 1000)
-        curves = [
-            Metric(CURVE_NAMES.get(key, key), float(value), now, epoch)
-            for key, values in result.history.items()
-            for epoch, value in enumerate(values, start=1)
-            if np.isfinite(value)
-        ]
+        for key, values in result.history.items():
+            points = [(e, v, now) for e, v in enumerate(values, start=1) if np.isfinite(v)]
+            run.series(CURVE_NAMES.get(key, key), points)
         finals = {
             "train_mae": result.train_mae,
             "val_mae": result.val_mae,
@@ -112,27 +444,18 @@ def log_training(
             "epochs_run": result.epochs_run,
             "train_seconds": result.seconds,
         }
-        finals = {k: float(v) for k, v in finals.items() if np.isfinite(v)}
-        finals |= {f"rows_{k}": float(v) for k, v in result.rows.items()}
-        finals |= {k: float(v) for k, v in (metrics or {}).items()}
-        curves += [Metric(k, v, now, 0) for k, v in finals.items()]
-        for lo in range(0, len(curves), 1000):  # MLflow's batch limit
-            client.log_batch(run.info.run_id, metrics=curves[lo : lo + 1000])
-        client.log_batch(
-            run.info.run_id,
-            params=[mlflow.entities.Param(k, v) for k, v in flat_params(mcfg, tcfg, data).items()],
-            tags=[
-                mlflow.entities.RunTag(k, str(v))
-                for k, v in {"device": result.device, "stage": "train", **(tags or {})}.items()
-            ],
-        )
-        _log_datasets(mlflow, windows, data)
+        finals |= {f"rows_{k}": v for k, v in result.rows.items()}
+        run.metrics(finals | (metrics or {}))
+        run.params(flat_params(mcfg, tcfg, data))
+        run.tags({"device": result.device})
+        _log_datasets(run, windows, data)
         if result.history:
             with tempfile.TemporaryDirectory() as tmp:
-                learning_curve_png(result.history, Path(tmp) / "learning_curve.png")
-                mlflow.log_artifact(str(Path(tmp) / "learning_curve.png"))
-        _log_model(mlflow, result.model, data)
-        return run.info.run_id
+                path = Path(tmp) / "learning_curve.png"
+                reports.learning_curve(result.history, path)
+                run.artifact(path)
+        run.model(result.model, data)
+        return run.run_id
 
 
 def log_ensemble(
@@ -145,76 +468,49 @@ def log_ensemble(
     run_name: str,
     tags: dict[str, str],
     parent_run_id: str | None = None,
+    stage: Stage = Stage.TRAIN,
 ) -> str:
     """One MLflow run for an ensemble: its member runs, MAE, datasets and the model."""
-    mlflow = connect(ws)
-    nested = parent_run_id is not None
-    with mlflow.start_run(
-        run_name=run_name, parent_run_id=parent_run_id, tags=tags, nested=nested
-    ) as run:
+    with start_run(ws, run_name, stage, tags, parent_run_id) as run:
         params = {"model.model": "ensemble", "model.lags": model.cfg.lags}
         params |= {"ensemble.size": len(members), "ensemble.members": ",".join(members)}
         params |= {f"data.{k}": v for k, v in data.items()}
-        mlflow.log_params({k: str(v) for k, v in params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in scores.items() if np.isfinite(v)})
-        _log_datasets(mlflow, windows, data)
-        _log_model(mlflow, model, data)
-        return run.info.run_id
+        run.params(params)
+        run.metrics(scores)
+        _log_datasets(run, windows, data)
+        run.model(model, data)
+        return run.run_id
 
 
-def _log_model(mlflow, model, data: dict) -> None:
-    """The model folder (weights, config, the data it saw) as the run's `model/` artifact."""
-    from pipeline.models import save
+def log_failure(
+    ws: Workspace, parent: str, name: str, mcfg: ModelConfig, tags: dict[str, str]
+) -> None:
+    """A configuration that cannot train (diverged, too few rows) is a FAILED run with why."""
+    mlflow = connect(ws)
+    with mlflow.start_run(run_name=name, parent_run_id=parent, nested=True, tags=tags) as run:
+        mlflow.log_params({f"model.{k}": v for k, v in asdict(mcfg).items()})
+    set_status(ws, run.info.run_id, "FAILED")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / MODEL_ARTIFACT
-        save(model, folder)
-        (folder / "data.json").write_text(json.dumps(data, indent=1))
-        mlflow.log_artifacts(str(folder), MODEL_ARTIFACT)
 
-
-def _log_datasets(mlflow, windows: LagWindows, data: dict) -> None:
+def _log_datasets(run: RunWriter, windows: LagWindows, data: dict) -> None:
     """Training and validation rows as MLflow dataset inputs, with content digests."""
-    from mlflow.data.numpy_dataset import from_numpy
-
     for split in ("train", "val"):
         rows = windows.rows(split)
         if not len(rows):  # a refit on all history has no validation rows
             continue
-        with warnings.catch_warnings():  # "file" and "" both map to the local source class
-            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
-            ds = from_numpy(
-                features=windows.x(rows),
-                targets=windows.y(rows),
-                source=data["source"],
-                name=f"{split}-lags{windows.n}",
-                digest=digest(windows.target[rows], windows.values[windows.target[rows]]),
-            )
-        mlflow.log_input(ds, context="training" if split == "train" else "validation")
+        key = digest(windows.target[rows], windows.values[windows.target[rows]])
+        context = "training" if split == "train" else "validation"
+        run.dataset(
+            windows.x(rows),
+            windows.y(rows),
+            data["source"],
+            f"{split}-lags{windows.n}",
+            key,
+            context,
+        )
 
 
-def learning_curve_png(history: dict[str, list[float]], path: Path) -> None:
-    """Loss and validation MAE over epochs, with the gradient norm on its own axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
-    fig, (ax_loss, ax_val, ax_grad) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
-    ax_loss.plot(epochs, history["train_loss"], label="training loss (scaled)")
-    ax_loss.set_ylabel("training loss")
-    ax_loss.set_yscale("log")
-    ax_val.plot(epochs, history["val_mae"], color="tab:orange", label="validation MAE")
-    ax_val.set_ylabel("validation MAE (views)")
-    ax_grad.plot(epochs, history["grad_norm"], color="tab:green")
-    ax_grad.set_ylabel("gradient norm")
-    ax_grad.set_yscale("log")
-    ax_grad.set_xlabel("epoch")
-    fig.suptitle("learning curve")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+# --- models and the registry ------------------------------------------------------------------
 
 
 def model_folder(ws: Workspace, run_id: str) -> Path:
@@ -256,9 +552,51 @@ def alias_run(ws: Workspace, alias: str) -> tuple[str, str] | None:
     """(run id, version) behind an alias of the workspace's registered model, or None."""
     from mlflow.exceptions import MlflowException
 
-    client = connect(ws).tracking.MlflowClient()
     try:
-        version = client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+        version = session(ws).client.get_model_version_by_alias(REGISTERED_MODEL, alias)
     except MlflowException:
         return None
     return version.run_id, str(version.version)
+
+
+def champion_run(ws: Workspace) -> str:
+    """The run id behind the `champion` alias."""
+    found = alias_run(ws, "champion")
+    if found is None:
+        raise ViewcastError("no champion yet: run `viewcast select` first")
+    return found[0]
+
+
+def register_alias(ws: Workspace, run_id: str, alias: str, tags: dict[str, float | str]) -> str:
+    """Point an alias of the workspace's registered model at a run's model (a new version only
+    when the alias moves to another run); returns the version."""
+    from mlflow.exceptions import MlflowException
+
+    client = session(ws).client
+    try:
+        current = client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+        if current.run_id == run_id:
+            return str(current.version)
+    except MlflowException:  # no registered model or no alias yet
+        if not client.search_registered_models(f"name = '{REGISTERED_MODEL}'"):
+            client.create_registered_model(
+                REGISTERED_MODEL, description="viewcast: tomorrow's views from the last N days"
+            )
+    source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+    version = client.create_model_version(REGISTERED_MODEL, source, run_id=run_id)
+    for k, v in tags.items():
+        text = f"{v:.6g}" if isinstance(v, float) else str(v)
+        client.set_model_version_tag(REGISTERED_MODEL, version.version, k, text)
+    client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
+    return str(version.version)
+
+
+def model_version_tags(ws: Workspace, alias: str) -> dict[str, str]:
+    """The tags of the version behind an alias (empty when there is none)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = session(ws).client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+    except MlflowException:
+        return {}
+    return dict(version.tags)

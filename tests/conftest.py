@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +36,7 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(home: Path):
     """Run `viewcast --home <home> ARGS...`; returns the click Result (stdout and stderr apart)."""
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, ["--home", str(home), *map(str, args)])
-
-    return invoke
+    return lambda *args: invoke(home, *args)
 
 
 @pytest.fixture
@@ -111,20 +108,130 @@ def tiny_grid(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def two_series(home: Path, cli) -> Path:
-    """A workspace with two seeded 300-day series ingested (60 val, 60 test days each)."""
+def invoke(home: Path, *args: object):
+    """`viewcast --home <home> ARGS...` in-process (the click Result)."""
+    return CliRunner().invoke(app, ["--home", str(home), *map(str, args)])
+
+
+def clone_workspace(src: Path, dst: Path) -> Path:
+    """Copy a workspace (and the exports beside it) to `dst`, rewriting the absolute artifact
+    paths MLflow keeps in its database, so the copy is a workspace of its own."""
+    for export in src.parent.glob("*.csv"):
+        shutil.copy2(export, dst.parent / export.name)
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    db = dst / "mlruns" / "mlflow.db"
+    if db.exists():
+        with sqlite3.connect(db) as con:
+            tables = [
+                r[0] for r in con.execute("select name from sqlite_master where type='table'")
+            ]
+            for table in tables:
+                for column in con.execute(f"pragma table_info('{table}')").fetchall():
+                    if column[2].upper().startswith(("TEXT", "VARCHAR")):
+                        con.execute(
+                            f'update "{table}" set "{column[1]}" = '
+                            f'replace("{column[1]}", ?, ?) where "{column[1]}" like ?',
+                            (str(src), str(dst), f"%{src}%"),
+                        )
+    return dst
+
+
+def ingest_two_series(home: Path) -> Path:
+    """Two seeded 300-day series (60 val, 60 test days each) ingested into `home`."""
     for seed, name in ((0, "alpha"), (1, "beta")):
         path = write_totals(home.parent / f"{name}.csv", synthetic_views(300, seed=seed))
-        assert cli("ingest", path, "--series", name).exit_code == 0
+        result = invoke(home, "ingest", path, "--series", name)
+        assert result.exit_code == 0, result.output
     return home
 
 
 @pytest.fixture
-def swept(two_series: Path, tiny_grid: Path, cli) -> Path:
-    """`two_series` after `viewcast sweep --grid tiny.toml` and `viewcast select`."""
-    result = cli("sweep", "--grid", tiny_grid)
-    assert result.exit_code == 0, result.output
-    result = cli("select")
-    assert result.exit_code == 0, result.output
-    return two_series
+def two_series(home: Path) -> Path:
+    """A workspace with two seeded 300-day series ingested (60 val, 60 test days each)."""
+    return ingest_two_series(home)
+
+
+@pytest.fixture(scope="session")
+def swept_template(tmp_path_factory) -> Path:
+    """Built once per test session: two series after `sweep --grid tiny.toml` and `select`."""
+    home = tmp_path_factory.mktemp("swept") / "ws"
+    home.mkdir()
+    grid = home.parent / "tiny.toml"
+    grid.write_text(TINY_GRID)
+    ingest_two_series(home)
+    for args in (("sweep", "--grid", grid), ("select",)):
+        result = invoke(home, *args)
+        assert result.exit_code == 0, result.output
+    return home
+
+
+@pytest.fixture
+def swept(swept_template: Path, home: Path) -> Path:
+    """`two_series` after `viewcast sweep --grid tiny.toml` and `viewcast select`: a fresh copy
+    of the session's template for each test."""
+    return clone_workspace(swept_template, home)
+
+
+# --- a production workspace: real views, swept, selected, finalized and refit -------------------
+
+FORTNIGHT = 14
+# one configuration of the default grid: it beats the naive baselines on these validation days
+PRODUCTION_GRID = """
+[grid]
+lags = 28
+model = "relu"
+layers = 2
+width = 64
+batchnorm = true
+target_transform = "log1p"
+scaling = "window-mean"
+lr = 3e-3
+epochs = 600
+patience = 60
+"""
+
+
+def peyton_until_summer_2015() -> pd.DataFrame:
+    """Peyton Manning's real daily Wikipedia views up to a calm summer's end (2015-06-30), with
+    no missing day in the last 100."""
+    views = pd.read_csv(RAW / "wikipedia-peyton-manning" / "views.csv")
+    return views[views["Date"] <= "2015-06-30"].reset_index(drop=True)
+
+
+@pytest.fixture
+def series() -> pd.DataFrame:
+    return peyton_until_summer_2015()
+
+
+def export(rows: pd.DataFrame, path: Path) -> Path:
+    """A YouTube Studio Totals.csv holding these rows."""
+    rows.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def production_template(tmp_path_factory) -> Path:
+    """Built once per test session: the series minus its last fortnight, swept, selected,
+    finalized and refit."""
+    home = tmp_path_factory.mktemp("production") / "ws"
+    home.mkdir()
+    first = export(peyton_until_summer_2015().iloc[:-FORTNIGHT], home.parent / "export-0.csv")
+    grid = home.parent / "series.toml"
+    grid.write_text(PRODUCTION_GRID)
+    for args in (
+        ("ingest", first, "--series", "series"),
+        ("sweep", "--grid", grid),
+        ("select",),
+        ("finalize",),
+        ("refit",),
+    ):
+        result = invoke(home, *args)
+        assert result.exit_code == 0, result.output
+    return home
+
+
+@pytest.fixture
+def production(production_template: Path, home: Path) -> Path:
+    """A fresh copy of the session's production workspace for each test."""
+    return clone_workspace(production_template, home)

@@ -15,12 +15,6 @@ from pipeline.models import ModelConfig, ViewsModel
 from pipeline.store import Store
 
 
-def client_of(home: Path):
-    mlflow = tracking.connect(Workspace(home))
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
-    return mlflow.tracking.MlflowClient(), experiment
-
-
 def test_periods_partition_the_test_days(two_series: Path):
     h = holdout.Holdout(Workspace(two_series))
     data = h.data(7)
@@ -63,17 +57,15 @@ def test_submissions_are_recorded_and_budgeted(swept: Path, cli, monkeypatch):
     assert refused.exit_code == 2
     assert refused.stderr.startswith("viewcast: error: submission budget spent: 2 of 2 today")
 
-    client, experiment = client_of(swept)
-    subs = client.search_runs([experiment], "tags.stage = 'submission'")
+    subs = tracking.runs(Workspace(swept), tracking.Stage.SUBMISSION)
     assert len(subs) == 2, "a refused submission leaves no record and no score"
     for run in subs:
-        contexts = [i.tags[0].value for i in run.inputs.dataset_inputs]
-        assert contexts == ["test-public"]
-        assert run.data.tags["source_run_id"] == run.data.params["source_run_id"]
-        assert "private_mae" not in run.data.metrics, "the private score stays hidden"
+        assert [context for context, _ in run.inputs] == ["test-public"]
+        assert run.tags["source_run_id"] == run.params["source_run_id"]
+        assert "private_mae" not in run.metrics, "the private score stays hidden"
 
     board = json.loads(cli("leaderboard", "--json").stdout)
-    assert [row["public_mae"] for row in board] == [r.data.metrics["public_mae"] for r in subs]
+    assert [row["public_mae"] for row in board] == [r.metrics["public_mae"] for r in subs]
     champion = board[0]["run_id"]
     model = tracking.load_model(Workspace(swept), champion)
     expected = holdout.Holdout(Workspace(swept)).score(model, ("public",))["public_mae"]
@@ -84,6 +76,26 @@ def test_submissions_are_recorded_and_budgeted(swept: Path, cli, monkeypatch):
 def test_a_training_run_is_required(swept: Path, cli):
     result = cli("submit", "nosuchrun")
     assert result.exit_code == 2 and "no run 'nosuchrun'" in result.stderr
+    (sweep,) = tracking.runs(Workspace(swept), tracking.Stage.SWEEP)
+    result = cli("submit", sweep.run_id)
+    assert result.exit_code == 2 and "is not a training run (its stage is sweep)" in result.stderr
+
+
+def test_the_linear_baseline_is_found_by_its_configuration_not_its_name(swept: Path, cli):
+    """Renaming the baseline's run (as a user may in the UI) does not lose it."""
+    from pipeline.selection import baselines
+
+    ws = Workspace(swept)
+    (linear,) = [c for c in baselines() if c.model.model == "linear"]
+    (sweep,) = tracking.runs(ws, tracking.Stage.SWEEP)
+    run = tracking.sweep_child(ws, sweep.run_id, linear.key)
+    assert run is not None and run.tags["baseline_role"] == linear.name
+    tracking.session(ws).client.set_tag(run.run_id, "mlflow.runName", "renamed by hand")
+    final = json.loads(cli("finalize", "--json").stdout)
+    assert set(final["baselines"]) == {"naive", "seasonal-naive", linear.name}
+    model = tracking.load_model(ws, run.run_id)
+    expected = holdout.Holdout(ws).score(model, ("test",))["test_mae"]
+    assert final["baselines"][linear.name]["test_mae"] == pytest.approx(expected)
 
 
 def test_finalize_reveals_the_private_score_once(swept: Path, cli):
@@ -92,13 +104,7 @@ def test_finalize_reveals_the_private_score_once(swept: Path, cli):
     final = json.loads(result.stdout)
     champion = final["champion"]
     ws = Workspace(swept)
-    assert (
-        champion["run_id"]
-        == tracking.connect(ws)
-        .tracking.MlflowClient()
-        .get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
-        .run_id
-    )
+    assert champion["run_id"] == tracking.champion_run(ws)
     assert champion["val_mae"] == pytest.approx(champion["selection_score"], rel=1e-5)
     for key in ("val_mae", "public_mae", "private_mae", "test_mae"):
         assert np.isfinite(champion[key])
@@ -113,20 +119,16 @@ def test_finalize_reveals_the_private_score_once(swept: Path, cli):
     assert "(champion)" in (ws.reports / "final.md").read_text()
     assert (ws.reports / "final.png").read_bytes()[:4] == b"\x89PNG"
 
-    client, experiment = client_of(swept)
-    (run,) = client.search_runs([experiment], "tags.stage = 'final'")
-    assert sorted(i.tags[0].value for i in run.inputs.dataset_inputs) == [
-        "test-private",
-        "test-public",
-    ]
-    assert run.data.metrics["champion_private_mae"] == pytest.approx(champion["private_mae"])
+    (run,) = tracking.runs(ws, tracking.Stage.FINAL)
+    assert sorted(context for context, _ in run.inputs) == ["test-private", "test-public"]
+    assert run.metrics["champion_private_mae"] == pytest.approx(champion["private_mae"])
 
     again = cli("finalize")
     assert again.exit_code == 2
     assert "already finalized" in again.stderr and "revealed once" in again.stderr
     (ws.reports / "final.json").unlink()  # deleting the report does not buy a second look
     assert "already finalized in MLflow run" in cli("finalize").stderr
-    assert len(client.search_runs([experiment], "tags.stage = 'final'")) == 1
+    assert len(tracking.runs(ws, tracking.Stage.FINAL)) == 1
 
 
 def test_only_scoring_opens_the_sealed_file(swept: Path, cli, parquet_opens):

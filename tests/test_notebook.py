@@ -13,8 +13,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01-lecture.ipynb
 def test_the_lecture_notebook_executes(monkeypatch):
     monkeypatch.setenv("VIEWCAST_NOTEBOOK_EPOCHS", "20")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()  # fmt: skip
+    resources = {"metadata": {"path": str(NOTEBOOK.parent)}}
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources=resources).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)

@@ -58,6 +58,18 @@ def test_adagrad_divides_by_the_root_mean_square_of_past_gradients() -> None:
     assert isinstance(make_optimizer("adagrad", [torch.nn.Parameter(START)], lr), LectureAdagrad)
 
 
+def test_adagrad_applies_weight_decay_to_the_gradient() -> None:
+    lr, wd, eps = 0.1, 0.5, 1e-8
+    after = _run("adagrad", lr, weight_decay=wd)
+    g0 = GRADS[0] + wd * START  # torch's convention: the decay joins the gradient
+    step0 = START - lr * g0 / (g0.abs() + eps)
+    g1 = GRADS[1] + wd * step0
+    sigma1 = ((g0**2 + g1**2) / 2).sqrt() + eps
+    torch.testing.assert_close(after[0], step0)
+    torch.testing.assert_close(after[1], step0 - lr * g1 / sigma1)
+    assert not torch.allclose(after[1], _run("adagrad", lr)[1]), "the decay must change the step"
+
+
 def test_rmsprop_with_alpha() -> None:
     lr, alpha, eps = 0.01, 0.8, 1e-8
     after = _run("rmsprop", lr, alpha=alpha)

@@ -85,17 +85,15 @@ def test_ui_serves_the_sweep_and_the_champion_alias(swept: Path):
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             runs = json.loads(response.read())["runs"]
-        client = tracking.connect(Workspace(swept)).tracking.MlflowClient()
-        stored = client.search_runs([experiment_id], "", max_results=100)
-        assert {r["info"]["run_id"] for r in runs} == {r.info.run_id for r in stored}
+        stored = tracking.all_runs(Workspace(swept))
+        assert {r["info"]["run_id"] for r in runs} == {r.run_id for r in stored}
         stages = [t["value"] for r in runs for t in r["data"]["tags"] if t["key"] == "stage"]
         assert (
             stages.count("sweep") == 1 and stages.count("train") == 8
         )  # 7 configurations + select's ensemble
         query = urllib.parse.urlencode({"name": tracking.REGISTERED_MODEL, "alias": "champion"})
         alias = get_json(f"{base}/registered-models/alias?{query}")
-        champion = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
-        assert alias["model_version"]["run_id"] == champion.run_id
+        assert alias["model_version"]["run_id"] == tracking.champion_run(Workspace(swept))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

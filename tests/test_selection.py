@@ -15,15 +15,13 @@ from pipeline.errors import ViewcastError
 from pipeline.store import Store
 
 
-def client_of(home: Path):
-    mlflow = tracking.connect(Workspace(home))
-    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
-    return mlflow.tracking.MlflowClient(), experiment
+def the_sweep(home: Path) -> tracking.RunRecord:
+    (parent,) = tracking.runs(Workspace(home), tracking.Stage.SWEEP)
+    return parent
 
 
-def children(home: Path, parent: str) -> list:
-    client, experiment = client_of(home)
-    return client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
+def children(home: Path, parent: str) -> list[tracking.RunRecord]:
+    return tracking.children(Workspace(home), parent)
 
 
 def test_lecture_grid_is_the_lectures_tables():
@@ -114,18 +112,17 @@ def test_fold_k_validates_on_the_days_before_fold_k_minus_1(two_series: Path):
 
 
 def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path):
-    client, experiment = client_of(swept)
-    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
-    assert parent.info.status == "FINISHED" and parent.data.tags["complete"] == "True"
-    runs = children(swept, parent.info.run_id)
-    names = sorted(r.info.run_name for r in runs)
+    parent = the_sweep(swept)
+    assert parent.status == "FINISHED" and parent.tags["complete"] == "True"
+    runs = children(swept, parent.run_id)
+    names = sorted(r.name for r in runs)
     expected = ["naive", "seasonal-naive", "linear-lstsq-lags56", "ensemble-top4"]
     expected += [c.name for c in selection.toml_grid(tiny_grid)]
     assert names == sorted(expected)  # the ensemble is select's, logged under the sweep
-    assert all(r.data.tags["stage"] == "train" and "val_mae" in r.data.metrics for r in runs)
+    assert all(r.tags["stage"] == "train" and "val_mae" in r.metrics for r in runs)
 
     # the naive baseline's validation MAE is |y_t - y_(t-1)| over the validation days, by hand
-    naive = next(r for r in runs if r.info.run_name == "naive")
+    naive = next(r for r in runs if r.name == "naive")
     store = Store(Workspace(swept))
     dev, splits = store.read_dev(), store.read_splits()
     errors = []
@@ -133,7 +130,7 @@ def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path)
         views, day = dev.views[dev.code == code], dev.day[dev.code == code]
         in_val = day >= splits.series[str(name)].val_start
         errors += list(np.abs(views[1:] - views[:-1])[in_val[1:]])
-    assert naive.data.metrics["val_mae"] == pytest.approx(np.mean(errors), rel=1e-6)
+    assert naive.metrics["val_mae"] == pytest.approx(np.mean(errors), rel=1e-6)
 
 
 def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypatch):
@@ -152,18 +149,17 @@ def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypa
     monkeypatch.setattr(pipeline.train, "fit", crashing_fit)
     with pytest.raises(KeyboardInterrupt):
         selection.sweep(ws, "tiny", grid)
-    client, experiment = client_of(two_series)
-    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
-    assert parent.info.status == "KILLED"
-    assert len(children(two_series, parent.info.run_id)) == 4
+    parent = the_sweep(two_series)
+    assert parent.status == "KILLED"
+    assert len(children(two_series, parent.run_id)) == 4
 
     monkeypatch.setattr(pipeline.train, "fit", real_fit)
     report = selection.sweep(ws, "tiny", grid)
-    assert report.run_id == parent.info.run_id, "the same sweep resumes under the same parent"
+    assert report.run_id == parent.run_id, "the same sweep resumes under the same parent"
     assert (report.resumed, report.ran, report.total) == (4, 3, 7)
-    runs = children(two_series, parent.info.run_id)
-    assert len({r.data.tags["config_key"] for r in runs}) == 7
-    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    runs = children(two_series, parent.run_id)
+    assert len({r.tags["config_key"] for r in runs}) == 7
+    assert tracking.get_run(ws, parent.run_id).status == "FINISHED"
     assert selection.sweep(ws, "tiny", grid).ran == 0, "a finished sweep trains nothing"
 
 
@@ -171,31 +167,29 @@ def test_time_budget_cuts_the_grid(two_series: Path, tiny_grid: Path):
     ws = Workspace(two_series)
     report = selection.sweep(ws, "tiny", selection.toml_grid(tiny_grid), max_minutes=1e-6)
     assert (report.ran, report.skipped) == (1, 6)
-    client, _ = client_of(two_series)
-    assert client.get_run(report.run_id).data.tags["complete"] == "False"
+    assert tracking.get_run(ws, report.run_id).tags["complete"] == "False"
 
 
 def test_folds_score_the_mean_of_rolling_origins(two_series: Path, tiny_grid: Path):
     ws = Workspace(two_series)
     report = selection.sweep(ws, "tiny", selection.toml_grid(tiny_grid)[:1], folds=2)
     for run in children(two_series, report.run_id):
-        m = run.data.metrics
+        m = run.metrics
         assert m["val_mae"] == pytest.approx((m["val_mae_fold1"] + m["val_mae_fold2"]) / 2)
         assert m["val_mae_fold1"] != m["val_mae_fold2"]
 
 
 def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
-    client, experiment = client_of(swept)
-    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
-    runs = children(swept, parent.info.run_id)
-    best = min(runs, key=lambda r: r.data.metrics["val_mae"])
-    version = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
-    assert version.run_id == best.info.run_id == selection.champion_run(Workspace(swept))
+    parent = the_sweep(swept)
+    runs = children(swept, parent.run_id)
+    best = min(runs, key=lambda r: r.metrics["val_mae"])
+    run_id, version = tracking.alias_run(Workspace(swept), "champion")
+    assert run_id == best.run_id == tracking.champion_run(Workspace(swept))
     # selecting again keeps the same version; the table ranks by val_mae
     result = cli("select", "--top", "3")
     assert result.exit_code == 0
-    assert f"version {version.version}, alias champion" in result.output
-    assert best.info.run_id in result.output
+    assert f"version {version}, alias champion" in result.output
+    assert best.run_id in result.output
     assert cli("select", "--metric", "test_mae").exit_code == 2
 
 
@@ -208,10 +202,9 @@ def test_selection_never_opens_test_rows(two_series: Path, tiny_grid: Path, cli,
 
 def test_selection_ignores_submissions(swept: Path, cli):
     before = cli("select").output
-    client, experiment = client_of(swept)
-    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
-    worst = max(children(swept, parent.info.run_id), key=lambda r: r.data.metrics["val_mae"])
-    assert cli("submit", worst.info.run_id).exit_code == 0
+    parent = the_sweep(swept)
+    worst = max(children(swept, parent.run_id), key=lambda r: r.metrics["val_mae"])
+    assert cli("submit", worst.run_id).exit_code == 0
     assert cli("submit", "--champion").exit_code == 0
     assert cli("select").output == before
 
@@ -220,14 +213,13 @@ def test_the_ensemble_is_the_mean_of_the_best_configurations(swept: Path, cli):
     from pipeline.models import ViewsModel
 
     ws = Workspace(swept)
-    client, experiment = client_of(swept)
-    (parent,) = client.search_runs([experiment], "tags.stage = 'sweep'")
-    runs = children(swept, parent.info.run_id)
-    (ens,) = [r for r in runs if "ensemble_key" in r.data.tags]
-    singles = [r for r in runs if r.data.tags["baseline"] == "False" and r is not ens]
-    best = sorted(singles, key=lambda r: r.data.metrics["val_mae"])[:5]
-    members = ens.data.params["ensemble.members"].split(",")
-    assert members == [r.info.run_id for r in best] and len(members) == 4
+    parent = the_sweep(swept)
+    runs = children(swept, parent.run_id)
+    (ens,) = [r for r in runs if "ensemble_key" in r.tags]
+    singles = [r for r in runs if r.tags["baseline"] == "False" and r is not ens]
+    best = sorted(singles, key=lambda r: r.metrics["val_mae"])[:5]
+    members = ens.params["ensemble.members"].split(",")
+    assert members == [r.run_id for r in best] and len(members) == 4
 
     # its val_mae is the MAE of the members' mean forecast on the validation days, by hand
     store = Store(ws)
@@ -237,13 +229,13 @@ def test_the_ensemble_is_the_mean_of_the_best_configurations(swept: Path, cli):
     models = [tracking.load_model(ws, m) for m in members]
     assert all(isinstance(m, ViewsModel) for m in models)
     mean = np.mean([m.predict(windows.x(rows)[:, : m.cfg.lags]) for m in models], axis=0)
-    assert ens.data.metrics["val_mae"] == pytest.approx(np.abs(mean - windows.y(rows)).mean())
-    assert tracking.load_model(ws, ens.info.run_id).predict(windows.x(rows)) == pytest.approx(mean)
+    assert ens.metrics["val_mae"] == pytest.approx(np.abs(mean - windows.y(rows)).mean())
+    assert tracking.load_model(ws, ens.run_id).predict(windows.x(rows)) == pytest.approx(mean)
 
     # selecting again logs no second ensemble; --ensemble 0 leaves it out of a new ranking
     assert cli("select").exit_code == 0
-    assert len(children(swept, parent.info.run_id)) == len(runs)
+    assert len(children(swept, parent.run_id)) == len(runs)
     without = cli("select", "--ensemble", "0", "--top", "20")
     assert without.exit_code == 0 and "ensemble-top4" not in without.output
-    assert len(children(swept, parent.info.run_id)) == len(runs)
+    assert len(children(swept, parent.run_id)) == len(runs)
     assert "ensemble-top4" in cli("select", "--top", "20").output

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import tracking
 from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
 
 
 @pytest.fixture
@@ -16,10 +17,9 @@ def trained(cli, home: Path, raw: Path) -> str:
     """`viewcast train` on The Coding Train's daily views; returns the run id."""
     assert cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--series", "ct").exit_code == 0
     assert cli("features", "--lags", "7,56").exit_code == 0
-    result = cli(
-        "train", "--lags", 56, "--model", "relu", "--layers", 2, "--width", 16,
-        "--epochs", 30, "--patience", 10, "--optimizer", "adam", "--lr", "3e-3",
-    )  # fmt: skip
+    model = ("--lags", 56, "--model", "relu", "--layers", 2, "--width", 16)
+    optimiser = ("--epochs", 30, "--patience", 10, "--optimizer", "adam", "--lr", "3e-3")
+    result = cli("train", *model, *optimiser)
     assert result.exit_code == 0, result.output
     for column in ("train MAE", "val MAE", "epochs run", "best epoch", "seconds", "device"):
         assert column in result.stdout
@@ -30,33 +30,24 @@ def trained(cli, home: Path, raw: Path) -> str:
 
 def test_training_run_holds_params_curves_png_datasets_and_model(trained: str, home: Path) -> None:
     ws = Workspace(home)
-    mlflow = tracking.connect(ws)
     assert ws.tracking_uri.startswith("sqlite:///") and (home / "mlruns" / "mlflow.db").exists()
-    client = mlflow.tracking.MlflowClient()
-    run = client.get_run(trained)
-    params = run.data.params
+    run = tracking.get_run(ws, trained)
+    assert run.stage == tracking.Stage.TRAIN
+    params = run.params
     assert params["model.model"] == "relu" and params["model.layers"] == "2"
     assert params["train.optimizer"] == "adam" and params["train.lr"] == "0.003"
     assert params["data.series"] == "ct" and params["data.lags"] == "56"
     assert params["model.target_transform"] == "none"
-    epochs = int(run.data.metrics["epochs_run"])
+    epochs = int(run.metrics["epochs_run"])
     assert 10 < epochs <= 30
     for key in ("train_loss", "val_mae_epoch", "grad_norm", "lr"):
-        history = client.get_metric_history(trained, key)
-        assert [m.step for m in history] == list(range(1, epochs + 1)), key
-    assert {"train_mae", "val_mae", "best_epoch"} <= set(run.data.metrics)
-    assert not [k for k in run.data.metrics if "test" in k], "a training run never logs test"
-    artifacts = {a.path for a in client.list_artifacts(trained)}
-    assert {"learning_curve.png", "model"} <= artifacts
-    contexts = sorted(
-        tag.value
-        for inp in run.inputs.dataset_inputs
-        for tag in inp.tags
-        if tag.key.endswith("context")
-    )
-    assert contexts == ["training", "validation"]
-    digests = {inp.dataset.digest for inp in run.inputs.dataset_inputs}
-    assert len(digests) == 2
+        history = tracking.metric_steps(ws, trained, key)
+        assert sorted(history) == list(range(1, epochs + 1)), key
+    assert {"train_mae", "val_mae", "best_epoch"} <= set(run.metrics)
+    assert not [k for k in run.metrics if "test" in k], "a training run never logs test"
+    assert {"learning_curve.png", "model"} <= tracking.artifacts(ws, trained)
+    assert sorted(context for context, _ in run.inputs) == ["training", "validation"]
+    assert len({digest for _, digest in run.inputs}) == 2
 
 
 def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path) -> None:
@@ -67,8 +58,7 @@ def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path)
     windows = feats.build(ws, feats.FeatureSpec((56,)))[56]
     val = windows.rows("val")
     pred = model.predict(windows.x(val))
-    mlflow = tracking.connect(ws)
-    logged_val_mae = mlflow.tracking.MlflowClient().get_run(trained).data.metrics["val_mae"]
+    logged_val_mae = tracking.get_run(ws, trained).metrics["val_mae"]
     assert np.abs(pred - windows.y(val)).mean() == pytest.approx(logged_val_mae, rel=1e-6)
     again = tracking.load_model(ws, trained).predict(windows.x(val))
     np.testing.assert_array_equal(pred, again)
@@ -95,3 +85,26 @@ def test_train_refuses_bad_options_in_one_line(cli, home: Path, raw: Path) -> No
         result = cli("train", "--epochs", 1, *args)
         assert result.exit_code == 2 and words in result.stderr, result.output
         assert "Traceback" not in result.output
+
+
+def test_mlflow_is_imported_by_the_tracking_module_alone() -> None:
+    package = Path(tracking.__file__).parent
+    importers = sorted(
+        p.name
+        for p in package.glob("*.py")
+        if "import mlflow" in p.read_text() or "from mlflow" in p.read_text()
+    )
+    assert importers == ["tracking.py"]
+
+
+def test_queries_find_runs_by_stage_and_the_workspace_alone(trained: str, home: Path) -> None:
+    ws = Workspace(home)
+    assert [r.run_id for r in tracking.runs(ws, tracking.Stage.TRAIN)] == [trained]
+    assert tracking.runs(ws, tracking.Stage.SWEEP) == []
+    other = Workspace(home.parent / "other")
+    assert tracking.all_runs(other) == [], "a second workspace has its own store"
+    with pytest.raises(ViewcastError, match="no run 'nosuchrun'"):
+        tracking.get_run(ws, "nosuchrun")
+    mcfg, tcfg = tracking.run_config(tracking.get_run(ws, trained))
+    assert (mcfg.model, mcfg.layers, mcfg.width, mcfg.lags) == ("relu", 2, 16, 56)
+    assert (tcfg.optimizer, tcfg.lr, tcfg.epochs, tcfg.patience) == ("adam", 3e-3, 30, 10)

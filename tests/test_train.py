@@ -105,10 +105,18 @@ def test_batchnorm_evaluates_with_its_moving_averages() -> None:
 
 
 def test_sigmoid_network_is_b_plus_c_sigmoid_b_plus_wx() -> None:
-    model = ViewsModel(ModelConfig(5, "sigmoid", width=8))
-    first, act, last = model.net
-    assert isinstance(act, torch.nn.Sigmoid)
-    assert first.weight.shape == (8, 5) and last.weight.shape == (1, 8)
+    """The lecture's y = b + c^T sigmoid(b' + W x), computed by hand from the weights."""
+    torch.manual_seed(0)
+    net = ViewsModel(ModelConfig(5, "sigmoid", width=8)).net
+    x = torch.randn(4, 5)
+    (w, b1), (c, b) = (net[0].weight, net[0].bias), (net[2].weight[0], net[2].bias[0])
+    by_hand = torch.stack(
+        [
+            b + sum(c[i] * (1 / (1 + torch.exp(-(b1[i] + w[i] @ row)))) for i in range(8))
+            for row in x
+        ]
+    )
+    torch.testing.assert_close(net(x)[:, 0], by_hand)
 
 
 @pytest.mark.parametrize("transform", ["none", "log1p"])

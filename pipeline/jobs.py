@@ -1,0 +1,227 @@
+"""Jobs: the orchestration of the stages, for the CLI, the notebook and the tests alike.
+
+A job takes a workspace and plain arguments, calls the stage modules in order and returns what
+they produced; it never prints. Where a person waits, a job takes an optional callback (`on_stage`,
+`on_step`, `on_epoch`) that the CLI turns into progress bars and tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS, DEMO_FILES, ModelConfig, Workspace
+from pipeline.errors import DriftError, ViewcastError
+
+StageHook = Callable[[str, object | None], None]  # (stage, None) before it, (stage, result) after
+
+
+def _quiet(stage: str, result: object | None) -> None:
+    return None
+
+
+# --- ingest and features ----------------------------------------------------------------------
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Folders stand for the CSV files in them."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.csv"))
+            if not found:
+                raise ViewcastError(f"{path}: folder holds no .csv file")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def demo_files(ws: Workspace) -> list[tuple[Path, str | None]]:
+    """The shipped demo exports with their series ids (see data/raw/*/SOURCE.md)."""
+    root = ws.demo_data
+    files = [(root / name, series) for name, series in DEMO_FILES.items()]
+    missing = [str(path) for path, _ in files if not path.is_file()]
+    if missing:
+        raise ViewcastError(f"no demo data at {missing[0]}: give export files to ingest")
+    return files
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What an ingest read (days and series per file) and what it changed in the store."""
+
+    files: list[tuple[Path, int, int]]  # path, days, series
+    report: object  # store.IngestReport
+    fill: str
+
+
+def ingest(
+    ws: Workspace,
+    files: list[tuple[Path, str | None]],
+    fmt: str = "auto",
+    fill: str = "linear",
+    test_days: int = DEFAULT_TEST_DAYS,
+    val_days: int = DEFAULT_VAL_DAYS,
+) -> Ingested:
+    """Read (file, series id) pairs, every one before anything is written, then merge them into
+    the store in one write."""
+    from pipeline.ingest import read_views
+    from pipeline.store import Store
+
+    batches = [read_views(path, series=name, fmt=fmt) for path, name in files]
+    report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)
+    read = [(path, len(b), len(b.names)) for (path, _), b in zip(files, batches, strict=True)]
+    return Ingested(read, report, fill)
+
+
+def features(ws: Workspace, spec) -> tuple[dict, list[dict], Path]:
+    """Every lag window of the spec, its row counts, and the recorded spec's path."""
+    from pipeline import features as feats
+
+    windows = feats.build(ws, spec)
+    summary = feats.summarise(windows)
+    return windows, summary, feats.save_spec(ws, spec, summary)
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: ModelConfig
+    result: object  # train.TrainResult
+    run_id: str
+
+
+def train_one(
+    ws: Workspace,
+    model: dict,
+    tcfg,
+    series: list[str] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> Trained:
+    """One model (ModelConfig fields; the target transform defaults to the one `viewcast
+    features` recorded) on the training days of the chosen series (all split ones by default),
+    early-stopped on validation, logged to MLflow."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.train import fit
+
+    recorded = feats.load_spec(ws)
+    mcfg = ModelConfig(
+        **(model | {"target_transform": model.get("target_transform") or recorded.target_transform})
+    )
+    spec = feats.FeatureSpec((mcfg.lags,), mcfg.target_transform)
+    windows = feats.select_series(feats.build(ws, spec)[mcfg.lags], series)
+    result = fit(windows, mcfg, tcfg, on_epoch)
+    run_id = tracking.log_training(ws, windows, mcfg, tcfg, result, feats.data_params(ws, windows))
+    return Trained(mcfg, result, run_id)
+
+
+def sweep(
+    ws: Workspace,
+    grid: str = "default",
+    folds: int = 1,
+    max_minutes: float | None = None,
+    on_step=None,
+    series: list[str] | None = None,
+):
+    """A grid by name (lecture, default or a TOML file) as a resumable sweep."""
+    from pipeline import selection
+
+    candidates = selection.load_grid(grid)
+    return selection.sweep(ws, grid, candidates, folds, max_minutes, on_step, series)
+
+
+def champion_or(ws: Workspace, run_ids: list[str] | None) -> tuple[list[str], str | None]:
+    """The runs to finalize (default: the champion) and the champion's run id, if any."""
+    from pipeline import tracking
+
+    try:
+        champion = tracking.champion_run(ws)
+    except ViewcastError:
+        if not run_ids:
+            raise
+        champion = None
+    return run_ids or [champion], champion
+
+
+# --- the main job -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealedTest:
+    payload: dict  # final.json
+    public_mae: float | None  # the champion's submission, None when already finalized
+
+
+def run_all(
+    ws: Workspace,
+    files: list[tuple[Path, str | None]] | None = None,
+    grid: str = "default",
+    max_minutes: float = 5.0,
+    folds: int = 1,
+    ensemble: int = 5,
+    on_stage: StageHook = _quiet,
+    on_step=None,
+) -> SealedTest:
+    """Ingest (default: the demo data), features, sweep, select, submit and finalize. A
+    workspace whose test was finalized shows that result instead of scoring again."""
+    from pipeline import features as feats
+    from pipeline import holdout, selection
+
+    files = files if files is not None else demo_files(ws)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("ingest", lambda: ingest(ws, files)),
+        ("features", lambda: features(ws, feats.FeatureSpec())[1]),
+        ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step)),
+        ("select", lambda: selection.select(ws, ensemble=ensemble)),
+    ]
+    results: dict[str, object] = {}
+    for name, step in steps:
+        on_stage(name, None)
+        results[name] = step()
+        on_stage(name, results[name])
+    on_stage("test", None)
+    try:
+        sealed = SealedTest(holdout.read_final(ws), None)
+    except ViewcastError:
+        champion = results["select"].champion.run_id
+        public = holdout.submit(ws, champion).public_mae
+        sealed = SealedTest(holdout.finalize(ws, [champion], champion), public)
+    on_stage("test", sealed)
+    return sealed
+
+
+# --- every morning ------------------------------------------------------------------------------
+
+
+def daily(
+    ws: Workspace,
+    files: list[tuple[Path, str | None]],
+    k: float = 2.0,
+    m: int = 3,
+    horizon: int = 1,
+    on_stage: StageHook = _quiet,
+) -> None:
+    """Ingest, monitor and forecast under the workspace lock (another holder: LockedError, exit
+    4); DriftError (exit 3) after the forecast is written when monitoring found drift."""
+    from pipeline.forecast import forecast
+    from pipeline.lock import workspace_lock
+    from pipeline.monitor import monitor
+
+    with workspace_lock(ws):
+        for name, step in (
+            ("ingest", lambda: ingest(ws, files)),
+            ("monitor", lambda: monitor(ws, k, m)),
+            ("forecast", lambda: forecast(ws, None, horizon, force=False)),
+        ):
+            on_stage(name, None)
+            result = step()
+            on_stage(name, result)
+            if name == "monitor":
+                monitoring = result
+    if monitoring.drift:
+        raise DriftError(f"drift since {monitoring.drift_since}: see `viewcast monitor`")

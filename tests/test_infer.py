@@ -1,0 +1,66 @@
+"""NumPy inference: a saved model's forward pass without torch, checked against torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import ModelConfig
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig(lags=7, model="linear", target_transform="log1p", scaling="window-mean"),
+        ModelConfig(lags=7, model="sigmoid", width=5),
+        ModelConfig(
+            lags=14,
+            model="relu",
+            layers=2,
+            width=8,
+            batchnorm=True,
+            dropout=0.2,
+            target_transform="log1p",
+            scaling="window-mean",
+        ),
+        ModelConfig(lags=7, model="relu", layers=3, width=4, dropout=0.1),
+        ModelConfig(lags=7, model="naive"),
+    ],
+)
+def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
+    import torch
+
+    from pipeline import infer
+    from pipeline.models import ViewsModel, save
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(6, 1, (64, cfg.lags))
+    model = ViewsModel(cfg)
+    model.fit_normalisation(torch.tensor(x, dtype=torch.float32), torch.tensor(x[:, 0] * 1.1))
+    for module in model.modules():  # moving averages away from their initial 0 and 1
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    save(model, tmp_path)
+    np.testing.assert_allclose(
+        infer.load(tmp_path).predict(x), model.predict(x), rtol=1e-4, atol=1e-3
+    )
+
+
+def test_an_ensemble_is_the_mean_of_its_members(tmp_path: Path):
+    import torch
+
+    from pipeline import infer
+    from pipeline.models import EnsembleModel, ViewsModel, save
+
+    torch.manual_seed(1)
+    x = np.random.default_rng(1).lognormal(5, 1, (32, 14))
+    members = [ViewsModel(ModelConfig(lags=n, model="linear")) for n in (7, 14)]
+    save(EnsembleModel(members), tmp_path)
+    loaded = infer.load(tmp_path)
+    assert isinstance(loaded, infer.NumpyEnsemble) and loaded.cfg.lags == 14
+    by_hand = (members[0].predict(x[:, :7]) + members[1].predict(x)) / 2
+    np.testing.assert_allclose(loaded.predict(x), by_hand, rtol=1e-5)

@@ -1,0 +1,103 @@
+"""Jobs called without the CLI (as a notebook would), and the `daily` job day by day."""
+
+from __future__ import annotations
+
+import configparser
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import jobs, tracking
+from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
+from pipeline.features import FeatureSpec
+from pipeline.store import Store
+from pipeline.train import TrainConfig
+
+from .conftest import FORTNIGHT, export, snapshot, synthetic_views, write_totals
+
+
+def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
+    ws = Workspace(home)
+    path = write_totals(home.parent / "a.csv", synthetic_views(300, seed=3))
+    with pytest.raises(ViewcastError, match="--test-days must be at least 2"):
+        jobs.ingest(ws, [(path, "a")], test_days=1)  # the library refuses what the CLI does
+    assert Store(ws).generation() is None, "a refused ingest writes nothing"
+    done = jobs.ingest(ws, [(path, "a")])
+    assert done.files == [(path, 300, 1)] and done.report.added == {"a": 300}
+    jobs.features(ws, FeatureSpec((7,), "log1p"))
+    trained = jobs.train_one(ws, {"lags": 7, "model": "linear"}, TrainConfig(solver="lstsq"))
+    assert trained.model.target_transform == "log1p", "the recorded spec is the default"
+    run = tracking.get_run(ws, trained.run_id)
+    assert run.metrics["val_mae"] == pytest.approx(trained.result.val_mae)
+    assert run.params["model.target_transform"] == "log1p"
+    assert cli("ingest", path, "--series", "a", "--test-days", "1").exit_code == 2
+
+
+def run_count(ws: Workspace) -> tuple[int, int]:
+    runs = tracking.all_runs(ws)
+    mon = [r for r in runs if r.stage == tracking.Stage.MONITOR]
+    points = len(tracking.metric_steps(ws, mon[0].run_id, "live_mae")) if mon else 0
+    return len(runs), points
+
+
+def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
+    """Day by day: one more day of the series arrives, `daily` runs. From day 8 the views jump
+    twentyfold: drift must fire on the third shifted day monitored, and not before."""
+    ws = Workspace(production)
+    shifted = series.copy()
+    shift_from = len(series) - FORTNIGHT + 7  # the 8th day of the fortnight
+    shifted.loc[shift_from:, "Views"] *= 20
+    codes = []
+    for i in range(1, FORTNIGHT + 1):
+        end = len(series) - FORTNIGHT + i
+        new = export(shifted.iloc[end - 28 : end], production.parent / f"export-{i}.csv")
+        result = cli("daily", new, "--series", "series", "--k", "2", "--m", "3")
+        codes.append(result.exit_code)
+        assert result.exit_code in (0, 3), result.output
+        tomorrow = str(np.datetime64(shifted["Date"].iloc[end - 1], "D") + 1)
+        assert (ws.data / "forecasts" / f"{tomorrow}.csv").exists()
+
+        if i == 5:  # re-running the same day changes nothing
+            data, runs = snapshot(ws.data), run_count(ws)
+            again = cli("daily", new, "--series", "series")
+            assert again.exit_code == 0 and snapshot(ws.data) == data and run_count(ws) == runs
+
+    # the fortnight's forecasts for day 2..14 were scored: day i's forecast is scored on day i+1.
+    # Shifted actuals arrive on days 8, 9, 10...: the third is monitored by the 10th day's run.
+    first_drift = 10
+    assert codes[: first_drift - 1] == [0] * (first_drift - 1)
+    assert codes[first_drift - 1 :] == [3] * (FORTNIGHT - first_drift + 1)
+
+    # the monitoring numbers, by hand from the forecast files and the export
+    report = json.loads(cli("monitor", "--json").stdout)
+    by_hand = []
+    for path in sorted((ws.data / "forecasts").glob("*.csv")):
+        row = pd.read_csv(path).iloc[0]
+        actual = shifted.loc[shifted["Date"] == row["date"], "Views"]
+        if len(actual):
+            by_hand.append((row["date"], abs(row["forecast"] - float(actual.iloc[0]))))
+    assert [d["date"] for d in report["days"]] == [d for d, _ in by_hand]
+    assert [d["live_mae"] for d in report["days"]] == pytest.approx([e for _, e in by_hand])
+    assert len(by_hand) == FORTNIGHT - 1
+    assert report["drift_since"] == shifted["Date"].iloc[shift_from]
+    (mon,) = tracking.runs(ws, tracking.Stage.MONITOR)
+    history = tracking.metric_steps(ws, mon.run_id, "live_mae")
+    assert sorted(history.values()) == pytest.approx(sorted(e for _, e in by_hand))
+
+
+def test_deploy_recipes_run_daily_with_a_persistent_timer():
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    timer = configparser.ConfigParser()
+    timer.read(deploy / "viewcast-daily.timer")
+    assert timer["Timer"]["Persistent"] == "true"
+    assert timer["Timer"]["Unit"] == "viewcast-daily.service"
+    service = configparser.ConfigParser(strict=False)
+    service.read(deploy / "viewcast-daily.service")
+    assert " daily " in service["Service"]["ExecStart"]
+    assert service["Service"]["Type"] == "oneshot"
+    cron = [ln for ln in (deploy / "crontab.txt").read_text().splitlines() if ln[:1].isdigit()]
+    assert len(cron) == 1 and "viewcast daily" in cron[0]
