@@ -6,6 +6,9 @@
    layer of 100 on the 56-day windows of Peyton Manning's views, Adam 1e-3, full batch, 256 and 32,
    on the CPU and on CUDA: seconds per epoch (after a one-epoch warm-up) and validation MAE.
 2. The global model of bench_train.py (1M rows x 56 lags, 3x100 ReLU, batch 65,536) on every device.
+3. Stacked training (`viewcast sweep`'s engine, without MLflow): the default grid with --seeds 10
+   (750 members in 12 stacks) on Peyton Manning's days, on CUDA and on the CPU, members per
+   second; the epochs are capped by --grid-epochs so the CPU side fits in a short lease.
 Prints Markdown and writes gpu.json to --out.
 """
 
@@ -15,6 +18,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -44,20 +48,78 @@ def batch_study(epochs: int) -> list[dict]:
     return rows
 
 
+def stacked_grid(seeds: int, epochs: int) -> list[dict]:
+    """The default grid bagged over `seeds` seeds, one fit_stack per shape, on each device."""
+    from dataclasses import replace
+
+    from pipeline import selection
+    from pipeline.stack import fit_stack
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Workspace(Path(tmp)))
+        csv = ROOT / "data/raw/wikipedia-peyton-manning/views.csv"
+        store.ingest([read_views(csv, series="peyton-manning")])
+        dev, splits = store.read_dev(), store.read_splits()
+    grid = [selection.with_seeds(c, seeds) for c in selection.default_grid()]
+    devices = (["cuda"] if torch.cuda.is_available() else []) + ["cpu"]
+    out = []
+    for device in devices:
+        grid_here = [
+            replace(c, train=replace(c.train, epochs=min(c.train.epochs, epochs), device=device))
+            for c in grid
+        ]
+        units = selection.plan_units(list(enumerate(grid_here)), stack=True)
+        started, members, rows = time.perf_counter(), 0, 0
+        for unit in units:
+            windows = feats.lag_windows(dev, splits, unit[0][1].model.lags)
+            configs = [m for _, c in unit for m in selection._members(c)]
+            fit_stack(windows, configs)
+            members += len(configs)
+            rows = len(windows.rows("train"))
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        row = {
+            "device": device,
+            "stacks": len(units),
+            "members": members,
+            "seconds": seconds,
+            "members_per_second": members / seconds,
+            "train_rows": rows,
+            "epochs_cap": epochs,
+        }
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--global-rows", type=int, default=1_000_000)
     parser.add_argument("--global-epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--grid-epochs", type=int, default=200)
+    parser.add_argument("--only", default="", help="stack: run the stacked grid alone")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads", flush=True)
     results = {"device": device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
-    results["batch_study"] = batch_study(args.epochs)
-    results["global_model"] = global_model(args.global_rows, args.global_epochs)
+    results["stacked_grid"] = stacked_grid(args.seeds, args.grid_epochs)
+    if args.only != "stack":
+        results["batch_study"] = batch_study(args.epochs)
+        results["global_model"] = global_model(args.global_rows, args.global_epochs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(results, indent=1))
+    print("\n| device | stacks | members | seconds | members / second |\n|---|---|---|---|---|")
+    for g in results["stacked_grid"]:
+        print(
+            f"| {g['device']} | {g['stacks']} | {g['members']} | {g['seconds']:.1f} | "
+            f"{g['members_per_second']:.1f} |"
+        )
+    if args.only == "stack":
+        return
 
     print("\n| device | batch | seconds / epoch | validation MAE |\n|---|---|---|---|")
     for b in results["batch_study"]:

@@ -196,12 +196,14 @@ def sweep(
     grid: Annotated[str, Opt(help="lecture, default, or a TOML grid file.")] = "default",
     folds: Annotated[int, Opt(help="Rolling-origin validation windows (mean).")] = 1,
     max_minutes: Annotated[float | None, Opt(help="Start no configuration after this.")] = None,
+    stack: Annotated[bool, Opt(help="Train each shape's configurations as one model.")] = True,
+    seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
 ) -> None:
     """Train a grid (plus the baselines) as nested MLflow runs; re-running resumes it."""
     progress = show.progress("sweep", "{task.fields[name]}")
     with progress:
         step = show.sweep_step(progress, progress.add_task("sweep", total=None, name=""))
-        report = jobs.sweep(ctx.obj, grid, folds, max_minutes, step)
+        report = jobs.sweep(ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds)
     show.swept(grid, report)
 
 
@@ -217,6 +219,14 @@ def select(
     from pipeline import selection
 
     show.champion(selection.select(ctx.obj, metric, sweep_run, ensemble), top)
+
+
+@command()
+def plot(ctx: typer.Context, run_id: Annotated[str, Arg(help="A training run id.")]) -> None:
+    """Draw a training run's learning curve (a stacked sweep draws only its 10 best)."""
+    from pipeline import tracking
+
+    console.print(f"learning curve: {tracking.plot_learning_curve(ctx.obj, run_id)}")
 
 
 # --- the sealed test ----------------------------------------------------------------------------
@@ -280,6 +290,7 @@ def run_all(
     max_minutes: Annotated[float, Opt(help="Time budget of the sweep (cuts the grid).")] = 5.0,
     folds: Annotated[int, Opt(help="Rolling-origin validation windows.")] = 1,
     ensemble: Annotated[int, Opt(help="Let the mean of the K best compete; 0 = no.")] = 5,
+    seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
 ) -> None:
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
     ws: Workspace = ctx.obj
@@ -305,7 +316,9 @@ def run_all(
     progress = show.progress("sweep", "{task.fields[name]}")
     with progress:
         step = show.sweep_step(progress, progress.add_task("sweep", total=None, name=""))
-        sealed = jobs.run_all(ws, files, grid, max_minutes, folds, ensemble, on_stage, step)
+        sealed = jobs.run_all(
+            ws, files, grid, max_minutes, folds, ensemble, on_stage, step, seeds=seeds
+        )
     show.summary(sealed.payload, ws)
 
 

@@ -93,7 +93,7 @@ def refit(ws: Workspace) -> Refit:
         run_id = tracking.log_training(
             ws,
             windows,
-            model.cfg,
+            tracking.run_config(run)[0],
             tcfg,
             result,
             data,
@@ -113,19 +113,33 @@ def _all_rows(windows):
 
 
 def _refit_one(ws: Workspace, run, table, splits):
-    """One trained configuration again, on every observed day, for its best epoch count."""
+    """One trained configuration again, on every observed day, for its best epoch count (each
+    seed of a bagged configuration for its own)."""
     from pipeline import features as feats
     from pipeline import tracking
+    from pipeline.models import EnsembleModel
     from pipeline.train import fit
 
-    mcfg = tracking.load_model(ws, run.run_id).cfg
-    # the epoch count early stopping chose (0 for the closed form and the naive baselines)
-    epochs = int(run.metrics.get("best_epoch", 0))
-    _, tcfg = tracking.run_config(run)
-    tcfg = replace(tcfg, epochs=epochs, patience=0, restore_best=False)
+    mcfg, tcfg = tracking.run_config(run)
     windows = _all_rows(feats.lag_windows(table, splits, mcfg.lags))
-    result = fit(windows, mcfg, tcfg)
-    return result.model, epochs, windows, result, tcfg
+    # the epoch count early stopping chose (0 for the closed form and the naive baselines)
+    epochs = [int(run.metrics.get(f"best_epoch_seed{k}", -1)) for k in range(tcfg.seeds)]
+    if tcfg.seeds == 1 or min(epochs) < 0:
+        epochs = [int(run.metrics.get("best_epoch", 0))] * tcfg.seeds
+    results = [
+        fit(
+            windows,
+            mcfg,
+            replace(tcfg, seed=tcfg.seed + k, seeds=1, epochs=e, patience=0, restore_best=False),
+        )
+        for k, e in enumerate(epochs)
+    ]
+    tcfg = replace(tcfg, epochs=max(epochs), patience=0, restore_best=False)
+    if len(results) == 1:
+        return results[0].model, epochs[0], windows, results[0], tcfg
+    result = replace(results[0], model=EnsembleModel([r.model for r in results]).eval())
+    result.train_mae = float(np.abs(result.model.predict(windows.x()) - windows.y()).mean())
+    return result.model, max(epochs), windows, result, tcfg
 
 
 # --- intervals ----------------------------------------------------------------------------------

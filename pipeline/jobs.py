@@ -127,12 +127,17 @@ def sweep(
     max_minutes: float | None = None,
     on_step=None,
     series: list[str] | None = None,
+    stack: bool = True,
+    seeds: int = 1,
 ):
-    """A grid by name (lecture, default or a TOML file) as a resumable sweep."""
+    """A grid by name (lecture, default or a TOML file) as a resumable sweep: stacked (one
+    model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds."""
     from pipeline import selection
 
     candidates = selection.load_grid(grid)
-    return selection.sweep(ws, grid, candidates, folds, max_minutes, on_step, series)
+    return selection.sweep(
+        ws, grid, candidates, folds, max_minutes, on_step, series, stack=stack, seeds=seeds
+    )
 
 
 def champion_or(ws: Workspace, run_ids: list[str] | None) -> tuple[list[str], str | None]:
@@ -166,6 +171,7 @@ def run_all(
     ensemble: int = 5,
     on_stage: StageHook = _quiet,
     on_step=None,
+    seeds: int = 1,
 ) -> SealedTest:
     """Ingest (default: the demo data), features, sweep, select, submit and finalize. A
     workspace whose test was finalized shows that result instead of scoring again."""
@@ -176,7 +182,7 @@ def run_all(
     steps: list[tuple[str, Callable[[], object]]] = [
         ("ingest", lambda: ingest(ws, files)),
         ("features", lambda: features(ws, feats.FeatureSpec())[1]),
-        ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step)),
+        ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step, seeds=seeds)),
         ("select", lambda: selection.select(ws, ensemble=ensemble)),
     ]
     results: dict[str, object] = {}

@@ -36,11 +36,12 @@ def pyplot():
     return plt
 
 
-def _save(fig, path: Path, dpi: int = 90) -> None:
+def _save(fig, path: Path, dpi: int = 90, tight: bool = True) -> None:
     plt = pyplot()
     with warnings.catch_warnings():  # page names in scripts the default font lacks
         warnings.filterwarnings("ignore", "Glyph .* missing from font")
-        fig.tight_layout()
+        if tight:
+            fig.tight_layout()
         fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
@@ -59,6 +60,7 @@ def learning_curve(history: dict[str, list[float]], path: Path) -> None:
     plt = pyplot()
     epochs = np.arange(1, len(history["train_loss"]) + 1)
     fig, (ax_loss, ax_val, ax_grad) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
+    fig.subplots_adjust(left=0.14, right=0.97, top=0.94, bottom=0.07, hspace=0.12)
     ax_loss.plot(epochs, history["train_loss"], label="training loss (scaled)")
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
@@ -69,7 +71,7 @@ def learning_curve(history: dict[str, list[float]], path: Path) -> None:
     ax_grad.set_yscale("log")
     ax_grad.set_xlabel("epoch")
     fig.suptitle("learning curve")
-    _save(fig, path, dpi=100)
+    _save(fig, path, dpi=80, tight=False)  # a fixed layout: drawn for many runs, it must be cheap
 
 
 def grad_vs_loss(curves: dict[str, dict[str, list[float]]], path: Path) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import tracking
 from pipeline.config import ModelConfig, Workspace
 from pipeline.errors import ViewcastError
@@ -48,7 +50,10 @@ class Candidate:
     @property
     def key(self) -> str:
         """Content digest: the same configuration has the same key in every sweep."""
-        payload = json.dumps([asdict(self.model), asdict(self.train)], sort_keys=True)
+        train = asdict(self.train)
+        if train["seeds"] == 1:  # keys from before bagging existed stay the same
+            del train["seeds"]
+        payload = json.dumps([asdict(self.model), train], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -182,6 +187,9 @@ class SweepReport:
     failed: int = 0
     skipped: int = 0  # left out by the time budget
     seconds: float = 0.0
+    train_seconds: float = 0.0  # where the time went: training, MLflow logging, learning curves
+    log_seconds: float = 0.0
+    plot_seconds: float = 0.0
 
 
 def sweep_key(
@@ -221,51 +229,63 @@ def sweep(
     on_step: Callable[[int, int, Candidate, float | None], None] | None = None,
     series: list[str] | None = None,
     purpose: SweepPurpose = SweepPurpose.SELECTION,
+    stack: bool = True,
+    seeds: int = 1,
 ) -> SweepReport:
     """Train the baselines and the grid as nested runs under one parent (on every split series,
-    or the named ones); resume if it exists. An experiment's sweep (the lecture report's) is never
-    the one `select` picks by default."""
+    or the named ones); resume if it exists. Configurations of one shape train together as a
+    stack (`stack=False`: one at a time); with `seeds` K each configuration is the mean of K
+    seeds. An experiment's sweep (the lecture report's) is never `select`'s default."""
     from pipeline.store import Store
 
-    if folds < 1:
-        raise ViewcastError(f"--folds must be at least 1, got {folds}")
+    if folds < 1 or seeds < 1:
+        raise ViewcastError(f"--folds and --seeds must be at least 1, got {folds} and {seeds}")
     store = Store(ws)
     data = SweepData(store.read_dev(), store.read_splits(), series, folds)
     if len(data.dev) == 0:
         raise ViewcastError("no series is long enough to split: ingest more days first")
     generation = store.require().name
     base = baselines()
-    candidates = base + [c for c in candidates if c.key not in {b.key for b in base}]
+    grid_cands = [with_seeds(c, seeds) for c in candidates if c.key not in {b.key for b in base}]
+    candidates = base + grid_cands
     key = sweep_key(candidates, folds, generation, series)
-    params = {"grid": grid, "folds": folds, "configs": len(candidates)}
-    params |= {"series": ",".join(series) if series else "all"}
+    params = {"grid": grid, "folds": folds, "configs": len(candidates), "seeds": seeds}
+    params |= {"series": ",".join(series) if series else "all", "stacked": stack}
     params |= {"store_generation": generation, "max_minutes": max_minutes}
     parent = _open_sweep(ws, key, grid, purpose, params)
     done = _finished_configs(ws, parent)
     report = SweepReport(parent, len(candidates), resumed=sum(c.key in done for c in candidates))
     todo = [(i, c) for i, c in enumerate(candidates, start=1) if c.key not in done]
-    start, durations, status = time.perf_counter(), [], "KILLED"
+    start, per_config, status = time.perf_counter(), [], "KILLED"
     try:
-        for position, (i, cand) in enumerate(todo):
-            # the time budget: stop before a configuration that would likely overrun it
-            expected = time.perf_counter() - start + statistics.median(durations or [0.0])
-            if max_minutes is not None and durations and expected > max_minutes * 60:
-                report.skipped = len(todo) - position
+        units = plan_units(todo, stack)
+        for position, unit in enumerate(units):
+            # the time budget: start no unit that would likely overrun it
+            expected = time.perf_counter() - start
+            expected += statistics.median(per_config or [0.0]) * len(unit)
+            if max_minutes is not None and per_config and expected > max_minutes * 60:
+                report.skipped = sum(len(u) for u in units[position:])
                 break
             if on_step is not None:
-                on_step(i - 1, len(candidates), cand, None)
+                on_step(unit[0][0] - 1, len(candidates), unit[0][1], None)
             began = time.perf_counter()
-            val_mae = _train_candidate(ws, data, cand, parent, key)
-            if val_mae is None:
-                report.failed += 1
-                continue
-            report.ran += 1
-            durations.append(time.perf_counter() - began)
-            if on_step is not None:
-                on_step(i, len(candidates), cand, val_mae)
+            outcomes = train_unit(data, [c for _, c in unit], stack)
+            report.train_seconds += time.perf_counter() - began
+            for i, cand in unit:
+                val_mae = _log_outcome(ws, data, cand, outcomes[cand.key], parent, key, stack)
+                report.ran += val_mae is not None
+                report.failed += val_mae is None
+                if on_step is not None and val_mae is not None:
+                    on_step(i, len(candidates), cand, val_mae)
+            per_config += [(time.perf_counter() - began) / len(unit)] * len(unit)
         status = "FINISHED"
+        if stack:
+            began = time.perf_counter()
+            plot_best(ws, parent)
+            report.plot_seconds = time.perf_counter() - began
     finally:
         report.seconds = time.perf_counter() - start
+        report.log_seconds = report.seconds - report.train_seconds - report.plot_seconds
         _close_sweep(ws, parent, report, status)
     return report
 
@@ -289,44 +309,154 @@ def _close_sweep(ws: Workspace, parent: str, report: SweepReport, status: str) -
     tracking.set_status(ws, parent, status)
 
 
-def _train_candidate(
-    ws: Workspace, data: SweepData, cand: Candidate, parent: str, key: str
-) -> float | None:
-    """Train one configuration (on every fold) and log it under the sweep; its validation MAE
-    (the mean over folds), or None when it failed (a FAILED run says why)."""
-    from pipeline import features as feats
-    from pipeline import train
+def with_seeds(cand: Candidate, seeds: int) -> Candidate:
+    """The configuration bagged over `seeds` seeds (unchanged for one)."""
+    if seeds == 1:
+        return cand
+    return replace(cand, train=replace(cand.train, seeds=seeds))
 
-    windows = data.lags(cand.model.lags)
+
+def plan_units(todo: list[tuple[int, Candidate]], stack: bool) -> list[list[tuple[int, Candidate]]]:
+    """What trains together, in the grid's order: one stack per shape, or one configuration at a
+    time (and always for the baselines that do not descend)."""
+    from pipeline.stack import stack_key, stackable
+
+    units: list[list[tuple[int, Candidate]]] = []
+    by_key: dict[tuple, list[tuple[int, Candidate]]] = {}
+    for i, cand in todo:
+        if not stack or not stackable(cand.model, cand.train):
+            units.append([(i, cand)])
+            continue
+        shape = stack_key(cand.model, cand.train)
+        if shape not in by_key:
+            by_key[shape] = []
+            units.append(by_key[shape])
+        by_key[shape].append((i, cand))
+    return units
+
+
+def _members(cand: Candidate) -> list[tuple[ModelConfig, TrainConfig]]:
+    """The trainings of a configuration: one per seed."""
+    seeds = range(cand.train.seed, cand.train.seed + cand.train.seeds)
+    return [(cand.model, replace(cand.train, seed=s, seeds=1)) for s in seeds]
+
+
+def train_unit(
+    data: SweepData, unit: list[Candidate], stacked: bool
+) -> dict[str, list | Exception]:
+    """Each configuration's results, one per fold (the mean of its seeds when bagged), or the
+    ViewcastError it failed with."""
+    from pipeline import features as feats
+    from pipeline import stack, train
+
+    out: dict[str, list | Exception] = {c.key: [] for c in unit}
+    for k in range(1, data.folds + 1):
+        windows = feats.fold(data.lags(unit[0].model.lags), data.splits, k)
+        members = [(c.key, m) for c in unit for m in _members(c)]
+        if stacked and stack.stackable(*members[0][1]):
+            results = stack.fit_stack(windows, [m for _, m in members])
+        else:
+            results = [_fit_or_error(train.fit, windows, *m) for _, m in members]
+        for cand in unit:
+            mine = [r for (key, _), r in zip(members, results, strict=True) if key == cand.key]
+            failed = next((r for r in mine if isinstance(r, Exception)), None)
+            if failed is not None or isinstance(out[cand.key], Exception):
+                out[cand.key] = out[cand.key] if isinstance(out[cand.key], Exception) else failed
+                continue
+            out[cand.key].append(mine[0] if len(mine) == 1 else bag(mine, windows))
+    return out
+
+
+def _fit_or_error(fit, windows, mcfg, tcfg):
+    try:
+        return fit(windows, mcfg, tcfg)
+    except ViewcastError as err:
+        return err
+
+
+def bag(results: list, windows: LagWindows):
+    """Seeds of one configuration as one result: the mean of their forecasts (bagging), its MAE,
+    the mean curves, and each seed's best epoch."""
+    from pipeline.models import EnsembleModel
+    from pipeline.train import TrainResult
+
+    model = EnsembleModel([r.model for r in results]).eval()
+    scores = {}
+    for split in ("train", "val"):
+        rows = windows.rows(split)
+        pred = model.predict(windows.x(rows)) if len(rows) else np.zeros(0)
+        scores[split] = float(np.abs(pred - windows.y(rows)).mean()) if len(rows) else math.nan
+    longest = max(r.epochs_run for r in results)
+    history = {}
+    for name in results[0].history:
+        curves = np.full((len(results), longest), np.nan)
+        for i, r in enumerate(results):
+            curves[i, : len(r.history[name])] = r.history[name]
+        history[name] = [float(v) for v in np.nanmean(curves, axis=0)]
+    epochs = [r.best_epoch for r in results]
+    return TrainResult(
+        model,
+        history,
+        round(statistics.fmean(epochs)),
+        longest,
+        sum(r.seconds for r in results),
+        results[0].device,
+        scores["train"],
+        scores["val"],
+        results[0].rows,
+        epochs,
+    )
+
+
+def _log_outcome(
+    ws: Workspace, data: SweepData, cand: Candidate, outcome, parent: str, key: str, stacked: bool
+) -> float | None:
+    """Log one configuration under the sweep; its validation MAE (the mean over folds), or None
+    when it failed (a FAILED run says why)."""
+    from pipeline import features as feats
+
     tags = {Tag.SWEEP_KEY: key, Tag.CONFIG_KEY: cand.key, Tag.BASELINE: str(cand.baseline)}
     if cand.baseline:
         tags[Tag.BASELINE_ROLE] = cand.name
-    try:
-        results = [
-            train.fit(feats.fold(windows, data.splits, k), cand.model, cand.train)
-            for k in range(1, data.folds + 1)
-        ]
-    except ViewcastError as err:
-        tags |= {Tag.STAGE: str(Stage.TRAIN), Tag.ERROR: str(err)}
+    if isinstance(outcome, Exception):
+        tags |= {Tag.STAGE: str(Stage.TRAIN), Tag.ERROR: str(outcome)}
         tracking.log_failure(ws, parent, cand.name, cand.model, tags)
         return None
-    metrics = {}
+    first = outcome[0]
+    metrics = {f"best_epoch_seed{k}": e for k, e in enumerate(first.seed_epochs)}
     if data.folds > 1:
-        metrics = {f"val_mae_fold{k}": r.val_mae for k, r in enumerate(results, 1)}
-        metrics["val_mae"] = statistics.fmean(r.val_mae for r in results)
+        metrics |= {f"val_mae_fold{k}": r.val_mae for k, r in enumerate(outcome, 1)}
+        metrics["val_mae"] = statistics.fmean(r.val_mae for r in outcome)
+    windows = data.lags(cand.model.lags)
     tracking.log_training(
         ws,
         windows,
         cand.model,
         cand.train,
-        results[0],
+        first,
         feats.data_params(ws, windows) | {"folds": data.folds},
         run_name=cand.name,
-        tags=tags,
+        tags=tags | {"stacked": str(stacked)},
         parent_run_id=parent,
         metrics=metrics,
+        curve_png=not stacked,
     )
-    return metrics.get("val_mae", results[0].val_mae)
+    return metrics.get("val_mae", first.val_mae)
+
+
+PLOTTED = 10  # learning curves drawn after a stacked sweep: its best runs (others on demand)
+
+
+def plot_best(ws: Workspace, parent: str, most: int = PLOTTED) -> list[str]:
+    """Draw the learning curve of the sweep's `most` best trained runs that lack one."""
+    runs = [r for r in tracking.sweep_children(ws, parent) if r.metrics.get("epochs_run", 0) > 0]
+    best = sorted(runs, key=lambda r: r.metrics.get("val_mae", math.inf))[:most]
+    drawn = []
+    for run in best:
+        if "learning_curve.png" not in tracking.artifacts(ws, run.run_id):
+            tracking.plot_learning_curve(ws, run.run_id)
+            drawn.append(run.run_id)
+    return drawn
 
 
 def _finished_configs(ws: Workspace, parent: str) -> set[str]:

@@ -100,6 +100,11 @@ def swept(grid: str, report) -> None:
         f"sweep {grid}: {report.ran} of {report.total} configurations trained in "
         f"{report.seconds:.0f} s{resumed}{cut}{failed}; parent run {report.run_id}"
     )
+    if report.ran:
+        console.print(
+            f"time: {report.train_seconds:.1f} s training, {report.log_seconds:.1f} s MLflow "
+            f"logging, {report.plot_seconds:.1f} s learning curves"
+        )
 
 
 def selection(selection, top: int) -> None:

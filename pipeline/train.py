@@ -41,6 +41,7 @@ class TrainConfig:
     clip: float = 0.0  # max gradient norm; 0 = no clipping
     solver: str = "gd"  # gd, or lstsq: the closed form for the linear model (MSE)
     seed: int = 0
+    seeds: int = 1  # bagging: a sweep trains seeds seed..seed+seeds-1 and predicts their mean
     device: str = "auto"
     amp: bool = False  # bfloat16 autocast on CUDA
 
@@ -57,6 +58,8 @@ class TrainConfig:
                 raise ViewcastError(
                     f"unknown {option} {value!r} (choose from {', '.join(allowed)})"
                 )
+        if self.seeds < 1:
+            raise ViewcastError(f"--seeds must be at least 1, got {self.seeds}")
         if self.lr <= 0 or self.epochs < 0 or self.batch_size < 0:
             raise ViewcastError("--lr must be positive, --epochs and --batch-size not negative")
 
@@ -74,6 +77,7 @@ class TrainResult:
     train_mae: float = math.nan
     val_mae: float = math.nan
     rows: dict[str, int] = field(default_factory=dict)
+    seed_epochs: list[int] = field(default_factory=list)  # a bagged result: each seed's best
 
 
 def resolve_device(name: str) -> torch.device:

@@ -134,26 +134,26 @@ def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path)
 
 
 def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypatch):
-    import pipeline.train
+    import pipeline.stack
 
     ws = Workspace(two_series)
     grid = selection.toml_grid(tiny_grid)
-    real_fit, calls = pipeline.train.fit, []
+    real_fit, calls = pipeline.stack.fit_stack, []
 
     def crashing_fit(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt  # Ctrl-C in the fifth configuration
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the second stack (after the 3 baselines)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.train, "fit", crashing_fit)
+    monkeypatch.setattr(pipeline.stack, "fit_stack", crashing_fit)
     with pytest.raises(KeyboardInterrupt):
         selection.sweep(ws, "tiny", grid)
     parent = the_sweep(two_series)
     assert parent.status == "KILLED"
     assert len(children(two_series, parent.run_id)) == 4
 
-    monkeypatch.setattr(pipeline.train, "fit", real_fit)
+    monkeypatch.setattr(pipeline.stack, "fit_stack", real_fit)
     report = selection.sweep(ws, "tiny", grid)
     assert report.run_id == parent.run_id, "the same sweep resumes under the same parent"
     assert (report.resumed, report.ran, report.total) == (4, 3, 7)

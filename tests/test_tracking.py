@@ -108,3 +108,28 @@ def test_queries_find_runs_by_stage_and_the_workspace_alone(trained: str, home: 
     mcfg, tcfg = tracking.run_config(tracking.get_run(ws, trained))
     assert (mcfg.model, mcfg.layers, mcfg.width, mcfg.lags) == ("relu", 2, 16, 56)
     assert (tcfg.optimizer, tcfg.lr, tcfg.epochs, tcfg.patience) == ("adam", 3e-3, 30, 10)
+
+
+def test_bulk_curves_write_what_mlflows_log_batch_writes(home: Path, monkeypatch) -> None:
+    """The SQLite fast path and MLflow's own log_batch leave the same records behind, as MLflow's
+    client reads them (history per step, and the latest value per key)."""
+    ws = Workspace(home)
+    s = tracking.session(ws)
+    curves = [("val_mae_epoch", e, 100.0 / e) for e in range(1, 40)]
+    curves += [("lr", e, 1e-3) for e in range(1, 40)]
+    readings = []
+    for fast in (True, False):
+        run_id = s.client.create_run(s.experiment).info.run_id
+        if fast:
+            assert tracking.bulk_curves(ws, run_id, curves, 1_000)
+        else:
+            monkeypatch.setattr(tracking, "METRIC_COLUMNS", ["not", "these"])
+            assert not tracking.bulk_curves(ws, run_id, curves, 1_000), "unknown schema: no"
+            from mlflow.entities import Metric
+
+            tracking.writer(ws, run_id).batch([Metric(k, v, 1_000, e) for k, e, v in curves])
+        run = tracking.get_run(ws, run_id)
+        history = {k: tracking.metric_steps(ws, run_id, k) for k in ("val_mae_epoch", "lr")}
+        readings.append((run.metrics, history))
+    assert readings[0] == readings[1]
+    assert readings[0][0]["val_mae_epoch"] == pytest.approx(100.0 / 39)

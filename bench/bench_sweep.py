@@ -1,0 +1,142 @@
+"""Stacked sweeps against one configuration at a time: wall time, the same models, and seeds.
+
+For each data set: a fresh workspace, the export ingested, then `viewcast sweep --grid default`
+timed end to end in a subprocess (Python start, MLflow, training, logging): once stacked (the
+default), once with `--no-stack` (one configuration at a time, as before stacks), and once stacked
+with `--seeds 10` (750 members). Then every configuration's val MAE is compared between the first
+two, and the champions (best val MAE) named.
+
+    .venv/bin/python bench/bench_sweep.py              # both sets, ~15 minutes on 2 cores
+    .venv/bin/python bench/bench_sweep.py --sets codingtrain --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+LAST_OUTPUT: list[str] = []  # the last line each command printed (the sweep's time split)
+
+
+def export(name: str, folder: Path) -> Path:
+    """The benchmark's exports: the Coding Train (365 days), Peyton Manning's last 1,500 days."""
+    if name == "codingtrain":
+        return ROOT / "data" / "raw" / "codingtrain-2021" / "Totals.csv"
+    lines = (ROOT / "data" / "raw" / "wikipedia-peyton-manning" / "views.csv").read_text()
+    lines = lines.splitlines()
+    path = folder / "peyton-1500.csv"
+    path.write_text("\n".join([lines[0], *lines[-1500:]]) + "\n")
+    return path
+
+
+def viewcast(home: Path, *args: str, source: Path | None = None) -> float:
+    """One `viewcast` command in a subprocess (of the package in `source`, when given: an older
+    checkout); its wall time in seconds."""
+    env = os.environ | {"VIEWCAST_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=source or ROOT,  # `-m` puts the working folder first on the path
+    )
+    if done.returncode:
+        raise SystemExit(f"viewcast {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    LAST_OUTPUT.append(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "")
+    return time.perf_counter() - start
+
+
+def val_maes(home: Path) -> dict[str, tuple[str, float]]:
+    """config key -> (run name, val MAE) of the workspace's sweep."""
+    from pipeline import tracking
+    from pipeline.config import Workspace
+
+    ws = Workspace(home)
+    runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))
+    return {r.tags["config_key"]: (r.name, r.metrics["val_mae"]) for r in runs}
+
+
+def one_set(name: str, seeds: int, folder: Path, before: Path | None) -> dict:
+    csv = export(name, folder)
+    row: dict = {"set": name}
+    homes = {}
+    modes = [("stacked", [], None), ("alone", ["--no-stack"], None)]
+    modes += [("seeds", ["--seeds", str(seeds)], None)] if seeds else []
+    modes += [("before", [], before)] if before else []
+    for mode, args, source in modes:
+        home = folder / f"{name}-{mode}"
+        viewcast(home, "ingest", str(csv), "--series", name, source=source)
+        row[f"{mode}_s"] = viewcast(home, "sweep", "--grid", "default", *args, source=source)
+        row[f"{mode}_log"] = LAST_OUTPUT[-1]
+        homes[mode] = home
+        print(json.dumps({name: {mode: round(row[f"{mode}_s"], 1)}}), flush=True)
+    stacked, alone = val_maes(homes["stacked"]), val_maes(homes["alone"])
+    gaps = [abs(stacked[k][1] - v) / v for k, (_, v) in alone.items()]
+    row["configs"] = len(alone)
+    row["max_val_gap"] = max(gaps)
+    row["within_2pct"] = sum(g <= 0.02 for g in gaps)
+    row["champion_stacked"] = min(stacked.values(), key=lambda nv: nv[1])
+    row["champion_alone"] = min(alone.values(), key=lambda nv: nv[1])
+    if "seeds" in homes:
+        bagged = val_maes(homes["seeds"])
+        row["champion_seeds"] = min(bagged.values(), key=lambda nv: nv[1])
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default="codingtrain,peyton-1500")
+    parser.add_argument("--seeds", type=int, default=10, help="0 skips the bagged sweep")
+    parser.add_argument(
+        "--before", default="6abeff4", help="git revision of the sweep before stacks ('' skips)"
+    )
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        before = None
+        if args.before:
+            before = Path(tmp) / "before"
+            git = ["git", "-C", str(ROOT), "worktree"]
+            subprocess.run([*git, "add", "--detach", str(before), args.before], check=True)
+        try:
+            for name in args.sets.split(","):
+                rows.append(one_set(name, args.seeds, Path(tmp), before))
+        finally:
+            if before is not None:
+                subprocess.run([*git, "remove", "--force", str(before)], check=False)
+    (OUT / "sweep.json").write_text(json.dumps(rows, indent=1))
+    print(
+        "\n| set | one at a time | stacked | speed-up | --seeds 10 stacked | vs one at a time "
+        "| val MAE within 2% | largest gap | champion (stacked / alone) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        seeds = (
+            f"{r['seeds_s']:.1f} s | {r['seeds_s'] / r['alone_s']:.2f}x"
+            if "seeds_s" in r
+            else "- | -"
+        )
+        same = r["champion_stacked"][0] == r["champion_alone"][0]
+        print(
+            f"| {r['set']} | {r['alone_s']:.1f} s | {r['stacked_s']:.1f} s | "
+            f"{r['alone_s'] / r['stacked_s']:.1f}x | {seeds} | {r['within_2pct']}/{r['configs']} | "
+            f"{100 * r['max_val_gap']:.2f}% | {r['champion_stacked'][0]} / "
+            f"{r['champion_alone'][0]}{' (same)' if same else ''} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,505 @@
+"""Stacked training: many configurations of one shape trained as ONE model on one device.
+
+A stack's parameters carry a leading member dimension (M, ...): every layer is a batched matrix
+product (`torch.baddbmm`), so one forward/backward/step trains all members at the price of one
+small model's Python overhead. That is what makes a grid cheap on the CPU and the GPU pay at all.
+
+Members share the shape (lags, family, layers, width, batch norm, dropout, loss, batch size, epochs)
+and the rows (one window size and fold). They may differ in everything else: target transform and
+scaling (each member encodes the rows its own way, with its own training statistics), optimiser and
+its hyper-parameters (per-member tensors, so schedules and warm-up differ too), seed and patience.
+
+A member trained in a stack is the configuration trained alone: the same initial weights (built by
+`ViewsModel` under the member's seed), the same batch order (its own generator), the same update
+formulas as torch's optimisers and the lecture's Adagrad. Bookkeeping is per member: its own early
+stopping (a stopped member is frozen: learning rate 0, best weights kept), its own divergence (a
+failed member fails alone), its own curves and gradient norm.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.errors import ViewcastError
+from pipeline.features import LagWindows
+from pipeline.models import ModelConfig, ViewsModel
+from pipeline.optim import get_lr
+from pipeline.train import TrainConfig, TrainResult, mae, resolve_device
+
+SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout")
+SHAPE_TRAIN = ("loss", "batch_size", "epochs", "device", "amp")
+BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
+
+
+def stackable(mcfg: ModelConfig, tcfg: TrainConfig) -> bool:
+    """Gradient-descent trainings stack; the closed form and the naive baselines do not."""
+    return mcfg.model != "naive" and tcfg.solver == "gd"
+
+
+def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:
+    """Configurations with the same key have parameters of the same shapes and the same steps."""
+    return tuple(getattr(mcfg, k) for k in SHAPE_MODEL) + tuple(
+        getattr(tcfg, k) for k in SHAPE_TRAIN
+    )
+
+
+# --- the rows, gathered on the device ----------------------------------------------------------
+
+
+def gather_rows(values: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
+    """(rows, n) lag windows gathered on the device from the series array: lag_j of the day at
+    position t is values[t - j] (no window matrix is built on the host)."""
+    offsets = torch.arange(1, n + 1, device=values.device)
+    return values[target.unsqueeze(1) - offsets]
+
+
+@dataclass
+class StackData:
+    """The rows every member trains on, in views, on the device."""
+
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_va: torch.Tensor
+    y_va: torch.Tensor
+
+
+def stack_data(windows: LagWindows, device: torch.device) -> StackData:
+    """Training and validation rows: the series array moves to the device once, the windows are
+    gathered there by index."""
+    train_rows, val_rows = windows.rows("train"), windows.rows("val")
+    if len(train_rows) < 2:
+        raise ViewcastError(
+            f"window {windows.n} leaves {len(train_rows)} training rows: ingest longer series "
+            "or use a smaller --lags"
+        )
+    values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
+    target = torch.from_numpy(windows.target).to(device)
+    tr, va = (torch.from_numpy(r).to(device) for r in (train_rows, val_rows))
+    return StackData(
+        gather_rows(values, target[tr], windows.n),
+        values[target[tr]],
+        gather_rows(values, target[va], windows.n),
+        values[target[va]],
+    )
+
+
+# --- the stacked network -----------------------------------------------------------------------
+
+
+class StackedNet:
+    """The members' nets as stacked tensors: name -> (M, *shape), walked in the template's order."""
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        template = nets[0]
+        self.layers = list(template) if isinstance(template, nn.Sequential) else [template]
+        self.prefix = isinstance(template, nn.Sequential)
+        self.params = {
+            name: torch.stack([dict(net.named_parameters())[name].detach() for net in nets])
+            .clone()
+            .requires_grad_(True)
+            for name, _ in template.named_parameters()
+        }
+        self.buffers = {
+            name: torch.stack([dict(net.named_buffers())[name] for net in nets]).clone()
+            for name, b in template.named_buffers()
+            if b.is_floating_point()
+        }
+
+    def _name(self, i: int, leaf: str) -> str:
+        return f"{i}.{leaf}" if self.prefix else leaf
+
+    def forward(self, h: torch.Tensor, training: bool) -> torch.Tensor:
+        """(M, B, N) encoded inputs -> (M, B, 1) outputs; batch norm updates its moving
+        averages in training mode, as torch's does."""
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, nn.Linear):
+                w, b = self.params[self._name(i, "weight")], self.params[self._name(i, "bias")]
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            elif isinstance(layer, nn.BatchNorm1d):
+                h = self._batchnorm(i, h, training)
+            elif isinstance(layer, nn.ReLU):
+                h = torch.relu(h)
+            elif isinstance(layer, nn.Sigmoid):
+                h = torch.sigmoid(h)
+            elif isinstance(layer, nn.Dropout):
+                h = F.dropout(h, layer.p, training)
+        return h
+
+    def _batchnorm(self, i: int, h: torch.Tensor, training: bool) -> torch.Tensor:
+        """torch's own batch norm kernel over (rows, members x units): each member's units are
+        channels of their own, with their own statistics and moving averages."""
+        members, rows, units = h.shape
+        flat = h.transpose(0, 1).reshape(rows, members * units)
+        out = F.batch_norm(
+            flat,
+            self.buffers[self._name(i, "running_mean")].view(-1),
+            self.buffers[self._name(i, "running_var")].view(-1),
+            self.params[self._name(i, "weight")].reshape(-1),
+            self.params[self._name(i, "bias")].reshape(-1),
+            training,
+            BN_MOMENTUM,
+            BN_EPS,
+        )
+        return out.reshape(rows, members, units).transpose(0, 1)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Only the members at `index` stay in the stack."""
+        self.params = {
+            k: v.detach().index_select(0, index).requires_grad_(True)
+            for k, v in self.params.items()
+        }
+        self.buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Every parameter and moving average, detached (for the best-epoch weights)."""
+        return {k: v.detach().clone() for k, v in (self.params | self.buffers).items()}
+
+    def member_state(self, state: dict[str, torch.Tensor], m: int) -> dict[str, torch.Tensor]:
+        return {k: v[m] for k, v in state.items()}
+
+
+# --- the stacked optimisers ---------------------------------------------------------------------
+
+
+def _along(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-member vector shaped to broadcast over one member's slice of `like`."""
+    return vector.view(-1, *([1] * (like.dim() - 1)))
+
+
+class StackedOptimizer:
+    """The lecture's optimisers on stacked parameters, each member with its own hyper-parameters
+    and learning rate; members may use different optimisers (each type updates its members)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], configs: list[TrainConfig]) -> None:
+        self.params = params
+        self.state: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        self.t = 0
+        self._group(configs)
+
+    def _group(self, configs: list[TrainConfig]) -> None:
+        """Members by optimiser, with their constant hyper-parameters as device vectors."""
+        device = next(iter(self.params.values())).device
+        self.configs = configs
+        self.groups: dict[str, list[int]] = {}
+        self.hyper: dict[str, dict[str, torch.Tensor]] = {}
+        for kind in sorted({c.optimizer for c in configs}):
+            members = [m for m, c in enumerate(configs) if c.optimizer == kind]
+            self.groups[kind] = members
+            mine = [configs[m] for m in members]
+            self.hyper[kind] = {
+                name: torch.tensor([getattr(c, name) for c in mine], device=device)
+                for name in ("weight_decay", "momentum", "alpha")
+            }
+            self.hyper[kind]["index"] = torch.tensor(members, device=device)
+
+    def keep(self, positions: list[int], configs: list[TrainConfig]) -> None:
+        """Only the members at `positions` stay (their optimiser state with them)."""
+        rows = {
+            kind: [members.index(p) for p in positions if p in members]
+            for kind, members in self.groups.items()
+        }
+        self.state = {
+            (kind, name): {k: v[rows[kind]] for k, v in st.items()}
+            for (kind, name), st in self.state.items()
+            if rows[kind]  # an optimiser whose members all left leaves with them
+        }
+        self._group(configs)
+
+    def step(self, lrs: list[float]) -> None:
+        """One update of every member with its own learning rate (0 freezes a member)."""
+        self.t += 1
+        with torch.no_grad():
+            for kind, members in self.groups.items():
+                hyper = self.hyper[kind]
+                idx = hyper["index"]
+                whole = len(members) == len(self.configs)  # one optimiser: no gather needed
+                lr = torch.tensor([lrs[m] for m in members], device=idx.device)
+                decay = bool(hyper["weight_decay"].any())
+                for name, p in self.params.items():
+                    sub = p if whole else p.index_select(0, idx)
+                    grad = p.grad if whole else p.grad.index_select(0, idx)
+                    if decay:  # L2, as torch's optimisers add it
+                        grad = grad + _along(hyper["weight_decay"], sub) * sub
+                    state = self.state.setdefault((kind, name), {})
+                    new = sub - _along(lr, sub) * self._direction(kind, grad, state, hyper)
+                    if whole:
+                        p.copy_(new)
+                    else:
+                        p.index_copy_(0, idx, new)
+
+    def _direction(self, kind: str, g: torch.Tensor, state: dict, hyper: dict) -> torch.Tensor:
+        """The step direction of one optimiser (theta <- theta - lr * direction)."""
+        if kind == "sgd":
+            return g
+        if kind == "momentum":  # torch.optim.SGD(momentum=...): buf = mu buf + g, from buf = g
+            mu = _along(hyper["momentum"], g)
+            state["buf"] = g.clone() if "buf" not in state else state["buf"] * mu + g
+            return state["buf"]
+        if kind == "adagrad":  # the lecture's: sigma = root MEAN square of past gradients
+            state["sum_sq"] = state.get("sum_sq", torch.zeros_like(g)) + g * g
+            return g / ((state["sum_sq"] / self.t).sqrt() + 1e-8)
+        if kind == "rmsprop":  # torch's: v = alpha v + (1 - alpha) g^2 from v = 0
+            alpha = _along(hyper["alpha"], g)
+            v = state.get("v", torch.zeros_like(g)) * alpha + (1 - alpha) * g * g
+            state["v"] = v
+            return g / (v.sqrt() + 1e-8)
+        # adam, torch's: bias-corrected first and second moments
+        b1, b2 = 0.9, 0.999
+        state["m"] = state.get("m", torch.zeros_like(g)).lerp(g, 1 - b1)
+        state["v"] = state.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
+        denom = (state["v"].sqrt() / math.sqrt(1 - b2**self.t)) + 1e-8
+        return state["m"] / (1 - b1**self.t) / denom
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    """One configuration of a stack, with its own model (normalisation inside) and encoded rows."""
+
+    mcfg: ModelConfig
+    tcfg: TrainConfig
+    model: ViewsModel
+
+
+def _encode(members: list[Member], data: StackData):
+    """Each member's scaled training and validation rows, stacked: (M, rows, N)."""
+    xs_tr, ys_tr, xs_va, scales = [], [], [], []
+    for m in members:
+        m.model.fit_normalisation(data.x_tr, data.y_tr)
+        xs, ys, _ = m.model.encode(data.x_tr, data.y_tr)
+        xv, _, scale = m.model.encode(data.x_va)
+        xs_tr.append(xs), ys_tr.append(ys), xs_va.append(xv), scales.append(scale)
+    return torch.stack(xs_tr), torch.stack(ys_tr), torch.stack(xs_va), torch.stack(scales)
+
+
+def _decode(members: list[Member], out: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(M, V, 1) net outputs -> (M, V) views, each member with its own statistics."""
+    y_mean = torch.stack([m.model.y_mean for m in members]).unsqueeze(1)
+    y_std = torch.stack([m.model.y_std for m in members]).unsqueeze(1)
+    v = ((out * y_std + y_mean) * scale).squeeze(2)
+    log = torch.tensor([m.mcfg.target_transform == "log1p" for m in members], device=v.device)
+    return torch.where(log.unsqueeze(1), torch.expm1(v), v)
+
+
+def fit_stack(
+    windows: LagWindows,
+    configs: list[tuple[ModelConfig, TrainConfig]],
+    on_epoch: Callable[[int, int], None] | None = None,
+) -> list[TrainResult | ViewcastError]:
+    """Train every (ModelConfig, TrainConfig) of one stack key together; each member's result,
+    or the ViewcastError it failed with (the others go on)."""
+    keys = {stack_key(m, t) for m, t in configs}
+    if len(keys) != 1 or not all(stackable(m, t) for m, t in configs):
+        raise ViewcastError("a stack takes gradient-descent configurations of one shape")
+    mcfg0, tcfg0 = configs[0]
+    if mcfg0.lags != windows.n:
+        raise ViewcastError(f"model expects {mcfg0.lags} lags, windows have {windows.n}")
+    device = resolve_device(tcfg0.device)
+    data = stack_data(windows, device)
+    members = []
+    for mcfg, tcfg in configs:
+        torch.manual_seed(tcfg.seed)  # the same initial weights as a training alone
+        members.append(Member(mcfg, tcfg, ViewsModel(mcfg).to(device)))
+    start = time.perf_counter()
+    xs_tr, ys_tr, xs_va, scale_va = _encode(members, data)
+    net = StackedNet([m.model.net for m in members])
+    loop = _Loop(members, net, device)
+    loop.run(xs_tr, ys_tr, xs_va, scale_va, data.y_va, on_epoch)
+    seconds = time.perf_counter() - start
+    return [loop.result(m, data, seconds) for m in range(len(members))]
+
+
+class _Loop:
+    """The stacked loop with its per-member bookkeeping (read `run` top to bottom).
+
+    `slots` are the members still in the stack: when a quarter of them have stopped (or failed)
+    the stack is compacted to the others, so finished members cost no more arithmetic. Per-member
+    records (curves, best epoch, best weights) are indexed by the member's original position."""
+
+    def __init__(self, members: list[Member], net: StackedNet, device: torch.device) -> None:
+        self.members, self.net, self.device = members, net, device
+        self.count = len(members)
+        self.tcfgs = [m.tcfg for m in members]
+        self.opt = StackedOptimizer(net.params, self.tcfgs)
+        self.history = [
+            {"train_loss": [], "val_mae": [], "grad_norm": [], "lr": []} for _ in members
+        ]
+        self.best_val = [math.inf] * self.count
+        self.best_epoch = [0] * self.count
+        self.epochs_run = [0] * self.count
+        self.active = [True] * self.count
+        self.failed: dict[int, ViewcastError] = {}
+        self.slots = list(range(self.count))
+        self.best = {k: list(v.unbind(0)) for k, v in net.snapshot().items()}
+        self.last: dict[int, dict[str, torch.Tensor]] = {}  # weights of members compacted away
+
+    def run(self, xs_tr, ys_tr, xs_va, scale_va, y_va, on_epoch) -> None:
+        tcfg = self.tcfgs[0]
+        n = ys_tr.shape[1]
+        batch = n if tcfg.batch_size == 0 else min(tcfg.batch_size, n)
+        steps = math.ceil(n / batch)
+        total = tcfg.epochs * steps
+        shuffles = [torch.Generator(device=self.device).manual_seed(c.seed) for c in self.tcfgs]
+        loss_fn = F.l1_loss if tcfg.loss == "mae" else F.mse_loss
+        use_amp = tcfg.amp and self.device.type == "cuda"
+        self.data = [xs_tr, ys_tr, xs_va, scale_va]
+        step = 0
+        for epoch in range(1, tcfg.epochs + 1):
+            xs_tr, ys_tr, xs_va, scale_va = self.data
+            size = len(self.slots)
+            rank = torch.arange(size, device=self.device).unsqueeze(1)
+            # one pass over the training rows, each member in its own batch order
+            orders = None
+            if batch < n:
+                orders = torch.stack(
+                    [
+                        torch.randperm(n, device=self.device, generator=shuffles[m])
+                        for m in self.slots
+                    ]
+                )
+            loss_sum = torch.zeros(size, device=self.device)
+            norm_sum = torch.zeros(size, device=self.device)
+            for lo in range(0, n, batch):
+                if orders is None:
+                    xb, yb = xs_tr[:, lo : lo + batch], ys_tr[:, lo : lo + batch]
+                else:
+                    idx = orders[:, lo : lo + batch]
+                    xb, yb = xs_tr[rank, idx], ys_tr[rank, idx]
+                lrs = self._learning_rates(step, total, steps)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    out = self.net.forward(xb, training=True).float()
+                losses = loss_fn(out, yb, reduction="none").mean(dim=(1, 2))
+                for p in self.net.params.values():
+                    p.grad = None
+                losses.sum().backward()
+                norm_sum += self._clip_gradients()
+                self.opt.step(lrs)
+                loss_sum += losses.detach() * yb.shape[1]
+                step += 1
+
+            # validation MAE in views for every member: the one host sync of the epoch
+            with torch.no_grad():
+                here = [self.members[m] for m in self.slots]
+                pred = _decode(here, self.net.forward(xs_va, training=False), scale_va)
+                val = (
+                    (pred - y_va).abs().mean(dim=1)
+                    if y_va.numel()
+                    else torch.full_like(loss_sum, math.nan)
+                )
+                train_loss, grad_norm, val_mae = torch.stack(
+                    [loss_sum / n, norm_sum / steps, val]
+                ).tolist()
+            self._book(epoch, train_loss, grad_norm, val_mae, lrs)
+            if on_epoch is not None:
+                on_epoch(epoch, sum(self.active))
+            if not any(self.active):
+                break
+            self._compact_if_worth_it()
+
+    def _learning_rates(self, step: int, total: int, steps: int) -> list[float]:
+        """This step's learning rate of each member in the stack (0 for a stopped one)."""
+        lrs = []
+        for m in self.slots:
+            c = self.tcfgs[m]
+            warmup = round(c.warmup_epochs * steps)
+            lr = get_lr(step, total, c.lr, c.schedule, warmup, c.step_epochs * steps, c.gamma)
+            lrs.append(lr if self.active[m] else 0.0)
+        return lrs
+
+    def _clip_gradients(self) -> torch.Tensor:
+        """Each member's gradient norm (recorded before clipping, as torch's clip_grad_norm_)."""
+        grads = [p.grad for p in self.net.params.values()]
+        norms = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads))
+        clips = [self.tcfgs[m].clip for m in self.slots]
+        max_norm = torch.tensor([c if c > 0 else math.inf for c in clips], device=self.device)
+        coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
+        return norms.detach()
+
+    def _book(self, epoch: int, train_loss, grad_norm, val_mae, lrs) -> None:
+        """Curves, divergence, early stopping and the best weights, member by member."""
+        improved = []
+        for j, m in enumerate(self.slots):
+            if not self.active[m]:
+                continue
+            record = {
+                "train_loss": train_loss[j],
+                "grad_norm": grad_norm[j],
+                "lr": lrs[j],
+                "val_mae": val_mae[j],
+            }
+            for key, value in record.items():
+                self.history[m][key].append(value)
+            self.epochs_run[m] = epoch
+            if not math.isfinite(train_loss[j]):
+                self.failed[m] = ViewcastError(
+                    f"training diverged at epoch {epoch} (loss {train_loss[j]})"
+                )
+                self.active[m] = False
+                continue
+            patience = self.tcfgs[m].patience
+            if val_mae[j] < self.best_val[m]:
+                self.best_val[m], self.best_epoch[m] = val_mae[j], epoch
+                improved.append(j)
+            elif patience and epoch - self.best_epoch[m] >= patience:
+                self.active[m] = False
+        if improved:
+            for k, v in self.net.snapshot().items():
+                for j in improved:
+                    self.best[k][self.slots[j]] = v[j]
+
+    def _compact_if_worth_it(self) -> None:
+        """Drop stopped and failed members from the stack once they are a quarter of it."""
+        keep = [j for j, m in enumerate(self.slots) if self.active[m]]
+        if len(keep) > 0.75 * len(self.slots):
+            return
+        now = self.net.snapshot()
+        for j, m in enumerate(self.slots):
+            if not self.active[m]:
+                self.last[m] = {k: v[j] for k, v in now.items()}
+        index = torch.tensor(keep, device=self.device)
+        self.net.keep(index)
+        self.opt.params = self.net.params
+        self.opt.keep(keep, [self.tcfgs[self.slots[j]] for j in keep])
+        self.data = [t.index_select(0, index) for t in self.data]
+        self.slots = [self.slots[j] for j in keep]
+
+    def result(self, m: int, data: StackData, seconds: float) -> TrainResult | ViewcastError:
+        """Member m as a ViewsModel with its best (or last) weights and final MAE in views."""
+        if m in self.failed:
+            return self.failed[m]
+        member = self.members[m]
+        if member.tcfg.restore_best and self.best_epoch[m] > 0:
+            state = {k: v[m] for k, v in self.best.items()}
+        elif m in self.last:
+            state = self.last[m]
+        else:
+            state = {k: v[self.slots.index(m)] for k, v in self.net.snapshot().items()}
+        member.model.net.load_state_dict(state, strict=False)
+        model = member.model.eval()
+        with torch.no_grad():
+            train_mae = mae(model(data.x_tr), data.y_tr).item()
+            val_mae = mae(model(data.x_va), data.y_va).item() if len(data.y_va) else math.nan
+        rows = {"train": len(data.y_tr), "val": len(data.y_va)}
+        return TrainResult(
+            model,
+            self.history[m],
+            self.best_epoch[m],
+            self.epochs_run[m],
+            seconds / self.count,
+            str(self.device),
+            train_mae,
+            val_mae,
+            rows,
+        )
