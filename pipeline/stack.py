@@ -180,7 +180,7 @@ class StackedOptimizer:
 
     def __init__(self, params: dict[str, torch.Tensor], configs: list[TrainConfig]) -> None:
         self.params = params
-        self.state: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        self.state: dict[str, dict[str, torch.Tensor]] = {}  # optimiser -> (members, P) moments
         self.t = 0
         self._group(configs)
 
@@ -190,6 +190,7 @@ class StackedOptimizer:
         self.configs = configs
         self.groups: dict[str, list[int]] = {}
         self.hyper: dict[str, dict[str, torch.Tensor]] = {}
+        self.decays: dict[str, bool] = {}
         for kind in sorted({c.optimizer for c in configs}):
             members = [m for m, c in enumerate(configs) if c.optimizer == kind]
             self.groups[kind] = members
@@ -199,6 +200,7 @@ class StackedOptimizer:
                 for name in ("weight_decay", "momentum", "alpha")
             }
             self.hyper[kind]["index"] = torch.tensor(members, device=device)
+            self.decays[kind] = any(c.weight_decay for c in mine)
 
     def keep(self, positions: list[int], configs: list[TrainConfig]) -> None:
         """Only the members at `positions` stay (their optimiser state with them)."""
@@ -207,33 +209,42 @@ class StackedOptimizer:
             for kind, members in self.groups.items()
         }
         self.state = {
-            (kind, name): {k: v[rows[kind]] for k, v in st.items()}
-            for (kind, name), st in self.state.items()
+            kind: {k: v[rows[kind]] for k, v in st.items()}
+            for kind, st in self.state.items()
             if rows[kind]  # an optimiser whose members all left leaves with them
         }
         self._group(configs)
 
-    def step(self, lrs: list[float]) -> None:
-        """One update of every member with its own learning rate (0 freezes a member)."""
+    def step(self, lrs: list[float], grad: torch.Tensor) -> None:
+        """One update of every member with its own learning rate (0 freezes a member). `grad` is
+        (members, all parameters): the clipped gradients flattened in the parameters' order, so
+        each optimiser's arithmetic is a few kernels whatever the depth of the net."""
         self.t += 1
+        params = list(self.params.values())
         with torch.no_grad():
+            theta = None
             for kind, members in self.groups.items():
                 hyper = self.hyper[kind]
                 idx = hyper["index"]
                 whole = len(members) == len(self.configs)  # one optimiser: no gather needed
+                g = grad if whole else grad.index_select(0, idx)
+                if self.decays[kind]:  # L2, as torch's optimisers add it
+                    if theta is None:
+                        theta = torch.cat([p.flatten(1) for p in params], 1)
+                    sub = theta if whole else theta.index_select(0, idx)
+                    g = g + _along(hyper["weight_decay"], g) * sub
                 lr = torch.tensor([lrs[m] for m in members], device=idx.device)
-                decay = bool(hyper["weight_decay"].any())
-                for name, p in self.params.items():
-                    sub = p if whole else p.index_select(0, idx)
-                    grad = p.grad if whole else p.grad.index_select(0, idx)
-                    if decay:  # L2, as torch's optimisers add it
-                        grad = grad + _along(hyper["weight_decay"], sub) * sub
-                    state = self.state.setdefault((kind, name), {})
-                    new = sub - _along(lr, sub) * self._direction(kind, grad, state, hyper)
+                state = self.state.setdefault(kind, {})
+                update = _along(lr, g) * self._direction(kind, g, state, hyper)
+                lo = 0
+                for p in params:
+                    width = p[0].numel()
+                    part = update[:, lo : lo + width].view(-1, *p.shape[1:])
                     if whole:
-                        p.copy_(new)
+                        p.sub_(part)
                     else:
-                        p.index_copy_(0, idx, new)
+                        p.index_add_(0, idx, part, alpha=-1)
+                    lo += width
 
     def _direction(self, kind: str, g: torch.Tensor, state: dict, hyper: dict) -> torch.Tensor:
         """The step direction of one optimiser (theta <- theta - lr * direction)."""
@@ -382,29 +393,32 @@ class _Loop:
                 for p in self.net.params.values():
                     p.grad = None
                 losses.sum().backward()
-                norm_sum += self._clip_gradients()
-                self.opt.step(lrs)
+                grad, norms = self._clipped_gradient()
+                norm_sum += norms
+                self.opt.step(lrs, grad)
                 loss_sum += losses.detach() * yb.shape[1]
                 step += 1
 
             # validation MAE in views for every member: the one host sync of the epoch
-            with torch.no_grad():
-                here = [self.members[m] for m in self.slots]
-                pred = _decode(here, self.net.forward(xs_va, training=False), scale_va)
-                val = (
-                    (pred - y_va).abs().mean(dim=1)
-                    if y_va.numel()
-                    else torch.full_like(loss_sum, math.nan)
-                )
-                train_loss, grad_norm, val_mae = torch.stack(
-                    [loss_sum / n, norm_sum / steps, val]
-                ).tolist()
+            val = self._validation_mae(xs_va, scale_va, y_va)
+            train_loss, grad_norm, val_mae = torch.stack(
+                [loss_sum / n, norm_sum / steps, val]
+            ).tolist()
             self._book(epoch, train_loss, grad_norm, val_mae, lrs)
             if on_epoch is not None:
                 on_epoch(epoch, sum(self.active))
             if not any(self.active):
                 break
             self._compact_if_worth_it()
+
+    @torch.no_grad()
+    def _validation_mae(self, xs_va, scale_va, y_va) -> torch.Tensor:
+        """Each member's MAE in views on the validation rows (nan without any)."""
+        if not y_va.numel():
+            return torch.full((len(self.slots),), math.nan, device=self.device)
+        here = [self.members[m] for m in self.slots]
+        pred = _decode(here, self.net.forward(xs_va, training=False), scale_va)
+        return (pred - y_va).abs().mean(dim=1)
 
     def _learning_rates(self, step: int, total: int, steps: int) -> list[float]:
         """This step's learning rate of each member in the stack (0 for a stopped one)."""
@@ -416,16 +430,16 @@ class _Loop:
             lrs.append(lr if self.active[m] else 0.0)
         return lrs
 
-    def _clip_gradients(self) -> torch.Tensor:
-        """Each member's gradient norm (recorded before clipping, as torch's clip_grad_norm_)."""
-        grads = [p.grad for p in self.net.params.values()]
-        norms = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads))
+    def _clipped_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's gradient as one (members, parameters) row, clipped to its max norm,
+        and the norms before clipping (as torch's clip_grad_norm_ reports them)."""
+        grad = torch.cat([p.grad.flatten(1) for p in self.net.params.values()], 1)
+        norms = grad.pow(2).sum(1).sqrt()
         clips = [self.tcfgs[m].clip for m in self.slots]
-        max_norm = torch.tensor([c if c > 0 else math.inf for c in clips], device=self.device)
-        coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
-        return norms.detach()
+        if any(clips):
+            max_norm = torch.tensor([c if c > 0 else math.inf for c in clips], device=grad.device)
+            grad.mul_(torch.clamp(max_norm / (norms + 1e-6), max=1.0).unsqueeze(1))
+        return grad, norms
 
     def _book(self, epoch: int, train_loss, grad_norm, val_mae, lrs) -> None:
         """Curves, divergence, early stopping and the best weights, member by member."""
