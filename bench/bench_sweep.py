@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -102,7 +103,11 @@ def main() -> None:
     parser.add_argument(
         "--before", default="6abeff4", help="git revision of the sweep before stacks ('' skips)"
     )
+    parser.add_argument("--table", action="store_true", help="print the last run's table only")
     args = parser.parse_args()
+    if args.table:
+        table(json.loads((OUT / "sweep.json").read_text()), args.seeds)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,24 +123,28 @@ def main() -> None:
             if before is not None:
                 subprocess.run([*git, "remove", "--force", str(before)], check=False)
     (OUT / "sweep.json").write_text(json.dumps(rows, indent=1))
+    table(rows, args.seeds)
+
+
+def table(rows: list[dict], seeds: int) -> None:
+    """The Markdown table of bench/README.md (times end to end: process start to exit)."""
     print(
-        "\n| set | one at a time | stacked | speed-up | --seeds 10 stacked | vs one at a time "
-        "| val MAE within 2% | largest gap | champion (stacked / alone) |"
+        f"\n| set | before stacks | --no-stack | stacked | stacked vs before / vs --no-stack | "
+        f"--seeds {seeds} stacked (/ before) | val MAE within 2% | largest gap | champion |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        seeds = (
-            f"{r['seeds_s']:.1f} s | {r['seeds_s'] / r['alone_s']:.2f}x"
-            if "seeds_s" in r
-            else "- | -"
-        )
-        same = r["champion_stacked"][0] == r["champion_alone"][0]
+        old = r.get("before_s", math.nan)
+        bag = f"{r['seeds_s']:.1f} s ({r['seeds_s'] / old:.2f}x)" if "seeds_s" in r else "-"
+        same = "same" if r["champion_stacked"][0] == r["champion_alone"][0] else "differs"
         print(
-            f"| {r['set']} | {r['alone_s']:.1f} s | {r['stacked_s']:.1f} s | "
-            f"{r['alone_s'] / r['stacked_s']:.1f}x | {seeds} | {r['within_2pct']}/{r['configs']} | "
-            f"{100 * r['max_val_gap']:.2f}% | {r['champion_stacked'][0]} / "
-            f"{r['champion_alone'][0]}{' (same)' if same else ''} |"
+            f"| {r['set']} | {old:.1f} s | {r['alone_s']:.1f} s | {r['stacked_s']:.1f} s | "
+            f"{old / r['stacked_s']:.1f}x / {r['alone_s'] / r['stacked_s']:.1f}x | {bag} | "
+            f"{r['within_2pct']}/{r['configs']} | {100 * r['max_val_gap']:.2f}% | "
+            f"{r['champion_stacked'][0]} ({same}) |"
         )
+    for r in rows:
+        print(f"\n{r['set']}: stacked {r['stacked_log']}; --no-stack {r['alone_log']}")
 
 
 if __name__ == "__main__":

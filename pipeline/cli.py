@@ -295,24 +295,7 @@ def run_all(
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
     ws: Workspace = ctx.obj
     files = [(path, None) for path in jobs.expand(paths)] if paths else None
-    titles = {
-        "ingest": "1. ingest",
-        "features": "2. features",
-        "sweep": "3. sweep",
-        "select": "4. select (validation only)",
-        "test": "5. sealed test",
-    }
-    printers = {
-        "ingest": show.ingested,
-        "features": show.windows,
-        "test": show.sealed_test,
-        "sweep": lambda r: show.swept(grid, r),
-        "select": lambda r: show.selection(r, 5),
-    }
-
-    def on_stage(stage: str, result) -> None:
-        console.rule(titles[stage]) if result is None else printers[stage](result)
-
+    on_stage = show.run_stage(grid)
     progress = show.progress("sweep", "{task.fields[name]}")
     with progress:
         step = show.sweep_step(progress, progress.add_task("sweep", total=None, name=""))
@@ -396,13 +379,8 @@ def daily(
 
     Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
     the workspace."""
-    printers = {"ingest": show.ingested, "monitor": show.monitoring, "forecast": show.forecast}
-
-    def on_stage(stage: str, result) -> None:
-        if result is not None:
-            printers[stage](result)
-
-    jobs.daily(ctx.obj, [(p, series) for p in jobs.expand(paths)], k, m, horizon, on_stage)
+    files = [(p, series) for p in jobs.expand(paths)]
+    jobs.daily(ctx.obj, files, k, m, horizon, show.daily_stage)
 
 
 # --- the lecture's experiments and diagnostics -------------------------------------------------

@@ -227,3 +227,38 @@ def lecture(report, page) -> None:
     for finding in report.findings:
         console.print(f"- {finding}")
     console.print(f"report: {page} (figures in the folder beside it)")
+
+
+RUN_TITLES = {
+    "ingest": "1. ingest",
+    "features": "2. features",
+    "sweep": "3. sweep",
+    "select": "4. select (validation only)",
+    "test": "5. sealed test",
+}
+
+
+def run_stage(grid: str):
+    """`viewcast run`'s stage callback: a rule before each stage, its result after it."""
+    printers = {
+        "ingest": ingested,
+        "features": windows,
+        "test": sealed_test,
+        "sweep": lambda r: swept(grid, r),
+        "select": lambda r: selection(r, 5),
+    }
+
+    def on_stage(stage: str, result) -> None:
+        if result is None:
+            console.rule(RUN_TITLES[stage])
+        else:
+            printers[stage](result)
+
+    return on_stage
+
+
+def daily_stage(stage: str, result) -> None:
+    """`viewcast daily`'s stage callback: what ingest, monitor and forecast did."""
+    printers = {"ingest": ingested, "monitor": monitoring, "forecast": forecast}
+    if result is not None:
+        printers[stage](result)
