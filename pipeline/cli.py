@@ -29,15 +29,25 @@ JsonFlag = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
 SeriesFilter = Annotated[list[str] | None, Opt(help="Only these series (repeat the option).")]
 
 
-def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(
+    name: str | None = None, writes: bool = True, wait: float | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A Typer command whose ViewcastError becomes one line on stderr and its exit code (2, 3
-    drift, 4 busy), never a traceback."""
+    drift, 4 busy), never a traceback. A command that `writes` the workspace holds its lock
+    (another writer waits up to --wait seconds, or `wait`, then exits 4); readers do not."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from pipeline.lock import workspace_lock
+
+            ctx = kwargs.get("ctx") or args[0]
+            seconds = ctx.meta.get("wait", 0.0) if wait is None else wait
             try:
-                return function(*args, **kwargs)
+                if not writes:
+                    return function(*args, **kwargs)
+                with workspace_lock(ctx.obj, seconds):
+                    return function(*args, **kwargs)
             except ViewcastError as err:
                 typer.echo(f"viewcast: error: {err}", err=True)
                 raise typer.Exit(err.exit_code) from None
@@ -54,9 +64,13 @@ def main(
         Path | None,
         Opt(envvar=HOME_ENV, help="Workspace folder holding data/ and mlruns/ (default: here)."),
     ] = None,
+    wait: Annotated[
+        float, Opt(envvar="VIEWCAST_WAIT", help="Seconds a writer waits for a busy workspace.")
+    ] = 5.0,
 ) -> None:
     """viewcast: daily views forecasting, every run tracked in MLflow."""
     ctx.obj = Workspace.resolve(home)
+    ctx.meta["wait"] = wait
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -77,7 +91,7 @@ def ingest(
     show.ingested(jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days))
 
 
-@command()
+@command(writes=False)
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show each series: first and last date, days, imputed days, split boundaries."""
     from pipeline.store import Store
@@ -246,7 +260,7 @@ def submit(
     show.submission(holdout.submit(ctx.obj, run_id or tracking.champion_run(ctx.obj)))
 
 
-@command()
+@command(writes=False)
 def leaderboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The submissions so far, best public MAE first."""
     from pipeline import holdout
@@ -305,7 +319,7 @@ def run_all(
     show.summary(sealed.payload, ws)
 
 
-@command()
+@command(writes=False)
 def ui(ctx: typer.Context, port: Annotated[int, Opt(help="Port on 127.0.0.1.")] = 5000) -> None:
     """Start the MLflow UI on 127.0.0.1 against this workspace's store (Ctrl-C stops it)."""
     from pipeline import tracking
@@ -366,7 +380,7 @@ def monitor_command(
         )
 
 
-@command()
+@command(wait=0)  # a timer's run exits at once when the workspace is busy (exit 4)
 def daily(
     ctx: typer.Context,
     paths: Annotated[list[Path], Arg(help="The new exports (files or folders).")],

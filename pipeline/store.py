@@ -244,6 +244,7 @@ class Store:
     """The workspace's views store. Training-side code calls only `read_dev` and `read_splits`."""
 
     def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
         self.root = ws.store
 
     def generation(self) -> Path | None:
@@ -291,8 +292,14 @@ class Store:
         """Merge validated observations; write a new generation only if anything changed.
         `test_days`/`val_days` fix the splits of a new store; an existing one keeps its own
         (the report's `kept_splits` says so when they differ)."""
+        from pipeline.lock import workspace_lock
+
         if test_days < 2 or val_days < 1:
             raise ViewcastError("--test-days must be at least 2 and --val-days at least 1")
+        with workspace_lock(self.ws):  # one writer: two ingests at once would lose one's data
+            return self._ingest(batches, fill, test_days, val_days)
+
+    def _ingest(self, batches, fill: str, test_days: int, val_days: int) -> IngestReport:
         gen = self.generation()
         old = concat(self.read_dev(), self.read_sealed()) if gen is not None else None
         splits = self.read_splits() if gen is not None else Splits(test_days, val_days)
@@ -320,6 +327,7 @@ class Store:
 
     def _write(self, table: ViewsTable, splits: Splits, fill: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._drop_orphans()
         sealed = table.day >= splits.test_start(table.names)[table.code]
         manifest = {"fill": fill, "series": _series_summary(table, splits)}
         tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=self.root))
@@ -333,13 +341,32 @@ class Store:
             number = int(current.name.split("-")[1]) + 1 if current is not None else 1
             final = self.root / f"gen-{number:06d}"
             os.replace(tmp, final)
+            fsync_dir(self.root)  # the new generation is on disk before CURRENT names it
             write_text(self.root / "CURRENT", final.name)  # the commit point
+            fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         for stale in self.root.glob("*gen-*"):  # older generations and crashed leftovers
             if stale.name != final.name:
                 shutil.rmtree(stale, ignore_errors=True)
+
+    def _drop_orphans(self) -> None:
+        """Remove what a crashed write left (a temp folder, or a generation renamed into place
+        that CURRENT never named): the writer holds the lock, so no one else is writing."""
+        current = self.generation()
+        for stale in self.root.glob("*gen-*"):
+            if current is None or stale.name != current.name:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _series_summary(table: ViewsTable, splits: Splits) -> dict[str, dict]:

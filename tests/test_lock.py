@@ -67,3 +67,62 @@ def test_two_daily_runs_do_not_both_proceed(production: Path, series: pd.DataFra
         holder.kill()
         holder.wait()
     assert cli("daily", new, "--series", "series").exit_code == 0, "the lock dies with its holder"
+
+
+def test_concurrent_ingests_of_different_files_both_land(home: Path, tmp_path: Path):
+    """Two `viewcast ingest` processes at once, 200 series each, in a workspace that already
+    holds one: the second waits for the first, and every series is there afterwards."""
+    import json
+    import os
+
+    import numpy as np
+    import pandas as pd
+
+    from .conftest import invoke, synthetic_views, write_totals
+
+    assert (
+        invoke(
+            home, "ingest", write_totals(tmp_path / "x.csv", synthetic_views(200)), "--series", "x"
+        ).exit_code
+        == 0
+    )
+    files = []
+    for part in ("a", "b"):
+        days = pd.date_range("2021-01-01", periods=150).strftime("%Y-%m-%d")
+        rows = [
+            {"series_id": f"{part}{i:03d}", "date": d, "views": int(v)}
+            for i in range(200)
+            for d, v in zip(days, np.arange(150) + i, strict=True)
+        ]
+        files.append(tmp_path / f"{part}.csv")
+        pd.DataFrame(rows).to_csv(files[-1], index=False)
+    env = os.environ | {"VIEWCAST_HOME": str(home), "VIEWCAST_WAIT": "120"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "ingest", str(f)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in files
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    series = json.loads(invoke(home, "status", "--json").stdout)["series"]
+    assert len(series) == 401 and {"x", "a000", "a199", "b000", "b199"} <= set(series)
+
+
+def test_a_writer_waits_then_exits_4_while_a_reader_goes_on(two_series: Path, cli):
+    holder = hold(two_series)
+    try:
+        started = time.monotonic()
+        result = cli("--wait", "1", "features")
+        waited = time.monotonic() - started
+        assert result.exit_code == 4 and "waited 1 s" in result.stderr, result.output
+        assert 1 <= waited < 10
+        assert "Traceback" not in result.output
+        assert cli("status").exit_code == 0, "readers need no lock"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli("features").exit_code == 0

@@ -175,6 +175,26 @@ def test_store_generation_swap_leaves_no_partial_state(home: Path, raw: Path) ->
     assert not list((home / "data" / "store").glob(".gen-*"))
 
 
+def test_a_crash_between_the_rename_and_current_does_not_block_the_next_ingest(
+    home: Path, raw: Path
+) -> None:
+    """A write that renamed its generation into place but died before CURRENT named it leaves
+    gen-000002 behind: the next ingest removes it and commits gen-000002 of its own."""
+    store = Store(Workspace(home))
+    store.ingest([read_views(raw / "codingtrain-2021" / "Totals.csv", "ct")])
+    orphan = home / "data" / "store" / "gen-000002"
+    orphan.mkdir()
+    (orphan / "dev.parquet").write_bytes(b"half a file")
+    (home / "data" / "store" / ".gen-crashed").mkdir()
+    store.ingest([read_views(raw / "wholebrainhealth" / "Totals.csv", "wbh")])
+    assert store.generation().name == "gen-000002"
+    assert set(store.read_manifest()["series"]) == {"ct", "wbh"}
+    assert sorted(p.name for p in (home / "data" / "store").iterdir()) == [
+        "CURRENT",
+        "gen-000002",
+    ]
+
+
 def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) -> None:
     views = synthetic_views(200, seed=6)
     first = write_totals(tmp_path / "first.csv", views)
