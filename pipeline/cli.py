@@ -64,9 +64,7 @@ def main(
         Path | None,
         Opt(envvar=HOME_ENV, help="Workspace folder holding data/ and mlruns/ (default: here)."),
     ] = None,
-    wait: Annotated[
-        float, Opt(envvar="VIEWCAST_WAIT", help="Seconds a writer waits for a busy workspace.")
-    ] = 5.0,
+    wait: Annotated[float, Opt(envvar="VIEWCAST_WAIT", help="Seconds a writer waits if busy.")] = 5,
 ) -> None:
     """viewcast: daily views forecasting, every run tracked in MLflow."""
     ctx.obj = Workspace.resolve(home)
@@ -85,10 +83,11 @@ def ingest(
     fill: Annotated[str, Opt(help="Missing days: linear, ffill or zero.")] = "linear",
     test_days: Annotated[int, Opt(help="Sealed test days of each new series.")] = TEST_DAYS,
     val_days: Annotated[int, Opt(help="Validation days of each new series.")] = VAL_DAYS,
+    allow_dates: Annotated[bool, Opt(help="Dates 1900-2100 (default 2005-next year).")] = False,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
     files = [(path, series) for path in jobs.expand(paths)]
-    show.ingested(jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days))
+    show.ingested(jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates))
 
 
 @command(writes=False)

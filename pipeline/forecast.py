@@ -31,10 +31,19 @@ def iso(day: int) -> str:
 
 
 def parse_day(text: str) -> int:
+    """A --date: strictly YYYY-MM-DD, a real calendar day between 2005 and 2100."""
+    import re
+
+    problem = ViewcastError(f"--date must be a day YYYY-MM-DD (2005-2100), got {text!r}")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise problem
     try:
-        return int(np.datetime64(text, "D").astype(np.int64))
+        day = np.datetime64(text, "D")
     except ValueError:
-        raise ViewcastError(f"--date must be YYYY-MM-DD, got {text!r}") from None
+        raise problem from None
+    if str(day) != text or not 2005 <= int(text[:4]) <= 2100:  # 2021-02-30 is no day
+        raise problem
+    return int(day.astype(np.int64))
 
 
 # --- refit --------------------------------------------------------------------------------------
@@ -269,20 +278,25 @@ def forecast(
     from pipeline import tracking
     from pipeline.atomic import atomic_write
     from pipeline.store import Store, concat
+    from pipeline.tracking import Stage
 
     if horizon < 1:
         raise ViewcastError(f"--horizon must be at least 1, got {horizon}")
+    asked = parse_day(date) if date else None  # a bad --date is refused before any work
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
     table = concat(dev, store.read_sealed())  # every day, each file read once
     starts, ends = table.bounds()
     last_day = np.where(ends > starts, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
-    day = parse_day(date) if date else int(last_day.max()) + 1
+    day = asked if asked is not None else int(last_day.max()) + 1
     _guard_sealed_test(ws, splits, day)
     path = forecast_path(ws, day)
     chosen = production_model(ws)
     if path.exists() and not force:
-        return Forecast(path, iso(day), 0, False, [], None, chosen.run_id, chosen.version)
+        # the file and its run go together: a crash between them (kill -9) left the file alone
+        recorded = tracking.runs(ws, Stage.FORECAST, f"tags.forecast_date = '{iso(day)}'")
+        run_id = recorded[0].run_id if recorded else _relog(ws, path, day)
+        return Forecast(path, iso(day), 0, False, [], run_id, chosen.run_id, chosen.version)
 
     history, last, names, skipped = histories_before(table, day, chosen.model.cfg.lags)
     idx, days, steps, pred = roll_forward(
@@ -356,6 +370,20 @@ def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
         f"{iso(day)} is not after the sealed test period (it ends {iso(test_end)}): forecasting "
         "it before `viewcast finalize` would score the test outside the leaderboard"
     )
+
+
+def _relog(ws: Workspace, path: Path, day: int) -> str:
+    """The MLflow run of a forecast file whose run is missing, made from the file itself."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"series_id": str})
+    made_by = ForecastModel(
+        None,
+        str(frame["run_id"].iloc[0]),
+        str(frame["model_version"].iloc[0]),
+        "as recorded in the file",
+    )
+    return _log_forecast(ws, path, day, frame["date"].nunique(), made_by, len(frame))
 
 
 def _log_forecast(ws: Workspace, path: Path, day: int, horizon: int, chosen, rows: int) -> str:

@@ -51,7 +51,24 @@ class Observations:
         return self.names[self.code]
 
 
-def read_views(path: str | Path, series: str | None = None, fmt: str = "auto") -> Observations:
+MAX_VIEWS = 1e12  # views a day: more is a damaged or hostile file, not a channel
+FIRST_DAY = "2005-01-01"  # YouTube's first year: an export's dates lie after it ...
+DAYS_AHEAD = 366  # ... and at most a year after today (unless --allow-dates)
+WIDE_DATES = ("1900-01-01", "2100-12-31")  # --allow-dates: still bounded, so memory is too
+
+
+def date_bounds(allow_dates: bool = False) -> tuple[int, int]:
+    """The first and last day (days since 1970-01-01) an export may hold."""
+    if allow_dates:
+        lo, hi = (np.datetime64(d, "D") for d in WIDE_DATES)
+    else:
+        lo, hi = np.datetime64(FIRST_DAY, "D"), np.datetime64("today", "D") + DAYS_AHEAD
+    return int(lo.astype(np.int64)), int(hi.astype(np.int64))
+
+
+def read_views(
+    path: str | Path, series: str | None = None, fmt: str = "auto", allow_dates: bool = False
+) -> Observations:
     """Read one export into validated observations; raise InputError on anything off."""
     path = Path(path)
     if fmt not in FORMATS:
@@ -71,6 +88,15 @@ def read_views(path: str | Path, series: str | None = None, fmt: str = "auto") -
         "kaggle-wide": _kaggle_wide,
     }
     series_ids, days, views, rows = readers[fmt](path, raw, table, lowered, series)
+    lo, hi = date_bounds(allow_dates)
+    outside = np.flatnonzero((days < lo) | (days > hi))
+    if len(outside):
+        day, first, last = (str(np.datetime64(int(d), "D")) for d in (days[outside[0]], lo, hi))
+        raise InputError(
+            path,
+            f"date {day} outside {first}..{last} (--allow-dates widens it)",
+            line=_line_of(raw, int(rows[outside[0]])),
+        )
     return _assemble(path, raw, series_ids, days, views, rows)
 
 
@@ -276,7 +302,17 @@ def _parse_views(path: Path, raw: bytes, values: pa.Array, rows: np.ndarray) -> 
             problem = f"non-numeric views {text!r}"
         raise InputError(path, problem, line=_line_of(raw, int(rows[bad])))
     numbers = pc.cast(pc.if_else(empty, None, values), pa.float64())
-    return numbers.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    out = numbers.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    huge = np.flatnonzero(~np.isnan(out) & ~(out <= MAX_VIEWS))  # inf too
+    if len(huge):
+        text = values[int(huge[0])].as_py()
+        shown = text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
+        raise InputError(
+            path,
+            f"views {shown} above the ceiling of {MAX_VIEWS:.0e} a day",
+            line=_line_of(raw, int(rows[huge[0]])),
+        )
+    return out
 
 
 # --- assembling -------------------------------------------------------------------------------

@@ -295,6 +295,12 @@ def _open_sweep(ws: Workspace, key: str, grid: str, purpose: SweepPurpose, param
     found = tracking.find_sweep(ws, key)
     if found is not None:
         tracking.set_status(ws, found.run_id, "RUNNING")
+        for child in tracking.sweep_children(ws, found.run_id, finished_only=False):
+            if child.status == "RUNNING":  # its writer died (kill -9): it trains again below
+                tracking.writer(ws, child.run_id).tags(
+                    {"killed_reason": "left RUNNING by an interrupted sweep; trained again"}
+                )
+                tracking.set_status(ws, child.run_id, "KILLED")
         return found.run_id
     tags = {Tag.SWEEP_KEY: key, "grid": grid, Tag.SWEEP_PURPOSE: str(purpose)}
     parent = tracking.create_run(ws, f"sweep {grid}", Stage.SWEEP, tags)

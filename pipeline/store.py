@@ -252,7 +252,10 @@ class Store:
         pointer = self.root / "CURRENT"
         if not pointer.exists():
             return None
-        return self.root / pointer.read_text().strip()
+        name = pointer.read_text(errors="replace").strip()
+        if not (name.startswith("gen-") and (self.root / name).is_dir()):
+            raise ViewcastError(f"{pointer}: names {name[:40]!r}, which is not a generation here")
+        return self.root / name
 
     def require(self) -> Path:
         gen = self.generation()
@@ -277,10 +280,10 @@ class Store:
         gen = self.generation()
         if gen is None:
             return Splits()
-        return Splits.from_json((gen / SPLITS_FILE).read_text())
+        return _damaged_ok(gen / SPLITS_FILE, lambda p: Splits.from_json(p.read_text()))
 
     def read_manifest(self) -> dict:
-        return json.loads((self.require() / MANIFEST_FILE).read_text())
+        return _damaged_ok(self.require() / MANIFEST_FILE, lambda p: json.loads(p.read_text()))
 
     def ingest(
         self,
@@ -425,7 +428,22 @@ def _write_table(table: ViewsTable, path: Path) -> None:
     fsync(path)
 
 
+def _damaged_ok(path: Path, read):
+    """read(path), or one line naming a missing or damaged store file (no traceback)."""
+    try:
+        return read(path)
+    except FileNotFoundError:
+        raise ViewcastError(f"{path}: missing from the store") from None
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
+        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ViewcastError(f"{path}: damaged ({first})") from None
+
+
 def _read_table(path: Path) -> ViewsTable:
+    return _damaged_ok(path, _parse_table)
+
+
+def _parse_table(path: Path) -> ViewsTable:
     arrow = pq.read_table(path, read_dictionary=["series_id"]).unify_dictionaries()
     series = arrow.column("series_id").combine_chunks()
     if isinstance(series, pa.ChunkedArray):  # an empty table

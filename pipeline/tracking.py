@@ -146,9 +146,16 @@ def connect(ws: Workspace):
         logging.getLogger(name).setLevel(logging.WARNING)
 
     ws.mlruns.mkdir(parents=True, exist_ok=True)
+    db = ws.mlruns / "mlflow.db"
+    if db.exists() and db.stat().st_size == 0:  # MLflow would silently start an empty store
+        raise ViewcastError(f"{db}: empty file (0 bytes), not an MLflow database")
     mlflow.set_tracking_uri(ws.tracking_uri)
     mlflow.set_registry_uri(ws.tracking_uri)
-    _experiment_id(ws, mlflow)
+    try:
+        _experiment_id(ws, mlflow)
+    except Exception as err:  # SQLAlchemy and MLflow raise many types for a damaged database
+        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ViewcastError(f"{db}: not a readable MLflow database ({first})") from None
     return mlflow
 
 

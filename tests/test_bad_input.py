@@ -29,6 +29,16 @@ BAD_FILES = {
     "utf16": ("Date,Views\n2021-01-01,3\n".encode("utf-16"), None, "UTF-16 text"),
     "empty_page": (b"Page,2021-01-01,2021-01-02\nA_en,1,2\n ,3,4\n", 3, "empty series id"),
     "ragged": (b"Date,Views\n2021-01-01,3\n2021-01-02,4,9\n", 3, "malformed CSV"),
+    "huge_views": (
+        b"Date,Views\n2021-01-01,3\n2021-01-02," + b"9" * 401 + b"\n",
+        3,
+        "above the ceiling of 1e+12 a day",
+    ),
+    "ancient_and_far_dates": (
+        b"Date,Views\n2021-01-01,3\n1800-01-01,4\n9999-12-31,5\n",
+        3,
+        "date 1800-01-01 outside 2005-01-01..",
+    ),
 }
 
 
@@ -81,3 +91,64 @@ def test_missing_file_and_unknown_format(cli, tmp_path: Path) -> None:
     good.write_text(GOOD)
     result = cli("ingest", good, "--format", "excel")
     assert result.exit_code == 2 and "unknown format 'excel'" in result.stderr
+
+
+def test_allow_dates_widens_the_range_but_keeps_it_bounded(cli, tmp_path: Path) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text("Date,Views\n1999-12-30,3\n1999-12-31,4\n")
+    assert cli("ingest", old, "--series", "o").exit_code == 2
+    assert cli("ingest", old, "--series", "o", "--allow-dates").exit_code == 0
+    ancient = tmp_path / "ancient.csv"
+    ancient.write_text("Date,Views\n1800-01-01,3\n")
+    result = cli("ingest", ancient, "--allow-dates")
+    assert result.exit_code == 2 and "outside 1900-01-01..2100-12-31" in result.stderr
+
+
+@pytest.mark.parametrize("date", ["NaT", "+12345-01-01", "2021-02-30", "2021-1-1", "1900-01-01"])
+def test_forecast_dates_are_parsed_strictly(cli, date: str) -> None:
+    result = cli("forecast", "--date", date)
+    assert result.exit_code == 2 and "--date must be a day YYYY-MM-DD" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def damage(path: Path, how: str) -> None:
+    if how == "truncate":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif how == "garble":
+        path.write_bytes(b"garbage " * 500)
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    "target, how, command, words",
+    [
+        ("gen/dev.parquet", "truncate", "features", "dev.parquet: damaged"),
+        ("gen/dev.parquet", "garble", "features", "dev.parquet: damaged"),
+        ("gen/splits.json", "delete", "features", "splits.json: missing from the store"),
+        ("gen/manifest.json", "garble", "status", "manifest.json: damaged"),
+        ("CURRENT", "garble", "status", "CURRENT: names"),
+        ("mlflow.db", "garble", "select", "mlflow.db: not a readable MLflow database"),
+        ("mlflow.db", "empty", "select", "mlflow.db: empty file (0 bytes)"),
+    ],
+)
+def test_damaged_files_get_one_line_naming_them(
+    two_series: Path, cli, target: str, how: str, command: str, words: str, monkeypatch
+) -> None:
+    from pipeline import tracking
+
+    assert cli("sweep", "--grid", "lecture", "--max-minutes", "0.0001").exit_code == 0
+    store = two_series / "data" / "store"
+    gen = store / (store / "CURRENT").read_text().strip()
+    path = {"CURRENT": store / "CURRENT", "mlflow.db": two_series / "mlruns" / "mlflow.db"}.get(
+        target, gen / target.removeprefix("gen/")
+    )
+    damage(path, how)
+    # each command is a new process, which checks the database when it first opens it
+    monkeypatch.setattr(tracking, "_EXPERIMENTS", {})
+    result = cli(command)
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.output

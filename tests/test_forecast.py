@@ -133,6 +133,24 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     assert tracking.artifacts(ws, run.run_id, "forecast") == {f"forecast/{frame['date'][0]}.csv"}
 
 
+def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Path, cli):
+    """kill -9 between writing <D>.csv and logging its run: the next forecast of D logs the run
+    from the file instead of saying 'nothing to do' forever."""
+    ws = Workspace(production)
+    assert cli("forecast", "--horizon", "2").exit_code == 0
+    (run,) = tracking.runs(ws, tracking.Stage.FORECAST)
+    tracking.session(ws).client.delete_run(run.run_id)
+    assert tracking.runs(ws, tracking.Stage.FORECAST) == []
+    again = cli("forecast")
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    (back,) = tracking.runs(ws, tracking.Stage.FORECAST)
+    assert back.tags["forecast_date"] == run.tags["forecast_date"]
+    assert back.tags["model_run_id"] == run.tags["model_run_id"]
+    assert back.params["horizon"] == "2" and back.metrics["series"] == 1
+    assert cli("forecast").exit_code == 0
+    assert len(tracking.runs(ws, tracking.Stage.FORECAST)) == 1, "logged once"
+
+
 def test_forecast_does_not_import_torch(production: Path):
     code = (
         "import sys\n"

@@ -163,6 +163,23 @@ def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypa
     assert selection.sweep(ws, "tiny", grid).ran == 0, "a finished sweep trains nothing"
 
 
+def test_a_resumed_sweep_ends_the_runs_a_killed_one_left_running(two_series: Path, tiny_grid: Path):
+    """kill -9 in the middle of logging a configuration leaves its run RUNNING: the resumed
+    sweep marks it KILLED (with the reason) and trains the configuration again."""
+    ws = Workspace(two_series)
+    grid = selection.toml_grid(tiny_grid)
+    selection.sweep(ws, "tiny", grid)
+    parent = the_sweep(two_series)
+    victim = next(r for r in children(two_series, parent.run_id) if r.name == grid[0].name)
+    tracking.set_status(ws, victim.run_id, "RUNNING")  # as kill -9 before set_terminated leaves it
+    report = selection.sweep(ws, "tiny", grid)
+    assert report.ran == 1, "only the configuration whose run died trains again"
+    dead = tracking.get_run(ws, victim.run_id)
+    assert dead.status == "KILLED" and "interrupted sweep" in dead.tags["killed_reason"]
+    statuses = [r.status for r in children(two_series, parent.run_id)]
+    assert statuses.count("RUNNING") == 0
+
+
 def test_time_budget_cuts_the_grid(two_series: Path, tiny_grid: Path):
     ws = Workspace(two_series)
     report = selection.sweep(ws, "tiny", selection.toml_grid(tiny_grid), max_minutes=1e-6)
