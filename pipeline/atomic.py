@@ -38,3 +38,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula: a leading ', when the text starts
+    with one of = + - @ tab CR (or ' itself, so that `restore` is exact)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def restore(text: str) -> str:
+    """The text `neutralise` was given."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text

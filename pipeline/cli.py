@@ -84,10 +84,12 @@ def ingest(
     test_days: Annotated[int, Opt(help="Sealed test days of each new series.")] = TEST_DAYS,
     val_days: Annotated[int, Opt(help="Validation days of each new series.")] = VAL_DAYS,
     allow_dates: Annotated[bool, Opt(help="Dates 1900-2100 (default 2005-next year).")] = False,
+    max_bytes: Annotated[int | None, Opt(help="Largest file to read (default 4 GiB).")] = None,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
     files = [(path, series) for path in jobs.expand(paths)]
-    show.ingested(jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates))
+    done = jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates, max_bytes)
+    show.ingested(done)
 
 
 @command(writes=False)

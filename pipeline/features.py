@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline.atomic import atomic_write, write_text
+from pipeline.atomic import atomic_write, neutralise, write_text
 from pipeline.config import DEFAULT_LAGS, Workspace
 from pipeline.errors import ViewcastError
 from pipeline.store import Splits, Store, ViewsTable
@@ -186,7 +186,8 @@ def export(windows: LagWindows, path: Path) -> None:
     frame = windows.frame()
     if suffix == ".parquet":
         atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    else:
+    else:  # a CSV may be opened in a spreadsheet: no series id may run as a formula
+        frame["series_id"] = frame["series_id"].astype(str).map(neutralise)
         atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 

@@ -341,9 +341,11 @@ def forecast_frame(
     """The forecast rows with their conformal bounds at each level (widened by sqrt(step))."""
     import pandas as pd
 
+    from pipeline.atomic import neutralise
+
     frame = pd.DataFrame(
         {
-            "series_id": series,
+            "series_id": [neutralise(str(name)) for name in series],  # CSV opened in a spreadsheet
             "date": days.astype("datetime64[D]").astype(str),
             "forecast": pred,
         }

@@ -51,6 +51,9 @@ class Observations:
         return self.names[self.code]
 
 
+MAX_BYTES = 4 * 2**30  # an export larger than this needs --max-bytes
+MAX_LINE = 2**22  # bytes in a line: a Kaggle-wide header of MAX_COLUMNS dates is 1.1 MB
+MAX_COLUMNS = 100_000  # a Kaggle-wide file of 50 years of days fits
 MAX_VIEWS = 1e12  # views a day: more is a damaged or hostile file, not a channel
 FIRST_DAY = "2005-01-01"  # YouTube's first year: an export's dates lie after it ...
 DAYS_AHEAD = 366  # ... and at most a year after today (unless --allow-dates)
@@ -67,13 +70,17 @@ def date_bounds(allow_dates: bool = False) -> tuple[int, int]:
 
 
 def read_views(
-    path: str | Path, series: str | None = None, fmt: str = "auto", allow_dates: bool = False
+    path: str | Path,
+    series: str | None = None,
+    fmt: str = "auto",
+    allow_dates: bool = False,
+    max_bytes: int = MAX_BYTES,
 ) -> Observations:
     """Read one export into validated observations; raise InputError on anything off."""
     path = Path(path)
     if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, max_bytes)
     table = _parse_csv(path, raw)
     header = [name.strip() for name in table.column_names]
     lowered = [name.lower() for name in header]
@@ -103,7 +110,60 @@ def read_views(
 # --- reading bytes and CSV --------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> bytes:
+def _check_file(path: Path, max_bytes: int) -> None:
+    """A regular file (not a device, a pipe or /dev/zero behind a link) of a bounded size."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read: {err.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(path, "is a folder, not a CSV file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(path, "not a regular file (a device or a pipe?)")
+    if info.st_size > max_bytes:
+        raise InputError(
+            path, f"{info.st_size:,} bytes, over the limit of {max_bytes:,} (--max-bytes raises it)"
+        )
+
+
+def _check_shape(path: Path, raw: bytes) -> None:
+    """Bounded columns and lines, so a hostile file gets a clear line, not a parser's error."""
+    header = raw.split(b"\n", 1)[0]
+    if header.count(b",") + 1 > MAX_COLUMNS:
+        columns = header.count(b",") + 1
+        raise InputError(path, f"{columns:,} columns in the header (at most {MAX_COLUMNS:,})", 1)
+    length, number = _longest_line(raw)
+    if length > MAX_LINE:
+        raise InputError(path, f"a line of {length:,} bytes (at most {MAX_LINE:,})", number)
+
+
+def _longest_line(raw: bytes, chunk: int = 2**26) -> tuple[int, int]:
+    """The longest line's length in bytes and its number, with NumPy in 64 MB chunks (fast on
+    a 400 MB export, and bounded in memory)."""
+    data = np.frombuffer(raw, np.uint8)
+    longest, where, lines, previous = 0, 1, 0, -1  # previous: the last newline seen
+    for lo in range(0, len(data), chunk):
+        ends = np.flatnonzero(data[lo : lo + chunk] == 10) + lo
+        bounds = np.concatenate([[previous], ends, [min(lo + chunk, len(data))]])
+        lengths = np.diff(bounds) - 1
+        lengths[-1] += 1  # the piece after the chunk's last newline has no newline in it yet
+        i = int(np.argmax(lengths[:-1])) if len(ends) else -1
+        if len(ends) and lengths[i] > longest:
+            longest, where = int(lengths[i]), lines + i + 1
+        lines += len(ends)
+        previous = int(ends[-1]) if len(ends) else previous
+    tail = len(data) - previous - 1  # the last line, without a newline after it
+    if tail > longest:
+        longest, where = tail, lines + 1
+    return longest, where
+
+
+def _read_bytes(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
+    _check_file(path, max_bytes)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -127,6 +187,7 @@ def _read_bytes(path: Path) -> bytes:
             raise InputError(path, "not UTF-8 text (binary data?)") from None
     if head.lstrip()[:1] == b"<":
         raise InputError(path, "an HTML page, not a CSV export (did the download fail?)")
+    _check_shape(path, raw)
     return raw
 
 

@@ -65,13 +65,15 @@ def ingest(
     test_days: int = DEFAULT_TEST_DAYS,
     val_days: int = DEFAULT_VAL_DAYS,
     allow_dates: bool = False,
+    max_bytes: int | None = None,
 ) -> Ingested:
     """Read (file, series id) pairs, every one before anything is written, then merge them into
     the store in one write."""
-    from pipeline.ingest import read_views
+    from pipeline.ingest import MAX_BYTES, read_views
     from pipeline.store import Store
 
-    batches = [read_views(path, name, fmt, allow_dates) for path, name in files]
+    limit = max_bytes or MAX_BYTES
+    batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
     report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)
     read = [(path, len(b), len(b.names)) for (path, _), b in zip(files, batches, strict=True)]
     return Ingested(read, report, fill)

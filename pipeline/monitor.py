@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipeline.atomic import restore
 from pipeline.config import Workspace
 from pipeline.errors import ViewcastError
 
@@ -34,6 +35,7 @@ def live_errors(ws: Workspace) -> pd.DataFrame:
         frame = pd.read_csv(
             path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
         )
+        frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
         frames.append(frame[frame["date"] == path.stem])
     made = pd.concat(frames, ignore_index=True)
     table = Store(ws).read_all()

@@ -152,3 +152,23 @@ def test_damaged_files_get_one_line_naming_them(
     assert result.exit_code == 2, result.output
     assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.output
+
+
+def test_only_regular_files_of_bounded_size_and_shape_are_read(cli, tmp_path: Path) -> None:
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    cases = [(zero, (), "not a regular file")]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("Page," + ",".join(["2021-01-01"] * 100_001) + "\nA,1\n")
+    cases.append((wide, (), "100,002 columns in the header"))
+    long_field = tmp_path / "field.csv"
+    long_field.write_bytes(b"Date,Views\n2021-01-01," + b"1" * (2**22 + 10) + b"\n")
+    cases.append((long_field, (), "a line of 4,194,325 bytes"))
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD)
+    cases.append((good, ("--max-bytes", "10"), "over the limit of 10 (--max-bytes raises it)"))
+    for path, extra, words in cases:
+        result = cli("ingest", path, *extra)
+        assert result.exit_code == 2, (path, result.output)
+        assert words in result.stderr and str(path) in result.stderr, result.stderr
+        assert "Traceback" not in result.output

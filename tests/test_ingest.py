@@ -111,3 +111,15 @@ def test_blank_lines_do_not_shift_reported_line_numbers(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         read_views(path)
     assert err.value.line == 4
+
+
+def test_the_longest_line_is_found_across_chunks() -> None:
+    from pipeline.ingest import _longest_line
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        raw = bytes(rng.choice([ord("a"), 10], size=int(rng.integers(0, 60)), p=[0.8, 0.2]))
+        lines = raw.split(b"\n")
+        longest = max(len(line) for line in lines)
+        expected = (longest, 1 + [len(line) for line in lines].index(longest))
+        assert _longest_line(raw, chunk=int(rng.integers(1, 9))) == expected, raw

@@ -49,3 +49,27 @@ def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production:
     again = monitor(ws, k=2, m=3)
     assert again.logged_days == 0 and again.run_id == result.run_id, "each day is logged once"
     assert len(tracking.runs(ws, tracking.Stage.MONITOR)) == 1
+
+
+def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
+    from pipeline.atomic import neutralise, restore
+
+    for text in ("=cmd|calc", "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "'=x", "plain", ""):
+        assert restore(neutralise(text)) == text
+    assert neutralise("=cmd|calc") == "'=cmd|calc" and neutralise("plain") == "plain"
+    assert not any(neutralise(t).startswith(("=", "+", "-", "@")) for t in ("=a", "+b", "-c"))
+
+
+def test_a_forecast_csv_never_starts_a_cell_with_a_formula(production: Path, cli, tmp_path):
+    ws = Workspace(production)
+    table = Store(ws).read_all()
+    rows = pd.DataFrame(
+        {"Date": table.day[-200:].astype("datetime64[D]").astype(str), "Views": table.views[-200:]}
+    )
+    rows.to_csv(tmp_path / "evil.csv", index=False)
+    assert cli("ingest", tmp_path / "evil.csv", "--series", "=cmd|calc").exit_code == 0
+    assert cli("forecast").exit_code == 0
+    path = next((ws.data / "forecasts").glob("*.csv"))
+    cells = path.read_text().splitlines()
+    assert any(line.startswith("'=cmd|calc,") for line in cells), cells[:3]
+    assert not any(line.startswith("=") for line in cells)
