@@ -141,6 +141,20 @@ def _parse_lags(text: str) -> tuple[int, ...]:
         raise ViewcastError(f"--lags must be comma-separated day counts, got {text!r}") from None
 
 
+@command()
+def check(
+    ctx: typer.Context,
+    repair: Annotated[bool, Opt(help="Fix what is safe to fix.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify the store and the MLflow database after a crash; exit 2 while damage remains."""
+    from pipeline import check as checks
+
+    found = checks.check(ctx.obj, repair)
+    show.findings(found, ctx.obj, as_json)
+    checks.require_whole(found, ctx.obj, repair)
+
+
 # --- training and selection ---------------------------------------------------------------------
 
 
@@ -184,16 +198,7 @@ def train(
     model_fields = ("lags", "model", "layers", "width", "batchnorm", "dropout", "scaling")
     mcfg = {k: options[k] for k in model_fields} | {"target_transform": target_transform}
     tcfg = TrainConfig(**{k: options[k] for k in TrainConfig.__dataclass_fields__ if k in options})
-    progress = show.progress(
-        "epoch", "train loss {task.fields[loss]:.4g}  val MAE {task.fields[val]}"
-    )
-    with progress:
-        task = progress.add_task("train", total=epochs, loss=float("nan"), val="-")
-
-        def on_epoch(epoch: int, record: dict[str, float]) -> None:
-            val = show.fmt(record["val_mae"])
-            progress.update(task, completed=epoch, loss=record["train_loss"], val=val)
-
+    with show.epoch_progress(epochs) as on_epoch:
         done = jobs.train_one(ctx.obj, mcfg, tcfg, series, on_epoch)
     r = done.result
     how = "(closed-form least squares)" if solver == "lstsq" else f"({optimizer}, lr {lr:g})"
@@ -215,9 +220,7 @@ def sweep(
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
 ) -> None:
     """Train a grid (plus the baselines) as nested MLflow runs; re-running resumes it."""
-    progress = show.progress("sweep", "{task.fields[name]}")
-    with progress:
-        step = show.sweep_step(progress, progress.add_task("sweep", total=None, name=""))
+    with show.sweep_progress() as step:
         report = jobs.sweep(ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds)
     show.swept(grid, report)
 
@@ -311,9 +314,7 @@ def run_all(
     ws: Workspace = ctx.obj
     files = [(path, None) for path in jobs.expand(paths)] if paths else None
     on_stage = show.run_stage(grid)
-    progress = show.progress("sweep", "{task.fields[name]}")
-    with progress:
-        step = show.sweep_step(progress, progress.add_task("sweep", total=None, name=""))
+    with show.sweep_progress() as step:
         sealed = jobs.run_all(
             ws, files, grid, max_minutes, folds, ensemble, on_stage, step, seeds=seeds
         )
@@ -415,11 +416,7 @@ def experiment(
     if name != "lecture":
         raise ViewcastError(f"unknown experiment {name!r} (there is one: lecture)")
 
-    def on_step(done: int, total: int, cand, val_mae: float | None) -> None:
-        if val_mae is not None:
-            console.print(f"[{done}/{total}] {cand.name}: val MAE {show.fmt(val_mae)}")
-
-    report = exp.run(ctx.obj, series, epochs, study_epochs, on_step)
+    report = exp.run(ctx.obj, series, epochs, study_epochs, show.config_line)
     show.lecture(report, ctx.obj.reports / exp.REPORT)
 
 

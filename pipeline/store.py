@@ -14,6 +14,7 @@ leaves the store exactly as it was; an ingest that changes nothing writes nothin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -254,7 +255,10 @@ class Store:
             return None
         name = pointer.read_text(errors="replace").strip()
         if not (name.startswith("gen-") and (self.root / name).is_dir()):
-            raise ViewcastError(f"{pointer}: names {name[:40]!r}, which is not a generation here")
+            raise ViewcastError(
+                f"{pointer}: names {name[:40]!r}, which is not a generation here; "
+                "run `viewcast check`"
+            )
         return self.root / name
 
     def require(self) -> Path:
@@ -339,6 +343,10 @@ class Store:
             _write_table(table.take(~sealed), tmp / DEV_FILE)
             _write_table(table.take(sealed), tmp / SEALED_FILE)
             write_text(tmp / SPLITS_FILE, splits.to_json())
+            manifest["checksums"] = {  # `viewcast check` verifies them
+                name: hashlib.sha256((tmp / name).read_bytes()).hexdigest()
+                for name in (DEV_FILE, SEALED_FILE, SPLITS_FILE)
+            }
             write_text(tmp / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False))
             current = self.generation()
             number = int(current.name.split("-")[1]) + 1 if current is not None else 1
@@ -433,10 +441,10 @@ def _damaged_ok(path: Path, read):
     try:
         return read(path)
     except FileNotFoundError:
-        raise ViewcastError(f"{path}: missing from the store") from None
+        raise ViewcastError(f"{path}: missing from the store; run `viewcast check`") from None
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
         first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise ViewcastError(f"{path}: damaged ({first})") from None
+        raise ViewcastError(f"{path}: damaged ({first}); run `viewcast check`") from None
 
 
 def _read_table(path: Path) -> ViewsTable:

@@ -7,6 +7,7 @@ Tables show MAX_ROWS rows and say how many more there are; progress bars appear 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -262,3 +263,45 @@ def daily_stage(stage: str, result) -> None:
     printers = {"ingest": ingested, "monitor": monitoring, "forecast": forecast}
     if result is not None:
         printers[stage](result)
+
+
+def findings(found: list, ws, as_json: bool = False) -> None:
+    """`viewcast check`'s findings, or that the workspace is whole."""
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        typer.echo(json.dumps([asdict(f) for f in found], indent=1))
+        return
+    if not found:
+        console.print(f"{ws.home}: store and MLflow database are whole; no run left RUNNING")
+        return
+    rows = [[f.file, f.problem, "repaired" if f.repaired else ""] for f in found]
+    table("check", ("file", "problem", ""), rows)
+
+
+def config_line(done: int, total: int, cand, val_mae: float | None) -> None:
+    """One line per trained configuration (the lecture experiment's progress)."""
+    if val_mae is not None:
+        console.print(f"[{done}/{total}] {cand.name}: val MAE {fmt(val_mae)}")
+
+
+@contextmanager
+def sweep_progress():
+    """A sweep's progress bar (a terminal only) with its per-configuration callback."""
+    bar = progress("sweep", "{task.fields[name]}")
+    with bar:
+        yield sweep_step(bar, bar.add_task("sweep", total=None, name=""))
+
+
+@contextmanager
+def epoch_progress(epochs: int):
+    """A training's progress bar (a terminal only) with its per-epoch callback."""
+    bar = progress("epoch", "train loss {task.fields[loss]:.4g}  val MAE {task.fields[val]}")
+    with bar:
+        task = bar.add_task("train", total=epochs, loss=float("nan"), val="-")
+
+        def on_epoch(epoch: int, record: dict[str, float]) -> None:
+            bar.update(task, completed=epoch, loss=record["train_loss"], val=fmt(record["val_mae"]))
+
+        yield on_epoch

@@ -148,14 +148,18 @@ def connect(ws: Workspace):
     ws.mlruns.mkdir(parents=True, exist_ok=True)
     db = ws.mlruns / "mlflow.db"
     if db.exists() and db.stat().st_size == 0:  # MLflow would silently start an empty store
-        raise ViewcastError(f"{db}: empty file (0 bytes), not an MLflow database")
+        raise ViewcastError(
+            f"{db}: empty file (0 bytes), not an MLflow database; run `viewcast check`"
+        )
     mlflow.set_tracking_uri(ws.tracking_uri)
     mlflow.set_registry_uri(ws.tracking_uri)
     try:
         _experiment_id(ws, mlflow)
     except Exception as err:  # SQLAlchemy and MLflow raise many types for a damaged database
         first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise ViewcastError(f"{db}: not a readable MLflow database ({first})") from None
+        raise ViewcastError(
+            f"{db}: not a readable MLflow database ({first}); run `viewcast check`"
+        ) from None
     return mlflow
 
 
@@ -232,6 +236,11 @@ def runs(ws: Workspace, stage: Stage, query: str = "", most: int = 50_000) -> li
 def all_runs(ws: Workspace) -> list[RunRecord]:
     """Every run of the workspace's experiment."""
     return session(ws).search("")
+
+
+def running_runs(ws: Workspace) -> list[RunRecord]:
+    """Runs whose status is still RUNNING (a writer is at work, or died without ending them)."""
+    return session(ws).search("attributes.status = 'RUNNING'")
 
 
 def find_sweep(ws: Workspace, key: str) -> RunRecord | None:
