@@ -126,3 +126,24 @@ def test_a_writer_waits_then_exits_4_while_a_reader_goes_on(two_series: Path, cl
         holder.kill()
         holder.wait()
     assert cli("features").exit_code == 0
+
+
+def test_two_identical_sweeps_at_once_train_each_configuration_once(
+    two_series: Path, tiny_grid: Path
+):
+    import os
+
+    from pipeline import tracking
+
+    env = os.environ | {"VIEWCAST_HOME": str(two_series), "VIEWCAST_WAIT": "300"}
+    command = [sys.executable, "-m", "pipeline", "sweep", "--grid", str(tiny_grid)]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    ws = Workspace(two_series)
+    (sweep,) = tracking.runs(ws, tracking.Stage.SWEEP)
+    runs = tracking.sweep_children(ws, sweep.run_id, finished_only=False)
+    keys = [r.tags["config_key"] for r in runs]
+    assert len(keys) == len(set(keys)) == 7, "the second waited, then found nothing left to do"

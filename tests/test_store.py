@@ -195,6 +195,31 @@ def test_a_crash_between_the_rename_and_current_does_not_block_the_next_ingest(
     ]
 
 
+def test_a_full_disk_at_the_commit_point_leaves_the_old_store_and_the_next_ingest_works(
+    home: Path, raw: Path, monkeypatch
+) -> None:
+    import errno
+
+    import pipeline.store as store_module
+
+    store = Store(Workspace(home))
+    store.ingest([read_views(raw / "codingtrain-2021" / "Totals.csv", "ct")])
+    real = store_module.write_text
+
+    def full_disk(path, text):
+        if path.name == "CURRENT":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(store_module, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store.ingest([read_views(raw / "wholebrainhealth" / "Totals.csv", "wbh")])
+    monkeypatch.setattr(store_module, "write_text", real)
+    assert set(store.read_manifest()["series"]) == {"ct"}, "the old store is intact"
+    store.ingest([read_views(raw / "wholebrainhealth" / "Totals.csv", "wbh")])
+    assert set(store.read_manifest()["series"]) == {"ct", "wbh"}
+
+
 def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) -> None:
     views = synthetic_views(200, seed=6)
     first = write_totals(tmp_path / "first.csv", views)

@@ -1,0 +1,132 @@
+"""A chaos harness: run a `viewcast` command in a process, kill -9 it at a seeded random instant,
+then `check --repair` and prove nothing committed was lost. Used by tests/test_chaos.py (a few
+kills per stage) and bench/bench_soak.py (a hundred)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import tracking
+from pipeline.config import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def viewcast(home: Path, *args: object, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`viewcast --home HOME ARGS...` in a process of its own, to the end."""
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "pipeline", "--home", str(home), *map(str, args)]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def killed(home: Path, after: float, *args: object) -> bool:
+    """Start `viewcast ARGS...`, kill -9 it after `after` seconds; True if it was still running."""
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "pipeline", "--home", str(home), *map(str, args)]
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    try:
+        proc.wait(timeout=after)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+@dataclass
+class Tally:
+    """What a chaos run did, and whether anything was lost."""
+
+    kills: int = 0
+    finished_first: int = 0  # the command ended before its kill
+    repaired: int = 0  # findings `check --repair` fixed after a kill
+    lost: list[str] = field(default_factory=list)
+
+
+def series_in(home: Path) -> set[str]:
+    result = viewcast(home, "status", "--json")
+    return set(json.loads(result.stdout)["series"]) if result.returncode == 0 else set()
+
+
+def repair(home: Path, tally: Tally) -> None:
+    """`check --repair` must leave a whole workspace (exit 0) after any kill."""
+    result = viewcast(home, "check", "--repair", "--json")
+    if result.returncode != 0:
+        tally.lost.append(f"check --repair exit {result.returncode}: {result.stderr.strip()}")
+        return
+    tally.repaired += len(json.loads(result.stdout))
+
+
+def chaos_ingest(home: Path, exports: list[Path], rng: np.random.Generator, most: float) -> Tally:
+    """Kill each ingest at a random instant; committed series must survive, and the same
+    ingest run again must land."""
+    tally = Tally()
+    for path in exports:
+        before = series_in(home)
+        tally.kills += killed(home, float(rng.uniform(0.05, most)), "ingest", path)
+        repair(home, tally)
+        if not before <= series_in(home):
+            tally.lost.append(f"series lost by a killed ingest of {path.name}")
+        if viewcast(home, "ingest", path).returncode != 0:
+            tally.lost.append(f"ingest of {path.name} failed after the kill")
+    return tally
+
+
+def chaos_sweep(home: Path, grid: Path, rounds: int, rng, most: float) -> Tally:
+    """Kill the (resumed) sweep at random instants; then it must finish with every
+    configuration FINISHED once and no run left RUNNING."""
+    tally = Tally()
+    for _ in range(rounds):
+        tally.kills += killed(home, float(rng.uniform(0.5, most)), "sweep", "--grid", grid)
+        repair(home, tally)
+    done = viewcast(home, "sweep", "--grid", grid)
+    if done.returncode != 0:
+        tally.lost.append(f"the sweep failed after the kills: {done.stderr.strip()}")
+        return tally
+    ws = Workspace(home)
+    runs = tracking.sweep_children(ws, tracking.latest_sweep(ws), finished_only=False)
+    finished = [r.tags["config_key"] for r in runs if r.status == "FINISHED"]
+    if len(finished) != len(set(finished)):
+        tally.lost.append("a configuration finished twice")
+    if [r for r in runs if r.status == "RUNNING"]:
+        tally.lost.append("a run left RUNNING after the sweep finished")
+    return tally
+
+
+def chaos_daily(home: Path, exports: list[Path], series: str, rng, most: float) -> Tally:
+    """Kill each day's `daily` at a random instant, then run it again: every forecast file
+    must exist with its MLflow run."""
+    tally = Tally()
+    for path in exports:
+        tally.kills += killed(
+            home, float(rng.uniform(0.2, most)), "daily", path, "--series", series
+        )
+        repair(home, tally)
+        again = viewcast(home, "daily", path, "--series", series)
+        if again.returncode not in (0, 3):
+            tally.lost.append(f"daily {path.name} exit {again.returncode}: {again.stderr.strip()}")
+    ws = Workspace(home)
+    files = {p.stem for p in (ws.data / "forecasts").glob("*.csv")}
+    logged = {r.tags.get("forecast_date") for r in tracking.runs(ws, tracking.Stage.FORECAST)}
+    if files - logged:
+        tally.lost.append(f"forecast files without their run: {sorted(files - logged)}")
+    return tally
+
+
+def timed(fn, *args) -> tuple[Tally, float]:
+    start = time.perf_counter()
+    tally = fn(*args)
+    return tally, time.perf_counter() - start
