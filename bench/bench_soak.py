@@ -5,6 +5,7 @@ there (tests/chaos.py says exactly what is checked).
     .venv/bin/python bench/bench_soak.py --stage ingest --kills 100    # one stage per process
     .venv/bin/python bench/bench_soak.py --stage sweep --kills 100
     .venv/bin/python bench/bench_soak.py --stage daily --kills 100
+    .venv/bin/python bench/bench_soak.py --stage concurrent --kills 20   # pairs of ingests at once
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.chaos import chaos_daily, chaos_ingest, chaos_sweep, timed, viewcast  # noqa: E402
+from tests.chaos import (  # noqa: E402
+    Tally,
+    chaos_daily,
+    chaos_ingest,
+    chaos_sweep,
+    series_in,
+    timed,
+    viewcast,
+)
 from tests.conftest import (  # noqa: E402
     PRODUCTION_GRID,
     TINY_GRID,
@@ -37,11 +46,43 @@ def must(result) -> None:
         raise SystemExit(f"set-up failed: {result.stdout}\n{result.stderr}")
 
 
+def concurrent(home: Path, folder: Path, rounds: int) -> Tally:
+    """Two ingests of different files at once, `rounds` times: both must land."""
+    import os
+    import subprocess
+
+    tally = Tally()
+    env = os.environ | {"VIEWCAST_HOME": str(home), "VIEWCAST_WAIT": "300"}
+    for r in range(rounds):
+        files = [
+            write_totals(
+                folder / f"c{r:03d}{side}.csv", synthetic_views(300, seed=1000 + 2 * r + k)
+            )
+            for k, side in enumerate("xy")
+        ]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "ingest", str(f), "--series", f.stem],
+                env=env,
+                cwd=ROOT,
+                stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+            for f in files
+        ]
+        codes = [p.wait() for p in procs]
+        if codes != [0, 0] or not {f.stem for f in files} <= series_in(home):
+            tally.lost.append(f"round {r}: exit codes {codes}, series missing")
+    return tally
+
+
 def soak(stage: str, kills: int, seed: int, folder: Path):
     rng = np.random.default_rng(seed)
     home = folder / "ws"
     first = write_totals(folder / "a.csv", synthetic_views(300, seed=0))
     must(viewcast(home, "ingest", first, "--series", "a"))
+    if stage == "concurrent":
+        return timed(concurrent, home, folder, kills)
     if stage == "ingest":
         exports = [
             write_totals(folder / f"s{i:03d}.csv", synthetic_views(300, seed=100 + i))
@@ -51,7 +92,7 @@ def soak(stage: str, kills: int, seed: int, folder: Path):
     if stage == "sweep":
         grid = folder / "tiny.toml"
         grid.write_text(TINY_GRID)
-        return timed(chaos_sweep, home, grid, kills, rng, 6.0)
+        return timed(chaos_sweep, home, grid, kills, rng, 12.0, True)
     series = peyton_until_summer_2015()
     home = folder / "daily"
     grid = folder / "series.toml"
@@ -75,7 +116,9 @@ def soak(stage: str, kills: int, seed: int, folder: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=("ingest", "sweep", "daily"), required=True)
+    parser.add_argument(
+        "--stage", choices=("ingest", "sweep", "daily", "concurrent"), required=True
+    )
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()

@@ -50,9 +50,9 @@ def killed(home: Path, after: float, *args: object) -> bool:
 class Tally:
     """What a chaos run did, and whether anything was lost."""
 
-    kills: int = 0
-    finished_first: int = 0  # the command ended before its kill
+    kills: int = 0  # processes killed while still running (the others had finished)
     repaired: int = 0  # findings `check --repair` fixed after a kill
+    damaged_rounds: int = 0  # kills after which check found something to repair
     lost: list[str] = field(default_factory=list)
 
 
@@ -67,7 +67,9 @@ def repair(home: Path, tally: Tally) -> None:
     if result.returncode != 0:
         tally.lost.append(f"check --repair exit {result.returncode}: {result.stderr.strip()}")
         return
-    tally.repaired += len(json.loads(result.stdout))
+    found = len(json.loads(result.stdout))
+    tally.repaired += found
+    tally.damaged_rounds += found > 0
 
 
 def chaos_ingest(home: Path, exports: list[Path], rng: np.random.Generator, most: float) -> Tally:
@@ -85,25 +87,38 @@ def chaos_ingest(home: Path, exports: list[Path], rng: np.random.Generator, most
     return tally
 
 
-def chaos_sweep(home: Path, grid: Path, rounds: int, rng, most: float) -> Tally:
+def chaos_sweep(home: Path, grid: Path, rounds: int, rng, most: float, fresh=False) -> Tally:
     """Kill the (resumed) sweep at random instants; then it must finish with every
-    configuration FINISHED once and no run left RUNNING."""
+    configuration FINISHED once and no run left RUNNING. With `fresh`, every round starts a new
+    sweep (the grid's seed is the round's), so that every kill can land in real work."""
     tally = Tally()
-    for _ in range(rounds):
+    text = grid.read_text()
+    for r in range(rounds):
+        if fresh:
+            grid.write_text(text.replace("[base]", f"[base]\nseed = {r}"))
         tally.kills += killed(home, float(rng.uniform(0.5, most)), "sweep", "--grid", grid)
         repair(home, tally)
+        if fresh:
+            tally.lost += _finish_sweep(home, grid)
+    if not fresh:
+        tally.lost += _finish_sweep(home, grid)
+    return tally
+
+
+def _finish_sweep(home: Path, grid: Path) -> list[str]:
+    """Run the sweep to its end: one FINISHED run per configuration, none left RUNNING."""
     done = viewcast(home, "sweep", "--grid", grid)
     if done.returncode != 0:
-        tally.lost.append(f"the sweep failed after the kills: {done.stderr.strip()}")
-        return tally
+        return [f"the sweep failed after the kills: {done.stderr.strip()}"]
     ws = Workspace(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws), finished_only=False)
     finished = [r.tags["config_key"] for r in runs if r.status == "FINISHED"]
+    lost = []
     if len(finished) != len(set(finished)):
-        tally.lost.append("a configuration finished twice")
+        lost.append("a configuration finished twice")
     if [r for r in runs if r.status == "RUNNING"]:
-        tally.lost.append("a run left RUNNING after the sweep finished")
-    return tally
+        lost.append("a run left RUNNING after the sweep finished")
+    return lost
 
 
 def chaos_daily(home: Path, exports: list[Path], series: str, rng, most: float) -> Tally:
