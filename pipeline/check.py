@@ -133,18 +133,25 @@ def check_mlflow(ws: Workspace, repair: bool) -> list[Finding]:
     from pipeline import tracking
 
     db = ws.mlruns / "mlflow.db"
+    leftovers = [
+        Finding(str(tmp), "left by a crashed store creation", repair)
+        for tmp in sorted(ws.mlruns.glob(".mlflow-*.db"))
+    ]
+    if repair:
+        for finding in leftovers:
+            Path(finding.file).unlink(missing_ok=True)
     if not db.exists():
-        return []
+        return leftovers
     if db.stat().st_size == 0:
-        return [Finding(str(db), "empty file (0 bytes): move it away; the runs are lost")]
+        return [*leftovers, Finding(str(db), "empty file (0 bytes): move it away; runs are lost")]
     try:
         with sqlite3.connect(db) as con:
             verdict = con.execute("pragma integrity_check").fetchone()[0]
     except sqlite3.DatabaseError as err:
         verdict = str(err)
     if verdict != "ok":
-        return [Finding(str(db), f"fails SQLite's integrity check ({verdict[:80]})")]
-    out = []
+        return [*leftovers, Finding(str(db), f"fails SQLite's integrity check ({verdict[:80]})")]
+    out = leftovers
     for run in tracking.running_runs(ws):
         out.append(Finding(str(db), f"run {run.run_id} ({run.name}) left RUNNING", repair))
         if repair:

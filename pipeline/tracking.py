@@ -151,6 +151,8 @@ def connect(ws: Workspace):
         raise ViewcastError(
             f"{db}: empty file (0 bytes), not an MLflow database; run `viewcast check`"
         )
+    if not db.exists():
+        _create_store(mlflow, db)
     mlflow.set_tracking_uri(ws.tracking_uri)
     mlflow.set_registry_uri(ws.tracking_uri)
     try:
@@ -161,6 +163,21 @@ def connect(ws: Workspace):
             f"{db}: not a readable MLflow database ({first}); run `viewcast check`"
         ) from None
     return mlflow
+
+
+def _create_store(mlflow, db: Path) -> None:
+    """A new store is built (MLflow's schema migrations, seconds long) in a temporary file and
+    renamed into place, so a kill during the migrations never leaves a half-made database."""
+    import uuid
+
+    # a name of its own each time: MLflow keeps one engine per store URI for the whole process
+    tmp = db.with_name(f".mlflow-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
+    try:
+        mlflow.set_tracking_uri(f"sqlite:///{tmp}")
+        mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # runs the migrations
+        os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _experiment_id(ws: Workspace, mlflow) -> str:

@@ -36,9 +36,9 @@ def test_killed_daily_runs_keep_each_forecast_with_its_run(production: Path, ser
     for i in range(1, 4):
         end = len(series) - FORTNIGHT + i
         days.append(export(series.iloc[end - 28 : end], production.parent / f"day-{i}.csv"))
-    tally = chaos_daily(production, days, "series", np.random.default_rng(13), most=5.0)
+    tally = chaos_daily(production, days, "series", np.random.default_rng(13), most=3.0)
     assert tally.lost == [], tally
-    assert tally.kills >= 2, tally
+    assert tally.kills >= 1, tally
 
 
 GOOD = (RAW / "codingtrain-2021" / "Totals.csv").read_bytes().splitlines(keepends=True)[:80]

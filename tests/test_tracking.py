@@ -133,3 +133,23 @@ def test_bulk_curves_write_what_mlflows_log_batch_writes(home: Path, monkeypatch
         readings.append((run.metrics, history))
     assert readings[0] == readings[1]
     assert readings[0][0]["val_mae_epoch"] == pytest.approx(100.0 / 39)
+
+
+def test_a_new_store_is_renamed_into_place_whole(tmp_path: Path, monkeypatch) -> None:
+    """Dying during MLflow's schema migrations (here: just before the rename) leaves no
+    mlflow.db at all, and the next command builds it."""
+    import os
+
+    ws = Workspace(tmp_path / "ws")
+    real = os.replace
+
+    def die(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", die)
+    with pytest.raises(KeyboardInterrupt):
+        tracking.connect(ws)
+    monkeypatch.setattr(os, "replace", real)
+    assert not (ws.mlruns / "mlflow.db").exists() and not list(ws.mlruns.glob(".mlflow-*"))
+    tracking.connect(ws)
+    assert tracking.all_runs(ws) == [] and (ws.mlruns / "mlflow.db").stat().st_size > 0
