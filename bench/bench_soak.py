@@ -34,6 +34,7 @@ from tests.chaos import (  # noqa: E402
 from tests.conftest import (  # noqa: E402
     PRODUCTION_GRID,
     TINY_GRID,
+    build_production,
     export,
     peyton_until_summer_2015,
     synthetic_views,
@@ -94,19 +95,11 @@ def soak(stage: str, kills: int, seed: int, folder: Path):
         grid.write_text(TINY_GRID)
         return timed(chaos_sweep, home, grid, kills, rng, 12.0, True)
     series = peyton_until_summer_2015()
-    home = folder / "daily"
-    grid = folder / "series.toml"
-    grid.write_text(PRODUCTION_GRID.replace("epochs = 600", "epochs = 60"))
+    home = folder / "daily" / "ws"
+    home.mkdir(parents=True)
     n = len(series)
-    start = export(series.iloc[: n - kills], folder / "start.csv")
-    for args in (
-        ("ingest", start, "--series", "s"),
-        ("sweep", "--grid", grid),
-        ("select",),
-        ("finalize",),
-        ("refit",),
-    ):
-        must(viewcast(home, *args))
+    grid = PRODUCTION_GRID.replace("epochs = 600", "epochs = 60")
+    build_production(home, series.iloc[: n - kills], grid, "s", viewcast)
     days = [  # day i brings one new day, with the 39 before it (as a daily export would)
         export(series.iloc[n - kills + i - 39 : n - kills + i + 1], folder / f"d{i:03d}.csv")
         for i in range(kills)

@@ -155,8 +155,7 @@ def check_mlflow(ws: Workspace, repair: bool) -> list[Finding]:
     for run in tracking.running_runs(ws):
         out.append(Finding(str(db), f"run {run.run_id} ({run.name}) left RUNNING", repair))
         if repair:
-            tracking.writer(ws, run.run_id).tags({"killed_reason": "no live writer (check)"})
-            tracking.set_status(ws, run.run_id, "KILLED")
+            tracking.kill_run(ws, run.run_id, "no live writer (check)")
     return out
 
 

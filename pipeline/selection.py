@@ -297,10 +297,8 @@ def _open_sweep(ws: Workspace, key: str, grid: str, purpose: SweepPurpose, param
         tracking.set_status(ws, found.run_id, "RUNNING")
         for child in tracking.sweep_children(ws, found.run_id, finished_only=False):
             if child.status == "RUNNING":  # its writer died (kill -9): it trains again below
-                tracking.writer(ws, child.run_id).tags(
-                    {"killed_reason": "left RUNNING by an interrupted sweep; trained again"}
-                )
-                tracking.set_status(ws, child.run_id, "KILLED")
+                reason = "left RUNNING by an interrupted sweep; trained again"
+                tracking.kill_run(ws, child.run_id, reason)
         return found.run_id
     tags = {Tag.SWEEP_KEY: key, "grid": grid, Tag.SWEEP_PURPOSE: str(purpose)}
     parent = tracking.create_run(ws, f"sweep {grid}", Stage.SWEEP, tags)

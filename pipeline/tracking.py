@@ -81,7 +81,6 @@ class Tag:
     SOURCE_RUN = "source_run_id"
     ERROR = "error"
     PARENT = "mlflow.parentRunId"
-    RUN_NAME = "mlflow.runName"
 
 
 @dataclass(frozen=True)
@@ -368,12 +367,12 @@ class RunWriter:
         self._client = mlflow.tracking.MlflowClient()
         self.run_id = run_id
 
-    def metrics(self, values: dict[str, float], step: int = 0) -> None:
+    def metrics(self, values: dict[str, float]) -> None:
         """Final numbers (non-finite ones are left out: MLflow cannot show them)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in values.items() if np.isfinite(v)]
+        batch = [Metric(k, float(v), now, 0) for k, v in values.items() if np.isfinite(v)]
         self.batch(batch)
 
     def series(self, key: str, points: list[tuple[int, float, int]]) -> None:
@@ -457,6 +456,12 @@ def writer(ws: Workspace, run_id: str) -> RunWriter:
     return RunWriter(connect(ws), run_id)
 
 
+def kill_run(ws: Workspace, run_id: str, reason: str) -> None:
+    """End a run whose writer died: KILLED, with the reason as a `killed_reason` tag."""
+    writer(ws, run_id).tags({"killed_reason": reason})
+    set_status(ws, run_id, "KILLED")
+
+
 def set_status(ws: Workspace, run_id: str, status: str) -> None:
     """RUNNING when a sweep resumes; FINISHED, KILLED or FAILED when it ends."""
     client = session(ws).client
@@ -538,7 +543,7 @@ def bulk_curves(
     its tables have the columns this code knows; otherwise False, and the caller uses log_batch."""
     import sqlite3
 
-    if not curves or session(ws).mlflow.get_tracking_uri() != ws.tracking_uri:
+    if not curves:
         return False
     with sqlite3.connect(ws.mlruns / "mlflow.db", timeout=60) as con:
         known = [
@@ -726,14 +731,3 @@ def register_alias(ws: Workspace, run_id: str, alias: str, tags: dict[str, float
         client.set_model_version_tag(REGISTERED_MODEL, version.version, k, text)
     client.set_registered_model_alias(REGISTERED_MODEL, alias, version.version)
     return str(version.version)
-
-
-def model_version_tags(ws: Workspace, alias: str) -> dict[str, str]:
-    """The tags of the version behind an alias (empty when there is none)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = session(ws).client.get_model_version_by_alias(REGISTERED_MODEL, alias)
-    except MlflowException:
-        return {}
-    return dict(version.tags)

@@ -216,19 +216,28 @@ def production_template(tmp_path_factory) -> Path:
     finalized and refit."""
     home = tmp_path_factory.mktemp("production") / "ws"
     home.mkdir()
-    first = export(peyton_until_summer_2015().iloc[:-FORTNIGHT], home.parent / "export-0.csv")
-    grid = home.parent / "series.toml"
-    grid.write_text(PRODUCTION_GRID)
+    rows = peyton_until_summer_2015().iloc[:-FORTNIGHT]
+    build_production(home, rows, PRODUCTION_GRID, "series", invoke)
+    return home
+
+
+def build_production(home: Path, rows: pd.DataFrame, grid: str, series: str, run) -> None:
+    """A workspace that forecasts: `rows` ingested as `series`, the grid swept, the champion
+    selected, finalized and refit. `run(home, *args)` runs one command (in-process or not) and
+    returns something with an exit code (`exit_code` or `returncode`)."""
+    first = export(rows, home.parent / "export-0.csv")
+    toml = home.parent / "series.toml"
+    toml.write_text(grid)
     for args in (
-        ("ingest", first, "--series", "series"),
-        ("sweep", "--grid", grid),
+        ("ingest", first, "--series", series),
+        ("sweep", "--grid", toml),
         ("select",),
         ("finalize",),
         ("refit",),
     ):
-        result = invoke(home, *args)
-        assert result.exit_code == 0, result.output
-    return home
+        result = run(home, *args)
+        code = getattr(result, "exit_code", getattr(result, "returncode", None))
+        assert code == 0, (args, getattr(result, "output", getattr(result, "stderr", "")))
 
 
 @pytest.fixture
