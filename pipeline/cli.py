@@ -326,8 +326,8 @@ def ui(ctx: typer.Context, port: Annotated[int, Opt(help="Port on 127.0.0.1.")] 
     """Start the MLflow UI on 127.0.0.1 against this workspace's store (Ctrl-C stops it)."""
     from pipeline import tracking
 
-    console.print(f"MLflow UI for {ctx.obj.home}: http://127.0.0.1:{port} (Ctrl-C stops it)")
-    code = tracking.serve_ui(ctx.obj, port)
+    urls = tracking.ui_urls(ctx.obj, port)
+    code = tracking.serve_ui(ctx.obj, port, lambda: show.ui_links(ctx.obj, urls))
     if code:
         raise ViewcastError(f"the MLflow UI exited with code {code} (is port {port} taken?)")
 

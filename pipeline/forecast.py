@@ -312,10 +312,42 @@ def forecast(
     frame["model_version"] = chosen.version
     frame["run_id"] = chosen.run_id
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.3f"))
+    figure = path.with_suffix(".png")
+    atomic_write(figure, lambda tmp: draw(frame, dict(zip(names, history, strict=True)), day, tmp))
     run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
     return Forecast(
         path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
     )
+
+
+PICTURE_DAYS, PICTURE_PANELS = 90, 6
+
+
+def draw(frame, history: dict[str, np.ndarray], day: int, path: Path) -> None:
+    """The last 90 days, the forecast and its 80%/95% bands, one panel per series (the six with
+    the most views over those days when there are more)."""
+    from pipeline import reports
+
+    recent = {name: views[-PICTURE_DAYS:] for name, views in history.items()}
+    top = sorted(recent, key=lambda name: -float(np.nansum(recent[name])))[:PICTURE_PANELS]
+    panels = []
+    for name in top:
+        rows = frame[frame["series_id"] == name]
+        views = recent[name]
+        dates = np.arange(day - len(views), day).astype("datetime64[D]")
+        bands = {
+            lv: (rows[f"lower_{lv}"].to_numpy(), rows[f"upper_{lv}"].to_numpy()) for lv in LEVELS
+        }
+        when = rows["date"].to_numpy().astype("datetime64[D]")
+        panels.append(
+            reports.BandPanel(name, dates, views, when, rows["forecast"].to_numpy(), bands)
+        )
+    more = (
+        f" (the {len(top)} of {len(history)} series with the most views)"
+        if len(history) > len(top)
+        else ""
+    )
+    reports.forecast_bands(panels, f"forecast from {iso(day)}{more}", path)
 
 
 def histories_before(table, day: int, n: int):
@@ -402,4 +434,6 @@ def _log_forecast(ws: Workspace, path: Path, day: int, horizon: int, chosen, row
         run.params({"horizon": horizon, "date": iso(day)})
         run.metrics({"series": rows / horizon})
         run.artifact(path, "forecast")
+        if path.with_suffix(".png").exists():
+            run.artifact(path.with_suffix(".png"), "forecast")
     return run.run_id

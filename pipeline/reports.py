@@ -42,7 +42,7 @@ def _save(fig, path: Path, dpi: int = 90, tight: bool = True) -> None:
         warnings.filterwarnings("ignore", "Glyph .* missing from font")
         if tight:
             fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(path, dpi=dpi, format="png")  # also to a temporary name (atomic_write)
     plt.close(fig)
 
 
@@ -140,6 +140,48 @@ def forecast_panels(panels: list[Panel], title: str, path: Path, marker_label: s
             ax.plot(panel.dates, values, label=label, **style)
         if panel.marker is not None:
             ax.axvline(panel.marker, color="tab:red", lw=0.8, label=marker_label)
+        ax.set_title(panel.title, fontsize=9)
+        ax.set_ylabel("views")
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes[0, 0].legend(fontsize=8, ncol=4)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+@dataclass(frozen=True)
+class BandPanel:
+    """One series' recent days and its forecast with conformal bands (level -> lower, upper)."""
+
+    title: str
+    dates: np.ndarray  # datetime64[D], the days before the forecast
+    actual: np.ndarray
+    forecast_dates: np.ndarray
+    forecast: np.ndarray
+    bands: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def forecast_bands(panels: list[BandPanel], title: str, path: Path) -> None:
+    """The recent views (black), the forecast (blue) and its bands (the widest palest), one
+    panel per series."""
+    import matplotlib.dates as mdates
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        ax.plot(panel.dates, panel.actual, color="black", lw=1, label="views")
+        days = panel.forecast_dates.astype("datetime64[h]")
+        if len(days) == 1:  # one day: a band half a day either side, to be seen at all
+            days = np.concatenate([days - 12, days + 12])
+        for level, (lower, upper) in sorted(panel.bands.items(), reverse=True):
+            lower, upper = np.resize(lower, len(days)), np.resize(upper, len(days))
+            alpha = 0.15 if level == max(panel.bands) else 0.3
+            label = f"{level}% interval"
+            ax.fill_between(days, lower, upper, color="tab:blue", alpha=alpha, lw=0, label=label)
+        ax.plot(
+            panel.forecast_dates, panel.forecast, "o-", color="tab:blue", ms=3, label="forecast"
+        )
         ax.set_title(panel.title, fontsize=9)
         ax.set_ylabel("views")
         locator = mdates.AutoDateLocator()

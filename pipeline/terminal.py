@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline import jobs, reports
+from pipeline.config import Workspace
 
 console = Console(highlight=False)
 if not console.is_terminal:  # logs and pipes: wide tables instead of folded cells
@@ -305,3 +306,10 @@ def epoch_progress(epochs: int):
             bar.update(task, completed=epoch, loss=record["train_loss"], val=fmt(record["val_mae"]))
 
         yield on_epoch
+
+
+def ui_links(ws: Workspace, urls: dict[str, str]) -> None:
+    console.print(f"MLflow UI for {ws.home} (Ctrl-C stops it):")
+    console.print(f"  runs (sweeps, trainings, tests): {urls['runs']}")
+    console.print(f"  daily forecasts and monitoring:  {urls['daily']}")
+    console.print(f"  registered model and aliases:    {urls['model']}")

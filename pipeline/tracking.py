@@ -14,6 +14,7 @@ live only in submission and final runs (see pipeline.holdout).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -22,7 +23,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
@@ -229,19 +230,53 @@ def session(ws: Workspace) -> Session:
     return Session(mlflow, mlflow.tracking.MlflowClient(), *ids)
 
 
-def serve_ui(ws: Workspace, port: int) -> int:
-    """Run the MLflow UI on 127.0.0.1:port against the workspace's store until it exits (or
-    Ctrl-C); its exit code."""
+def ui_urls(ws: Workspace, port: int) -> dict[str, str]:
+    """Direct links into the MLflow UI: the runs tables of both experiments and the model.
+    MLflow 3.x's UI keeps a global GenAI / model-training switch (GenAI by default, stored in the
+    browser) that wins over the experiment's kind tag; the URL parameter sets it per link."""
+    s = session(ws)
+    base, kind = f"http://127.0.0.1:{port}/#", "?workflowType=machine_learning"
+    return {
+        "runs": f"{base}/experiments/{s.experiment}/runs{kind}",
+        "daily": f"{base}/experiments/{s.daily}/runs{kind}",
+        "model": f"{base}/models/{REGISTERED_MODEL}{kind}",
+    }
+
+
+def serve_ui(ws: Workspace, port: int, ready: Callable[[], None] = lambda: None) -> int:
+    """Run the MLflow UI on 127.0.0.1:port against the workspace's store until it exits; its
+    exit code. The server (mlflow, uvicorn, huey workers) runs in a process group of its own:
+    SIGTERM or SIGINT (Ctrl-C) to this process is passed on to the whole group, which is waited
+    for (killed after 10 s), so the port is free when this returns."""
+    import signal
     import subprocess
     import sys
 
-    connect(ws)  # the store and experiment exist before the server reads them
+    connect(ws)  # the store and experiments exist before the server reads them
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.tracking_uri]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen(command, start_new_session=True)
+
+    def forward(signum, frame) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        ready()
+        code = server.wait()
+    finally:
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            forward(signal.SIGKILL, None)
+            server.wait()
+        with contextlib.suppress(ProcessLookupError):  # huey or uvicorn workers left behind
+            os.killpg(server.pid, signal.SIGKILL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stopped = code in (-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGINT)
+    return 0 if stopped else code
 
 
 # --- named queries ----------------------------------------------------------------------------

@@ -130,7 +130,47 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     frame = pd.read_csv(next((production / "data" / "forecasts").glob("*.csv")))
     assert run.tags["forecast_date"] == frame["date"][0]
     assert (frame["model_version"] == int(version)).all()
-    assert tracking.artifacts(ws, run.run_id, "forecast") == {f"forecast/{frame['date'][0]}.csv"}
+    day = frame["date"][0]
+    assert tracking.artifacts(ws, run.run_id, "forecast") == {
+        f"forecast/{day}.csv",
+        f"forecast/{day}.png",
+    }
+    png = production / "data" / "forecasts" / f"{day}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands(
+    monkeypatch, tmp_path
+):
+    from pipeline import reports
+
+    drawn = {}
+    monkeypatch.setattr(
+        reports, "forecast_bands", lambda p, title, path: drawn.update(p=p, t=title)
+    )
+    day = int(np.datetime64("2024-03-01", "D").astype(int))
+    history = {f"s{i}": np.full(200, float(10 * (i + 1))) for i in range(8)}
+    frame = fc.forecast_frame(
+        np.array(list(history)), np.full(8, day), np.ones(8), np.arange(8.0) * 10, _intervals()
+    )
+    fc.draw(frame, history, day, tmp_path / "x.png")
+    assert [p.title for p in drawn["p"]] == ["s7", "s6", "s5", "s4", "s3", "s2"]
+    panel = drawn["p"][0]
+    assert len(panel.actual) == 90 and panel.dates[-1] == np.datetime64("2024-02-29")
+    assert panel.forecast_dates[0] == np.datetime64("2024-03-01") and panel.forecast[0] == 70.0
+    lower, upper = panel.bands[95]
+    assert lower[0] <= panel.bands[80][0][0] <= 70.0 <= panel.bands[80][1][0] <= upper[0]
+    assert "6 of 8 series" in drawn["t"]
+
+
+def _intervals():
+    """Conformal widths of 5 (80%) and 9 (95%) views for every series."""
+    from types import SimpleNamespace
+
+    width = {80: np.full(8, 5.0), 95: np.full(8, 9.0)}
+    return SimpleNamespace(
+        names=[f"s{i}" for i in range(8)], width=width, relative={80: 0.1, 95: 0.2}
+    )
 
 
 def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Path, cli):
