@@ -67,7 +67,7 @@ def viewcast(home: Path, *args: str) -> float:
 
 def prepare(home: Path, csv: Path, grid: str, series: str | None) -> dict[str, float]:
     (home / "grid.toml").write_text(grid)
-    ingest = ["ingest", str(csv)] + (["--series", series] if series else [])
+    ingest = ["ingest", str(csv)] + (["--name", series] if series else [])
     steps = {
         "ingest": ingest,
         "sweep": ["sweep", "--grid", str(home / "grid.toml")],

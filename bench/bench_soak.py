@@ -63,7 +63,7 @@ def concurrent(home: Path, folder: Path, rounds: int) -> Tally:
         ]
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "ingest", str(f), "--series", f.stem],
+                [sys.executable, "-m", "pipeline", "ingest", str(f), "--name", f.stem],
                 env=env,
                 cwd=ROOT,
                 stderr=subprocess.DEVNULL,
@@ -81,7 +81,7 @@ def soak(stage: str, kills: int, seed: int, folder: Path):
     rng = np.random.default_rng(seed)
     home = folder / "ws"
     first = write_totals(folder / "a.csv", synthetic_views(300, seed=0))
-    must(viewcast(home, "ingest", first, "--series", "a"))
+    must(viewcast(home, "ingest", first, "--name", "a"))
     if stage == "concurrent":
         return timed(concurrent, home, folder, kills)
     if stage == "ingest":

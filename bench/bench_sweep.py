@@ -78,7 +78,7 @@ def one_set(name: str, seeds: int, folder: Path, before: Path | None) -> dict:
     modes += [("before", [], before)] if before else []
     for mode, args, source in modes:
         home = folder / f"{name}-{mode}"
-        viewcast(home, "ingest", str(csv), "--series", name, source=source)
+        viewcast(home, "ingest", str(csv), "--name", name, source=source)
         row[f"{mode}_s"] = viewcast(home, "sweep", "--grid", "default", *args, source=source)
         row[f"{mode}_log"] = LAST_OUTPUT[-1]
         homes[mode] = home

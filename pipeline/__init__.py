@@ -1,3 +1,16 @@
-"""viewcast: forecast tomorrow's daily views with the models of ML2021 lectures 1-8."""
+"""viewcast: forecast tomorrow's daily views with the models of ML2021 lectures 1-8.
+
+`from pipeline import Workspace` is the Python API (pipeline.api); it is imported on first use,
+so `import pipeline.infer` (the torch-free forecast path) stays light.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["Workspace"]
+
+
+def __getattr__(name: str):
+    if name == "Workspace":
+        from pipeline.api import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -19,14 +19,31 @@ from pipeline.errors import ViewcastError
 from pipeline.terminal import console
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain click help and errors: a bad option is one `Error:` line
     pretty_exceptions_enable=False,
     help="Forecast tomorrow's daily views: ingest, features, train, select, test, forecast.",
 )
 Opt, Arg = typer.Option, typer.Argument
-JsonFlag = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
+JsonFlag = Annotated[bool, Opt("--json", help="Print JSON on stdout (tables go to stderr).")]
 SeriesFilter = Annotated[list[str] | None, Opt(help="Only these series (repeat the option).")]
+# choices: --help lists them and a bad value is refused before any work (tests/test_cli.py checks
+# that each list is the one its module validates against)
+Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long"]
+Fill = Literal["linear", "ffill", "zero"]
+Transform = Literal["none", "log1p"]
+Family = Literal["linear", "sigmoid", "relu", "naive"]
+Scaling = Literal["none", "window-mean"]
+Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
+Schedule = Literal["constant", "linear", "cosine", "step"]
+Loss = Literal["mae", "mse"]
+Solver = Literal["gd", "lstsq"]
+Device = Literal["auto", "cpu", "cuda"]
+ExperimentName = Literal["lecture"]
+Name = Annotated[str | None, Opt("--name", help="Series id of single-series files.")]
+OldName = Annotated[str | None, Opt("--series", hidden=True, help="Old name of --name.")]
+EXIT_BUG = 1  # an unexpected error: one line, the traceback with --debug
 
 
 def command(
@@ -44,17 +61,38 @@ def command(
             ctx = kwargs.get("ctx") or args[0]
             seconds = ctx.meta.get("wait", 0.0) if wait is None else wait
             try:
-                if not writes:
-                    return function(*args, **kwargs)
-                with workspace_lock(ctx.obj, seconds):
-                    return function(*args, **kwargs)
+                with show.tables_to_stderr(bool(kwargs.get("as_json"))):
+                    if not writes:
+                        return function(*args, **kwargs)
+                    with workspace_lock(ctx.obj, seconds):
+                        return function(*args, **kwargs)
             except ViewcastError as err:
                 typer.echo(f"viewcast: error: {err}", err=True)
                 raise typer.Exit(err.exit_code) from None
+            except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as err:
+                if ctx.meta.get("debug"):
+                    raise
+                where = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                typer.echo(
+                    f"viewcast: unexpected error ({where}); run `viewcast --debug "
+                    f"{ctx.info_name} ...` for the traceback and please report it",
+                    err=True,
+                )
+                raise typer.Exit(EXIT_BUG) from None
 
         return app.command(name)(wrapper)
 
     return decorate
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"viewcast {version('viewcast')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -65,10 +103,15 @@ def main(
         Opt(envvar=HOME_ENV, help="Workspace folder holding data/ and mlruns/ (default: here)."),
     ] = None,
     wait: Annotated[float, Opt(envvar="VIEWCAST_WAIT", help="Seconds a writer waits if busy.")] = 5,
+    debug: Annotated[bool, Opt(help="Show the traceback of an unexpected error.")] = False,
+    version: Annotated[
+        bool, Opt("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """viewcast: daily views forecasting, every run tracked in MLflow."""
     ctx.obj = Workspace.resolve(home)
     ctx.meta["wait"] = wait
+    ctx.meta["debug"] = debug
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -78,18 +121,24 @@ def main(
 def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path], Arg(help="CSV exports, or folders of them.")],
-    series: Annotated[str | None, Opt(help="Series id of single-series files.")] = None,
-    fmt: Annotated[str, Opt("--format", help="auto, or a format (see the README).")] = "auto",
-    fill: Annotated[str, Opt(help="Missing days: linear, ffill or zero.")] = "linear",
+    name: Name = None,
+    fmt: Annotated[
+        Format, Opt("--format", help="The export's format (auto: by its header).")
+    ] = "auto",
+    fill: Annotated[Fill, Opt(help="Missing days.")] = "linear",
     test_days: Annotated[int, Opt(help="Sealed test days of each new series.")] = TEST_DAYS,
     val_days: Annotated[int, Opt(help="Validation days of each new series.")] = VAL_DAYS,
     allow_dates: Annotated[bool, Opt(help="Dates 1900-2100 (default 2005-next year).")] = False,
     max_bytes: Annotated[int | None, Opt(help="Largest file to read (default 4 GiB).")] = None,
+    as_json: JsonFlag = False,
+    series: OldName = None,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
-    files = [(path, series) for path in jobs.expand(paths)]
+    files = [(path, name or series) for path in jobs.expand(paths)]
     done = jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates, max_bytes)
     show.ingested(done)
+    if as_json:
+        show.emit({"files": done.files, "fill": done.fill, **show.plain(done.report)})
 
 
 @command(writes=False)
@@ -113,7 +162,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def features(
     ctx: typer.Context,
     lags: Annotated[str, Opt(help="Lag windows N, comma-separated: x_1..x_N each.")] = "1,7,28,56",
-    target_transform: Annotated[str, Opt(help="none or log1p, on every views value.")] = "none",
+    target_transform: Annotated[Transform, Opt(help="On every views value.")] = "none",
     export: Annotated[Path | None, Opt(help="Write train/val rows to .parquet or .csv.")] = None,
     window: Annotated[int | None, Opt(help="The window to export (default: the largest).")] = None,
 ) -> None:
@@ -135,6 +184,7 @@ def features(
 
 
 def _parse_lags(text: str) -> tuple[int, ...]:
+    """--lags everywhere: comma-separated day counts ("1,7,28,56"; one for `train`)."""
     try:
         return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     except ValueError:
@@ -161,39 +211,44 @@ def check(
 @command()
 def train(
     ctx: typer.Context,
-    lags: Annotated[int, Opt(help="Window N: the model sees x_1..x_N.")] = 56,
-    model: Annotated[str, Opt(help="linear, sigmoid or relu.")] = "relu",
+    lags: Annotated[str, Opt(help="Window N: the model sees x_1..x_N (one day count).")] = "56",
+    model: Annotated[Family, Opt(help="The model family.")] = "relu",
     layers: Annotated[int, Opt(help="Hidden layers of a relu network (1-6).")] = 3,
     width: Annotated[int, Opt(help="Sigmoids, or units per relu layer.")] = 100,
     batchnorm: Annotated[bool, Opt(help="Batch normalisation after each layer.")] = False,
     dropout: Annotated[float, Opt(help="Dropout after each relu layer.")] = 0.0,
     target_transform: Annotated[
-        str | None, Opt(help="none or log1p (default: what `viewcast features` recorded).")
+        Transform | None, Opt(help="Default: what `viewcast features` recorded.")
     ] = None,
-    scaling: Annotated[str, Opt(help="none, or window-mean: each row over its mean.")] = "none",
-    optimizer: Annotated[str, Opt(help="sgd, momentum, adagrad, rmsprop or adam.")] = "adam",
+    scaling: Annotated[Scaling, Opt(help="window-mean: each row over its mean.")] = "none",
+    optimizer: Annotated[Optimizer, Opt(help="The optimiser.")] = "adam",
     lr: Annotated[float, Opt(help="Learning rate.")] = 1e-3,
     momentum: Annotated[float, Opt(help="Momentum of --optimizer momentum.")] = 0.9,
     alpha: Annotated[float, Opt(help="RMSProp's alpha.")] = 0.99,
     weight_decay: Annotated[float, Opt(help="L2 weight decay.")] = 0.0,
-    schedule: Annotated[str, Opt(help="constant, linear, cosine or step.")] = "constant",
+    schedule: Annotated[Schedule, Opt(help="Learning-rate schedule.")] = "constant",
     warmup_epochs: Annotated[float, Opt(help="Linear warm-up length.")] = 0.0,
     step_epochs: Annotated[int, Opt(help="Step decay: epochs between decays.")] = 100,
     gamma: Annotated[float, Opt(help="Step decay factor.")] = 0.5,
     batch_size: Annotated[int, Opt(help="Rows per step; 0 = the full batch.")] = 0,
     epochs: Annotated[int, Opt(help="Most epochs to run.")] = 500,
     patience: Annotated[int, Opt(help="Epochs without a better val MAE; 0 = never.")] = 100,
-    loss: Annotated[str, Opt(help="mae (the lecture's L) or mse.")] = "mae",
+    loss: Annotated[Loss, Opt(help="mae is the lecture's L.")] = "mae",
     clip: Annotated[float, Opt(help="Max gradient norm; 0 = no clipping.")] = 0.0,
-    solver: Annotated[str, Opt(help="gd, or lstsq: closed form (linear model).")] = "gd",
-    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    solver: Annotated[Solver, Opt(help="lstsq: closed form (linear model).")] = "gd",
+    device: Annotated[Device, Opt(help="Where to train.")] = "auto",
     amp: Annotated[bool, Opt(help="bfloat16 mixed precision on CUDA.")] = False,
     seed: Annotated[int, Opt(help="Seed for weights and batch order.")] = 0,
     series: SeriesFilter = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train one model on the training days, early-stop on validation, log it to MLflow."""
     from pipeline.train import TrainConfig
 
+    windows = _parse_lags(lags)
+    if len(windows) != 1:
+        raise ViewcastError(f"train takes one window (--lags N), got {lags!r}; sweeps take more")
+    lags = windows[0]
     options = dict(locals())
     model_fields = ("lags", "model", "layers", "width", "batchnorm", "dropout", "scaling")
     mcfg = {k: options[k] for k in model_fields} | {"target_transform": target_transform}
@@ -208,6 +263,9 @@ def train(
         f"{model} on {lags} days {how}", header, [[*row, f"{r.seconds:.1f}", r.device, done.run_id]]
     )
     console.print(f"compare runs in the MLflow UI: viewcast --home {ctx.obj.home} ui")
+    if as_json:
+        keys = ("train_mae", "val_mae", "best_epoch", "epochs_run", "seconds", "device")
+        show.emit({"run_id": done.run_id, "model": show.plain(done.model)} | show.pick(r, keys))
 
 
 @command()
@@ -218,11 +276,14 @@ def sweep(
     max_minutes: Annotated[float | None, Opt(help="Start no configuration after this.")] = None,
     stack: Annotated[bool, Opt(help="Train each shape's configurations as one model.")] = True,
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
+    as_json: JsonFlag = False,
 ) -> None:
     """Train a grid (plus the baselines) as nested MLflow runs; re-running resumes it."""
     with show.sweep_progress() as step:
         report = jobs.sweep(ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds)
     show.swept(grid, report)
+    if as_json:
+        show.emit({"grid": grid, **show.plain(report)})
 
 
 @command()
@@ -232,11 +293,15 @@ def select(
     sweep_run: Annotated[str | None, Opt("--sweep", help="Parent run (default: latest).")] = None,
     top: Annotated[int, Opt(help="Rows of the table.")] = 10,
     ensemble: Annotated[int, Opt(help="Score the mean of the K best too; 0 = no.")] = 5,
+    as_json: JsonFlag = False,
 ) -> None:
     """Pick the champion on validation MAE and register it with the alias `champion`."""
     from pipeline import selection
 
-    show.champion(selection.select(ctx.obj, metric, sweep_run, ensemble), top)
+    chosen = selection.select(ctx.obj, metric, sweep_run, ensemble)
+    show.champion(chosen, top)
+    if as_json:
+        show.emit(show.plain(chosen) | {"champion": show.plain(chosen.champion)})
 
 
 @command()
@@ -255,13 +320,17 @@ def submit(
     ctx: typer.Context,
     run_id: Annotated[str | None, Arg(help="A training run id.")] = None,
     champion: Annotated[bool, Opt(help="Submit the champion (the default).")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Score a run on the public half of the test days (a budget of submissions per day)."""
     from pipeline import holdout, tracking
 
     if run_id is not None and champion:
         raise ViewcastError("give a RUN_ID or --champion, not both")
-    show.submission(holdout.submit(ctx.obj, run_id or tracking.champion_run(ctx.obj)))
+    done = holdout.submit(ctx.obj, run_id or tracking.champion_run(ctx.obj))
+    show.submission(done)
+    if as_json:
+        show.emit(show.plain(done))
 
 
 @command(writes=False)
@@ -309,6 +378,7 @@ def run_all(
     folds: Annotated[int, Opt(help="Rolling-origin validation windows.")] = 1,
     ensemble: Annotated[int, Opt(help="Let the mean of the K best compete; 0 = no.")] = 5,
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
+    as_json: JsonFlag = False,
 ) -> None:
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
     ws: Workspace = ctx.obj
@@ -319,6 +389,8 @@ def run_all(
             ws, files, grid, max_minutes, folds, ensemble, on_stage, step, seeds=seeds
         )
     show.summary(sealed.payload, ws)
+    if as_json:
+        show.emit(sealed.payload | {"public_mae": sealed.public_mae})
 
 
 @command(writes=False)
@@ -336,11 +408,14 @@ def ui(ctx: typer.Context, port: Annotated[int, Opt(help="Port on 127.0.0.1.")] 
 
 
 @command()
-def refit(ctx: typer.Context) -> None:
+def refit(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Retrain the champion's configuration on all history; register it as `production`."""
     from pipeline.forecast import refit as do_refit
 
-    show.refit(do_refit(ctx.obj))
+    done = do_refit(ctx.obj)
+    show.refit(done)
+    if as_json:
+        show.emit(show.plain(done))
 
 
 @command("forecast")
@@ -349,36 +424,47 @@ def forecast_command(
     date: Annotated[str | None, Opt(help="Day D, YYYY-MM-DD (default: after the data).")] = None,
     horizon: Annotated[int, Opt(help="Days D..D+H-1 (predictions fed back).")] = 1,
     force: Annotated[bool, Opt(help="Replace an existing forecast file.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Forecast day D for every series with intervals; writes data/forecasts/<D>.csv."""
+    """Forecast day D for every series with intervals; writes data/forecasts/<D>.csv and .png."""
     from pipeline.forecast import forecast
 
-    show.forecast(forecast(ctx.obj, date, horizon, force))
+    done = forecast(ctx.obj, date, horizon, force)
+    show.forecast(done)
+    if as_json:
+        show.emit(show.plain(done) | {"forecasts": show.csv_rows(done.path)})
 
 
-Drift = Annotated[float, Opt(help="Drift when live MAE > k x validation MAE ...")]
-DriftDays = Annotated[int, Opt(help="... on m consecutive days.")]
+Drift = Annotated[float, Opt(help="Drift when live MAE > this x validation MAE ...")]
+DriftDays = Annotated[int, Opt(help="... on this many days in a row.")]
+OldK = Annotated[float | None, Opt("--k", hidden=True, help="Old name of --drift-ratio.")]
+OldM = Annotated[int | None, Opt("--m", hidden=True, help="Old name of --drift-days.")]
 
 
 @command("monitor")
 def monitor_command(
-    ctx: typer.Context, k: Drift = 2.0, m: DriftDays = 3, as_json: JsonFlag = False
+    ctx: typer.Context,
+    drift_ratio: Drift = 2.0,
+    drift_days: DriftDays = 3,
+    as_json: JsonFlag = False,
+    k: OldK = None,
+    m: OldM = None,
 ) -> None:
     """Live MAE of past forecasts against ingested actuals; exit code 3 on drift."""
-    from dataclasses import asdict
-
     from pipeline.errors import DriftError
     from pipeline.monitor import monitor
 
-    result = monitor(ctx.obj, k, m)
+    ratio, days = k if k is not None else drift_ratio, m if m is not None else drift_days
+    result = monitor(ctx.obj, ratio, days)
     if as_json:
-        typer.echo(json.dumps(asdict(result) | {"drift": result.drift}, indent=1))
+        show.emit(show.plain(result) | {"drift": result.drift})
     else:
         show.monitoring(result)
     if result.drift:
         raise DriftError(
-            f"drift: live MAE above {k:g} x validation MAE ({show.fmt(k * result.reference_mae)}) "
-            f"for {m} days in a row since {result.drift_since}"
+            f"drift: live MAE above {ratio:g} x validation MAE "
+            f"({show.fmt(ratio * result.reference_mae)}) for {days} days in a row since "
+            f"{result.drift_since}"
         )
 
 
@@ -386,17 +472,26 @@ def monitor_command(
 def daily(
     ctx: typer.Context,
     paths: Annotated[list[Path], Arg(help="The new exports (files or folders).")],
-    series: Annotated[str | None, Opt(help="Series id of single-series files.")] = None,
-    k: Drift = 2.0,
-    m: DriftDays = 3,
+    name: Name = None,
+    drift_ratio: Drift = 2.0,
+    drift_days: DriftDays = 3,
     horizon: Annotated[int, Opt(help="Forecast days D..D+H-1.")] = 1,
+    archive: Annotated[
+        Path | None, Opt(help="Move ingested files here (an empty folder is no new export).")
+    ] = None,
+    series: OldName = None,
+    k: OldK = None,
+    m: OldM = None,
 ) -> None:
-    """For a timer: ingest, monitor, forecast, under an exclusive workspace lock.
+    """For a timer: ingest, monitor, forecast, under an exclusive workspace lock. Folders are
+    read oldest file first (the newest export's revised days win).
 
     Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
     the workspace."""
-    files = [(p, series) for p in jobs.expand(paths)]
-    jobs.daily(ctx.obj, files, k, m, horizon, show.daily_stage)
+    found = jobs.expand(paths, by_age=True, allow_empty=archive is not None)
+    files = [(p, name or series) for p in found]
+    ratio, days = k if k is not None else drift_ratio, m if m is not None else drift_days
+    jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive)
 
 
 # --- the lecture's experiments and diagnostics -------------------------------------------------
@@ -405,16 +500,13 @@ def daily(
 @command()
 def experiment(
     ctx: typer.Context,
-    name: Annotated[str, Arg(help="The experiment: lecture.")],
+    name: Annotated[ExperimentName, Arg(help="The experiment.")],
     series: SeriesFilter = None,
     epochs: Annotated[int | None, Opt(help="Cap the grid's epochs (default 2,000).")] = None,
     study_epochs: Annotated[int, Opt(help="Epochs of each batch-size and optimiser run.")] = 200,
 ) -> None:
     """The lecture's tables, figures and diagnostics: writes reports/lecture.md."""
     from pipeline import experiment as exp
-
-    if name != "lecture":
-        raise ViewcastError(f"unknown experiment {name!r} (there is one: lecture)")
 
     report = exp.run(ctx.obj, series, epochs, study_epochs, show.config_line)
     show.lecture(report, ctx.obj.reports / exp.REPORT)
@@ -424,7 +516,7 @@ def experiment(
 def diagnose(
     ctx: typer.Context,
     run_id: Annotated[str, Arg(help="A training run id.")],
-    loss: Annotated[str, Opt(help="mae (the training loss) or mse.")] = "mae",
+    loss: Annotated[Loss, Opt(help="mae is the training loss.")] = "mae",
     as_json: JsonFlag = False,
 ) -> None:
     """Where a training ended (Hessian eigenvalues: minimum, maximum or saddle) and its gradient

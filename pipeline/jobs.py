@@ -24,13 +24,15 @@ def _quiet(stage: str, result: object | None) -> None:
 # --- ingest and features ----------------------------------------------------------------------
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Folders stand for the CSV files in them."""
+def expand(paths: list[Path], by_age: bool = False, allow_empty: bool = False) -> list[Path]:
+    """Folders stand for the CSV files in them (by name, or oldest first `by_age`: the newest
+    export is read last, so its revised days win)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(path.glob("*.csv"))
-            if not found:
+            order = (lambda p: (p.stat().st_mtime_ns, p.name)) if by_age else None
+            found = sorted(path.glob("*.csv"), key=order)
+            if not found and not allow_empty:
                 raise ViewcastError(f"{path}: folder holds no .csv file")
             files += found
         else:
@@ -183,7 +185,7 @@ def run_all(
 
     files = files if files is not None else demo_files(ws)
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("ingest", lambda: ingest(ws, files)),
+        ("ingest", lambda: ingest(ws, files) if files else None),  # [] : already ingested
         ("features", lambda: features(ws, feats.FeatureSpec())[1]),
         ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step, seeds=seeds)),
         ("select", lambda: selection.select(ws, ensemble=ensemble)),
@@ -207,6 +209,23 @@ def run_all(
 # --- every morning ------------------------------------------------------------------------------
 
 
+def archive(files: list[Path], folder: Path) -> list[Path]:
+    """Move ingested exports into `folder`, each name prefixed with its modification time (the
+    same export name every day never collides); the new paths."""
+    import shutil
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path in files:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(path.stat().st_mtime))
+        target, n = folder / f"{stamp}-{path.name}", 1
+        while target.exists():
+            target, n = folder / f"{stamp}-{n}-{path.name}", n + 1
+        moved.append(Path(shutil.move(path, target)))
+    return moved
+
+
 def daily(
     ws: Workspace,
     files: list[tuple[Path, str | None]],
@@ -214,16 +233,26 @@ def daily(
     m: int = 3,
     horizon: int = 1,
     on_stage: StageHook = _quiet,
+    done: Path | None = None,
 ) -> None:
     """Ingest, monitor and forecast under the workspace lock (another holder: LockedError, exit
-    4); DriftError (exit 3) after the forecast is written when monitoring found drift."""
+    4); DriftError (exit 3) after the forecast is written when monitoring found drift. With
+    `done`, the ingested files move there once they are in the store (no file: no ingest)."""
     from pipeline.forecast import forecast
     from pipeline.lock import workspace_lock
     from pipeline.monitor import monitor
 
+    def take_in():
+        if not files:
+            return None
+        result = ingest(ws, files)
+        if done is not None:
+            archive([path for path, _ in files], done)
+        return result
+
     with workspace_lock(ws):
         for name, step in (
-            ("ingest", lambda: ingest(ws, files)),
+            ("ingest", take_in),
             ("monitor", lambda: monitor(ws, k, m)),
             ("forecast", lambda: forecast(ws, None, horizon, force=False)),
         ):

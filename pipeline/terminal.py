@@ -313,3 +313,67 @@ def ui_links(ws: Workspace, urls: dict[str, str]) -> None:
     console.print(f"  runs (sweeps, trainings, tests): {urls['runs']}")
     console.print(f"  daily forecasts and monitoring:  {urls['daily']}")
     console.print(f"  registered model and aliases:    {urls['model']}")
+
+
+# --- JSON for scripts (--json) ------------------------------------------------------------------
+
+
+def plain(obj) -> dict:
+    """A result dataclass as JSON-ready values (paths as text, NaN and inf as null)."""
+    import dataclasses
+
+    return _clean(dataclasses.asdict(obj))
+
+
+def pick(obj, keys: tuple[str, ...]) -> dict:
+    return _clean({k: getattr(obj, k) for k in keys})
+
+
+def _clean(value):
+    import math
+    from pathlib import PurePath
+
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "item"):  # NumPy scalars
+        return _clean(value.item())
+    return value
+
+
+def csv_rows(path) -> list[dict]:
+    """A forecast file's rows (series ids as ingested: see atomic.neutralise)."""
+    import pandas as pd
+
+    from pipeline.atomic import restore
+
+    frame = pd.read_csv(path, dtype={"series_id": str})
+    frame["series_id"] = frame["series_id"].map(restore)
+    return _clean(frame.to_dict(orient="records"))
+
+
+@contextmanager
+def tables_to_stderr(on: bool):
+    """With --json, tables and progress go to stderr: stdout carries the JSON alone."""
+    import sys
+
+    if not on:
+        yield
+        return
+    console.file = sys.stderr
+    try:
+        yield
+    finally:
+        console.file = None  # back to whatever sys.stdout is (CliRunner swaps it per call)
+
+
+def emit(payload: dict) -> None:
+    """The one JSON document on stdout (tables and progress went to stderr)."""
+    import json
+
+    typer.echo(json.dumps(_clean(payload), indent=1, ensure_ascii=False))

@@ -126,11 +126,9 @@ def chaos_daily(home: Path, exports: list[Path], series: str, rng, most: float) 
     must exist with its MLflow run."""
     tally = Tally()
     for path in exports:
-        tally.kills += killed(
-            home, float(rng.uniform(0.2, most)), "daily", path, "--series", series
-        )
+        tally.kills += killed(home, float(rng.uniform(0.2, most)), "daily", path, "--name", series)
         repair(home, tally)
-        again = viewcast(home, "daily", path, "--series", series)
+        again = viewcast(home, "daily", path, "--name", series)
         if again.returncode not in (0, 3):
             tally.lost.append(f"daily {path.name} exit {again.returncode}: {again.stderr.strip()}")
     ws = Workspace(home)

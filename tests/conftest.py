@@ -141,7 +141,7 @@ def ingest_two_series(home: Path) -> Path:
     """Two seeded 300-day series (60 val, 60 test days each) ingested into `home`."""
     for seed, name in ((0, "alpha"), (1, "beta")):
         path = write_totals(home.parent / f"{name}.csv", synthetic_views(300, seed=seed))
-        result = invoke(home, "ingest", path, "--series", name)
+        result = invoke(home, "ingest", path, "--name", name)
         assert result.exit_code == 0, result.output
     return home
 
@@ -229,7 +229,7 @@ def build_production(home: Path, rows: pd.DataFrame, grid: str, series: str, run
     toml = home.parent / "series.toml"
     toml.write_text(grid)
     for args in (
-        ("ingest", first, "--series", series),
+        ("ingest", first, "--name", series),
         ("sweep", "--grid", toml),
         ("select",),
         ("finalize",),

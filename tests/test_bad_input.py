@@ -47,7 +47,7 @@ def seeded_store(cli, home: Path, tmp_path: Path) -> dict[str, str]:
     """A workspace that already holds one series, and its bytes."""
     good = tmp_path / "good.csv"
     good.write_text(GOOD)
-    assert cli("ingest", good, "--test-days", 2, "--val-days", 1, "--series", "ch").exit_code == 0
+    assert cli("ingest", good, "--test-days", 2, "--val-days", 1, "--name", "ch").exit_code == 0
     before = snapshot(home)
     assert before, "the good ingest must have written the store"
     return before
@@ -78,7 +78,7 @@ def test_one_bad_file_among_several_lands_nothing(
     newer.write_text("Date,Views\n2021-01-03,20\n2021-01-04,22\n")
     bad = tmp_path / "bad.csv"
     bad.write_bytes(BAD_FILES["text_views"][0])
-    result = cli("ingest", newer, bad, "--series", "ch")
+    result = cli("ingest", newer, bad, "--name", "ch")
     assert result.exit_code == 2
     assert str(bad) in result.stderr
     assert snapshot(home) == seeded_store
@@ -96,8 +96,8 @@ def test_missing_file_and_unknown_format(cli, tmp_path: Path) -> None:
 def test_allow_dates_widens_the_range_but_keeps_it_bounded(cli, tmp_path: Path) -> None:
     old = tmp_path / "old.csv"
     old.write_text("Date,Views\n1999-12-30,3\n1999-12-31,4\n")
-    assert cli("ingest", old, "--series", "o").exit_code == 2
-    assert cli("ingest", old, "--series", "o", "--allow-dates").exit_code == 0
+    assert cli("ingest", old, "--name", "o").exit_code == 2
+    assert cli("ingest", old, "--name", "o", "--allow-dates").exit_code == 0
     ancient = tmp_path / "ancient.csv"
     ancient.write_text("Date,Views\n1800-01-01,3\n")
     result = cli("ingest", ancient, "--allow-dates")

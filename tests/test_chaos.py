@@ -76,11 +76,11 @@ def test_a_mutated_export_ingests_or_is_refused_in_one_line(tmp_path: Path, blob
     if not home.exists():  # one seeded store for every example
         home.mkdir()
         seed = write_totals(tmp_path / "seed.csv", synthetic_views(200, seed=3))
-        assert invoke(home, "ingest", seed, "--series", "seed").exit_code == 0
+        assert invoke(home, "ingest", seed, "--name", "seed").exit_code == 0
     before = snapshot(home / "data")
     path = tmp_path / "mutated.csv"
     path.write_bytes(blob)
-    result = invoke(home, "ingest", path, "--series", "fuzzed")
+    result = invoke(home, "ingest", path, "--name", "fuzzed")
     assert result.exit_code in (0, 2), result.output
     assert "Traceback" not in result.output
     if result.exit_code == 2:

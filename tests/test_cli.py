@@ -69,4 +69,95 @@ def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
     result = cli("features", "--lags", "1,x")
     assert result.exit_code == 2 and "--lags must be comma-separated" in result.stderr
     result = cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--fill", "spline")
-    assert result.exit_code == 2 and "unknown fill rule 'spline'" in result.stderr
+    assert result.exit_code == 2 and "'spline' is not one of 'linear', 'ffill', 'zero'" in (
+        result.stderr
+    )
+
+
+def test_version_short_help_and_completion(cli) -> None:
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"viewcast {version('viewcast')}"
+    for args in (("-h",), ("train", "-h"), ("--help",)):
+        result = cli(*args)
+        assert result.exit_code == 0 and "Usage:" in result.stdout, args
+    assert "--install-completion" in cli("-h").stdout
+
+
+def test_choices_are_listed_and_a_bad_value_is_refused_before_any_work(cli, home: Path) -> None:
+    helped = cli("train", "-h").stdout
+    assert "relu" in helped and "rmsprop" in helped and "cosine" in helped
+    result = cli("train", "--model", "rnn")  # an empty workspace: no complaint about features
+    assert result.exit_code == 2
+    assert "'rnn' is not one of 'linear', 'sigmoid', 'relu', 'naive'" in result.stderr
+    assert "features" not in result.stderr and not (home / "mlruns").exists()
+
+
+def test_the_choices_are_the_lists_the_modules_validate_against() -> None:
+    from typing import get_args
+
+    from pipeline import cli, config, features, ingest, optim, store, train
+
+    pairs = [
+        (cli.Format, ingest.FORMATS),
+        (cli.Fill, store.FILL_RULES),
+        (cli.Transform, features.TARGET_TRANSFORMS),
+        (cli.Family, config.MODEL_FAMILIES),
+        (cli.Scaling, config.SCALINGS),
+        (cli.Optimizer, optim.OPTIMIZERS),
+        (cli.Schedule, optim.SCHEDULES),
+        (cli.Loss, train.LOSSES),
+        (cli.Solver, train.SOLVERS),
+    ]
+    for literal, names in pairs:
+        assert get_args(literal) == tuple(names)
+
+
+def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
+    cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
+    assert cli("features", "--lags", "7,28").exit_code == 0
+    result = cli("train", "--lags", "7,28")
+    assert result.exit_code == 2 and "train takes one window" in result.stderr
+    result = cli("train", "--lags", "7", "--model", "linear", "--solver", "lstsq", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # stdout holds the JSON alone: the table went to stderr
+    assert payload["model"]["lags"] == 7 and payload["val_mae"] > 0 and len(payload["run_id"]) == 32
+
+
+def test_json_of_ingest_select_submit(cli, swept: Path, raw: Path) -> None:
+    ingested = json.loads(cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--json").stdout)
+    assert ingested["files"][0][1:] == [365, 1] and ingested["added"] == {"Totals": 365}
+    chosen = json.loads(cli("select", "--json").stdout)
+    assert chosen["champion"]["run_id"] == chosen["ranking"][0]["run_id"]
+    assert chosen["version"] and chosen["metric"] == "val_mae"
+    submitted = json.loads(cli("submit", "--json").stdout)
+    assert submitted["source_run_id"] == chosen["champion"]["run_id"]
+    assert submitted["public_mae"] > 0 and submitted["used"] == 1
+
+
+def test_an_unexpected_error_is_one_line_pointing_to_debug(cli, monkeypatch) -> None:
+    from pipeline import store
+
+    def broken(self):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(store.Store, "read_manifest", broken)
+    result = cli("status")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "viewcast: unexpected error (RuntimeError: disk on fire); run `viewcast --debug status "
+        "...` for the traceback and please report it"
+    ]
+    assert "Traceback" not in result.output
+    result = cli("--debug", "status")
+    assert isinstance(result.exception, RuntimeError)  # the traceback is the caller's to see
+
+
+def test_old_option_names_are_hidden_aliases(cli, raw: Path) -> None:
+    assert "--series" not in cli("ingest", "-h").stdout and "--name" in cli("ingest", "-h").stdout
+    assert (
+        "--k " not in cli("monitor", "-h").stdout and "--drift-ratio" in cli("monitor", "-h").stdout
+    )
+    assert cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--series", "ct").exit_code == 0
+    assert '"ct"' in cli("status", "--json").stdout

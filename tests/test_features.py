@@ -150,7 +150,7 @@ def test_features_command_records_spec_and_exports_train_val_rows(
     cli, home: Path, tmp_path: Path
 ) -> None:
     views = synthetic_views(300, seed=5)
-    cli("ingest", write_totals(tmp_path / "t.csv", views), "--series", "ch")
+    cli("ingest", write_totals(tmp_path / "t.csv", views), "--name", "ch")
     out = tmp_path / "x.parquet"
     result = cli("features", "--lags", "7,1", "--target-transform", "log1p", "--export", out)
     assert result.exit_code == 0, result.output

@@ -107,7 +107,7 @@ def test_forecast_uses_only_days_before_d(production: Path, series: pd.DataFrame
     # unchanged without --force; the same numbers after the last fortnight is appended
     assert "nothing to do" in cli("forecast", "--date", day).output
     everything = export(series, production.parent / "all.csv")
-    assert cli("ingest", everything, "--series", "series").exit_code == 0
+    assert cli("ingest", everything, "--name", "series").exit_code == 0
     assert cli("forecast", "--date", day, "--horizon", "3", "--force").exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(path), before)
 

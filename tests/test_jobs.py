@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +38,7 @@ def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
     run = tracking.get_run(ws, trained.run_id)
     assert run.metrics["val_mae"] == pytest.approx(trained.result.val_mae)
     assert run.params["model.target_transform"] == "log1p"
-    assert cli("ingest", path, "--series", "a", "--test-days", "1").exit_code == 2
+    assert cli("ingest", path, "--name", "a", "--test-days", "1").exit_code == 2
 
 
 def run_count(ws: Workspace) -> tuple[int, int]:
@@ -55,7 +59,7 @@ def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
     for i in range(1, FORTNIGHT + 1):
         end = len(series) - FORTNIGHT + i
         new = export(shifted.iloc[end - 28 : end], production.parent / f"export-{i}.csv")
-        result = cli("daily", new, "--series", "series", "--k", "2", "--m", "3")
+        result = cli("daily", new, "--name", "series", "--k", "2", "--m", "3")
         codes.append(result.exit_code)
         assert result.exit_code in (0, 3), result.output
         tomorrow = str(np.datetime64(shifted["Date"].iloc[end - 1], "D") + 1)
@@ -63,7 +67,7 @@ def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
 
         if i == 5:  # re-running the same day changes nothing
             data, runs = snapshot(ws.data), run_count(ws)
-            again = cli("daily", new, "--series", "series")
+            again = cli("daily", new, "--name", "series")
             assert again.exit_code == 0 and snapshot(ws.data) == data and run_count(ws) == runs
 
     # the fortnight's forecasts for day 2..14 were scored: day i's forecast is scored on day i+1.
@@ -89,15 +93,70 @@ def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
     assert sorted(history.values()) == pytest.approx(sorted(e for _, e in by_hand))
 
 
-def test_deploy_recipes_run_daily_with_a_persistent_timer():
+def test_daily_reads_a_folder_oldest_first_and_moves_what_it_ingested(production, series, cli):
+    """An export job drops `Totals.csv` (stale) and later `Totals (1).csv` (revised): by name the
+    stale file would be read last and win; by age the revised one wins. Both move to done/."""
+    from pipeline.store import concat
+
+    ws = Workspace(production)
+    incoming = production.parent / "incoming"
+    incoming.mkdir()
+    end = len(series) - FORTNIGHT + 1  # one new day and 27 days the store already has
+    revised = series.iloc[end - 28 : end]
+    stale = revised.assign(Views=1)
+    older, newer = (
+        export(stale, incoming / "Totals.csv"),
+        export(revised, incoming / "Totals (1).csv"),
+    )
+    os.utime(older, (1_700_000_000, 1_700_000_000))
+    os.utime(newer, (1_700_000_060, 1_700_000_060))
+    done = incoming / "done"
+    result = cli("daily", incoming, "--name", "series", "--archive", done)
+    assert result.exit_code == 0, result.output
+    store = Store(ws)
+    table = concat(store.read_dev(), store.read_sealed())
+    days = np.array(revised["Date"], dtype="datetime64[D]").astype(np.int32)
+    stored = {int(d): v for d, v in zip(table.day, table.views, strict=True)}
+    assert [stored[int(d)] for d in days] == list(revised["Views"].astype(float))
+    assert sorted(table.names.astype(str)) == ["series"], "no series named after a file"
+    assert list(incoming.glob("*.csv")) == []
+    moved = sorted(p.name for p in done.iterdir())
+    assert len(moved) == 2 and {m.split("-", 1)[1] for m in moved} == {older.name, newer.name}
+
+    # the next morning before the export job ran: nothing new, the forecast exists already
+    data = snapshot(ws.data)
+    again = cli("daily", incoming, "--name", "series", "--archive", done)
+    assert again.exit_code == 0, again.output
+    assert snapshot(ws.data) == data
+
+
+def test_deploy_recipes_run_daily_with_a_persistent_timer(tmp_path: Path):
     deploy = Path(__file__).resolve().parents[1] / "deploy"
     timer = configparser.ConfigParser()
     timer.read(deploy / "viewcast-daily.timer")
     assert timer["Timer"]["Persistent"] == "true"
     assert timer["Timer"]["Unit"] == "viewcast-daily.service"
-    service = configparser.ConfigParser(strict=False)
+    service = configparser.ConfigParser(strict=False, interpolation=None)
     service.read(deploy / "viewcast-daily.service")
-    assert " daily " in service["Service"]["ExecStart"]
-    assert service["Service"]["Type"] == "oneshot"
+    unit, run = service["Unit"], service["Service"]
+    assert " daily " in run["ExecStart"] and run["Type"] == "oneshot"
+    assert "--name " in run["ExecStart"] and "--archive " in run["ExecStart"]
+    assert run["SuccessExitStatus"].split() == ["4"], "busy (exit 4) is not a failure"
+    assert run["ProtectSystem"] == "strict" and run["ReadWritePaths"] == run["WorkingDirectory"]
+    assert run["NoNewPrivileges"] == run["PrivateTmp"] == "true"
+    assert unit["OnFailure"] == "viewcast-alert@%n.service"
+    assert (deploy / "viewcast-alert@.service").exists()
     cron = [ln for ln in (deploy / "crontab.txt").read_text().splitlines() if ln[:1].isdigit()]
-    assert len(cron) == 1 and "viewcast daily" in cron[0]
+    assert len(cron) == 1 and "viewcast daily" in cron[0] and "-eq 4" in cron[0]
+    if shutil.which("systemd-analyze"):  # systemd's own check, with the paths made real
+        root = tmp_path / "srv"
+        (root / ".venv" / "bin").mkdir(parents=True)
+        (root / ".venv" / "bin" / "viewcast").symlink_to(shutil.which("viewcast") or sys.executable)
+        for name in ("viewcast-daily.service", "viewcast-daily.timer", "viewcast-alert@.service"):
+            text = (deploy / name).read_text().replace("/srv/viewcast", str(root))
+            (tmp_path / name).write_text(text)
+        units = [str(tmp_path / n) for n in ("viewcast-daily.service", "viewcast-daily.timer")]
+        check = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True
+        )
+        assert check.returncode == 0, check.stderr

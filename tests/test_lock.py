@@ -58,7 +58,7 @@ def test_two_daily_runs_do_not_both_proceed(production: Path, series: pd.DataFra
         before = snapshot(production / "data")
         new = export(series.iloc[-FORTNIGHT - 20 : -FORTNIGHT + 1], production.parent / "new.csv")
         started = time.monotonic()
-        result = cli("daily", new, "--series", "series")
+        result = cli("daily", new, "--name", "series")
         assert time.monotonic() - started < 5, "the second run exits at once"
         assert result.exit_code == 4
         assert "workspace busy" in result.stderr and str(holder.pid) in result.stderr
@@ -66,7 +66,7 @@ def test_two_daily_runs_do_not_both_proceed(production: Path, series: pd.DataFra
     finally:
         holder.kill()
         holder.wait()
-    assert cli("daily", new, "--series", "series").exit_code == 0, "the lock dies with its holder"
+    assert cli("daily", new, "--name", "series").exit_code == 0, "the lock dies with its holder"
 
 
 def test_concurrent_ingests_of_different_files_both_land(home: Path, tmp_path: Path):
@@ -82,7 +82,7 @@ def test_concurrent_ingests_of_different_files_both_land(home: Path, tmp_path: P
 
     assert (
         invoke(
-            home, "ingest", write_totals(tmp_path / "x.csv", synthetic_views(200)), "--series", "x"
+            home, "ingest", write_totals(tmp_path / "x.csv", synthetic_views(200)), "--name", "x"
         ).exit_code
         == 0
     )

@@ -67,7 +67,7 @@ def test_a_forecast_csv_never_starts_a_cell_with_a_formula(production: Path, cli
         {"Date": table.day[-200:].astype("datetime64[D]").astype(str), "Views": table.views[-200:]}
     )
     rows.to_csv(tmp_path / "evil.csv", index=False)
-    assert cli("ingest", tmp_path / "evil.csv", "--series", "=cmd|calc").exit_code == 0
+    assert cli("ingest", tmp_path / "evil.csv", "--name", "=cmd|calc").exit_code == 0
     assert cli("forecast").exit_code == 0
     path = next((ws.data / "forecasts").glob("*.csv"))
     cells = path.read_text().splitlines()

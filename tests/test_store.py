@@ -42,11 +42,11 @@ def test_newer_export_replaces_overlapping_days_and_reports_counts(
     cli, home: Path, tmp_path: Path
 ) -> None:
     views = synthetic_views(200, seed=1)
-    cli("ingest", write_totals(tmp_path / "jan.csv", views[:150]), "--series", "ch")
+    cli("ingest", write_totals(tmp_path / "jan.csv", views[:150]), "--name", "ch")
     revised = views[100:].copy()
     revised[45:50] += 7  # YouTube revised days 145..149
     result = cli(
-        "ingest", write_totals(tmp_path / "feb.csv", revised, "2021-04-11"), "--series", "ch"
+        "ingest", write_totals(tmp_path / "feb.csv", revised, "2021-04-11"), "--name", "ch"
     )
     assert result.exit_code == 0, result.output
     assert "50 days added, 5 updated" in result.stdout
@@ -89,10 +89,10 @@ def test_later_export_fills_an_imputed_day_and_counts_it_updated(cli, tmp_path: 
     days = [f"2021-01-{d:02d}" for d in range(1, 31)]
     lines = [f"{d},{i * 10}" for i, d in enumerate(days) if d != "2021-01-05"]
     path.write_text("Date,Views\n" + "\n".join(lines) + "\n")
-    assert cli("ingest", path, "--series", "c", "--test-days", 4, "--val-days", 4).exit_code == 0
+    assert cli("ingest", path, "--name", "c", "--test-days", 4, "--val-days", 4).exit_code == 0
     fix = tmp_path / "fix.csv"
     fix.write_text("Date,Views\n2021-01-05,999\n")
-    result = cli("ingest", fix, "--series", "c")
+    result = cli("ingest", fix, "--name", "c")
     assert "0 days added, 1 updated" in result.stdout
 
 
@@ -118,12 +118,12 @@ def test_split_boundaries_do_not_move_when_later_data_arrives(
     cli, home: Path, tmp_path: Path
 ) -> None:
     views = synthetic_views(400, seed=2)
-    cli("ingest", write_totals(tmp_path / "a.csv", views[:300]), "--series", "ch")
+    cli("ingest", write_totals(tmp_path / "a.csv", views[:300]), "--name", "ch")
     splits_file = lambda: json.loads(  # noqa: E731
         next((home / "data" / "store").glob("gen-*/splits.json")).read_text()
     )
     before = splits_file()
-    result = cli("ingest", write_totals(tmp_path / "b.csv", views, "2021-01-01"), "--series", "ch")
+    result = cli("ingest", write_totals(tmp_path / "b.csv", views, "2021-01-01"), "--name", "ch")
     assert result.exit_code == 0
     assert "100 days added" in result.stdout
     assert splits_file() == before
@@ -136,12 +136,12 @@ def test_a_series_too_short_to_split_is_sealed_until_it_is_long_enough(
     cli, home: Path, tmp_path: Path
 ) -> None:
     views = synthetic_views(200, seed=3)
-    result = cli("ingest", write_totals(tmp_path / "a.csv", views[:100]), "--series", "new")
+    result = cli("ingest", write_totals(tmp_path / "a.csv", views[:100]), "--name", "new")
     assert "too short to split" in result.stdout
     store = Store(Workspace(home))
     assert len(store.read_dev()) == 0 and len(store.read_sealed()) == 100
     assert "new" not in store.read_splits().series
-    cli("ingest", write_totals(tmp_path / "b.csv", views), "--series", "new")
+    cli("ingest", write_totals(tmp_path / "b.csv", views), "--name", "new")
     assert store.read_splits().series["new"].test_end == _day("2021-01-01") + 199
     assert len(store.read_dev()) == 200 - 60
 
@@ -226,5 +226,5 @@ def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) ->
     revised = views.copy()
     revised[10] += 5
     second = write_totals(tmp_path / "second.csv", revised)
-    assert cli("ingest", first, second, "--series", "ch").exit_code == 0
+    assert cli("ingest", first, second, "--name", "ch").exit_code == 0
     assert _views(Store(Workspace(home)), "ch").iloc[10] == views[10] + 5

@@ -15,7 +15,7 @@ from pipeline.errors import ViewcastError
 @pytest.fixture
 def trained(cli, home: Path, raw: Path) -> str:
     """`viewcast train` on The Coding Train's daily views; returns the run id."""
-    assert cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--series", "ct").exit_code == 0
+    assert cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--name", "ct").exit_code == 0
     assert cli("features", "--lags", "7,56").exit_code == 0
     model = ("--lags", 56, "--model", "relu", "--layers", 2, "--width", 16)
     optimiser = ("--epochs", 30, "--patience", 10, "--optimizer", "adam", "--lr", "3e-3")

@@ -65,9 +65,14 @@ def ui(swept_template: Path, tmp_path_factory):
             assert time.monotonic() < deadline, "the MLflow UI did not answer in 120 s"
             time.sleep(0.5)
     yield {"home": home, "port": port, "proc": proc}
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    if proc.poll() is None:  # a failed test: stop it as a user would, then make sure
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for pid in server_processes(port):
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_the_browser_shows_the_runs_the_curves_and_the_champion(ui, tmp_path: Path) -> None:
@@ -118,6 +123,27 @@ def test_the_browser_shows_the_runs_the_curves_and_the_champion(ui, tmp_path: Pa
     assert all(
         (tmp_path / f"{n}.png").stat().st_size > 10_000 for n in ("runs", "compare", "model")
     )
+
+
+def test_the_api_serves_every_run_and_the_champion_alias(ui) -> None:
+    ws = Workspace(ui["home"])
+    base = f"http://127.0.0.1:{ui['port']}/api/2.0/mlflow"
+    experiment_id = tracking.session(ws).experiment
+    request = urllib.request.Request(
+        f"{base}/runs/search",
+        data=json.dumps({"experiment_ids": [experiment_id], "max_results": 100}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        runs = json.loads(response.read())["runs"]
+    assert {r["info"]["run_id"] for r in runs} == {r.run_id for r in tracking.all_runs(ws)}
+    stages = [t["value"] for r in runs for t in r["data"]["tags"] if t["key"] == "stage"]
+    assert stages.count("sweep") == 1 and stages.count("train") == 8  # 7 + select's ensemble
+    query = urllib.parse.urlencode({"name": tracking.REGISTERED_MODEL, "alias": "champion"})
+    with urllib.request.urlopen(f"{base}/registered-models/alias?{query}", timeout=10) as r:
+        alias = json.loads(r.read())
+    assert alias["model_version"]["run_id"] == tracking.champion_run(ws)
+    assert alias["model_version"]["source"].startswith("models:/m-")  # an MLflow logged model
 
 
 def test_sigterm_stops_the_whole_server_and_frees_the_port(ui) -> None:

@@ -1,0 +1,56 @@
+"""The Python API (pipeline.api): the README's example runs as written, and DataFrame input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import Workspace
+from pipeline.errors import ViewcastError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_runs_and_forecasts(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(ROOT)  # "run from the project folder"
+    code = readme_example().replace("/tmp/viewcast-api", str(tmp_path / "ws"))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    tomorrow, final = scope["tomorrow"], scope["final"]
+    assert list(tomorrow["series_id"].unique()) == ["peyton"] and len(tomorrow) == 3
+    assert (tomorrow["lower_95"] <= tomorrow["forecast"]).all()
+    assert (tomorrow["forecast"] <= tomorrow["upper_95"]).all()
+    assert final["champion"]["test_mae"] > 0
+    written = pd.read_csv(tmp_path / "ws" / "data" / "forecasts" / f"{tomorrow['date'][0]}.csv")
+    np.testing.assert_allclose(written["forecast"], tomorrow["forecast"])
+    assert "peyton" in capsys.readouterr().out
+
+
+def test_a_dataframe_of_several_series_ingests_like_an_export(tmp_path: Path) -> None:
+    vc = Workspace(tmp_path / "ws")
+    days = pd.date_range("2021-01-01", periods=400)
+    frame = pd.concat(
+        pd.DataFrame({"series_id": s, "date": days, "views": np.arange(400.0) * k})
+        for s, k in (("a", 1), ("b", 2))
+    )
+    report = vc.ingest(frame)
+    assert report.added == {"a": 400, "b": 400}
+    status = vc.status()
+    assert list(status["series_id"]) == ["a", "b"] and list(status["days"]) == [400, 400]
+    history = vc.history()
+    assert set(history["series_id"]) == {"a", "b"}
+    assert history["date"].max() < pd.Timestamp(status["test_start"][0]), "no test day comes back"
+    with pytest.raises(ViewcastError, match="name the series"):
+        vc.ingest(frame.drop(columns="series_id"))
+    with pytest.raises(ViewcastError, match="lacks the columns"):
+        vc.ingest(frame.rename(columns={"views": "v"}))
