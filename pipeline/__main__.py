@@ -2,4 +2,5 @@
 
 from pipeline.cli import app
 
-app(prog_name="viewcast")
+if __name__ == "__main__":  # not when a spawned helper process imports the main module
+    app(prog_name="viewcast")

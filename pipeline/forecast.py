@@ -274,7 +274,13 @@ def forecast_path(ws: Workspace, day: int) -> Path:
 def forecast(
     ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False
 ) -> Forecast:
-    """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV."""
+    """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV and
+    the picture."""
+    with Painter() as painter:
+        return _forecast(ws, date, horizon, force, painter)
+
+
+def _forecast(ws: Workspace, date: str | None, horizon: int, force: bool, paint) -> Forecast:
     from pipeline import tracking
     from pipeline.atomic import atomic_write
     from pipeline.store import Store, concat
@@ -312,8 +318,10 @@ def forecast(
     frame["model_version"] = chosen.version
     frame["run_id"] = chosen.run_id
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.3f"))
-    figure = path.with_suffix(".png")
-    atomic_write(figure, lambda tmp: draw(frame, dict(zip(names, history, strict=True)), day, tmp))
+    panels, title = picture(
+        frame, dict(zip(names, history, strict=True)), dict(zip(names, last, strict=True)), day
+    )
+    atomic_write(path.with_suffix(".png"), lambda tmp: paint(panels, title, tmp))
     run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
     return Forecast(
         path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
@@ -323,18 +331,19 @@ def forecast(
 PICTURE_DAYS, PICTURE_PANELS = 90, 6
 
 
-def draw(frame, history: dict[str, np.ndarray], day: int, path: Path) -> None:
-    """The last 90 days, the forecast and its 80%/95% bands, one panel per series (the six with
-    the most views over those days when there are more)."""
+def picture(frame, history: dict[str, np.ndarray], last: dict[str, int], day: int):
+    """The forecast picture's panels and title: each series' last 90 days, its forecast and the
+    80%/95% bands (the six series with the most views over those days when there are more)."""
     from pipeline import reports
+    from pipeline.atomic import neutralise
 
     recent = {name: views[-PICTURE_DAYS:] for name, views in history.items()}
     top = sorted(recent, key=lambda name: -float(np.nansum(recent[name])))[:PICTURE_PANELS]
     panels = []
     for name in top:
-        rows = frame[frame["series_id"] == name]
+        rows = frame[frame["series_id"] == neutralise(name)]
         views = recent[name]
-        dates = np.arange(day - len(views), day).astype("datetime64[D]")
+        dates = np.arange(last[name] - len(views) + 1, last[name] + 1).astype("datetime64[D]")
         bands = {
             lv: (rows[f"lower_{lv}"].to_numpy(), rows[f"upper_{lv}"].to_numpy()) for lv in LEVELS
         }
@@ -347,7 +356,52 @@ def draw(frame, history: dict[str, np.ndarray], day: int, path: Path) -> None:
         if len(history) > len(top)
         else ""
     )
-    reports.forecast_bands(panels, f"forecast from {iso(day)}{more}", path)
+    return panels, f"forecast from {iso(day)}{more}"
+
+
+class Painter:
+    """Draws the forecast picture in a helper process started when a forecast begins: importing
+    matplotlib (about 0.7 s) then overlaps reading the store and MLflow (about 2 s) on another
+    core, and a one-series forecast stays within its 3 s (bench/README.md)."""
+
+    def __enter__(self) -> Painter:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # never fork a process holding locks
+        self._conn, child = context.Pipe()
+        self._proc = context.Process(target=_paint_server, args=(child,), daemon=True)
+        self._proc.start()
+        self._used = False
+        return self
+
+    def __call__(self, panels: list, title: str, path: str) -> None:
+        self._used = True
+        self._conn.send((panels, title, path))
+        error = self._conn.recv()
+        if error:
+            raise ViewcastError(f"{path}: drawing the forecast failed ({error})")
+
+    def __exit__(self, *exc) -> None:
+        if self._used and exc[0] is None:
+            self._conn.send(None)
+            self._proc.join(timeout=10)
+        if self._proc.is_alive():  # nothing to draw, or a failure: do not wait for the import
+            self._proc.terminate()
+            self._proc.join()
+        self._conn.close()
+
+
+def _paint_server(conn) -> None:
+    """The helper process: import matplotlib at once, then draw what the forecast sends."""
+    from pipeline import reports
+
+    reports.pyplot()
+    while (job := conn.recv()) is not None:
+        try:
+            reports.forecast_bands(*job)
+            conn.send("")
+        except Exception as err:  # reported by the forecast as one line
+            conn.send(f"{type(err).__name__}: {err}")
 
 
 def histories_before(table, day: int, n: int):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from pipeline import tracking
 from pipeline.cli import app
+from pipeline.config import Workspace
 from tests.conftest import snapshot
 
 
@@ -125,7 +127,10 @@ def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
     assert payload["model"]["lags"] == 7 and payload["val_mae"] > 0 and len(payload["run_id"]) == 32
 
 
-def test_json_of_ingest_select_submit(cli, swept: Path, raw: Path) -> None:
+def test_json_of_sweep_ingest_select_submit(cli, swept: Path, raw: Path, tiny_grid: Path) -> None:
+    swept_again = json.loads(cli("sweep", "--grid", tiny_grid, "--json").stdout)
+    assert (swept_again["total"], swept_again["resumed"], swept_again["ran"]) == (7, 7, 0)
+    assert swept_again["run_id"] == tracking.latest_sweep(Workspace(swept))
     ingested = json.loads(cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--json").stdout)
     assert ingested["files"][0][1:] == [365, 1] and ingested["added"] == {"Totals": 365}
     chosen = json.loads(cli("select", "--json").stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from pipeline import forecast as fc
 from pipeline import holdout, tracking
 from pipeline.config import Workspace
+from pipeline.errors import ViewcastError
 from pipeline.features import lag_windows
 from pipeline.store import Store
 
@@ -53,6 +55,17 @@ def test_grouped_conformal_quantile_matches_one_group_at_a_time():
             mine = errors[group == g]
             expected = fc.conformal_quantile(mine, level) if len(mine) else np.nan
             np.testing.assert_equal(grouped[g], expected)
+
+
+def test_refit_prints_json_for_scripts(production: Path, cli):
+    result = cli("refit", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert tracking.alias_run(Workspace(production), "production") == (
+        printed["run_id"],
+        printed["version"],
+    )
+    assert printed["rows"] > 0 and printed["train_mae"] > 0
 
 
 def test_refit_trains_on_all_history_and_keeps_the_champion(production: Path):
@@ -120,10 +133,21 @@ def test_forecast_uses_only_days_before_d(production: Path, series: pd.DataFrame
 
 
 def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
-    result = cli("forecast")
+    result = cli("forecast", "--json")
     assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
     ws = Workspace(production)
     (run,) = tracking.runs(ws, tracking.Stage.FORECAST)
+    assert printed["run_id"] == run.run_id and len(printed["forecasts"]) == 1
+    assert (
+        printed["forecasts"][0]["series_id"] == "series" and printed["forecasts"][0]["forecast"] > 0
+    )
+    # daily operations live in their own experiment; both are model-training experiments
+    s = tracking.session(ws)
+    assert s.client.get_run(run.run_id).info.experiment_id == s.daily != s.experiment
+    for experiment in (s.experiment, s.daily):
+        tags = s.client.get_experiment(experiment).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
     prod_id, version = tracking.alias_run(ws, "production")
     assert run.tags["model_version"] == version
     assert run.tags["model_run_id"] == prod_id
@@ -139,28 +163,27 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands(
-    monkeypatch, tmp_path
-):
-    from pipeline import reports
-
-    drawn = {}
-    monkeypatch.setattr(
-        reports, "forecast_bands", lambda p, title, path: drawn.update(p=p, t=title)
-    )
+def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands():
     day = int(np.datetime64("2024-03-01", "D").astype(int))
     history = {f"s{i}": np.full(200, float(10 * (i + 1))) for i in range(8)}
+    last = {name: day - 1 for name in history} | {"s7": day - 3}  # s7 stopped two days early
     frame = fc.forecast_frame(
         np.array(list(history)), np.full(8, day), np.ones(8), np.arange(8.0) * 10, _intervals()
     )
-    fc.draw(frame, history, day, tmp_path / "x.png")
-    assert [p.title for p in drawn["p"]] == ["s7", "s6", "s5", "s4", "s3", "s2"]
-    panel = drawn["p"][0]
+    panels, title = fc.picture(frame, history, last, day)
+    assert [p.title for p in panels] == ["s7", "s6", "s5", "s4", "s3", "s2"]
+    assert "6 of 8 series" in title
+    late, panel = panels[0], panels[1]
     assert len(panel.actual) == 90 and panel.dates[-1] == np.datetime64("2024-02-29")
-    assert panel.forecast_dates[0] == np.datetime64("2024-03-01") and panel.forecast[0] == 70.0
+    assert late.dates[-1] == np.datetime64("2024-02-27")
+    assert panel.forecast_dates[0] == np.datetime64("2024-03-01") and panel.forecast[0] == 60.0
     lower, upper = panel.bands[95]
-    assert lower[0] <= panel.bands[80][0][0] <= 70.0 <= panel.bands[80][1][0] <= upper[0]
-    assert "6 of 8 series" in drawn["t"]
+    assert lower[0] <= panel.bands[80][0][0] <= 60.0 <= panel.bands[80][1][0] <= upper[0]
+
+
+def test_a_drawing_failure_is_one_line_naming_the_file(tmp_path: Path):
+    with fc.Painter() as paint, pytest.raises(ViewcastError, match=r"x\.png: drawing the forecast"):
+        paint([], "no panels", str(tmp_path / "x.png"))  # subplots(0, 1) cannot be drawn
 
 
 def _intervals():

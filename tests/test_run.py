@@ -24,9 +24,10 @@ def test_run_is_the_whole_job_and_reruns_safely(home: Path, tiny_grid: Path, cli
     final = json.loads((home / "reports" / "final.json").read_text())
     assert final["series"] == 2 and final["champion"]["run_id"] in out
 
-    again = cli("run", *files, "--grid", tiny_grid)
+    again = cli("run", *files, "--grid", tiny_grid, "--json")
     assert again.exit_code == 0, again.output
-    assert "store unchanged" in again.output
-    assert "0 of 7 configurations trained" in again.output
-    assert "the test was finalized on" in again.output
+    assert "store unchanged" in again.stderr  # --json: the tables went to stderr
+    assert "0 of 7 configurations trained" in again.stderr
+    assert json.loads(again.stdout)["champion"] == final["champion"]
+    assert "the test was finalized on" in again.stderr
     assert json.loads((home / "reports" / "final.json").read_text()) == final
