@@ -41,6 +41,7 @@ Loss = Literal["mae", "mse"]
 Solver = Literal["gd", "lstsq"]
 Device = Literal["auto", "cpu", "cuda"]
 ExperimentName = Literal["lecture"]
+Task = Literal["views", "direction"]
 Name = Annotated[str | None, Opt("--name", help="Series id of single-series files.")]
 OldName = Annotated[str | None, Opt("--series", hidden=True, help="Old name of --name.")]
 EXIT_BUG = 1  # an unexpected error: one line, the traceback with --debug
@@ -240,6 +241,9 @@ def train(
     amp: Annotated[bool, Opt(help="bfloat16 mixed precision on CUDA.")] = False,
     seed: Annotated[int, Opt(help="Seed for weights and batch order.")] = 0,
     series: SeriesFilter = None,
+    task: Annotated[
+        Task, Opt(help="views: tomorrow's views; direction: down, same or up (L7).")
+    ] = "views",
     as_json: JsonFlag = False,
 ) -> None:
     """Train one model on the training days, early-stop on validation, log it to MLflow."""
@@ -249,6 +253,12 @@ def train(
     if len(windows) != 1:
         raise ViewcastError(f"train takes one window (--lags N), got {lags!r}; sweeps take more")
     lags = windows[0]
+    if task == "direction":
+        run_id, found = jobs.train_direction(ctx.obj, lags, epochs, lr, "ce", seed, series)
+        show.direction(found, run_id)
+        if as_json:
+            show.emit({"run_id": run_id, **show.plain(found)})
+        return
     options = dict(locals())
     model_fields = ("lags", "model", "layers", "width", "batchnorm", "dropout", "scaling")
     mcfg = {k: options[k] for k in model_fields} | {"target_transform": target_transform}
@@ -503,13 +513,28 @@ def experiment(
     name: Annotated[ExperimentName, Arg(help="The experiment.")],
     series: SeriesFilter = None,
     epochs: Annotated[int | None, Opt(help="Cap the grid's epochs (default 2,000).")] = None,
-    study_epochs: Annotated[int, Opt(help="Epochs of each batch-size and optimiser run.")] = 200,
+    study_epochs: Annotated[int, Opt(help="Epochs of each study's trainings.")] = 200,
+    only: Annotated[
+        list[str] | None,
+        Opt(help="Only: grid, escape, sharpness, landscape, direction or batchnorm (repeatable)."),
+    ] = None,
 ) -> None:
-    """The lecture's tables, figures and diagnostics: writes reports/lecture.md."""
+    """The lecture's tables, figures, diagnostics and studies (L4-L8): reports/lecture.md."""
     from pipeline import experiment as exp
+    from pipeline import studies
 
-    report = exp.run(ctx.obj, series, epochs, study_epochs, show.config_line)
-    show.lecture(report, ctx.obj.reports / exp.REPORT)
+    parts = list(only or ["grid", *studies.STUDIES])
+    unknown = sorted(set(parts) - {"grid", *studies.STUDIES})
+    if unknown:
+        choices = ", ".join(["grid", *studies.STUDIES])
+        raise ViewcastError(f"--only {unknown[0]!r} is not one of {choices}")
+    if "grid" in parts:
+        report = exp.run(ctx.obj, series, epochs, study_epochs, show.config_line)
+        show.lecture(report, ctx.obj.reports / exp.REPORT)
+    chosen = tuple(p for p in studies.STUDIES if p in parts)
+    if chosen:
+        exp.run_studies(ctx.obj, chosen, series, study_epochs, show.study_line)
+        console.print(f"studies: {', '.join(chosen)}; report: {ctx.obj.reports / exp.REPORT}")
 
 
 @command()
@@ -517,14 +542,24 @@ def diagnose(
     ctx: typer.Context,
     run_id: Annotated[str, Arg(help="A training run id.")],
     loss: Annotated[Loss, Opt(help="mae is the training loss.")] = "mae",
+    escape: Annotated[bool, Opt(help="L4: step along the lowest-curvature eigenvector.")] = False,
+    escape_steps: Annotated[int, Opt(help="Then N gradient-descent steps from both points.")] = 0,
+    escape_lr: Annotated[float, Opt(help="Their learning rate.")] = 1e-2,
     as_json: JsonFlag = False,
 ) -> None:
     """Where a training ended (Hessian eigenvalues: minimum, maximum or saddle) and its gradient
-    norm against the loss over epochs; the figure is logged to the run."""
+    norm against the loss over epochs; with --escape, the loss along the most negative
+    curvature direction. Figures are logged to the run."""
     from dataclasses import asdict
 
     from pipeline import diagnostics as diag
 
+    if escape:
+        found = diag.escape_run(ctx.obj, run_id, loss, escape_steps, escape_lr)
+        show.escaped(found)
+        if as_json:
+            show.emit(show.plain(found))
+        return
     result = diag.diagnose_run(ctx.obj, run_id, loss)
     if as_json:
         typer.echo(json.dumps(asdict(result), indent=1))

@@ -72,6 +72,14 @@ def lanczos(hvp: Callable[[Flat], Flat], dim: int, steps: int = 80, seed: int = 
     """Ritz values of the Hessian after `steps` Lanczos iterations (full reorthogonalisation):
     the extreme ones converge first, so [0] and [-1] estimate the smallest and largest
     eigenvalues."""
+    return lanczos_pairs(hvp, dim, steps, seed)[0]
+
+
+def lanczos_pairs(
+    hvp: Callable[[Flat], Flat], dim: int, steps: int = 80, seed: int = 0
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Ritz values (ascending) and their Ritz vectors (columns, unit length) after `steps`
+    Lanczos iterations."""
     steps = min(steps, dim)
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(dim, generator=gen, dtype=torch.float64)
@@ -90,12 +98,89 @@ def lanczos(hvp: Callable[[Flat], Flat], dim: int, steps: int = 80, seed: int = 
             break
         betas.append(beta)
         basis.append(w / beta)
-    t = (
-        np.diag(alphas)
-        + np.diag(betas[: len(alphas) - 1], 1)
-        + np.diag(betas[: len(alphas) - 1], -1)
+    off = betas[: len(alphas) - 1]
+    t = np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1)
+    values, vectors = np.linalg.eigh(t)
+    ritz = torch.stack(basis[: len(alphas)]).T @ torch.as_tensor(vectors)
+    return values, ritz / ritz.norm(dim=0, keepdim=True)
+
+
+def extreme_eigenpair(
+    f: Callable[[Flat], torch.Tensor],
+    theta: Flat,
+    lowest: bool = True,
+    exact_limit: int = EXACT_LIMIT,
+    steps: int = 80,
+) -> tuple[float, Flat, str]:
+    """The lowest (or highest) eigenvalue of the Hessian of f at theta, its unit eigenvector
+    and how it was found: exact (the full Hessian) up to `exact_limit` parameters, else the
+    Lanczos Ritz pair."""
+    theta = theta.double()
+    if theta.numel() <= exact_limit:
+        h = hessian(f)(theta)
+        values, vectors = torch.linalg.eigh((h + h.T) / 2)
+        k = 0 if lowest else -1
+        return float(values[k]), vectors[:, k], "exact"
+    values, vectors = lanczos_pairs(hvp_function(f, theta), theta.numel(), steps)
+    k = 0 if lowest else -1
+    return float(values[k]), vectors[:, k], "lanczos"
+
+
+# --- L4: escape a saddle along a negative-curvature direction ---------------------------------
+
+
+@dataclass(frozen=True)
+class Escape:
+    """The loss along the lowest-curvature eigenvector u and along a random direction of the
+    same length, around theta: L(theta + eta d) - L(theta) for each eta."""
+
+    eigenvalue: float
+    method: str
+    etas: list[float]
+    along: list[float]  # along u
+    random: list[float]  # along a random unit direction
+    best_eta: float
+    drop: float  # L(theta) - min over eta of L(theta + eta u): > 0 when moving along u helps
+    random_drop: float
+
+
+def escape(
+    f: Callable[[Flat], torch.Tensor],
+    theta: Flat,
+    radius: float | None = None,
+    points: int = 41,
+    seed: int = 0,
+) -> Escape:
+    """L4: at a saddle (a negative Hessian eigenvalue), theta + eta u with u its eigenvector has
+    a lower loss for small eta. Both slices span [-radius, radius] (default: 5% of |theta|, at
+    least 0.05)."""
+    theta = theta.double()
+    value, u, method = extreme_eigenpair(f, theta)
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randn(theta.numel(), generator=gen, dtype=torch.float64)
+    r = r / r.norm()
+    radius = radius or max(0.05 * theta.norm().item(), 0.05)
+    etas = np.linspace(-radius, radius, points)
+    with torch.no_grad():
+        base = f(theta).item()
+        along = [f(theta + e * u).item() - base for e in etas]
+        random = [f(theta + e * r).item() - base for e in etas]
+    best = int(np.argmin(along))
+    return Escape(
+        value, method, etas.tolist(), along, random, float(etas[best]), -min(along), -min(random)
     )
-    return np.linalg.eigvalsh(t)
+
+
+def descend(f: Callable[[Flat], torch.Tensor], theta: Flat, steps: int, lr: float) -> list[float]:
+    """Plain gradient descent on f from theta: the loss before each step and at the end."""
+    g = grad(f)
+    theta = theta.double().clone()
+    losses = []
+    for _ in range(steps):
+        losses.append(f(theta).item())
+        theta = theta - lr * g(theta)
+    losses.append(f(theta).item())
+    return losses
 
 
 # --- what the point is ---------------------------------------------------------------------------
@@ -202,21 +287,11 @@ class Diagnosis:
 def diagnose_run(ws, run_id: str, loss: str = "mae") -> Diagnosis:
     """The critical point a training run ended at, on its training rows (every split series;
     the last 3,000 rows), and its gradient norm vs loss figure (reports/, and the run)."""
-    from pipeline import features as feats
     from pipeline import reports, tracking
-    from pipeline.errors import ViewcastError
-    from pipeline.store import Store
 
-    if loss not in ("mae", "mse"):
-        raise ViewcastError(f"--loss must be mae or mse, got {loss!r}")
-    model = tracking.load_model(ws, run_id)
-    if not hasattr(model, "net"):
-        raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
+    model, rows_x, rows_y = _run_rows(ws, run_id, loss)
     run = tracking.get_run(ws, run_id)
-    store = Store(ws)
-    windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
-    rows = windows.rows("train")[-3000:]
-    point = analyse_model(model, windows.x(rows), windows.y(rows), loss)
+    point = analyse_model(model, rows_x, rows_y, loss)
     history = tracking.epoch_history(ws, run_id)
     stuck = stuck_epochs(history["train_loss"], history["grad_norm"])
     figure = ws.reports / f"diagnose-{run_id}.png"
@@ -234,3 +309,68 @@ def diagnose_run(ws, run_id: str, loss: str = "mae") -> Diagnosis:
     annotate.metrics(metrics)
     annotate.tags({"critical_point": point.kind})
     return Diagnosis(run_id, run.name, point, stuck, str(figure) if history["train_loss"] else "")
+
+
+@dataclass(frozen=True)
+class EscapeReport:
+    run_id: str
+    name: str
+    escape: Escape
+    stay: list[float]  # plain gradient descent from the trained point ...
+    leave: list[float]  # ... and from the escaped point theta + best_eta u
+    figure: str
+
+
+def escape_run(
+    ws, run_id: str, loss: str = "mae", steps: int = 0, lr: float = 1e-2
+) -> EscapeReport:
+    """L4 on a training run: the loss along its lowest-curvature eigenvector and a random
+    direction, on its training rows (the last 3,000); with `steps`, gradient descent from the
+    trained point and from the escaped one. The figure and numbers are logged to the run."""
+    import copy
+
+    from pipeline import reports, tracking
+
+    model, rows_x, rows_y = _run_rows(ws, run_id, loss)
+    tx = torch.as_tensor(np.ascontiguousarray(rows_x), dtype=torch.float32)
+    ty = torch.as_tensor(np.ascontiguousarray(rows_y), dtype=torch.float32)
+    xs, ys, _ = model.encode(tx, ty)
+    f, theta = model_loss(copy.deepcopy(model.net), xs, ys, loss)
+    out = escape(f, theta)
+    stay = leave = []
+    if steps:
+        _, u, _ = extreme_eigenpair(f, theta)
+        stay = descend(f, theta, steps, lr)
+        leave = descend(f, theta.double() + out.best_eta * u, steps, lr)
+    run = tracking.get_run(ws, run_id)
+    figure = ws.reports / f"escape-{run_id}.png"
+    ws.reports.mkdir(parents=True, exist_ok=True)
+    reports.escape_figure(
+        out, stay, leave, f"{run.name}: {loss} loss around the trained point", figure
+    )
+    annotate = tracking.writer(ws, run_id)
+    annotate.artifact(figure, "diagnostics")
+    numbers = {"escape_eigenvalue": out.eigenvalue, "escape_drop": out.drop}
+    numbers |= {"escape_random_drop": out.random_drop}
+    if steps:
+        numbers |= {"escape_stay_loss": stay[-1], "escape_leave_loss": leave[-1]}
+    annotate.metrics(numbers)
+    return EscapeReport(run_id, run.name, out, stay, leave, str(figure))
+
+
+def _run_rows(ws, run_id: str, loss: str):
+    """A training run's single model and its training rows (the last 3,000)."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.errors import ViewcastError
+    from pipeline.store import Store
+
+    if loss not in ("mae", "mse"):
+        raise ViewcastError(f"--loss must be mae or mse, got {loss!r}")
+    model = tracking.load_model(ws, run_id)
+    if not hasattr(model, "net"):
+        raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
+    store = Store(ws)
+    windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
+    rows = windows.rows("train")[-3000:]
+    return model, windows.x(rows), windows.y(rows)

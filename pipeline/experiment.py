@@ -30,6 +30,7 @@ from pipeline.selection import Candidate
 from pipeline.tracking import RunRecord, Stage, SweepPurpose, Tag
 
 REPORT, FIGURES = "lecture.md", "lecture"
+GRID_PAGE, STUDIES = "lecture-grid.md", "studies"  # the grid's part; the studies' folder
 LINEAR_LAGS = (1, 7, 28, 56)
 DEPTHS = (1, 2, 3, 4)
 STUDY_MODEL = dict(lags=56, model="relu", layers=1, width=100)
@@ -257,6 +258,7 @@ def run(
         report.figures = ["validation.png", "grad_norm.png", "optimisers.png"]
         _studies(ws, report, windows56, study_epochs, Path(tmp))
         _publish(Path(tmp), ws.reports)
+    assemble(ws)
     return report
 
 
@@ -313,7 +315,7 @@ def _publish(src: Path, reports: Path) -> None:
     (staging / FIGURES).rename(target)
     shutil.rmtree(staging, ignore_errors=True)
     text = (src / REPORT).read_text()
-    atomic_write(reports / REPORT, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(reports / GRID_PAGE, lambda tmp: Path(tmp).write_text(text))
 
 
 def _hessians(ws, lecture: LectureRuns, models, dev, splits) -> list[tuple[str, str]]:
@@ -423,3 +425,97 @@ def _optimiser_study(ws, windows, epochs: int, parent: str):
             }
         )
     return out, histories
+
+
+# --- the rest of the lecture: L4-L8 studies (pipeline/studies.py) -------------------------------
+
+
+def run_studies(
+    ws: Workspace,
+    names: tuple[str, ...],
+    series: list[str] | None = None,
+    epochs: int = 200,
+    on_study: Callable[[str], None] = lambda name: None,
+) -> dict:
+    """Run the named studies on the lecture's series (56-day windows), each logged as an MLflow
+    run (stage experiment) with its numbers and figure; write each section under
+    reports/studies/ and rebuild reports/lecture.md."""
+    import json
+
+    from pipeline import features as feats
+    from pipeline import reports, studies, tracking
+    from pipeline.store import Store
+
+    unknown = sorted(set(names) - set(studies.STUDIES))
+    if unknown:
+        raise ViewcastError(
+            f"unknown study {unknown[0]!r} (choose from {', '.join(studies.STUDIES)})"
+        )
+    store = Store(ws)
+    windows = feats.select_series(
+        feats.lag_windows(store.read_dev(), store.read_splits(), 56), series
+    )
+    folder = ws.reports / STUDIES
+    folder.mkdir(parents=True, exist_ok=True)
+    done = {}
+    for name in names:
+        on_study(name)
+        result = studies.RUNNERS[name](windows, epochs)
+        result.figures = reports.study_figures(result, folder)
+        section = "\n".join(reports.study_markdown(result, STUDIES)) + "\n"
+        (folder / f"{name}.md").write_text(section)
+        (folder / f"{name}.json").write_text(json.dumps(result.numbers, default=float))
+        with tracking.start_run(ws, f"study {name}", Stage.EXPERIMENT, {"study": name}) as run:
+            run.params({"study": name, "epochs": epochs, "series": ",".join(windows.names)})
+            run.metrics(_study_metrics(result))
+            for extra in (f"{name}.md", f"{name}.json", *result.figures):
+                run.artifact(folder / extra, STUDIES)
+        done[name] = result
+    assemble(ws)
+    return done
+
+
+def _study_metrics(result) -> dict[str, float]:
+    """The headline numbers of a study, for the MLflow UI (names MLflow accepts)."""
+    import re
+
+    raw = _study_numbers(result)
+    return {re.sub(r"[^A-Za-z0-9_.]+", "_", k).strip("_"): v for k, v in raw.items()}
+
+
+def _study_numbers(result) -> dict[str, float]:
+    from pipeline.studies import flatness, summarise_sharpness
+
+    n = result.numbers
+    if result.name == "escape":
+        e = n["escape"]
+        return {"eigenvalue": e["eigenvalue"], "drop": e["drop"], "random_drop": e["random_drop"]}
+    if result.name == "sharpness":
+        return {
+            f"sharpness.batch_{s['batch']}": s["sharpness"] for s in summarise_sharpness(n["rows"])
+        }
+    if result.name == "landscape":
+        return {f"rise.{k}": flatness(d["line"], n["alphas"]) for k, d in n["nets"].items()}
+    if result.name == "direction":
+        return {f"val_accuracy.{k}": d["val_accuracy"] for k, d in n.items()}
+    return {f"final_loss.{k}": d["final"] for k, d in n["runs"].items()}
+
+
+def assemble(ws: Workspace) -> None:
+    """reports/lecture.md: the grid's page (when the grid has run) and every study section
+    written so far, in the lecture's order."""
+    from pipeline.atomic import atomic_write
+    from pipeline.studies import STUDIES as ORDER
+
+    grid = ws.reports / GRID_PAGE
+    parts = (
+        [grid.read_text().rstrip() + "\n"]
+        if grid.exists()
+        else ["# The lecture's experiments on viewcast\n"]
+    )
+    sections = [ws.reports / STUDIES / f"{n}.md" for n in ORDER]
+    if any(p.exists() for p in sections):
+        parts.append("\n## The rest of the lecture (L4-L8)\n")
+        parts += [p.read_text() for p in sections if p.exists()]
+    text = "".join(parts)
+    atomic_write(ws.reports / REPORT, lambda tmp: Path(tmp).write_text(text))

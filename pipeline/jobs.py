@@ -125,6 +125,38 @@ def train_one(
     return Trained(mcfg, result, run_id)
 
 
+def train_direction(
+    ws: Workspace,
+    lags: int,
+    epochs: int,
+    lr: float,
+    loss: str = "ce",
+    seed: int = 0,
+    series: list[str] | None = None,
+):
+    """L7: the softmax classifier of tomorrow's direction (down, same, up) on the training
+    days, logged as an MLflow run (stage study, tag task=direction); (run id, result)."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.classify import train_direction as fit_direction
+    from pipeline.store import Store
+
+    store = Store(ws)
+    windows = feats.select_series(
+        feats.lag_windows(store.read_dev(), store.read_splits(), lags), series
+    )
+    result = fit_direction(windows, loss, epochs, lr, seed)
+    tags = {"task": "direction"}
+    with tracking.start_run(ws, f"direction {loss} lags{lags}", tracking.Stage.STUDY, tags) as run:
+        run.params({"task": "direction", "lags": lags, "epochs": epochs, "lr": lr, "loss": loss})
+        run.params({"seed": seed, "cut_down": result.cuts[0], "cut_up": result.cuts[1]})
+        keys = ("train_accuracy", "val_accuracy", "majority_accuracy", "persistence_accuracy")
+        run.metrics({k: getattr(result, k) for k in keys})
+        for key, values in result.history.items():
+            run.series(key, [(e, v, 0) for e, v in enumerate(values, 1)])
+        return run.run_id, result
+
+
 def sweep(
     ws: Workspace,
     grid: str = "default",

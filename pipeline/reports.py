@@ -112,6 +112,31 @@ def optimisers(histories: dict[str, dict[str, list[float]]], title: str, path: P
     _save(fig, path)
 
 
+def escape_figure(escape, stay: list[float], leave: list[float], title: str, path: Path) -> None:
+    """L4: the loss along the lowest-curvature eigenvector and a random direction; with the
+    descent curves from the trained and the escaped point beside it when there are any."""
+    plt = pyplot()
+    panels = 2 if stay else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    label = f"eigenvector u (eigenvalue {escape.eigenvalue:.3g})"
+    ax.plot(escape.etas, escape.along, color="tab:red", label=label)
+    ax.plot(escape.etas, escape.random, color="gray", linestyle="--", label="a random direction")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("step length eta")
+    ax.set_ylabel("L(theta + eta d) - L(theta)")
+    ax.legend(fontsize=8)
+    if stay:
+        ax = axes[0, 1]
+        ax.plot(stay, label="from the trained point")
+        ax.plot(leave, label="from the escaped point")
+        ax.set_xlabel("gradient descent step")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
 # --- forecasts against actual views -------------------------------------------------------------
 
 
@@ -361,3 +386,209 @@ def lecture_markdown(report: LectureReport, figures: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# --- the lecture's studies (L4-L8) ----------------------------------------------------------------
+
+
+def _verdict(holds: bool, claim: str) -> str:
+    return (
+        f"This is what the lecture says ({claim})."
+        if holds
+        else (f"The data does not show what the lecture says here ({claim}).")
+    )
+
+
+def study_figures(result, folder: Path) -> list[str]:
+    """One figure per study, drawn from its numbers; the file names."""
+    from types import SimpleNamespace
+
+    plt = pyplot()
+    n, name = result.numbers, result.name
+    path = folder / f"{name}.png"
+    if name == "escape":
+        e = SimpleNamespace(**n["escape"])
+        escape_figure(e, n["stay"], n["leave"], "L4: the loss around the trained point", path)
+        return [path.name]
+    if name == "sharpness":
+        from pipeline.studies import summarise_sharpness
+
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+        labels = [str(r["batch"]) for r in n["rows"]]
+        ax.scatter(labels, [r["sharpness"] for r in n["rows"]], color="tab:red")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("top Hessian eigenvalue (sharpness)")
+        summary = summarise_sharpness(n["rows"])
+        bx.bar([str(s["batch"]) for s in summary], [s["val_mae"] for s in summary])
+        bx.set_xlabel("batch size")
+        bx.set_ylabel("validation MAE (views, mean over seeds)")
+        fig.suptitle("L5: sharpness and validation MAE by batch size")
+    elif name == "landscape":
+        nets, alphas = n["nets"], np.asarray(n["alphas"])
+        fig, axes = plt.subplots(1, 1 + len(nets), figsize=(4 * (1 + len(nets)), 3.6))
+        for label, d in nets.items():
+            axes[0].plot(alphas, d["line"], label=label)
+        axes[0].set_xlabel("alpha (filter-normalised direction)")
+        axes[0].set_ylabel("training loss (scaled MAE)")
+        axes[0].legend(fontsize=7)
+        for ax, (label, d) in zip(axes[1:], nets.items(), strict=True):
+            ax.contour(alphas, alphas, np.asarray(d["plane"]), levels=15)
+            ax.set_title(label, fontsize=9)
+        fig.suptitle("L6: the error surface around the trained weights")
+    elif name == "direction":
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+        for loss, d in n.items():
+            ax.plot(d["history"]["train_accuracy"], label=f"{loss}: training")
+            bx.plot(d["history"]["val_accuracy"], label=f"{loss}: validation")
+        any_run = next(iter(n.values()))
+        bx.axhline(any_run["majority_accuracy"], color="gray", ls="--", label="majority class")
+        bx.axhline(any_run["persistence_accuracy"], color="black", ls=":", label="same as today")
+        for a in (ax, bx):
+            a.set_xlabel("epoch")
+            a.set_ylabel("accuracy")
+            a.legend(fontsize=7)
+        fig.suptitle("L7: cross-entropy vs MSE on the probabilities, from the same start")
+    else:  # batchnorm
+        fig, ax = plt.subplots(1, 1, figsize=(7, 3.6))
+        for label, d in n["runs"].items():
+            ax.plot(range(1, len(d["curve"]) + 1), d["curve"], label=f"{label} (lr {d['lr']:g})")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss (scaled MAE)")
+        ax.legend(fontsize=8)
+        fig.suptitle("L8: a deep sigmoid network with and without batch normalisation")
+    _save(fig, path)
+    return [path.name]
+
+
+def study_markdown(result, figures: str) -> list[str]:
+    """A study's section: a table and sentences computed from its numbers."""
+    writers = {
+        "escape": _escape_md,
+        "sharpness": _sharpness_md,
+        "landscape": _landscape_md,
+        "direction": _direction_md,
+        "batchnorm": _batchnorm_md,
+    }
+    lines = ["", *writers[result.name](result.numbers)]
+    return [*lines, "", *(f"![{result.name}]({figures}/{f})" for f in result.figures)]
+
+
+def _escape_md(n: dict) -> list[str]:
+    e = n["escape"]
+    curvature = (
+        "negative: the point has a descent direction."
+        if e["eigenvalue"] < 0
+        else "not negative: there is no saddle direction to escape along."
+    )
+    text = (
+        f"The study network's lowest Hessian eigenvalue at the end of training is "
+        f"{e['eigenvalue']:.4g} ({e['method']}), {curvature} A step of {e['best_eta']:+.3g} "
+        f"along its eigenvector changes the training loss by {-e['drop']:+.4g}; the best step "
+        f"of the same length along a random direction by {-e['random_drop']:+.4g}."
+    )
+    if n["stay"]:
+        stay, leave = n["stay"][-1], n["leave"][-1]
+        text += (
+            f" After {len(n['stay']) - 1} gradient-descent steps the loss is {leave:.4g} from "
+            f"the escaped point and {stay:.4g} from the trained one. "
+            + _verdict(e["drop"] > 0 and leave < stay, "moving along u lowers the loss")
+        )
+    return ["### L4: escaping a saddle", "", text]
+
+
+def _sharpness_md(n: dict) -> list[str]:
+    from pipeline.studies import summarise_sharpness
+
+    summary = summarise_sharpness(n["rows"])
+    full, small = summary[0], summary[-1]
+    flatter = small["sharpness"] < full["sharpness"]
+    better = small["val_mae"] < full["val_mae"]
+    rows = [
+        [
+            str(s["batch"]),
+            str(s["seeds"]),
+            f"{s['sharpness']:.4g} ± {s['sharpness_sd']:.2g}",
+            fmt_mae(s["train_mae"]),
+            fmt_mae(s["val_mae"]),
+        ]
+        for s in summary
+    ]
+    header = ["batch", "seeds", "sharpness (top eigenvalue)", "train MAE", "val MAE"]
+    text = (
+        f"Batches of {small['batch']} ended {'flatter' if flatter else 'sharper'} than the full "
+        f"batch (top eigenvalue {small['sharpness']:.4g} vs {full['sharpness']:.4g}) with a "
+        f"{'lower' if better else 'higher'} validation MAE ({fmt_mae(small['val_mae'])} vs "
+        f"{fmt_mae(full['val_mae'])}). "
+        + _verdict(flatter and better, "small batches find flatter minima that generalise better")
+    )
+    return ["### L5: small batches, flat minima", "", *markdown_table(header, rows), "", text]
+
+
+def _landscape_md(n: dict) -> list[str]:
+    from pipeline.studies import flatness
+
+    nets = n["nets"]
+    rise = {k: flatness(d["line"], n["alphas"]) for k, d in nets.items()}
+    rows = [
+        [k, f"{d['loss']:.4g}", f"{rise[k]:.3g}", fmt_mae(d["val_mae"])] for k, d in nets.items()
+    ]
+    header = ["network", "training loss", "rise at alpha = ±0.5 (relative)", "val MAE"]
+    deep, shallow, deep_bn = rise["deep (4x100)"], rise["shallow (1x100)"], rise["deep + BN"]
+    text = (
+        f"Along filter-normalised directions the deep network's loss rises "
+        f"{'faster' if deep > shallow else 'no faster'} than the shallow one's ({deep:.3g} vs "
+        f"{shallow:.3g}), and batch norm makes the deep network's surface "
+        f"{'flatter' if deep_bn < deep else 'no flatter'} ({deep_bn:.3g}). "
+        + _verdict(deep_bn < deep, "normalisation smooths the error surface")
+    )
+    return ["### L6: the error surface", "", *markdown_table(header, rows), "", text]
+
+
+def _direction_md(n: dict) -> list[str]:
+    ce, mse = n["ce"], n["mse"]
+    quarter = max(len(ce["history"]["train_accuracy"]) // 4, 1) - 1
+    early_ce = ce["history"]["train_accuracy"][quarter]
+    early_mse = mse["history"]["train_accuracy"][quarter]
+    beats = ce["val_accuracy"] > max(ce["majority_accuracy"], ce["persistence_accuracy"])
+    rows = [
+        [
+            k,
+            f"{d['train_accuracy']:.3f}",
+            f"{d['val_accuracy']:.3f}",
+            f"{d['majority_accuracy']:.3f}",
+            f"{d['persistence_accuracy']:.3f}",
+        ]
+        for k, d in n.items()
+    ]
+    header = ["loss", "train accuracy", "val accuracy", "majority class", "same as today"]
+    text = (
+        f"Classes: down below a change of {ce['cuts'][0]:+.3f}, up above {ce['cuts'][1]:+.3f} in "
+        f"ln(1 + views) (the training days' tertiles). The cross-entropy classifier "
+        f"{'beats' if beats else 'does not beat'} both baselines on validation. A quarter of "
+        f"the way through training, cross-entropy had {early_ce:.3f} training accuracy and MSE "
+        f"on the probabilities {early_mse:.3f}. "
+        + _verdict(early_ce > early_mse, "cross-entropy is easier to optimise than MSE")
+    )
+    title = "### L7: classification of tomorrow's direction"
+    return [title, "", *markdown_table(header, rows), "", text]
+
+
+def _batchnorm_md(n: dict) -> list[str]:
+    runs = n["runs"]
+    plain, bn, fast = (runs[k] for k in ("no batch norm", "batch norm", "batch norm, 5x lr"))
+    rows = [
+        [k, f"{d['lr']:g}", f"{d['final']:.4g}", f"{d['sharpness']:.4g}"] for k, d in runs.items()
+    ]
+    header = ["network", "lr", "final training loss", "sharpness (top eigenvalue)"]
+    claim = "batch norm trains a deep network better and allows a larger learning rate"
+    text = (
+        f"With batch norm the deep sigmoid network ends at a training loss of "
+        f"{bn['final']:.4g} against {plain['final']:.4g} without, and at 5x the learning rate "
+        f"at {fast['final']:.4g}. "
+        + _verdict(bn["final"] < plain["final"] and fast["final"] < bn["final"], claim)
+        + f" Its top Hessian eigenvalue is {bn['sharpness']:.4g} with batch norm and "
+        f"{plain['sharpness']:.4g} without. "
+        + _verdict(bn["sharpness"] < plain["sharpness"], "a smoother error surface")
+    )
+    return ["### L8: batch normalisation", "", *markdown_table(header, rows), "", text]

@@ -315,6 +315,46 @@ def ui_links(ws: Workspace, urls: dict[str, str]) -> None:
     console.print(f"  registered model and aliases:    {urls['model']}")
 
 
+def direction(found, run_id: str) -> None:
+    """`viewcast train --task direction`: accuracy against the two baselines."""
+    header = ("train accuracy", "val accuracy", "majority class", "same as today", "run id")
+    row = [
+        f"{found.train_accuracy:.3f}",
+        f"{found.val_accuracy:.3f}",
+        f"{found.majority_accuracy:.3f}",
+        f"{found.persistence_accuracy:.3f}",
+        run_id,
+    ]
+    lo, hi = found.cuts
+    table(f"tomorrow's direction (down < {lo:+.3f} <= same <= {hi:+.3f} < up)", header, [row])
+
+
+def study_line(name: str) -> None:
+    console.print(f"study {name}...")
+
+
+def escaped(found) -> None:
+    """`viewcast diagnose --escape`: what stepping along u did, in words from the numbers."""
+    e = found.escape
+    if e.eigenvalue >= 0:
+        where = f"no negative curvature (lowest eigenvalue {e.eigenvalue:.3g}): not a saddle"
+    else:
+        where = f"lowest Hessian eigenvalue {e.eigenvalue:.3g} ({e.method}): negative curvature"
+    console.print(f"{found.name}: {where}")
+    verb = "lowers" if e.drop > 0 else "does not lower"
+    console.print(
+        f"a step of {e.best_eta:+.3g} along its eigenvector {verb} the loss by {e.drop:.3g}; "
+        f"the best step along a random direction of the same length: {e.random_drop:.3g}"
+    )
+    if found.stay:
+        better = "lower" if found.leave[-1] < found.stay[-1] else "not lower"
+        console.print(
+            f"after {len(found.stay) - 1} gradient-descent steps: {found.leave[-1]:.4g} from the "
+            f"escaped point, {found.stay[-1]:.4g} from the trained one ({better})"
+        )
+    console.print(f"figure: {found.figure}")
+
+
 # --- JSON for scripts (--json) ------------------------------------------------------------------
 
 

@@ -63,6 +63,44 @@ def test_lanczos_matches_the_exact_extreme_eigenvalues_within_one_percent():
     assert by_lanczos.minimum_ratio is None and 0 < by_exact.minimum_ratio < 1
 
 
+def test_escaping_x2_minus_y2_goes_along_y_and_beats_a_random_direction():
+    f = lambda t: t[0] ** 2 - t[1] ** 2  # noqa: E731
+    out = diag.escape(f, torch.zeros(2, dtype=torch.float64), radius=1.0)
+    assert out.eigenvalue == pytest.approx(-2.0) and out.method == "exact"
+    assert out.drop == pytest.approx(1.0) and abs(out.best_eta) == pytest.approx(1.0)
+    assert all(a <= 0 for a in out.along)  # every step along u lowers the loss
+    assert out.random_drop < out.drop, "the random slice is not the steepest"
+
+
+def test_a_small_network_at_its_saddle_escapes_and_then_trains_lower():
+    """y = w2 w1 x on y = x: at w1 = w2 = 0 the gradient is zero and the Hessian is
+    E[x^2] [[0, -2], [-2, 0]]: a saddle with eigenvalue -2 E[x^2] along (1, 1)/sqrt(2)."""
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False))
+    torch.nn.init.zeros_(net[0].weight)
+    torch.nn.init.zeros_(net[1].weight)
+    x = torch.linspace(-1, 1, 21).reshape(-1, 1)
+    f, theta = diag.model_loss(net, x, x, loss="mse")
+    out = diag.escape(f, theta, radius=0.5)
+    assert out.eigenvalue == pytest.approx(-2 * float((x.double() ** 2).mean()), rel=1e-6)
+    assert out.drop > 0 and out.drop > out.random_drop
+    _, u, _ = diag.extreme_eigenpair(f, theta)
+    stay = diag.descend(f, theta, steps=50, lr=0.5)
+    leave = diag.descend(f, theta + out.best_eta * u, steps=50, lr=0.5)
+    assert stay[-1] == pytest.approx(stay[0]), "gradient descent cannot leave the saddle"
+    assert leave[-1] < 1e-3 * stay[-1], "from the escaped point it trains to the minimum"
+
+
+def test_lanczos_ritz_vectors_are_eigenvectors():
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    eigs = np.linspace(-4, 9, 30)
+    a = torch.tensor(q @ np.diag(eigs) @ q.T)
+    values, vectors = diag.lanczos_pairs(lambda v: a @ v, 30, steps=30)
+    for k in (0, -1):
+        residual = a @ vectors[:, k] - values[k] * vectors[:, k]
+        assert residual.norm().item() < 1e-8
+
+
 def test_stuck_is_a_flat_loss_with_a_large_gradient():
     loss = [10.0 - 0.5 * e for e in range(10)] + [5.0] * 30
     big = [1.0] * 40
@@ -99,7 +137,7 @@ def test_depth_findings_name_overfitting_and_optimisation_problems():
 
 
 def test_the_lecture_report_lists_every_configuration(two_series: Path, cli):
-    result = cli("experiment", "lecture", "--epochs", "5", "--study-epochs", "3")
+    result = cli("experiment", "lecture", "--only", "grid", "--epochs", "5", "--study-epochs", "3")
     assert result.exit_code == 0, result.output
     ws = Workspace(two_series)
     page = (ws.reports / experiment.REPORT).read_text()
@@ -162,3 +200,19 @@ def test_diagnose_reads_a_training_run(two_series: Path, cli):
     assert logged.metrics["hessian_max_eigenvalue"] == pytest.approx(point["max_eigenvalue"])
     assert Path(report["figure"]).exists()
     assert cli("diagnose", "nosuchrun").exit_code == 2
+
+    # L4: that saddle has a negative eigenvalue: a step along its eigenvector lowers the loss
+    result = cli("diagnose", run.run_id, "--escape", "--escape-steps", "20", "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    e = found["escape"]
+    assert e["eigenvalue"] == pytest.approx(point["min_eigenvalue"], rel=1e-6)
+    assert e["drop"] > 0 and min(e["along"]) == pytest.approx(-e["drop"])
+    assert len(found["stay"]) == len(found["leave"]) == 21
+    logged = tracking.get_run(ws, run.run_id)
+    assert logged.metrics["escape_drop"] == pytest.approx(e["drop"])
+    assert "diagnostics/escape-" + run.run_id + ".png" in {
+        p for p in tracking.artifacts(ws, run.run_id, "diagnostics")
+    }
+    words = cli("diagnose", run.run_id, "--escape").stdout
+    assert "lowers the loss by" in words and "negative curvature" in words
