@@ -68,7 +68,7 @@ def command(
                     with workspace_lock(ctx.obj, seconds):
                         return function(*args, **kwargs)
             except ViewcastError as err:
-                typer.echo(f"viewcast: error: {err}", err=True)
+                typer.echo(f"viewcast: error: {_one_line(str(err))}", err=True)
                 raise typer.Exit(err.exit_code) from None
             except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
                 raise
@@ -86,6 +86,11 @@ def command(
         return app.command(name)(wrapper)
 
     return decorate
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a damaged file's header may hold any) escaped: one line, always."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _version(value: bool) -> None:

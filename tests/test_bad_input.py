@@ -90,7 +90,9 @@ def test_missing_file_and_unknown_format(cli, tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text(GOOD)
     result = cli("ingest", good, "--format", "excel")
-    assert result.exit_code == 2 and "unknown format 'excel'" in result.stderr
+    assert result.exit_code == 2 and "'excel' is not one of 'auto', 'youtube-totals'" in (
+        result.stderr
+    )  # refused by the option's choices, before the file is read
 
 
 def test_allow_dates_widens_the_range_but_keeps_it_bounded(cli, tmp_path: Path) -> None:
@@ -172,3 +174,14 @@ def test_only_regular_files_of_bounded_size_and_shape_are_read(cli, tmp_path: Pa
         assert result.exit_code == 2, (path, result.output)
         assert words in result.stderr and str(path) in result.stderr, result.stderr
         assert "Traceback" not in result.output
+
+
+def test_control_characters_in_a_damaged_header_stay_on_one_line(cli, tmp_path: Path) -> None:
+    """Found by the fuzzer: a vertical tab in the header used to break the message in two."""
+    bad = tmp_path / "vt.csv"
+    bad.write_bytes(b"\x0bate,Views\n2021-01-01,5\n")
+    result = cli("ingest", bad)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"viewcast: error: {bad}:1: no date column (header: \\x0bate, Views)"
+    ]

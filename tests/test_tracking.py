@@ -78,7 +78,7 @@ def test_train_refuses_bad_options_in_one_line(cli, home: Path, raw: Path) -> No
     assert cli("train").exit_code == 2  # no features yet
     cli("features")
     for args, words in (
-        (("--optimizer", "lbfgs"), "unknown optimizer 'lbfgs'"),
+        (("--optimizer", "lbfgs"), "'lbfgs' is not one of 'sgd', 'momentum'"),
         (("--layers", 9), "--layers must be 1 to 6"),
         (("--series", "nope"), "unknown series"),
     ):
