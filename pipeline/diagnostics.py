@@ -142,6 +142,7 @@ class Escape:
     best_eta: float
     drop: float  # L(theta) - min over eta of L(theta + eta u): > 0 when moving along u helps
     random_drop: float
+    grad_norm: float  # at theta: near zero at a critical point
 
 
 def escape(
@@ -153,21 +154,31 @@ def escape(
 ) -> Escape:
     """L4: at a saddle (a negative Hessian eigenvalue), theta + eta u with u its eigenvector has
     a lower loss for small eta. Both slices span [-radius, radius] (default: 5% of |theta|, at
-    least 0.05)."""
+    least 0.05), denser near theta."""
     theta = theta.double()
     value, u, method = extreme_eigenpair(f, theta)
     gen = torch.Generator().manual_seed(seed)
     r = torch.randn(theta.numel(), generator=gen, dtype=torch.float64)
     r = r / r.norm()
     radius = radius or max(0.05 * theta.norm().item(), 0.05)
-    etas = np.linspace(-radius, radius, points)
+    # cubic spacing: most points near theta, where the second-order picture holds
+    etas = radius * np.linspace(-1.0, 1.0, points) ** 3
     with torch.no_grad():
         base = f(theta).item()
         along = [f(theta + e * u).item() - base for e in etas]
         random = [f(theta + e * r).item() - base for e in etas]
     best = int(np.argmin(along))
+    slope = grad(f)(theta).norm().item()
     return Escape(
-        value, method, etas.tolist(), along, random, float(etas[best]), -min(along), -min(random)
+        value,
+        method,
+        etas.tolist(),
+        along,
+        random,
+        float(etas[best]),
+        -min(along),
+        -min(random),
+        slope,
     )
 
 

@@ -431,8 +431,10 @@ def study_figures(result, folder: Path) -> list[str]:
         axes[0].set_xlabel("alpha (filter-normalised direction)")
         axes[0].set_ylabel("training loss (scaled MAE)")
         axes[0].legend(fontsize=7)
+        planes = [np.asarray(d["plane"]) for d in nets.values()]
+        levels = np.linspace(min(p.min() for p in planes), max(p.max() for p in planes), 20)
         for ax, (label, d) in zip(axes[1:], nets.items(), strict=True):
-            ax.contour(alphas, alphas, np.asarray(d["plane"]), levels=15)
+            ax.contour(alphas, alphas, np.asarray(d["plane"]), levels=levels)  # one scale
             ax.set_title(label, fontsize=9)
         fig.suptitle("L6: the error surface around the trained weights")
     elif name == "direction":
@@ -483,7 +485,8 @@ def _escape_md(n: dict) -> list[str]:
     )
     text = (
         f"The study network's lowest Hessian eigenvalue at the end of training is "
-        f"{e['eigenvalue']:.4g} ({e['method']}), {curvature} A step of {e['best_eta']:+.3g} "
+        f"{e['eigenvalue']:.4g} ({e['method']}), {curvature} The gradient norm there is "
+        f"{e['grad_norm']:.3g} (zero at a critical point). A step of {e['best_eta']:+.3g} "
         f"along its eigenvector changes the training loss by {-e['drop']:+.4g}; the best step "
         f"of the same length along a random direction by {-e['random_drop']:+.4g}."
     )
