@@ -61,12 +61,43 @@ def period_rows(windows: LagWindows, splits: Splits) -> dict[str, np.ndarray]:
     return {k: np.flatnonzero(m) for k, m in masks.items()}
 
 
-def score(model: ViewsModel, windows: LagWindows, rows: dict[str, np.ndarray]) -> dict[str, float]:
-    """MAE in views per period, one day ahead from the real previous days."""
+def score(
+    model: ViewsModel,
+    windows: LagWindows,
+    rows: dict[str, np.ndarray],
+    scale: np.ndarray | None = None,
+) -> dict[str, float]:
+    """MAE in views per period, one day ahead from the real previous days; with `scale` (each
+    series' seasonal naive MAE, by window code) also SMAPE, MASE and the ratio to naive."""
+    from pipeline import metrics
+
     out = {}
     for period, idx in rows.items():
-        err = np.abs(model.predict(windows.x(idx)) - windows.y(idx))
-        out[f"{period}_mae"] = float(err.mean()) if len(err) else math.nan
+        pred, actual = model.predict(windows.x(idx)), windows.y(idx)
+        if scale is None:
+            err = np.abs(pred - actual)
+            out[f"{period}_mae"] = float(err.mean()) if len(err) else math.nan
+            continue
+        naive = windows.x(idx)[:, 0]
+        found = metrics.errors(pred, actual, naive, scale[windows.code[idx]])
+        out |= {f"{period}_{k}": v for k, v in found.items()}
+    return out
+
+
+def series_scores(
+    model: ViewsModel, windows: LagWindows, rows: np.ndarray, scale: np.ndarray, period: str
+) -> dict[str, dict[str, float]]:
+    """Per series: the period's MAE, SMAPE, MASE and ratio to naive."""
+    from pipeline import metrics
+
+    pred, actual, naive = model.predict(windows.x(rows)), windows.y(rows), windows.x(rows)[:, 0]
+    out = {}
+    for code in np.unique(windows.code[rows]):
+        mine = windows.code[rows] == code
+        found = metrics.errors(
+            pred[mine], actual[mine], naive[mine], scale[windows.code[rows][mine]]
+        )
+        out[str(windows.names[code])] = {f"{period}_{k}": v for k, v in found.items()}
     return out
 
 
@@ -88,6 +119,7 @@ class Holdout:
         self.splits = store.read_splits()
         self.table = store.read_all()
         self._cache: dict[int, TestData] = {}
+        self._scales: dict[str, float] = {}  # series -> seasonal naive MAE before its test
         if not self.splits.series:
             raise ViewcastError("no series has a test period yet: ingest longer series")
 
@@ -98,9 +130,31 @@ class Holdout:
             self._cache[n] = TestData(windows, period_rows(windows, self.splits), source)
         return self._cache[n]
 
+    def scale(self, windows: LagWindows) -> np.ndarray:
+        """Each series' in-sample seasonal naive MAE (its days before the test), by window
+        code: MASE's denominator."""
+        from pipeline import metrics
+
+        if not self._scales:
+            starts, ends = self.table.bounds()
+            for s, name in enumerate(self.table.names.astype(str)):
+                split = self.splits.series.get(name)
+                days = self.table.day[starts[s] : ends[s]]
+                views = self.table.views[starts[s] : ends[s]]
+                before = views[days < split.test_start] if split else views[:0]
+                self._scales[name] = metrics.seasonal_scale(before)
+        return np.array([self._scales.get(str(n), math.nan) for n in windows.names])
+
     def score(self, model: ViewsModel, periods: tuple[str, ...]) -> dict[str, float]:
         data = self.data(model.cfg.lags)
-        return score(model, data.windows, {p: data.rows[p] for p in periods})
+        rows = {p: data.rows[p] for p in periods}
+        return score(model, data.windows, rows, self.scale(data.windows))
+
+    def per_series(self, model: ViewsModel, period: str = "test") -> dict[str, dict[str, float]]:
+        data = self.data(model.cfg.lags)
+        return series_scores(
+            model, data.windows, data.rows[period], self.scale(data.windows), period
+        )
 
 
 # --- MLflow records ----------------------------------------------------------------------------
@@ -156,11 +210,12 @@ def submit(ws: Workspace, run_id: str, budget: int | None = None) -> Submission:
         )
     holdout = Holdout(ws)
     model = tracking.load_model(ws, run_id)
-    public = holdout.score(model, ("public",))["public_mae"]
+    scored = holdout.score(model, ("public",))
+    public = scored["public_mae"]
     val_mae = source.metrics.get("val_mae", math.nan)
     tags = {tracking.Tag.SOURCE_RUN: run_id, "source_run_name": source.name}
     with tracking.start_run(ws, f"submit {source.name}", Stage.SUBMISSION, tags) as run:
-        run.metrics({"public_mae": public, "val_mae": val_mae})
+        run.metrics(scored | {"val_mae": val_mae})
         run.params({"source_run_id": run_id})
         _log_test_input(run, holdout.data(model.cfg.lags), "public")
     return Submission(run.run_id, run_id, source.name, val_mae, public, used + 1, budget)
@@ -177,6 +232,9 @@ def leaderboard(ws: Workspace) -> list[dict]:
             "name": r.tags.get("source_run_name", ""),
             "val_mae": r.metrics.get("val_mae", math.nan),
             "public_mae": r.metrics["public_mae"],
+            "public_smape": r.metrics.get("public_smape", math.nan),
+            "public_mase": r.metrics.get("public_mase", math.nan),
+            "public_vs_naive": r.metrics.get("public_vs_naive", math.nan),
             "submission_run_id": r.run_id,
         }
         for r in tracking.runs(ws, Stage.SUBMISSION)
@@ -252,6 +310,9 @@ def finalize(ws: Workspace, run_ids: list[str], champion_id: str | None) -> dict
         "champion": champion,
         "runs": entries,
         "baselines": baseline_scores,
+        # per series, the champion's test scores (SMAPE, MASE and the ratio to naive are
+        # scale-free: a panel's big series do not decide them)
+        "champion_per_series": holdout.per_series(models[champion["run_id"]]),
     }
     panels = period_panels(
         holdout, models[champion["run_id"]], baseline_models.get("seasonal-naive")
@@ -264,7 +325,8 @@ def finalize(ws: Workspace, run_ids: list[str], champion_id: str | None) -> dict
 def _record_final(ws: Workspace, payload: dict, holdout: Holdout, champion, panels) -> None:
     """The record first (MLflow), then the report files: both say the test is spent."""
     entry = payload["champion"]
-    metrics = {f"champion_{k}": v for k, v in entry.items() if k.endswith("_mae")}
+    scores = ("_mae", "_smape", "_mase", "_vs_naive")
+    metrics = {f"champion_{k}": v for k, v in entry.items() if k.endswith(scores)}
     for name, scores in payload["baselines"].items():
         metrics |= {f"{name}_{k}": v for k, v in scores.items()}
     tags = {"champion_run_id": entry["run_id"]}

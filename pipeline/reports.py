@@ -255,8 +255,54 @@ def final_markdown(payload: dict, figure: str) -> str:
         "",
         f"![forecast vs actual over the test period]({figure})",
         "",
+        *_scale_free(payload),
     ]
     return "\n".join(lines)
+
+
+SCALE_FREE_HEADER = ["model", "test MAE", "test SMAPE", "test MASE", "test MAE / naive MAE"]
+
+
+def _metric_cells(scores: dict) -> list[str]:
+    def cell(key: str, digits: str) -> str:
+        value = scores.get(key)
+        return "-" if value is None or not math.isfinite(value) else format(value, digits)
+
+    return [
+        fmt_mae(scores.get("test_mae")),
+        cell("test_smape", ".2f"),
+        cell("test_mase", ".3f"),
+        cell("test_vs_naive", ".3f"),
+    ]
+
+
+def _scale_free(payload: dict, most: int = 25) -> list[str]:
+    """The test period in the metrics of forecasting tools, pooled and per series: SMAPE (the
+    Kaggle web-traffic metric, 0-200), MASE (over the in-sample seasonal naive) and MAE over the
+    naive forecast's (below 1 beats "tomorrow = today")."""
+    if "test_smape" not in payload["champion"]:  # a report made before these metrics
+        return []
+    rows = [[e["name"], *_metric_cells(e)] for e in payload["runs"]]
+    rows += [[f"{n} (baseline)", *_metric_cells(s)] for n, s in payload["baselines"].items()]
+    per = payload.get("champion_per_series", {})
+    biggest = sorted(per, key=lambda name: -per[name].get("test_mae", 0.0))[:most]
+    more = f" (the {most} with the largest MAE of {len(per)})" if len(per) > most else ""
+    return [
+        "## Scale-free scores (test period)",
+        "",
+        "SMAPE is the Kaggle web-traffic metric (0-200); MASE divides each day's error by its "
+        "series' in-sample seasonal naive MAE (mean |y_t - y_t-7| before the test), so each "
+        'series counts alike; MAE / naive MAE below 1 beats "tomorrow = today".',
+        "",
+        *markdown_table(SCALE_FREE_HEADER, rows),
+        "",
+        f"The champion per series{more}:",
+        "",
+        *markdown_table(
+            ["series", *SCALE_FREE_HEADER[1:]], [[n, *_metric_cells(per[n])] for n in biggest]
+        ),
+        "",
+    ]
 
 
 # --- the lecture report ---------------------------------------------------------------------------

@@ -214,10 +214,19 @@ def summary(payload: dict, ws) -> None:
 
 
 def leaderboard(rows: list[dict]) -> None:
-    header = ("#", "submitted (UTC)", "configuration", "val MAE", "public MAE", "run id")
-    keys = ("submitted", "name", "val_mae", "public_mae", "run_id")
+    header = ("#", "submitted (UTC)", "configuration", "val MAE", "public MAE", "SMAPE", "MASE")
+    keys = ("submitted", "name", "val_mae", "public_mae")
+
+    def ratio(value: float, digits: str) -> str:
+        return format(value, digits) if value == value else "-"  # NaN: an older submission
+
     cells = [
-        [str(rank), *(fmt(r[k]) if k.endswith("_mae") else r[k] for k in keys)]
+        [
+            str(rank),
+            *(fmt(r[k]) if k.endswith("_mae") else r[k] for k in keys),
+            ratio(r["public_smape"], ".2f"),
+            ratio(r["public_mase"], ".3f"),
+        ]
         for rank, r in enumerate(rows, start=1)
     ]
     table("public leaderboard", header, cells)

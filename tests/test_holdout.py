@@ -136,3 +136,39 @@ def test_only_scoring_opens_the_sealed_file(swept: Path, cli, parquet_opens):
     assert any("sealed" in p for p in parquet_opens)
     sealed = Store(Workspace(swept)).generation() / "sealed.parquet"
     assert str(sealed) in parquet_opens
+
+
+def test_smape_mase_and_the_ratio_to_naive_by_hand():
+    from pipeline import metrics
+
+    f, a = np.array([110.0, 0.0, 50.0]), np.array([100.0, 0.0, 100.0])
+    assert metrics.smape(f, a) == pytest.approx(200 / 3 * (10 / 210 + 0 + 50 / 150))  # 0/0 is 0
+    series = np.array([1.0, 2, 3, 4, 5, 6, 7, 3, 2, 5])
+    assert metrics.seasonal_scale(series) == pytest.approx((2 + 0 + 2) / 3)
+    assert np.isnan(metrics.seasonal_scale(series[:7]))
+    naive = np.array([90.0, 10.0, 100.0])
+    found = metrics.errors(f, a, naive, np.array([5.0, 5.0, 10.0]))
+    assert found["mae"] == pytest.approx(20.0)
+    assert found["mase"] == pytest.approx((10 / 5 + 0 + 50 / 10) / 3)
+    assert found["vs_naive"] == pytest.approx(20.0 / (20 / 3))
+    assert metrics.errors(naive, a, naive, np.ones(3))["vs_naive"] == 1.0
+
+
+def test_final_and_leaderboard_report_scale_free_metrics(swept: Path, cli):
+    submitted = cli("submit")
+    assert submitted.exit_code == 0, submitted.output
+    board = json.loads(cli("leaderboard", "--json").stdout)
+    assert 0 < board[0]["public_smape"] < 200 and board[0]["public_mase"] > 0
+    assert "SMAPE" in cli("leaderboard").stdout
+    final = json.loads(cli("finalize", "--json").stdout)
+    champion = final["champion"]
+    for key in ("test_smape", "test_mase", "test_vs_naive"):
+        assert champion[key] > 0, key
+    assert final["baselines"]["naive"]["test_vs_naive"] == pytest.approx(1.0)
+    per = final["champion_per_series"]
+    assert sorted(per) == sorted(json.loads(cli("status", "--json").stdout)["series"])
+    # pooled MASE is the mean of the rows' scaled errors: between the series' values
+    values = [p["test_mase"] for p in per.values()]
+    assert min(values) - 1e-9 <= champion["test_mase"] <= max(values) + 1e-9
+    page = (swept / "reports" / "final.md").read_text()
+    assert "## Scale-free scores (test period)" in page and "naive (baseline)" in page

@@ -1,0 +1,51 @@
+"""Forecast errors users of forecasting tools expect, beside the lecture's MAE (pure NumPy).
+
+- MAE: mean |F - A| in views (the lecture's loss).
+- SMAPE: 200/n sum |F - A| / (|A| + |F|), 0 to 200, with 0/0 counted as 0 (the Kaggle web-traffic
+  competition's metric).
+- MASE: mean |F - A| / s, s the series' in-sample seasonal naive MAE (mean |y_t - y_{t-7}| over
+  its days before the test), averaged over rows: scale-free, so every series counts alike.
+- vs naive: MAE / the naive forecast's MAE (tomorrow = today) on the same rows: below 1 beats it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SEASON = 7
+NAMES = ("mae", "smape", "mase", "vs_naive")
+
+
+def smape(forecast: np.ndarray, actual: np.ndarray) -> float:
+    num = np.abs(forecast - actual)
+    den = np.abs(actual) + np.abs(forecast)
+    ratio = np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+    return float(200 * ratio.mean()) if len(num) else math.nan
+
+
+def seasonal_scale(values: np.ndarray, season: int = SEASON) -> float:
+    """Mean |y_t - y_{t-season}| of one series' in-sample days (nan when too short or flat)."""
+    if len(values) <= season:
+        return math.nan
+    scale = float(np.abs(values[season:] - values[:-season]).mean())
+    return scale if scale > 0 else math.nan
+
+
+def errors(
+    forecast: np.ndarray, actual: np.ndarray, naive: np.ndarray, scale: np.ndarray
+) -> dict[str, float]:
+    """MAE, SMAPE, MASE (rows scaled by their series' `scale`) and MAE over the naive MAE."""
+    if not len(actual):
+        return dict.fromkeys(NAMES, math.nan)
+    err = np.abs(forecast - actual)
+    mae = float(err.mean())
+    naive_mae = float(np.abs(naive - actual).mean())
+    scaled = err / scale
+    return {
+        "mae": mae,
+        "smape": smape(forecast, actual),
+        "mase": float(np.nanmean(scaled)) if np.isfinite(scaled).any() else math.nan,
+        "vs_naive": mae / naive_mae if naive_mae > 0 else math.nan,
+    }
