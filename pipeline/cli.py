@@ -304,7 +304,9 @@ def sweep(
 @command()
 def select(
     ctx: typer.Context,
-    metric: Annotated[str, Opt(help="A validation metric of the runs.")] = "val_mae",
+    metric: Annotated[
+        str, Opt(help="val_mae, or val_mae_vs_naive: mean per-series MAE / naive MAE.")
+    ] = "val_mae",
     sweep_run: Annotated[str | None, Opt("--sweep", help="Parent run (default: latest).")] = None,
     top: Annotated[int, Opt(help="Rows of the table.")] = 10,
     ensemble: Annotated[int, Opt(help="Score the mean of the K best too; 0 = no.")] = 5,

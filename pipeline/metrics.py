@@ -49,3 +49,27 @@ def errors(
         "mase": float(np.nanmean(scaled)) if np.isfinite(scaled).any() else math.nan,
         "vs_naive": mae / naive_mae if naive_mae > 0 else math.nan,
     }
+
+
+def mean_ratio_to_naive(
+    forecast: np.ndarray, actual: np.ndarray, naive: np.ndarray, code: np.ndarray
+) -> float:
+    """The mean over series of (its MAE / its naive forecast's MAE) on the same rows: a
+    scale-free selection metric in which every series counts alike (series whose naive MAE is 0
+    are left out)."""
+    if not len(actual):
+        return math.nan
+    _, idx = np.unique(code, return_inverse=True)
+    err = np.bincount(idx, weights=np.abs(forecast - actual))
+    base = np.bincount(idx, weights=np.abs(naive - actual))
+    keep = base > 0
+    return float(np.mean(err[keep] / base[keep])) if keep.any() else math.nan
+
+
+def validation_vs_naive(model, windows) -> float:
+    """mean_ratio_to_naive of a model on the windows' validation rows (naive: x_1)."""
+    rows = windows.rows("val")
+    if not len(rows):
+        return math.nan
+    x = windows.x(rows)
+    return mean_ratio_to_naive(model.predict(x), windows.y(rows), x[:, 0], windows.code[rows])

@@ -515,11 +515,11 @@ def select(
     note = ""
     if ensemble >= 2:
         folds = tracking.get_run(ws, sweep_id).params.get("folds", "1")
-        if metric != "val_mae" or folds != "1":
+        if metric not in ("val_mae", "val_mae_vs_naive") or folds != "1":
             note = "no ensemble: it is scored on the validation days of a sweep without --folds"
         else:
-            extra = ensemble_run(ws, sweep_id, runs, children, ensemble)
-            runs += [extra] if extra is not None else []
+            extra = ensemble_run(ws, sweep_id, runs, children, ensemble, metric)
+            runs += [extra] if extra is not None and metric in extra.metrics else []
     ranking = sorted(
         (
             Ranked(
@@ -538,16 +538,22 @@ def select(
 
 
 def ensemble_run(
-    ws: Workspace, sweep_id: str, runs: list[RunRecord], children: list[RunRecord], k: int
+    ws: Workspace,
+    sweep_id: str,
+    runs: list[RunRecord],
+    children: list[RunRecord],
+    k: int,
+    metric: str = "val_mae",
 ) -> RunRecord | None:
     """The run of the mean of the k best trained configurations (logged once per member set),
     or None when fewer than two are there. Scored on the dev days only, like every run."""
     from pipeline import features as feats
+    from pipeline.metrics import validation_vs_naive
     from pipeline.models import EnsembleModel
     from pipeline.store import Store
 
     singles = [r for r in runs if not r.baseline]
-    members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics["val_mae"])[:k]]
+    members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics[metric])[:k]]
     if len(members) < 2:
         return None
     key = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
@@ -564,6 +570,7 @@ def ensemble_run(
     for split, name in (("train", "train_mae"), ("val", "val_mae")):
         rows = windows.rows(split)
         scores[name] = float(abs(model.predict(windows.x(rows)) - windows.y(rows)).mean())
+    scores["val_mae_vs_naive"] = validation_vs_naive(model, windows)
     tags = {Tag.BASELINE: "False", Tag.ENSEMBLE_KEY: key, Tag.CONFIG_KEY: key}
     tags[Tag.SWEEP_KEY] = parent.tags.get(Tag.SWEEP_KEY, "")
     run_id = tracking.log_ensemble(

@@ -626,6 +626,10 @@ def log_training(
         "train_seconds": result.seconds,
     }
     finals |= {f"rows_{k}": v for k, v in result.rows.items()} | (metrics or {})
+    if "val_mae_vs_naive" not in finals:  # the scale-free selection metric (select --metric)
+        from pipeline.metrics import validation_vs_naive
+
+        finals["val_mae_vs_naive"] = validation_vs_naive(result.model, windows)
     points = [Metric(k, float(v), now, 0) for k, v in finals.items() if np.isfinite(v)]
     params = [Param(k, v) for k, v in flat_params(mcfg, tcfg, data).items()]
     s.client.log_batch(run.run_id, metrics=points, params=params, tags=[])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -256,3 +257,32 @@ def test_the_ensemble_is_the_mean_of_the_best_configurations(swept: Path, cli):
     assert without.exit_code == 0 and "ensemble-top4" not in without.output
     assert len(children(swept, parent.run_id)) == len(runs)
     assert "ensemble-top4" in cli("select", "--top", "20").output
+
+
+def test_select_by_the_scale_free_metric_weighs_every_series_alike(swept: Path, cli):
+    """val_mae_vs_naive is the mean over series of (series MAE / naive MAE) on validation: the
+    naive baseline scores exactly 1, and the champion it picks is the run with the lowest."""
+    from pipeline import metrics
+
+    ws = Workspace(swept)
+    children = tracking.sweep_children(ws, tracking.latest_sweep(ws))
+    naive = next(r for r in children if r.tags.get(tracking.Tag.BASELINE_ROLE) == "naive")
+    assert naive.metrics["val_mae_vs_naive"] == pytest.approx(1.0)
+    result = cli("select", "--metric", "val_mae_vs_naive", "--json")
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.stdout)
+    scores = [r["score"] for r in chosen["ranking"]]
+    assert scores == sorted(scores) and chosen["metric"] == "val_mae_vs_naive"
+    run = tracking.get_run(ws, chosen["champion"]["run_id"])
+    model = tracking.load_model(ws, run.run_id)
+    store = Store(ws)
+    windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
+    assert metrics.validation_vs_naive(model, windows) == pytest.approx(
+        run.metrics["val_mae_vs_naive"]
+    )
+    assert metrics.mean_ratio_to_naive(
+        np.array([2.0, 4, 10, 10]),
+        np.array([1.0, 1, 10, 20]),
+        np.array([0.0, 0, 10, 10]),
+        np.array([0, 0, 1, 1]),
+    ) == pytest.approx(((1 + 3) / 2 / 1 + 10 / 10) / 2)
