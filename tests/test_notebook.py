@@ -27,6 +27,7 @@ def test_the_lecture_notebook_executes(monkeypatch):
 
 def test_the_optimisation_notebook_executes(monkeypatch):
     monkeypatch.setenv("VIEWCAST_NOTEBOOK_EPOCHS", "6")
+    monkeypatch.setenv("VIEWCAST_NOTEBOOK_DAYS", "700")
     path = NOTEBOOKS / "02-optimisation.ipynb"
     nb = nbformat.read(path, as_version=4)
     resources = {"metadata": {"path": str(path.parent)}}
