@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,7 +15,7 @@ from pipeline import jobs, reports
 from pipeline import terminal as show
 from pipeline.config import DEFAULT_TEST_DAYS as TEST_DAYS
 from pipeline.config import DEFAULT_VAL_DAYS as VAL_DAYS
-from pipeline.config import HOME_ENV, Workspace
+from pipeline.config import HOME_ENV, TRACKING_ENV, Workspace
 from pipeline.errors import ViewcastError
 from pipeline.terminal import console
 
@@ -109,12 +110,20 @@ def main(
         Opt(envvar=HOME_ENV, help="Workspace folder holding data/ and mlruns/ (default: here)."),
     ] = None,
     wait: Annotated[float, Opt(envvar="VIEWCAST_WAIT", help="Seconds a writer waits if busy.")] = 5,
+    tracking_uri: Annotated[
+        str | None,
+        Opt(help=f"A team's MLflow server (http://...; else ${TRACKING_ENV} if it names one)."),
+    ] = None,
     debug: Annotated[bool, Opt(help="Show the traceback of an unexpected error.")] = False,
     version: Annotated[
         bool, Opt("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     """viewcast: daily views forecasting, every run tracked in MLflow."""
+    if tracking_uri:
+        if not tracking_uri.startswith(("http://", "https://")):
+            raise typer.BadParameter("a tracking server's URL: http://host:port or https://...")
+        os.environ[TRACKING_ENV] = tracking_uri  # every module (and subprocess) sees it
     ctx.obj = Workspace.resolve(home)
     ctx.meta["wait"] = wait
     ctx.meta["debug"] = debug
@@ -415,6 +424,9 @@ def ui(ctx: typer.Context, port: Annotated[int, Opt(help="Port on 127.0.0.1.")] 
     """Start the MLflow UI on 127.0.0.1 against this workspace's store (Ctrl-C stops it)."""
     from pipeline import tracking
 
+    if ctx.obj.remote_tracking:
+        console.print(f"this workspace logs to the MLflow server {ctx.obj.tracking_uri}: open it")
+        return
     urls = tracking.ui_urls(ctx.obj, port)
     code = tracking.serve_ui(ctx.obj, port, lambda: show.ui_links(ctx.obj, urls))
     if code:

@@ -69,10 +69,20 @@ class Workspace:
 
     @property
     def tracking_uri(self) -> str:
-        """MLflow 3 refuses the plain file store: SQLite inside mlruns/."""
+        """A team's MLflow tracking server when $MLFLOW_TRACKING_URI names one (http or https),
+        else SQLite inside mlruns/ (MLflow 3 refuses the plain file store)."""
+        server = os.environ.get(TRACKING_ENV, "")
+        if server.startswith(("http://", "https://")):
+            return server.rstrip("/")
         return f"sqlite:///{self.mlruns / 'mlflow.db'}"
 
+    @property
+    def remote_tracking(self) -> bool:
+        """Whether runs, models and artifacts go to a tracking server, not mlruns/."""
+        return not self.tracking_uri.startswith("sqlite:")
 
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"  # also `viewcast --tracking-uri`
 MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
 SCALINGS = ("none", "window-mean")
 

@@ -153,6 +153,8 @@ def connect(ws: Workspace):
 
     for name in ("mlflow", "alembic"):  # schema migrations and store chatter are not for users
         logging.getLogger(name).setLevel(logging.WARNING)
+    if ws.remote_tracking:
+        return _connect_server(ws, mlflow)
 
     ws.mlruns.mkdir(parents=True, exist_ok=True)
     db = ws.mlruns / "mlflow.db"
@@ -174,6 +176,22 @@ def connect(ws: Workspace):
     return mlflow
 
 
+def _connect_server(ws: Workspace, mlflow):
+    """A team's tracking server ($MLFLOW_TRACKING_URI): runs, registry and artifacts there."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a dead server: fail soon
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # our output is ours
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    mlflow.set_registry_uri(ws.tracking_uri)
+    try:
+        _experiment_id(ws, mlflow)
+    except Exception as err:  # requests and MLflow raise many types for a server that is away
+        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ViewcastError(
+            f"{ws.tracking_uri}: the MLflow server does not answer ({first})"
+        ) from None
+    return mlflow
+
+
 def _create_store(mlflow, db: Path) -> None:
     """A new store is built (MLflow's schema migrations, seconds long) in a temporary file and
     renamed into place, so a kill during the migrations never leaves a half-made database."""
@@ -191,18 +209,20 @@ def _create_store(mlflow, db: Path) -> None:
 
 def _experiment_id(ws: Workspace, mlflow, name: str = EXPERIMENT) -> str:
     db = ws.mlruns / "mlflow.db"
-    key = (ws.tracking_uri, db.stat().st_ino if db.exists() else -1, name)
+    local = not ws.remote_tracking
+    key = (ws.tracking_uri, db.stat().st_ino if local and db.exists() else -1, name)
     if key not in _EXPERIMENTS:
         found = mlflow.get_experiment_by_name(name)
         if found is None:
-            location = (ws.mlruns / "artifacts").as_uri()
             kind = dict([EXPERIMENT_KIND])
+            location = (ws.mlruns / "artifacts").as_uri() if local else None  # or the server's
             experiment = mlflow.create_experiment(name, artifact_location=location, tags=kind)
         else:
             experiment = found.experiment_id
             if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # an older viewcast
                 mlflow.tracking.MlflowClient().set_experiment_tag(experiment, *EXPERIMENT_KIND)
-        key = (ws.tracking_uri, db.stat().st_ino, name)  # the file exists once MLflow opened it
+        if local:
+            key = (ws.tracking_uri, db.stat().st_ino, name)  # the file exists once MLflow opened it
         _EXPERIMENTS[key] = experiment
     return _EXPERIMENTS[key]
 
@@ -665,7 +685,7 @@ def bulk_curves(
     its tables have the columns this code knows; otherwise False, and the caller uses log_batch."""
     import sqlite3
 
-    if not curves:
+    if not curves or ws.remote_tracking:
         return False
     with sqlite3.connect(ws.mlruns / "mlflow.db", timeout=60) as con:
         known = [
