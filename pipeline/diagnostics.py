@@ -264,15 +264,29 @@ def critical_point(
     )
 
 
-def analyse_model(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", **kwargs):
-    """The critical point a trained ViewsModel ended at, on rows of views (x, y)."""
+TRAIN_ROWS = 3_000  # the last training rows the loss surface is measured on
+
+
+def last_train_rows(windows) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the windows' last TRAIN_ROWS training rows."""
+    rows = windows.rows("train")[-TRAIN_ROWS:]
+    return windows.x(rows), windows.y(rows)
+
+
+def views_loss(model, x: np.ndarray, y: np.ndarray, loss: str = "mae"):
+    """(f, theta): a trained ViewsModel's loss on rows of views (x, y), in its net's scaled
+    space, as a function of its flat parameters (on a copy of the net)."""
     import copy
 
     tx = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
     ty = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32)
     xs, ys, _ = model.encode(tx, ty)
-    f, theta = model_loss(copy.deepcopy(model.net), xs, ys, loss)
-    return critical_point(f, theta, **kwargs)
+    return model_loss(copy.deepcopy(model.net), xs, ys, loss)
+
+
+def analyse_model(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", **kwargs):
+    """The critical point a trained ViewsModel ended at, on rows of views (x, y)."""
+    return critical_point(*views_loss(model, x, y, loss), **kwargs)
 
 
 def stuck_epochs(loss: list[float], grad_norm: list[float], window: int = 20) -> list[int]:
@@ -338,15 +352,10 @@ def escape_run(
     """L4 on a training run: the loss along its lowest-curvature eigenvector and a random
     direction, on its training rows (the last 3,000); with `steps`, gradient descent from the
     trained point and from the escaped one. The figure and numbers are logged to the run."""
-    import copy
-
     from pipeline import reports, tracking
 
     model, rows_x, rows_y = _run_rows(ws, run_id, loss)
-    tx = torch.as_tensor(np.ascontiguousarray(rows_x), dtype=torch.float32)
-    ty = torch.as_tensor(np.ascontiguousarray(rows_y), dtype=torch.float32)
-    xs, ys, _ = model.encode(tx, ty)
-    f, theta = model_loss(copy.deepcopy(model.net), xs, ys, loss)
+    f, theta = views_loss(model, rows_x, rows_y, loss)
     out = escape(f, theta)
     stay = leave = []
     if steps:
@@ -383,5 +392,4 @@ def _run_rows(ws, run_id: str, loss: str):
         raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
-    rows = windows.rows("train")[-3000:]
-    return model, windows.x(rows), windows.y(rows)
+    return model, *last_train_rows(windows)

@@ -73,13 +73,13 @@ def score(
 
     out = {}
     for period, idx in rows.items():
-        pred, actual = model.predict(windows.x(idx)), windows.y(idx)
+        x, actual = windows.x(idx), windows.y(idx)
+        pred = model.predict(x)
         if scale is None:
             err = np.abs(pred - actual)
             out[f"{period}_mae"] = float(err.mean()) if len(err) else math.nan
             continue
-        naive = windows.x(idx)[:, 0]
-        found = metrics.errors(pred, actual, naive, scale[windows.code[idx]])
+        found = metrics.errors(pred, actual, x[:, 0], scale[windows.code[idx]])
         out |= {f"{period}_{k}": v for k, v in found.items()}
     return out
 
@@ -90,7 +90,8 @@ def series_scores(
     """Per series: the period's MAE, SMAPE, MASE and ratio to naive."""
     from pipeline import metrics
 
-    pred, actual, naive = model.predict(windows.x(rows)), windows.y(rows), windows.x(rows)[:, 0]
+    x = windows.x(rows)
+    pred, actual, naive = model.predict(x), windows.y(rows), x[:, 0]
     out = {}
     for code in np.unique(windows.code[rows]):
         mine = windows.code[rows] == code

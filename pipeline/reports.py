@@ -140,6 +140,17 @@ def escape_figure(escape, stay: list[float], leave: list[float], title: str, pat
 # --- forecasts against actual views -------------------------------------------------------------
 
 
+def _views_over_dates(ax, title: str) -> None:
+    """A series panel's title, views axis and concise date ticks."""
+    import matplotlib.dates as mdates
+
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("views")
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 @dataclass(frozen=True)
 class Panel:
     """One series' days with the actual views and each model's one-day-ahead forecasts."""
@@ -154,8 +165,6 @@ class Panel:
 def forecast_panels(panels: list[Panel], title: str, path: Path, marker_label: str = "") -> None:
     """Actual views (black) and forecasts, one panel per series; the first forecast solid, the
     others dashed."""
-    import matplotlib.dates as mdates
-
     plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
     for ax, panel in zip(axes[:, 0], panels, strict=True):
@@ -165,11 +174,7 @@ def forecast_panels(panels: list[Panel], title: str, path: Path, marker_label: s
             ax.plot(panel.dates, values, label=label, **style)
         if panel.marker is not None:
             ax.axvline(panel.marker, color="tab:red", lw=0.8, label=marker_label)
-        ax.set_title(panel.title, fontsize=9)
-        ax.set_ylabel("views")
-        locator = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        _views_over_dates(ax, panel.title)
     axes[0, 0].legend(fontsize=8, ncol=4)
     fig.suptitle(title)
     _save(fig, path)
@@ -190,8 +195,6 @@ class BandPanel:
 def forecast_bands(panels: list[BandPanel], title: str, path: Path) -> None:
     """The recent views (black), the forecast (blue) and its bands (the widest palest), one
     panel per series."""
-    import matplotlib.dates as mdates
-
     plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
     for ax, panel in zip(axes[:, 0], panels, strict=True):
@@ -207,11 +210,7 @@ def forecast_bands(panels: list[BandPanel], title: str, path: Path) -> None:
         ax.plot(
             panel.forecast_dates, panel.forecast, "o-", color="tab:blue", ms=3, label="forecast"
         )
-        ax.set_title(panel.title, fontsize=9)
-        ax.set_ylabel("views")
-        locator = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        _views_over_dates(ax, panel.title)
     axes[0, 0].legend(fontsize=8, ncol=4)
     fig.suptitle(title)
     _save(fig, path)

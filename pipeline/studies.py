@@ -50,9 +50,7 @@ def scaled_rows(windows):
     (model used as the scaler, x, y) on the last 3,000 training rows."""
     from pipeline.models import ModelConfig, ViewsModel
 
-    rows = windows.rows("train")[-3000:]
-    x = torch.as_tensor(np.ascontiguousarray(windows.x(rows)), dtype=torch.float32)
-    y = torch.as_tensor(np.ascontiguousarray(windows.y(rows)), dtype=torch.float32)
+    x, y = (torch.as_tensor(a, dtype=torch.float32) for a in diag.last_train_rows(windows))
     cfg = ModelConfig(lags=windows.n, model="linear", target_transform="log1p")
     scaler = ViewsModel(replace(cfg, scaling="window-mean"))
     scaler.fit_normalisation(x, y)
@@ -71,13 +69,7 @@ def _fit(windows, epochs: int, seed: int = 0, **fields):
 
 def _sharpness(model, windows, steps: int = 40) -> float:
     """The top eigenvalue of the training loss's Hessian at the model's weights (Lanczos)."""
-    import copy
-
-    rows = windows.rows("train")[-3000:]
-    tx = torch.as_tensor(np.ascontiguousarray(windows.x(rows)), dtype=torch.float32)
-    ty = torch.as_tensor(np.ascontiguousarray(windows.y(rows)), dtype=torch.float32)
-    xs, ys, _ = model.encode(tx, ty)
-    f, theta = diag.model_loss(copy.deepcopy(model.net), xs, ys, "mae")
+    f, theta = diag.views_loss(model, *diag.last_train_rows(windows))
     values = diag.lanczos(diag.hvp_function(f, theta), theta.numel(), steps)
     return float(values[-1])
 
@@ -88,14 +80,8 @@ def _sharpness(model, windows, steps: int = 40) -> float:
 def escape_study(windows, epochs: int, steps: int = 100, lr: float = 1e-2) -> StudyResult:
     """The study network trained with Adam, then the loss along its most negative curvature
     direction against a random one, and gradient descent from both points."""
-    import copy
-
     result = _fit(windows, epochs)
-    rows = windows.rows("train")[-3000:]
-    tx = torch.as_tensor(np.ascontiguousarray(windows.x(rows)), dtype=torch.float32)
-    ty = torch.as_tensor(np.ascontiguousarray(windows.y(rows)), dtype=torch.float32)
-    xs, ys, _ = result.model.encode(tx, ty)
-    f, theta = diag.model_loss(copy.deepcopy(result.model.net), xs, ys, "mae")
+    f, theta = diag.views_loss(result.model, *diag.last_train_rows(windows))
     out = diag.escape(f, theta)
     _, u, _ = diag.extreme_eigenpair(f, theta)
     stay = diag.descend(f, theta, steps, lr)
@@ -165,19 +151,14 @@ def filter_normalised(net: nn.Module, gen: torch.Generator) -> torch.Tensor:
 def landscape_study(windows, epochs: int, span: float = 1.0, points: int = 21) -> StudyResult:
     """Each network of LANDSCAPE_NETS trained (Adam, full batch), then its training loss along
     one filter-normalised direction (1-D) and on a plane of two (2-D)."""
-    import copy
-
     alphas = np.linspace(-span, span, points)
     nets = {}
-    rows = windows.rows("train")[-3000:]
-    tx = torch.as_tensor(np.ascontiguousarray(windows.x(rows)), dtype=torch.float32)
-    ty = torch.as_tensor(np.ascontiguousarray(windows.y(rows)), dtype=torch.float32)
+    x, y = diag.last_train_rows(windows)
     for label, (layers, bn) in LANDSCAPE_NETS.items():
         result = _fit(windows, epochs, layers=layers, batchnorm=bn)
-        xs, ys, _ = result.model.encode(tx, ty)
-        net = copy.deepcopy(result.model.net)
-        f, theta = diag.model_loss(net, xs, ys, "mae")
+        f, theta = diag.views_loss(result.model, x, y)
         gen = torch.Generator().manual_seed(0)
+        net = result.model.net  # the same parameters, in the same order, as theta
         d1, d2 = filter_normalised(net, gen), filter_normalised(net, gen)
         with torch.no_grad():
             base = f(theta).item()

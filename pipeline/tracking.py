@@ -286,13 +286,10 @@ def serve_ui(ws: Workspace, port: int, ready: Callable[[], None] = lambda: None)
         ready()
         code = server.wait()
     finally:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            forward(signal.SIGKILL, None)
-            server.wait()
-        with contextlib.suppress(ProcessLookupError):  # huey or uvicorn workers left behind
-            os.killpg(server.pid, signal.SIGKILL)
+        forward(signal.SIGKILL, None)  # what is left of the group (huey or uvicorn workers)
+        server.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     stopped = code in (-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGINT)

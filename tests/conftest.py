@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +249,32 @@ def build_production(home: Path, rows: pd.DataFrame, grid: str, series: str, run
 def production(production_template: Path, home: Path) -> Path:
     """A fresh copy of the session's production workspace for each test."""
     return clone_workspace(production_template, home)
+
+
+# --- servers started by tests (mlflow ui, mlflow server, mlflow models serve) -------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """The environment with this interpreter's bin folder first on PATH (MLflow starts `uvicorn`
+    by name, as from an activated environment), plus `extra`."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return os.environ | {"PATH": path} | extra
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    """Poll `url` until it answers; fail if `proc` exits first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            assert proc.poll() is None, f"{proc.args[:4]} exited with {proc.returncode}"
+            assert time.monotonic() < deadline, f"{url} did not answer in {seconds:.0f} s"
+            time.sleep(0.5)

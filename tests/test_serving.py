@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from pipeline import tracking
 from pipeline.config import Workspace
 from pipeline.serving import lag_columns
 
-from .conftest import peyton_until_summer_2015
+from .conftest import free_port, peyton_until_summer_2015, venv_env, wait_for_http
 
 
 def last_windows(lags: int, count: int = 3) -> pd.DataFrame:
@@ -29,12 +27,6 @@ def last_windows(lags: int, count: int = 3) -> pd.DataFrame:
     views = peyton_until_summer_2015()["Views"].to_numpy(np.float64)
     rows = [views[len(views) - k - lags : len(views) - k][::-1] for k in range(count)]
     return pd.DataFrame(np.array(rows), columns=lag_columns(lags))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -104,23 +96,13 @@ def test_mlflow_models_serve_answers_with_the_same_numbers(registry):
     ours = tracking.load_predictor(ws, run_id)
     x = last_windows(ours.cfg.lags)
     port = free_port()
-    # MLflow starts `uvicorn` by name: the environment's bin folder is on PATH, as when activated
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    env = os.environ | {"MLFLOW_TRACKING_URI": ws.tracking_uri, "PATH": path}
+    env = venv_env(MLFLOW_TRACKING_URI=ws.tracking_uri)
     command = [sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local"]
     command += ["-m", "models:/viewcast@production", "-h", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "mlflow models serve did not start in 90 s"
-                time.sleep(0.5)
+        wait_for_http(f"{url}/ping", server, 90)
         body = json.dumps({"dataframe_split": x.to_dict(orient="split", index=False)})
         request = urllib.request.Request(
             f"{url}/invocations", body.encode(), {"Content-Type": "application/json"}

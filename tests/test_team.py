@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -20,19 +17,13 @@ import pytest
 from pipeline import tracking
 from pipeline.config import Workspace
 
-from .conftest import TINY_GRID, peyton_until_summer_2015
+from .conftest import TINY_GRID, free_port, peyton_until_summer_2015, venv_env, wait_for_http
 
 
 @pytest.fixture(autouse=True)
 def own_tracking_env(monkeypatch):
     """--tracking-uri sets $MLFLOW_TRACKING_URI for the process: restored after each test."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +35,11 @@ def server(tmp_path_factory):
     command += ["--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{root / 'team.db'}"]
     command += ["--artifacts-destination", str(root / "artifacts")]
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # its uvicorn
-    env = os.environ | {"PATH": path}
-    proc = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command, env=venv_env(), start_new_session=True, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, "mlflow server exited"
-            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
-            time.sleep(0.5)
+    wait_for_http(f"{url}/health", proc)
     yield url, root
     os.killpg(proc.pid, signal.SIGTERM)
     try:

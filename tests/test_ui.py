@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,17 +20,11 @@ from playwright.sync_api import sync_playwright
 from pipeline import tracking
 from pipeline.config import Workspace
 
-from .conftest import clone_workspace
+from .conftest import clone_workspace, free_port, wait_for_http
 
 CHROMIUM = (
     "/usr/bin/chromium"  # `playwright install` cannot download browsers here; .ci/run apts it
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_processes(port: int) -> list[int]:
@@ -55,15 +48,7 @@ def ui(swept_template: Path, tmp_path_factory):
     port = free_port()
     command = [sys.executable, "-m", "pipeline", "--home", str(home), "ui", "--port", str(port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, f"viewcast ui exited with {proc.returncode}"
-            assert time.monotonic() < deadline, "the MLflow UI did not answer in 120 s"
-            time.sleep(0.5)
+    wait_for_http(f"http://127.0.0.1:{port}/health", proc)
     yield {"home": home, "port": port, "proc": proc}
     if proc.poll() is None:  # a failed test: stop it as a user would, then make sure
         proc.send_signal(signal.SIGTERM)
