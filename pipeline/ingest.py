@@ -81,6 +81,8 @@ def read_views(
     if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     raw = _read_bytes(path, max_bytes)
+    if fmt == "kaggle-wide" or (fmt == "auto" and _wide_header(_header(raw))):
+        return _read_wide(path, raw, date_bounds(allow_dates))
     table = _parse_csv(path, raw)
     header = [name.strip() for name in table.column_names]
     lowered = [name.lower() for name in header]
@@ -92,18 +94,9 @@ def read_views(
         "youtube-chart": _youtube,
         "long": _long,
         "kaggle-long": _long,
-        "kaggle-wide": _kaggle_wide,
     }
     series_ids, days, views, rows = readers[fmt](path, raw, table, lowered, series)
-    lo, hi = date_bounds(allow_dates)
-    outside = np.flatnonzero((days < lo) | (days > hi))
-    if len(outside):
-        day, first, last = (str(np.datetime64(int(d), "D")) for d in (days[outside[0]], lo, hi))
-        raise InputError(
-            path,
-            f"date {day} outside {first}..{last} (--allow-dates widens it)",
-            line=_line_of(raw, int(rows[outside[0]])),
-        )
+    _check_bounds(path, days, date_bounds(allow_dates), lambda i: _line_of(raw, int(rows[i])))
     return _assemble(path, raw, series_ids, days, views, rows)
 
 
@@ -191,9 +184,19 @@ def _read_bytes(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
     return raw
 
 
-def _parse_csv(path: Path, raw: bytes) -> pa.Table:
+def _header(raw: bytes) -> list[str]:
+    """The header's column names, as the CSV reader splits them."""
     header_line = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    names = next(csv.reader([header_line]))
+    return next(csv.reader([header_line]))
+
+
+def _wide_header(names: list[str]) -> bool:
+    lowered = [name.strip().lower() for name in names]
+    return lowered[0] == "page" and "date" not in lowered
+
+
+def _parse_csv(path: Path, raw: bytes) -> pa.Table:
+    names = _header(raw)
     if len(names) < 2:
         raise InputError(path, "not a CSV export: the header has one column", line=1)
     try:
@@ -301,28 +304,102 @@ def _long(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series: s
     return ids, days, views, rows
 
 
-def _kaggle_wide(path: Path, raw: bytes, table: pa.Table, lowered: list[str], series: str | None):
-    header = pa.array([name.strip() for name in table.column_names[1:]], pa.string())
-    days_per_column = _parse_days(path, raw, header, np.zeros(len(header), dtype=np.int64), line=1)
-    n_rows, n_days = table.num_rows, len(header)
-    rows = np.arange(n_rows)
-    views = np.column_stack(
-        [_parse_views(path, raw, table.column(j + 1), rows) for j in range(n_days)]
+WIDE_BLOCK = 2**24  # bytes parsed at a time by the streaming wide reader (4x MAX_LINE: a line fits)
+
+
+def _read_wide(path: Path, raw: bytes, bounds: tuple[int, int]) -> Observations:
+    """A Kaggle-wide file (``Page,<date>,...``), streamed in blocks of about 16 MB: each block's
+    cells are parsed at once into a (pages, days) float matrix, so no long table of 116M string
+    cells or repeated page names is ever built (the competition's 145,063 x 803 file fits in a
+    few GB). Pages and date columns are then sorted, which gives the (series, day) order."""
+    names = [name.strip() for name in _header(raw)]
+    if len(names) < 2:
+        raise InputError(path, "not a CSV export: the header has one column", line=1)
+    header = pa.array(names[1:], pa.string())
+    days = _parse_days(path, raw, header, np.zeros(len(header), dtype=np.int64), line=1)
+    _check_bounds(path, days, bounds, lambda i: 1)
+    options = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in _header(raw)}, strings_can_be_null=False
     )
-    ids = pc.take(_series_ids(path, raw, table.column(0)), pa.array(np.repeat(rows, n_days)))
-    days = np.tile(days_per_column, n_rows)
-    return ids, days, views.reshape(-1), np.repeat(rows, n_days)
+    capacity = raw.count(b"\n") + 1  # data rows are at most the lines: fill one matrix in place
+    matrix = np.empty((capacity, len(header)))
+    ids, done = [], 0
+    try:
+        reader = pacsv.open_csv(
+            io.BytesIO(raw),
+            read_options=pacsv.ReadOptions(block_size=WIDE_BLOCK),
+            convert_options=options,
+        )
+        for batch in reader:
+            n = batch.num_rows
+            cells = pa.chunked_array([batch.column(j) for j in range(1, batch.num_columns)])
+            rows = np.tile(np.arange(done, done + n), len(header))
+            matrix[done : done + n] = _parse_views(path, raw, cells, rows).reshape(-1, n).T
+            ids.append(_series_ids(path, raw, batch.column(0), first_row=done))
+            done += n
+    except pa.ArrowInvalid as err:
+        message = str(err).splitlines()[0].removeprefix("CSV parse error: ")
+        raise InputError(path, f"malformed CSV: {message}", line=_ragged_line(raw)) from None
+    if not done:
+        raise InputError(path, "no data rows below the header")
+    pages = np.concatenate([block.to_numpy(zero_copy_only=False) for block in ids]).astype(str)
+    matrix = matrix[:done]
+    if len(np.unique(pages)) < len(pages) or len(np.unique(days)) < len(days):
+        # a page or a date twice: the general path checks that their values agree
+        code = np.repeat(np.arange(done), len(days))
+        ids_all = pa.array(pages[code])
+        return _assemble(path, raw, ids_all, np.tile(days, done), matrix.reshape(-1), code)
+    return _wide_observations(path, pages, days, matrix)
+
+
+def _wide_observations(
+    path: Path, pages: np.ndarray, days: np.ndarray, matrix: np.ndarray, chunk: int = 8192
+) -> Observations:
+    """(pages, days) views with NaN for empty cells -> observations sorted by (page, day),
+    gathered a chunk of pages at a time (no second copy of the matrix)."""
+    row_order, col_order = np.argsort(pages), np.argsort(days, kind="stable")
+    counts = np.count_nonzero(~np.isnan(matrix), axis=1)[row_order]
+    total = int(counts.sum())
+    if not total:
+        raise InputError(path, "no views in any row")
+    code = np.repeat(np.arange(len(pages), dtype=np.int32), counts)
+    day = np.empty(total, np.int32)
+    views = np.empty(total)
+    sorted_days, at = days[col_order].astype(np.int32), 0
+    for lo in range(0, len(pages), chunk):
+        block = matrix[row_order[lo : lo + chunk]][:, col_order]
+        present = ~np.isnan(block)
+        k = int(present.sum())
+        day[at : at + k] = np.broadcast_to(sorted_days, block.shape)[present]
+        views[at : at + k] = block[present]
+        at += k
+    return Observations(
+        names=pages[row_order].astype(object), code=code, day=day, views=views, source=str(path)
+    )
+
+
+def _check_bounds(path: Path, days: np.ndarray, bounds: tuple[int, int], line_of) -> None:
+    """Every day within the allowed dates, else one line naming the first one outside."""
+    lo, hi = bounds
+    outside = np.flatnonzero((days < lo) | (days > hi))
+    if len(outside):
+        day, first, last = (str(np.datetime64(int(d), "D")) for d in (days[outside[0]], lo, hi))
+        raise InputError(
+            path,
+            f"date {day} outside {first}..{last} (--allow-dates widens it)",
+            line=line_of(int(outside[0])),
+        )
 
 
 # --- parsing cells ----------------------------------------------------------------------------
 
 
-def _series_ids(path: Path, raw: bytes, values: pa.Array) -> pa.Array:
-    """Trimmed series ids; an empty one raises."""
+def _series_ids(path: Path, raw: bytes, values: pa.Array, first_row: int = 0) -> pa.Array:
+    """Trimmed series ids; an empty one raises (`first_row`: the data row of values[0])."""
     ids = pc.utf8_trim_whitespace(values)
     empty = np.flatnonzero(pc.equal(ids, "").to_numpy(zero_copy_only=False))
     if len(empty):
-        raise InputError(path, "empty series id", line=_line_of(raw, int(empty[0])))
+        raise InputError(path, "empty series id", line=_line_of(raw, first_row + int(empty[0])))
     return ids
 
 

@@ -139,6 +139,11 @@ def merge(
         observed = ~old.imputed
         parts.append((old.names, old.code[observed], old.day[observed], old.views[observed]))
     parts += [(b.names, b.code, b.day, b.views) for b in batches]
+    if len(parts) == 1:  # one export into an empty store: already sorted and unique
+        names, code, day, views = parts[0]
+        order = np.argsort(names.astype(str))
+        if np.array_equal(order, np.arange(len(names))):
+            return complete_daily(names, code.astype(np.int32), day.astype(np.int32), views, fill)
     names = np.unique(np.concatenate([p[0] for p in parts]).astype(str)).astype(object)
     code = np.concatenate([np.searchsorted(names, p[0].astype(str))[p[1]] for p in parts])
     day = np.concatenate([p[2] for p in parts]).astype(np.int32)
@@ -165,32 +170,55 @@ def complete_daily(
     first[present], last[present] = day[starts], day[ends]
     lengths = last - first + 1
     offsets = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(offsets[-1])
     full_code = np.repeat(np.arange(len(names), dtype=np.int32), lengths)
-    full_day = (first[full_code] + np.arange(offsets[-1]) - offsets[full_code]).astype(np.int32)
-    full_views = np.full(offsets[-1], np.nan)
-    full_views[offsets[code] + day - first[code]] = views
+    # int32 arithmetic in place: a Kaggle-sized table (111M days) stays a few arrays big
+    full_day = np.arange(total, dtype=np.int32)
+    full_day += np.repeat((first - offsets[:-1]).astype(np.int32), lengths)
+    full_views = np.full(total, np.nan)
+    small = np.int32 if total < 2**31 else np.int64
+    where = offsets[:-1].astype(small)[code]
+    where += day
+    where -= first.astype(small)[code]
+    full_views[where] = views
+    del where
     imputed = np.isnan(full_views)
-    return ViewsTable(names, full_code, full_day, fill_gaps(full_views, fill), imputed)
+    return ViewsTable(
+        names, full_code, full_day, fill_gaps(full_views, fill, out=full_views), imputed
+    )
 
 
-def fill_gaps(values: np.ndarray, rule: str) -> np.ndarray:
-    """Fill NaN days: linear interpolation between neighbours, last value carried, or zero.
+def fill_gaps(values: np.ndarray, rule: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Fill NaN days: linear interpolation between neighbours, last value carried, or zero
+    (into `out`, which may be `values` itself; a copy by default).
 
     Series are concatenated but each starts and ends on an observed day, so filling the whole
     array at once never mixes two series.
     """
     gaps = np.isnan(values)
     if not gaps.any():
-        return values
-    out = values.copy()
+        return values if out is None else out
+    out = values.copy() if out is None else out
     if rule == "zero":
         out[gaps] = 0.0
-    elif rule == "ffill":
-        idx = np.where(gaps, 0, np.arange(len(values)))
-        out = out[np.maximum.accumulate(idx)]
-    else:
-        pos = np.arange(len(values))
-        out[gaps] = np.interp(pos[gaps], pos[~gaps], values[~gaps])
+        return out
+    # the last observed position at or before each day (int32: 4 bytes a day)
+    before = np.arange(len(values), dtype=np.int32)
+    before[gaps] = 0
+    np.maximum.accumulate(before, out=before)
+    at = np.flatnonzero(gaps)
+    prev = before[at]
+    del before
+    if rule == "ffill":
+        out[at] = values[prev]
+        return out
+    after = np.arange(len(values), dtype=np.int32)  # the first observed position at or after
+    after[gaps] = len(values) - 1
+    after = np.minimum.accumulate(after[::-1])[::-1]
+    nxt = after[at]
+    del after
+    lo, hi = values[prev], values[nxt]
+    out[at] = lo + (hi - lo) * (at - prev) / (nxt - prev)
     return out
 
 
@@ -407,7 +435,14 @@ def concat(a: ViewsTable, b: ViewsTable) -> ViewsTable:
         [np.searchsorted(names, t.names.astype(str))[t.code] for t in (a, b)]
     ).astype(np.int32)
     day = np.concatenate([a.day, b.day])
-    order = np.lexsort((day, code))
+    # two sorted runs (dev, then sealed): a stable sort on the series merges them in linear
+    # time, and is the (series, day) order whenever each series' days in `a` precede those in `b`
+    order = np.argsort(code, kind="stable")
+    sorted_day = day[order]
+    same = code[order][1:] == code[order][:-1]
+    if np.any(same & (sorted_day[1:] <= sorted_day[:-1])):
+        order = np.lexsort((day, code))
+    del sorted_day, same
     return ViewsTable(
         names,
         code[order],

@@ -69,6 +69,48 @@ def test_kaggle_wide_empty_cells_are_missing_days(raw: Path, tmp_path: Path) -> 
     np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
 
 
+def test_kaggle_wide_streams_in_blocks_to_the_same_observations(
+    raw: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Pages and date columns in any order, read in many small blocks and gathered a few pages
+    at a time, give exactly the long file's observations; a page listed twice with other
+    values is refused like in a long file."""
+    import pipeline.ingest as ingest
+
+    long = pd.read_csv(raw / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv")
+    wide = long.pivot(index="Page", columns="date", values="value")
+    wide = wide.iloc[::-1, np.random.default_rng(0).permutation(wide.shape[1])]
+    wide.iloc[3, 5] = np.nan
+    path = tmp_path / "train_1.csv"
+    wide.reset_index().to_csv(path, index=False)
+    monkeypatch.setattr(ingest, "WIDE_BLOCK", 16384)  # a block of a few pages
+    monkeypatch.setattr(ingest, "_wide_observations", _small_chunks(ingest._wide_observations))
+    got = read_views(path)
+    expected = read_views(raw / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv")
+    assert len(got) == len(expected) - 1
+    assert list(got.names) == sorted(expected.names), "pages sorted, so codes are too"
+    assert np.all(np.diff(got.code) >= 0) and np.all(np.diff(got.day)[np.diff(got.code) == 0] > 0)
+    as_frame = lambda o: pd.DataFrame(  # noqa: E731
+        {"page": o.names[o.code].astype(str), "day": o.day, "views": o.views}
+    )
+    want = as_frame(expected)
+    want = want[~((want.page == wide.index[3]) & (want.day == _day(wide.columns[5])))]
+    pd.testing.assert_frame_equal(
+        as_frame(got),
+        want.sort_values(["page", "day"]).reset_index(drop=True),
+        check_dtype=False,
+    )
+
+    twice = pd.concat([wide.iloc[:2], wide.iloc[:1] + 1]).reset_index()
+    twice.to_csv(path, index=False)
+    with pytest.raises(InputError, match="listed twice for series"):
+        read_views(path)
+
+
+def _small_chunks(gather):
+    return lambda path, pages, days, matrix: gather(path, pages, days, matrix, chunk=3)
+
+
 def test_generic_long_with_channel_column(raw: Path, tmp_path: Path) -> None:
     totals = pd.read_csv(raw / "codingtrain-2021" / "Totals.csv")
     path = tmp_path / "long.csv"
