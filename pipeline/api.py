@@ -101,7 +101,7 @@ class Workspace:
 
         with self._lock():
             spec = FeatureSpec(tuple(sorted(set(lags))), target_transform)
-            return jobs.features(self.paths, spec)[1]
+            return jobs.features(self.paths, spec)[0]
 
     def sweep(self, grid: str = "default", max_minutes: float | None = None, seeds: int = 1):
         """A grid (lecture, default or a TOML file) as nested MLflow runs; what it did."""

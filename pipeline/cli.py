@@ -185,17 +185,18 @@ def features(
     from pipeline import features as feats
 
     spec = feats.FeatureSpec(_parse_lags(lags), target_transform)
-    windows, summary, path = jobs.features(ctx.obj, spec)
+    summary, path = jobs.features(ctx.obj, spec)
     keys = ("window", "series", "train_rows", "val_rows")
     rows = [[f"{row[k]:,}" for k in keys] for row in summary]
     show.table("lag windows", ("window N", "series", "train rows", "val rows"), rows)
     console.print(f"feature spec (target transform: {target_transform}) written to {path}")
     if export is not None:
         chosen = window if window is not None else max(spec.lags)
-        if chosen not in windows:
+        if chosen not in spec.lags:
             raise ViewcastError(f"--window {chosen} is not one of --lags {lags}")
-        feats.export(windows[chosen], export)
-        console.print(f"window {chosen} exported to {export} ({len(windows[chosen]):,} rows)")
+        rows = feats.build(ctx.obj, feats.FeatureSpec((chosen,), target_transform))[chosen]
+        feats.export(rows, export)
+        console.print(f"window {chosen} exported to {export} ({len(rows):,} rows)")
 
 
 def _parse_lags(text: str) -> tuple[int, ...]:
@@ -246,6 +247,12 @@ def train(
     step_epochs: Annotated[int, Opt(help="Step decay: epochs between decays.")] = 100,
     gamma: Annotated[float, Opt(help="Step decay factor.")] = 0.5,
     batch_size: Annotated[int, Opt(help="Rows per step; 0 = the full batch.")] = 0,
+    rows_per_epoch: Annotated[
+        int,
+        Opt(
+            help="0: every training row an epoch; N: N windows drawn (seeded), gathered per batch."
+        ),
+    ] = 0,
     epochs: Annotated[int, Opt(help="Most epochs to run.")] = 500,
     patience: Annotated[int, Opt(help="Epochs without a better val MAE; 0 = never.")] = 100,
     loss: Annotated[Loss, Opt(help="mae is the lecture's L.")] = "mae",

@@ -25,6 +25,7 @@ from pipeline.store import Splits, Store, ViewsTable
 TARGET_TRANSFORMS = ("none", "log1p")
 SPLIT_NAMES = ("train", "val")
 SPEC_FILE = "features.json"
+PREDICT_CHUNK = 2**17  # windows scored at a time (56 lags: 57 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,19 @@ class LagWindows:
         """The target day's views of the given rows."""
         return self.values[self.target if rows is None else self.target[rows]]
 
+    def lag1(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Yesterday's views of the given rows (the naive forecast), without gathering windows."""
+        return self.values[(self.target if rows is None else self.target[rows]) - 1]
+
+    def predict(self, model, rows: np.ndarray | None = None, chunk: int = PREDICT_CHUNK):
+        """model.predict over the given rows' windows, gathered `chunk` rows at a time: memory
+        is bounded by the chunk, not by the rows (145k series x 60 days is 8.7M windows)."""
+        rows = np.arange(len(self)) if rows is None else rows
+        out = np.empty(len(rows))
+        for lo in range(0, len(rows), chunk):
+            out[lo : lo + chunk] = model.predict(self.x(rows[lo : lo + chunk]))
+        return out
+
     def frame(self) -> pd.DataFrame:
         """An inspectable table: series_id, date, split, y, lag_1..lag_N."""
         out = pd.DataFrame(
@@ -104,19 +118,19 @@ class LagWindows:
 
 def lag_windows(dev: ViewsTable, splits: Splits, n: int) -> LagWindows:
     """Window-N rows over the dev table; day t's inputs are days t-1..t-N of the same series."""
-    starts, _ = dev.bounds()
-    position = np.arange(len(dev))
-    since_start = position - starts[dev.code]
-    valid = (since_start >= n) & ~dev.imputed
-    target = position[valid]
+    starts, ends = dev.bounds()
+    valid = ~dev.imputed
+    first = starts[:, None] + np.arange(n)  # each series' first N days have no window
+    valid[first[first < ends[:, None]]] = False
+    target = np.flatnonzero(valid)
     code = dev.code[valid]
     day = dev.day[valid]
     unsplit = np.iinfo(np.int32).min  # a series too short to split has no training days
     val_start = np.array(
         [s.val_start if (s := splits.series.get(str(name))) else unsplit for name in dev.names],
-        dtype=np.int64,
+        dtype=np.int32,
     )
-    split = (day >= val_start[code]).astype(np.int8)
+    split = (day >= val_start[code]).view(np.int8)
     return LagWindows(n, dev.names, dev.views, target, code, day, split)
 
 
@@ -148,15 +162,26 @@ def build(ws: Workspace, spec: FeatureSpec) -> dict[int, LagWindows]:
 
 def summarise(windows: dict[int, LagWindows]) -> list[dict]:
     """Rows per window and split, for the CLI table and features.json."""
-    return [
-        {
-            "window": n,
-            "series": len(np.unique(w.code)),
-            "train_rows": int((w.split == 0).sum()),
-            "val_rows": int((w.split == 1).sum()),
-        }
-        for n, w in windows.items()
-    ]
+    return [summary_row(w) for w in windows.values()]
+
+
+def summary_row(w: LagWindows) -> dict:
+    return {
+        "window": w.n,
+        "series": len(np.unique(w.code)),
+        "train_rows": int((w.split == 0).sum()),
+        "val_rows": int((w.split == 1).sum()),
+    }
+
+
+def summarise_spec(ws: Workspace, spec: FeatureSpec) -> list[dict]:
+    """summarise(build(ws, spec)), one window at a time (at Kaggle scale each window's row
+    arrays are 1.7 GB; four at once would be 7)."""
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    if len(dev) == 0:
+        build(ws, spec)  # the same message
+    return [summary_row(lag_windows(dev, splits, n)) for n in spec.lags]
 
 
 def save_spec(ws: Workspace, spec: FeatureSpec, summary: list[dict]) -> Path:

@@ -81,7 +81,7 @@ def refit(ws: Workspace) -> Refit:
         fitted = [_refit_one(ws, tracking.get_run(ws, m), table, splits) for m in members]
         model = EnsembleModel([f[0] for f in fitted]).eval()
         windows = _all_rows(feats.lag_windows(table, splits, model.cfg.lags))
-        train_mae = float(np.abs(model.predict(windows.x()) - windows.y()).mean())
+        train_mae = float(np.abs(windows.predict(model) - windows.y()).mean())
         data = feats.data_params(ws, windows) | source
         run_id = tracking.log_ensemble(
             ws,
@@ -147,7 +147,7 @@ def _refit_one(ws: Workspace, run, table, splits):
     if len(results) == 1:
         return results[0].model, epochs[0], windows, results[0], tcfg
     result = replace(results[0], model=EnsembleModel([r.model for r in results]).eval())
-    result.train_mae = float(np.abs(result.model.predict(windows.x()) - windows.y()).mean())
+    result.train_mae = float(np.abs(windows.predict(result.model) - windows.y()).mean())
     return result.model, max(epochs), windows, result, tcfg
 
 
@@ -179,7 +179,7 @@ def validation_intervals(model, dev, splits) -> Intervals:
 
     windows = feats.lag_windows(dev, splits, model.cfg.lags)
     rows = windows.rows("val")
-    pred = model.predict(windows.x(rows))
+    pred = windows.predict(model, rows)
     err = np.abs(windows.y(rows) - pred)
     code = windows.code[rows]
     width = {lv: grouped_conformal_quantile(err, code, len(dev.names), lv) for lv in LEVELS}

@@ -73,13 +73,12 @@ def score(
 
     out = {}
     for period, idx in rows.items():
-        x, actual = windows.x(idx), windows.y(idx)
-        pred = model.predict(x)
+        actual, pred = windows.y(idx), windows.predict(model, idx)
         if scale is None:
             err = np.abs(pred - actual)
             out[f"{period}_mae"] = float(err.mean()) if len(err) else math.nan
             continue
-        found = metrics.errors(pred, actual, x[:, 0], scale[windows.code[idx]])
+        found = metrics.errors(pred, actual, windows.lag1(idx), scale[windows.code[idx]])
         out |= {f"{period}_{k}": v for k, v in found.items()}
     return out
 
@@ -90,16 +89,12 @@ def series_scores(
     """Per series: the period's MAE, SMAPE, MASE and ratio to naive."""
     from pipeline import metrics
 
-    x = windows.x(rows)
-    pred, actual, naive = model.predict(x), windows.y(rows), x[:, 0]
-    out = {}
-    for code in np.unique(windows.code[rows]):
-        mine = windows.code[rows] == code
-        found = metrics.errors(
-            pred[mine], actual[mine], naive[mine], scale[windows.code[rows][mine]]
-        )
-        out[str(windows.names[code])] = {f"{period}_{k}": v for k, v in found.items()}
-    return out
+    code = windows.code[rows]
+    pred, actual, naive = windows.predict(model, rows), windows.y(rows), windows.lag1(rows)
+    groups, found = metrics.grouped_errors(pred, actual, naive, scale[code], code)
+    columns = {f"{period}_{k}": v.tolist() for k, v in found.items()}
+    names = windows.names[groups].astype(str)
+    return {name: {k: v[i] for k, v in columns.items()} for i, name in enumerate(names)}
 
 
 @dataclass

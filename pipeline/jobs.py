@@ -81,13 +81,12 @@ def ingest(
     return Ingested(read, report, fill)
 
 
-def features(ws: Workspace, spec) -> tuple[dict, list[dict], Path]:
-    """Every lag window of the spec, its row counts, and the recorded spec's path."""
+def features(ws: Workspace, spec) -> tuple[list[dict], Path]:
+    """Every lag window's row counts, and the recorded spec's path."""
     from pipeline import features as feats
 
-    windows = feats.build(ws, spec)
-    summary = feats.summarise(windows)
-    return windows, summary, feats.save_spec(ws, spec, summary)
+    summary = feats.summarise_spec(ws, spec)
+    return summary, feats.save_spec(ws, spec, summary)
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -218,7 +217,7 @@ def run_all(
     files = files if files is not None else demo_files(ws)
     steps: list[tuple[str, Callable[[], object]]] = [
         ("ingest", lambda: ingest(ws, files) if files else None),  # [] : already ingested
-        ("features", lambda: features(ws, feats.FeatureSpec())[1]),
+        ("features", lambda: features(ws, feats.FeatureSpec())[0]),
         ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step, seeds=seeds)),
         ("select", lambda: selection.select(ws, ensemble=ensemble)),
     ]

@@ -51,6 +51,36 @@ def errors(
     }
 
 
+def grouped_errors(
+    forecast: np.ndarray,
+    actual: np.ndarray,
+    naive: np.ndarray,
+    scale: np.ndarray,
+    code: np.ndarray,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`errors` for every group (series) of `code` at once, with bincounts (145k series in one
+    pass): the groups present, and each metric's array over them."""
+    groups, idx = np.unique(code, return_inverse=True)
+    count = np.bincount(idx).astype(np.float64)
+    err = np.abs(forecast - actual)
+    den = np.abs(actual) + np.abs(forecast)
+    ratio = np.divide(err, den, out=np.zeros_like(err, dtype=np.float64), where=den > 0)
+    scaled = err / scale
+    finite = np.isfinite(scaled)
+    mase_n = np.bincount(idx, weights=finite.astype(np.float64))
+    mase_sum = np.bincount(idx, weights=np.where(finite, scaled, 0.0))
+    mae = np.bincount(idx, weights=err) / count
+    naive_mae = np.bincount(idx, weights=np.abs(naive - actual)) / count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        found = {
+            "mae": mae,
+            "smape": 200 * np.bincount(idx, weights=ratio) / count,
+            "mase": np.where(mase_n > 0, mase_sum / np.maximum(mase_n, 1), np.nan),
+            "vs_naive": np.where(naive_mae > 0, mae / naive_mae, np.nan),
+        }
+    return groups, found
+
+
 def mean_ratio_to_naive(
     forecast: np.ndarray, actual: np.ndarray, naive: np.ndarray, code: np.ndarray
 ) -> float:
@@ -66,10 +96,12 @@ def mean_ratio_to_naive(
     return float(np.mean(err[keep] / base[keep])) if keep.any() else math.nan
 
 
-def validation_vs_naive(model, windows) -> float:
-    """mean_ratio_to_naive of a model on the windows' validation rows (naive: x_1)."""
+def validation_vs_naive(model, windows, pred: np.ndarray | None = None) -> float:
+    """mean_ratio_to_naive of a model on the windows' validation rows (naive: x_1); `pred`:
+    its validation forecasts when already computed."""
     rows = windows.rows("val")
     if not len(rows):
         return math.nan
-    x = windows.x(rows)
-    return mean_ratio_to_naive(model.predict(x), windows.y(rows), x[:, 0], windows.code[rows])
+    pred = windows.predict(model, rows) if pred is None else pred
+    naive = windows.lag1(rows)
+    return mean_ratio_to_naive(pred, windows.y(rows), naive, windows.code[rows])

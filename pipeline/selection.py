@@ -388,7 +388,7 @@ def bag(results: list, windows: LagWindows):
     scores = {}
     for split in ("train", "val"):
         rows = windows.rows(split)
-        pred = model.predict(windows.x(rows)) if len(rows) else np.zeros(0)
+        pred = windows.predict(model, rows)
         scores[split] = float(np.abs(pred - windows.y(rows)).mean()) if len(rows) else math.nan
     longest = max(r.epochs_run for r in results)
     history = {}
@@ -569,7 +569,7 @@ def ensemble_run(
     scores = {}
     for split, name in (("train", "train_mae"), ("val", "val_mae")):
         rows = windows.rows(split)
-        scores[name] = float(abs(model.predict(windows.x(rows)) - windows.y(rows)).mean())
+        scores[name] = float(abs(windows.predict(model, rows) - windows.y(rows)).mean())
     scores["val_mae_vs_naive"] = validation_vs_naive(model, windows)
     tags = {Tag.BASELINE: "False", Tag.ENSEMBLE_KEY: key, Tag.CONFIG_KEY: key}
     tags[Tag.SWEEP_KEY] = parent.tags.get(Tag.SWEEP_KEY, "")

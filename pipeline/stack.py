@@ -41,7 +41,7 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
 
 def stackable(mcfg: ModelConfig, tcfg: TrainConfig) -> bool:
     """Gradient-descent trainings stack; the closed form and the naive baselines do not."""
-    return mcfg.model != "naive" and tcfg.solver == "gd"
+    return mcfg.model != "naive" and tcfg.solver == "gd" and not tcfg.rows_per_epoch
 
 
 def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:

@@ -496,13 +496,16 @@ def _parse_table(path: Path) -> ViewsTable:
     rank = np.empty(len(names), np.int32)
     rank[order] = np.arange(len(names), dtype=np.int32)
     code = rank[series.indices.to_numpy(zero_copy_only=False)] if len(names) else np.array([])
-    return ViewsTable(
-        names[order],
-        code.astype(np.int32),
-        arrow.column("date").cast(pa.int32()).to_numpy().astype(np.int32),
-        arrow.column("views").to_numpy().astype(np.float64),
-        arrow.column("imputed").to_numpy().astype(bool),
-    )
+    del series
+    columns = {}
+    for name, kind in (("date", np.int32), ("views", np.float64), ("imputed", bool)):
+        column = arrow.column(name)
+        column = column.cast(pa.int32()) if name == "date" else column
+        columns[name] = column.to_numpy().astype(kind, copy=False)
+        arrow = arrow.drop_columns([name])  # each column's Arrow memory goes as soon as read
+    del arrow
+    pa.default_memory_pool().release_unused()  # and back to the system (Kaggle scale: GBs)
+    return ViewsTable(names[order], code.astype(np.int32, copy=False), *columns.values())
 
 
 def _iso(day: int) -> str:

@@ -34,6 +34,7 @@ class TrainConfig:
     step_epochs: int = 100
     gamma: float = 0.5
     batch_size: int = 0  # 0 = the full batch
+    rows_per_epoch: int = 0  # 0 = every training row; N = a seeded sample of N windows an epoch
     epochs: int = 500
     patience: int = 100  # epochs without a better validation MAE before stopping; 0 = never
     restore_best: bool = True  # end with the weights of the best validation epoch
@@ -60,8 +61,10 @@ class TrainConfig:
                 )
         if self.seeds < 1:
             raise ViewcastError(f"--seeds must be at least 1, got {self.seeds}")
-        if self.lr <= 0 or self.epochs < 0 or self.batch_size < 0:
-            raise ViewcastError("--lr must be positive, --epochs and --batch-size not negative")
+        if self.lr <= 0 or self.epochs < 0 or self.batch_size < 0 or self.rows_per_epoch < 0:
+            raise ViewcastError(
+                "--lr must be positive, --epochs, --batch-size and --rows-per-epoch not negative"
+            )
 
 
 @dataclass
@@ -78,6 +81,7 @@ class TrainResult:
     val_mae: float = math.nan
     rows: dict[str, int] = field(default_factory=dict)
     seed_epochs: list[int] = field(default_factory=list)  # a bagged result: each seed's best
+    val_pred: np.ndarray | None = None  # the final model's validation forecasts, when at hand
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,36 +123,149 @@ def fit(
     tcfg: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train one model on the windows' training rows, early-stopping on validation MAE (views)."""
+    """Train one model on the windows' training rows, early-stopping on validation MAE (views).
+    With `rows_per_epoch`, windows are gathered batch by batch from the series array (memory
+    bounded by the series, not the windows: see SampledRows); else every row is on the device."""
     if mcfg.lags != windows.n:
         raise ViewcastError(f"model expects {mcfg.lags} lags, windows have {windows.n}")
     torch.manual_seed(tcfg.seed)
     device = resolve_device(tcfg.device)
-    x_tr, y_tr, x_va, y_va = split_tensors(windows, device)
-
-    # the model, its normalisation (training rows only), and the data in the net's scaled space
     model = ViewsModel(mcfg).to(device)
-    model.fit_normalisation(x_tr, y_tr)
-    xs_tr, ys_tr, _ = model.encode(x_tr, y_tr)
-    xs_va, _, scale_va = model.encode(x_va)
-    rows = {"train": len(y_tr), "val": len(y_va)}
+    if tcfg.rows_per_epoch and model.trainable and tcfg.solver == "gd":
+        source: FullRows | SampledRows = SampledRows(windows, model, tcfg, device)
+    else:
+        source = FullRows(windows, model, tcfg, device)
     start = time.perf_counter()
-
     if tcfg.solver == "lstsq" or not model.trainable:
         if model.trainable:
-            solve_least_squares(model, xs_tr, ys_tr)
-        result = TrainResult(model, {}, 0, 0, device=str(device), rows=rows)
+            solve_least_squares(model, source.xs_tr, source.ys_tr)
+        result = TrainResult(model, {}, 0, 0, device=str(device))
     else:
-        result = _descend(model, xs_tr, ys_tr, xs_va, scale_va, y_va, tcfg, device, on_epoch)
-        result.rows = rows
+        result = _descend(model, source, tcfg, device, on_epoch)
+    result.rows = source.counts
     result.seconds = time.perf_counter() - start
-
     # final numbers, in views, with the restored best weights in evaluation mode
     model.eval()
     with torch.no_grad():
-        result.train_mae = mae(model(x_tr), y_tr).item()
-        result.val_mae = mae(model(x_va), y_va).item() if len(y_va) else math.nan
+        reuse = None
+        if isinstance(source, SampledRows) and result.epochs_run:
+            restored = tcfg.restore_best and result.best_epoch > 0
+            reuse = source.best_pred if restored else source.epoch_pred
+        result.train_mae, result.val_mae = source.final_mae(model, reuse)
+    result.val_pred = getattr(source, "val_pred", None)
     return result
+
+
+class FullRows:
+    """Every training and validation row gathered on the device once, in the net's scaled space
+    (the normalisation fitted on all training rows); an epoch is one pass in a seeded order."""
+
+    def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
+        self.x_tr, self.y_tr, self.x_va, self.y_va = split_tensors(windows, device)
+        model.fit_normalisation(self.x_tr, self.y_tr)
+        self.xs_tr, self.ys_tr, _ = model.encode(self.x_tr, self.y_tr)
+        self.xs_va, _, self.scale_va = model.encode(self.x_va)
+        self.counts = {"train": len(self.y_tr), "val": len(self.y_va)}
+        self.rows = len(self.y_tr)  # rows an epoch
+        self.shuffle = torch.Generator(device=device).manual_seed(tcfg.seed)
+
+    def batches(self, batch: int):
+        n = self.rows
+        if batch >= n:
+            yield self.xs_tr, self.ys_tr
+            return
+        order = torch.randperm(n, device=self.xs_tr.device, generator=self.shuffle)
+        for lo in range(0, n, batch):
+            idx = order[lo : lo + batch]
+            yield self.xs_tr[idx], self.ys_tr[idx]
+
+    def validation_mae(self, model: ViewsModel) -> torch.Tensor:
+        if not len(self.y_va):
+            return torch.full((), math.nan, device=self.y_va.device)
+        return mae(model.decode(model.net(self.xs_va), self.scale_va), self.y_va)
+
+    def final_mae(self, model: ViewsModel, reuse=None) -> tuple[float, float]:
+        val = mae(model(self.x_va), self.y_va).item() if len(self.y_va) else math.nan
+        return mae(model(self.x_tr), self.y_tr).item(), val
+
+
+NORMALISATION_ROWS = 2**20  # training windows the sampled path fits its normalisation on
+SCORE_CHUNK = 2**17  # windows the sampled path scores at a time (activations stay small)
+
+
+class SampledRows:
+    """Kaggle-scale rows: the series array (float32) and each split's target positions on the
+    device; a batch's windows are gathered there by index when it is drawn (no (rows, N) matrix:
+    145k series x 803 days is 464 MB of views, where the windows of 56 lags would be 26 GB).
+
+    An epoch is `rows_per_epoch` training windows drawn with replacement (seeded); the
+    normalisation is fitted on a seeded sample of 2^20 training windows; validation MAE is
+    summed over every validation window, SCORE_CHUNK at a time; the final train MAE is that of
+    the normalisation sample."""
+
+    def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
+        train_t = windows.target[windows.split == 0]  # target positions, no row-index arrays
+        if len(train_t) < 2:
+            raise ViewcastError(
+                f"window {windows.n} leaves {len(train_t)} training rows: ingest longer series "
+                "or use a smaller --lags"
+            )
+        self.model, self.n, self.rows = model, windows.n, tcfg.rows_per_epoch
+        self.values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
+        self.train_t = torch.from_numpy(train_t).to(device)
+        self.val_t = torch.from_numpy(windows.target[windows.split == 1]).to(device)
+        self.y_val = windows.values[windows.target[windows.split == 1]]
+        self.epoch_pred = self.best_pred = None
+        self.counts = {"train": len(self.train_t), "val": len(self.val_t)}
+        self.draw = torch.Generator(device=device).manual_seed(tcfg.seed)
+        size = min(NORMALISATION_ROWS, len(self.train_t))
+        pick = torch.randperm(len(self.train_t), device=device, generator=self.draw)[:size]
+        self.sample_t = self.train_t[pick.sort().values]
+        model.fit_normalisation(*self._gather(self.sample_t))
+
+    def _gather(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from pipeline.stack import gather_rows
+
+        return gather_rows(self.values, target, self.n), self.values[target]
+
+    def batches(self, batch: int):
+        device = self.values.device
+        drawn = torch.randint(len(self.train_t), (self.rows,), device=device, generator=self.draw)
+        for lo in range(0, self.rows, batch):
+            x, y = self._gather(self.train_t[drawn[lo : lo + batch]])
+            xs, ys, _ = self.model.encode(x, y)
+            yield xs, ys
+
+    def _mae(self, model: ViewsModel, target: torch.Tensor) -> float:
+        total = torch.zeros((), dtype=torch.float64, device=self.values.device)
+        for lo in range(0, len(target), SCORE_CHUNK):
+            x, y = self._gather(target[lo : lo + SCORE_CHUNK])
+            total += (model(x) - y).abs().sum(dtype=torch.float64)
+        return total / max(len(target), 1)
+
+    def _forecasts(self, model: ViewsModel) -> np.ndarray:
+        """The model's forecasts of every validation window, in views (float64)."""
+        pieces = []
+        for lo in range(0, len(self.val_t), SCORE_CHUNK):
+            x, _ = self._gather(self.val_t[lo : lo + SCORE_CHUNK])
+            pieces.append(model(x).cpu().numpy().astype(np.float64))
+        return np.concatenate(pieces) if pieces else np.zeros(0)
+
+    def validation_mae(self, model: ViewsModel) -> torch.Tensor:
+        """The epoch's validation MAE; its forecasts are kept (`epoch_pred`, and `best_pred`
+        once the loop takes them as the best), so the end needs no second pass."""
+        if not len(self.val_t):
+            return torch.full((), math.nan, device=self.values.device)
+        self.epoch_pred = self._forecasts(model)
+        return torch.tensor(float(np.abs(self.epoch_pred - self.y_val).mean()))
+
+    def final_mae(self, model: ViewsModel, reuse: np.ndarray | None) -> tuple[float, float]:
+        """The sample's train MAE and the validation MAE, keeping the validation forecasts
+        (`val_pred`, in the windows' validation row order) for the run's other metrics; `reuse`:
+        those forecasts when an epoch already made them with the final weights."""
+        self.val_pred = self._forecasts(model) if reuse is None else reuse
+        val = float(np.abs(self.val_pred - self.y_val).mean()) if len(self.y_val) else math.nan
+        return self._mae(model, self.sample_t).item(), val
 
 
 def solve_least_squares(model: ViewsModel, xs: torch.Tensor, ys: torch.Tensor) -> None:
@@ -164,16 +281,12 @@ def solve_least_squares(model: ViewsModel, xs: torch.Tensor, ys: torch.Tensor) -
 
 def _descend(
     model: ViewsModel,
-    xs_tr: torch.Tensor,
-    ys_tr: torch.Tensor,
-    xs_va: torch.Tensor,
-    scale_va: torch.Tensor,
-    y_va: torch.Tensor,
+    source: FullRows | SampledRows,
     tcfg: TrainConfig,
     device: torch.device,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> TrainResult:
-    n = len(ys_tr)
+    n = source.rows
     batch = n if tcfg.batch_size == 0 else min(tcfg.batch_size, n)
     steps_per_epoch = math.ceil(n / batch)
     total_steps = tcfg.epochs * steps_per_epoch
@@ -183,7 +296,6 @@ def _descend(
         tcfg.optimizer, params, tcfg.lr, tcfg.momentum, tcfg.alpha, weight_decay=tcfg.weight_decay
     )
     loss_fn = torch.nn.functional.l1_loss if tcfg.loss == "mae" else torch.nn.functional.mse_loss
-    shuffle = torch.Generator(device=device).manual_seed(tcfg.seed)
     use_amp = tcfg.amp and device.type == "cuda"
     max_norm = tcfg.clip if tcfg.clip > 0 else math.inf
     history: dict[str, list[float]] = {"train_loss": [], "val_mae": [], "grad_norm": [], "lr": []}
@@ -191,14 +303,11 @@ def _descend(
     step = epoch = 0
 
     for epoch in range(1, tcfg.epochs + 1):
-        # one pass over the training rows, sliced on the device; losses stay on the device
+        # one pass over the epoch's rows, batches on the device; losses stay on the device
         model.train()
-        order = torch.randperm(n, device=device, generator=shuffle) if batch < n else None
         loss_sum = torch.zeros((), device=device)
         norm_sum = torch.zeros((), device=device)
-        for lo in range(0, n, batch):
-            idx = order[lo : lo + batch] if order is not None else slice(lo, lo + batch)
-            xb, yb = xs_tr[idx], ys_tr[idx]
+        for xb, yb in source.batches(batch):
             lr = get_lr(
                 step,
                 total_steps,
@@ -223,8 +332,7 @@ def _descend(
         # validation MAE in views: the one host sync of the epoch
         model.eval()
         with torch.no_grad():
-            pred_va = model.decode(model.net(xs_va), scale_va)
-            val_mae = mae(pred_va, y_va) if len(y_va) else torch.full((), math.nan, device=device)
+            val_mae = source.validation_mae(model)
             train_loss, grad_norm, val = torch.stack(
                 [loss_sum / n, norm_sum / steps_per_epoch, val_mae]
             ).tolist()
@@ -240,6 +348,8 @@ def _descend(
         if record["val_mae"] < best_val:
             best_val, best_epoch = record["val_mae"], epoch
             best_state = copy.deepcopy(model.state_dict())
+            if isinstance(source, SampledRows):
+                source.best_pred = source.epoch_pred
         elif tcfg.patience and epoch - best_epoch >= tcfg.patience:
             break
 

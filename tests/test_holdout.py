@@ -154,6 +154,27 @@ def test_smape_mase_and_the_ratio_to_naive_by_hand():
     assert metrics.errors(naive, a, naive, np.ones(3))["vs_naive"] == 1.0
 
 
+def test_grouped_errors_are_each_series_errors():
+    """The per-series metrics computed in one bincount pass equal `errors` series by series,
+    including a series with no seasonal scale (MASE nan) and one whose naive MAE is 0."""
+    from pipeline import metrics
+
+    rng = np.random.default_rng(5)
+    code = np.repeat([4, 9, 11, 30], [7, 1, 12, 5])
+    actual = rng.gamma(2.0, 50.0, len(code))
+    forecast, naive = actual + rng.normal(0, 20, len(code)), actual + rng.normal(0, 30, len(code))
+    naive[code == 9] = actual[code == 9]
+    scale = np.array([3.0, 8.0, np.nan, 2.5])[np.searchsorted([4, 9, 11, 30], code)]
+    groups, found = metrics.grouped_errors(forecast, actual, naive, scale, code)
+    assert groups.tolist() == [4, 9, 11, 30]
+    for i, g in enumerate(groups):
+        mine = code == g
+        want = metrics.errors(forecast[mine], actual[mine], naive[mine], scale[mine])
+        for name, value in want.items():
+            np.testing.assert_allclose(found[name][i], value, rtol=1e-12, equal_nan=True)
+    assert np.isnan(found["mase"][2]) and np.isnan(found["vs_naive"][1])
+
+
 def test_final_and_leaderboard_report_scale_free_metrics(swept: Path, cli):
     submitted = cli("submit")
     assert submitted.exit_code == 0, submitted.output
