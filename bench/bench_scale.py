@@ -93,7 +93,9 @@ def main() -> None:
         *("--target-transform", "log1p", "--scaling", "window-mean", "--json"),
     )
     trained = json.loads(train["stdout"])
-    train |= {k: trained[k] for k in ("run_id", "seconds", "train_mae", "val_mae")}
+    train |= {"train_seconds": trained["seconds"]} | {
+        k: trained[k] for k in ("run_id", "train_mae", "val_mae")
+    }
     stages["train one epoch"] = train
 
     from pipeline import tracking
@@ -120,7 +122,7 @@ def main() -> None:
         note = ""
         if name == "train one epoch":
             note = (
-                f"training {s['seconds']:.1f} s of it; val MAE {s['val_mae']:,.1f}, "
+                f"training {s['train_seconds']:.1f} s of it; val MAE {s['val_mae']:,.1f}, "
                 f"train MAE {s['train_mae']:,.1f}"
             )
         if name == "forecast":

@@ -182,22 +182,67 @@ def validation_intervals(model, dev, splits) -> Intervals:
     pred = windows.predict(model, rows)
     err = np.abs(windows.y(rows) - pred)
     code = windows.code[rows]
-    width = {lv: grouped_conformal_quantile(err, code, len(dev.names), lv) for lv in LEVELS}
+    width = grouped_conformal_quantiles(err, code, len(dev.names), LEVELS)
     relative = {lv: conformal_quantile(err / np.maximum(pred, 1.0), lv) for lv in LEVELS}
     return Intervals(dev.names.astype(str), width, relative)
+
+
+def cached_intervals(ws: Workspace, run_id: str, dev_file: Path, compute) -> Intervals:
+    """compute(), kept in data/forecasts/.intervals/ under the champion's run id and a hash of
+    the dev days: they change only with a new champion or revised dev days, so a daily forecast
+    of 145k series reuses them (scoring 8M validation windows took 20 s). A damaged file is
+    computed again."""
+    import hashlib
+
+    from pipeline.atomic import atomic_write
+
+    with dev_file.open("rb") as handle:
+        key = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    path = ws.data / "forecasts" / ".intervals" / f"{run_id}-{key}.npz"
+    try:
+        with np.load(path) as saved:
+            return Intervals(
+                saved["names"].astype(object),
+                {lv: saved[f"width_{lv}"] for lv in LEVELS},
+                {lv: float(saved[f"relative_{lv}"]) for lv in LEVELS},
+            )
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # not there yet, or damaged
+    found = compute()
+
+    def write(tmp: str) -> None:
+        arrays = {f"width_{lv}": found.width[lv] for lv in LEVELS}
+        arrays |= {f"relative_{lv}": np.float64(found.relative[lv]) for lv in LEVELS}
+        with open(tmp, "wb") as handle:
+            np.savez(handle, names=found.names.astype(str), **arrays)
+
+    atomic_write(path, write)
+    return found
 
 
 def grouped_conformal_quantile(
     errors: np.ndarray, group: np.ndarray, groups: int, level: int
 ) -> np.ndarray:
     """`conformal_quantile` of each group's errors at once (nan for a group without errors)."""
+    return grouped_conformal_quantiles(errors, group, groups, (level,))[level]
+
+
+def grouped_conformal_quantiles(
+    errors: np.ndarray, group: np.ndarray, groups: int, levels: tuple[int, ...]
+) -> dict[int, np.ndarray]:
+    """grouped_conformal_quantile at several levels with one sort (8M errors: 3.8 s a sort)."""
     order = np.lexsort((errors, group))
+    ordered = errors[order]
+    return {lv: _group_quantile(ordered, group, groups, lv) for lv in levels}
+
+
+def _group_quantile(ordered: np.ndarray, group: np.ndarray, groups: int, level: int) -> np.ndarray:
     counts = np.bincount(group, minlength=groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     k = np.ceil((counts + 1) * level / 100).astype(np.int64)
     out = np.full(groups, np.inf)
     ok = k <= counts
-    out[ok] = errors[order][starts[ok] + k[ok] - 1]
+    out[ok] = ordered[starts[ok] + k[ok] - 1]
     out[counts == 0] = np.nan
     return out
 
@@ -312,7 +357,12 @@ def _forecast(ws: Workspace, date: str | None, horizon: int, force: bool, paint)
     if champion is None:
         raise ViewcastError("no champion: run `viewcast select` first")
     # the champion's errors, out of sample (the production model has seen the validation days)
-    intervals = validation_intervals(tracking.load_predictor(ws, champion[0]), dev, splits)
+    intervals = cached_intervals(
+        ws,
+        champion[0],
+        store.require() / "dev.parquet",
+        lambda: validation_intervals(tracking.load_predictor(ws, champion[0]), dev, splits),
+    )
     series = np.array(names, dtype=object)[idx] if len(idx) else np.array([], dtype=object)
     frame = forecast_frame(series, days, steps, pred, intervals)
     frame["model_version"] = chosen.version

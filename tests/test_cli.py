@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from pipeline import tracking
@@ -125,6 +127,31 @@ def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # stdout holds the JSON alone: the table went to stderr
     assert payload["model"]["lags"] == 7 and payload["val_mae"] > 0 and len(payload["run_id"]) == 32
+
+
+def test_train_rows_per_epoch_on_a_panel_logs_a_normal_run(cli, raw: Path, home: Path) -> None:
+    """A global model over the 10 Wikipedia pages with sampled epochs: an ordinary run (params,
+    curves, val_mae_vs_naive, a loadable model) whose val MAE is the model's on every
+    validation window."""
+    from pipeline import features as feats
+
+    cli("ingest", raw / "wikipedia-kaggle10")
+    assert cli("features", "--lags", "14").exit_code == 0
+    result = cli(
+        *("train", "--lags", "14", "--layers", "1", "--width", "8", "--epochs", "3"),
+        *("--batch-size", "64", "--rows-per-epoch", "500", "--json"),
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    ws = Workspace(home)
+    run = tracking.get_run(ws, payload["run_id"])
+    assert run.params["train.rows_per_epoch"] == "500" and run.metrics["val_mae_vs_naive"] > 0
+    windows = feats.build(ws, feats.FeatureSpec((14,)))[14]
+    rows = windows.rows("val")
+    model = tracking.load_model(ws, payload["run_id"])
+    expected = np.abs(windows.predict(model, rows) - windows.y(rows)).mean()
+    assert run.metrics["val_mae"] == pytest.approx(expected, rel=1e-5)
+    assert cli("train", "--rows-per-epoch", "-1").exit_code == 2
 
 
 def test_json_of_sweep_ingest_select_submit(cli, swept: Path, raw: Path, tiny_grid: Path) -> None:

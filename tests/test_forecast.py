@@ -163,6 +163,27 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
+    """The second forecast reuses the champion's validation intervals (the same bounds, nothing
+    scored again); a damaged kept file is computed again."""
+    assert cli("forecast", "--force").exit_code == 0
+    folder = production / "data" / "forecasts"
+    first = pd.read_csv(next(folder.glob("*.csv")))
+    (kept,) = (folder / ".intervals").glob("*.npz")
+    champion, _ = tracking.alias_run(Workspace(production), "champion")
+    assert kept.name.startswith(champion)
+    calls = []
+    original = fc.validation_intervals
+    monkeypatch.setattr(fc, "validation_intervals", lambda *a: calls.append(1) or original(*a))
+    assert cli("forecast", "--force").exit_code == 0
+    assert calls == []
+    pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
+    kept.write_bytes(b"damaged")
+    assert cli("forecast", "--force").exit_code == 0
+    assert calls == [1]
+    pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
+
+
 def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands():
     day = int(np.datetime64("2024-03-01", "D").astype(int))
     history = {f"s{i}": np.full(200, float(10 * (i + 1))) for i in range(8)}

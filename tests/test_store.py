@@ -228,3 +228,45 @@ def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) ->
     second = write_totals(tmp_path / "second.csv", revised)
     assert cli("ingest", first, second, "--name", "ch").exit_code == 0
     assert _views(Store(Workspace(home)), "ch").iloc[10] == views[10] + 5
+
+
+def _table(rng, names, lo, hi):
+    """A (series, day)-sorted ViewsTable over some of `names`, days in [lo, hi)."""
+    from pipeline.store import ViewsTable
+
+    chosen = np.sort(rng.choice(len(names), size=rng.integers(1, len(names) + 1), replace=False))
+    rows = [(c, d) for c in chosen for d in np.sort(rng.choice(np.arange(lo, hi), 3, False))]
+    code = np.array([c for c, _ in rows], np.int32)
+    return ViewsTable(
+        np.array(names, dtype=object),
+        code,
+        np.array([d for _, d in rows], np.int32),
+        rng.random(len(rows)),
+        rng.random(len(rows)) < 0.3,
+    )
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_concat_is_the_sorted_union(overlap: bool) -> None:
+    """Dev then sealed (each series' days in a before those in b) takes the linear path; days
+    that interleave take the sort; both give the (series, day)-sorted union of the rows."""
+    from pipeline.store import concat
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        a = _table(rng, ["p", "q", "r", "s"], 0, 40)
+        b = _table(rng, ["q", "s", "t"], 20 if overlap else 40, 60)
+        got = concat(a, b)
+        frame = pd.DataFrame(
+            {
+                "name": np.concatenate([a.names[a.code], b.names[b.code]]).astype(str),
+                "day": np.concatenate([a.day, b.day]),
+                "views": np.concatenate([a.views, b.views]),
+                "imputed": np.concatenate([a.imputed, b.imputed]),
+            }
+        ).sort_values(["name", "day"], kind="stable")
+        assert list(got.names) == sorted(set(a.names) | set(b.names))
+        np.testing.assert_array_equal(got.names[got.code].astype(str), frame["name"])
+        np.testing.assert_array_equal(got.day, frame["day"])
+        np.testing.assert_array_equal(got.views, frame["views"])
+        np.testing.assert_array_equal(got.imputed, frame["imputed"])
