@@ -312,14 +312,15 @@ def _read_wide(path: Path, raw: bytes, bounds: tuple[int, int]) -> Observations:
     cells are parsed at once into a (pages, days) float matrix, so no long table of 116M string
     cells or repeated page names is ever built (the competition's 145,063 x 803 file fits in a
     few GB). Pages and date columns are then sorted, which gives the (series, day) order."""
-    names = [name.strip() for name in _header(raw)]
+    raw_names = _header(raw)
+    names = [name.strip() for name in raw_names]
     if len(names) < 2:
         raise InputError(path, "not a CSV export: the header has one column", line=1)
     header = pa.array(names[1:], pa.string())
     days = _parse_days(path, raw, header, np.zeros(len(header), dtype=np.int64), line=1)
     _check_bounds(path, days, bounds, lambda i: 1)
     options = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in _header(raw)}, strings_can_be_null=False
+        column_types={name: pa.string() for name in raw_names}, strings_can_be_null=False
     )
     capacity = raw.count(b"\n") + 1  # data rows are at most the lines: fill one matrix in place
     matrix = np.empty((capacity, len(header)))

@@ -32,7 +32,14 @@ from pipeline.errors import ViewcastError
 from pipeline.features import LagWindows
 from pipeline.models import ModelConfig, ViewsModel
 from pipeline.optim import get_lr
-from pipeline.train import TrainConfig, TrainResult, mae, resolve_device
+from pipeline.train import (
+    TrainConfig,
+    TrainResult,
+    gather_rows,
+    mae,
+    require_training_rows,
+    resolve_device,
+)
 
 SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout")
 SHAPE_TRAIN = ("loss", "batch_size", "epochs", "device", "amp")
@@ -54,13 +61,6 @@ def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:
 # --- the rows, gathered on the device ----------------------------------------------------------
 
 
-def gather_rows(values: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
-    """(rows, n) lag windows gathered on the device from the series array: lag_j of the day at
-    position t is values[t - j] (no window matrix is built on the host)."""
-    offsets = torch.arange(1, n + 1, device=values.device)
-    return values[target.unsqueeze(1) - offsets]
-
-
 @dataclass
 class StackData:
     """The rows every member trains on, in views, on the device."""
@@ -75,11 +75,7 @@ def stack_data(windows: LagWindows, device: torch.device) -> StackData:
     """Training and validation rows: the series array moves to the device once, the windows are
     gathered there by index."""
     train_rows, val_rows = windows.rows("train"), windows.rows("val")
-    if len(train_rows) < 2:
-        raise ViewcastError(
-            f"window {windows.n} leaves {len(train_rows)} training rows: ingest longer series "
-            "or use a smaller --lags"
-        )
+    require_training_rows(windows.n, len(train_rows))
     values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
     target = torch.from_numpy(windows.target).to(device)
     tr, va = (torch.from_numpy(r).to(device) for r in (train_rows, val_rows))

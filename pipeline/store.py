@@ -141,8 +141,8 @@ def merge(
     parts += [(b.names, b.code, b.day, b.views) for b in batches]
     if len(parts) == 1:  # one export into an empty store: already sorted and unique
         names, code, day, views = parts[0]
-        order = np.argsort(names.astype(str))
-        if np.array_equal(order, np.arange(len(names))):
+        text = names.astype(str)
+        if np.all(text[:-1] < text[1:]):  # codes already in the store's (sorted-name) order
             return complete_daily(names, code.astype(np.int32), day.astype(np.int32), views, fill)
     names = np.unique(np.concatenate([p[0] for p in parts]).astype(str)).astype(object)
     code = np.concatenate([np.searchsorted(names, p[0].astype(str))[p[1]] for p in parts])

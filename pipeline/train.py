@@ -104,12 +104,23 @@ def split_tensors(
         return x.to(device), y.to(device)
 
     train_rows, val_rows = windows.rows("train"), windows.rows("val")
-    if len(train_rows) < 2:
-        raise ViewcastError(
-            f"window {windows.n} leaves {len(train_rows)} training rows: ingest longer series "
-            "or use a smaller --lags"
-        )
+    require_training_rows(windows.n, len(train_rows))
     return (*move(train_rows), *move(val_rows))
+
+
+def require_training_rows(n: int, count: int) -> None:
+    """Gradient descent needs at least two training windows."""
+    if count < 2:
+        raise ViewcastError(
+            f"window {n} leaves {count} training rows: ingest longer series or use a smaller --lags"
+        )
+
+
+def gather_rows(values: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:
+    """(rows, n) lag windows gathered on the device from the series array: lag_j of the day at
+    position t is values[t - j] (no window matrix is built on the host)."""
+    offsets = torch.arange(1, n + 1, device=values.device)
+    return values[target.unsqueeze(1) - offsets]
 
 
 def mae(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -146,19 +157,20 @@ def fit(
     result.seconds = time.perf_counter() - start
     # final numbers, in views, with the restored best weights in evaluation mode
     model.eval()
+    restored = tcfg.restore_best and result.best_epoch > 0
+    reuse = source.best_pred if restored else source.epoch_pred  # None before any epoch
     with torch.no_grad():
-        reuse = None
-        if isinstance(source, SampledRows) and result.epochs_run:
-            restored = tcfg.restore_best and result.best_epoch > 0
-            reuse = source.best_pred if restored else source.epoch_pred
         result.train_mae, result.val_mae = source.final_mae(model, reuse)
-    result.val_pred = getattr(source, "val_pred", None)
+    result.val_pred = source.val_pred
     return result
 
 
 class FullRows:
     """Every training and validation row gathered on the device once, in the net's scaled space
-    (the normalisation fitted on all training rows); an epoch is one pass in a seeded order."""
+    (the normalisation fitted on all training rows); an epoch is one pass in a seeded order.
+    It keeps no forecasts: the MAE is computed on the device."""
+
+    epoch_pred = best_pred = val_pred = None
 
     def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
         self.x_tr, self.y_tr, self.x_va, self.y_va = split_tensors(windows, device)
@@ -205,17 +217,14 @@ class SampledRows:
 
     def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
         train_t = windows.target[windows.split == 0]  # target positions, no row-index arrays
-        if len(train_t) < 2:
-            raise ViewcastError(
-                f"window {windows.n} leaves {len(train_t)} training rows: ingest longer series "
-                "or use a smaller --lags"
-            )
+        val_t = windows.target[windows.split == 1]
+        require_training_rows(windows.n, len(train_t))
         self.model, self.n, self.rows = model, windows.n, tcfg.rows_per_epoch
         self.values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
         self.train_t = torch.from_numpy(train_t).to(device)
-        self.val_t = torch.from_numpy(windows.target[windows.split == 1]).to(device)
-        self.y_val = windows.values[windows.target[windows.split == 1]]
-        self.epoch_pred = self.best_pred = None
+        self.val_t = torch.from_numpy(val_t).to(device)
+        self.y_val = windows.values[val_t]
+        self.epoch_pred = self.best_pred = self.val_pred = None
         self.counts = {"train": len(self.train_t), "val": len(self.val_t)}
         self.draw = torch.Generator(device=device).manual_seed(tcfg.seed)
         size = min(NORMALISATION_ROWS, len(self.train_t))
@@ -224,8 +233,6 @@ class SampledRows:
         model.fit_normalisation(*self._gather(self.sample_t))
 
     def _gather(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from pipeline.stack import gather_rows
-
         return gather_rows(self.values, target, self.n), self.values[target]
 
     def batches(self, batch: int):
@@ -236,18 +243,11 @@ class SampledRows:
             xs, ys, _ = self.model.encode(x, y)
             yield xs, ys
 
-    def _mae(self, model: ViewsModel, target: torch.Tensor) -> float:
-        total = torch.zeros((), dtype=torch.float64, device=self.values.device)
-        for lo in range(0, len(target), SCORE_CHUNK):
-            x, y = self._gather(target[lo : lo + SCORE_CHUNK])
-            total += (model(x) - y).abs().sum(dtype=torch.float64)
-        return total / max(len(target), 1)
-
-    def _forecasts(self, model: ViewsModel) -> np.ndarray:
-        """The model's forecasts of every validation window, in views (float64)."""
+    def _forecasts(self, model: ViewsModel, target: torch.Tensor) -> np.ndarray:
+        """The model's forecasts of the given target positions, in views (float64), chunked."""
         pieces = []
-        for lo in range(0, len(self.val_t), SCORE_CHUNK):
-            x, _ = self._gather(self.val_t[lo : lo + SCORE_CHUNK])
+        for lo in range(0, len(target), SCORE_CHUNK):
+            x, _ = self._gather(target[lo : lo + SCORE_CHUNK])
             pieces.append(model(x).cpu().numpy().astype(np.float64))
         return np.concatenate(pieces) if pieces else np.zeros(0)
 
@@ -256,16 +256,18 @@ class SampledRows:
         once the loop takes them as the best), so the end needs no second pass."""
         if not len(self.val_t):
             return torch.full((), math.nan, device=self.values.device)
-        self.epoch_pred = self._forecasts(model)
-        return torch.tensor(float(np.abs(self.epoch_pred - self.y_val).mean()))
+        self.epoch_pred = self._forecasts(model, self.val_t)
+        value = float(np.abs(self.epoch_pred - self.y_val).mean())
+        return torch.tensor(value, device=self.values.device)  # stacked with device sums
 
     def final_mae(self, model: ViewsModel, reuse: np.ndarray | None) -> tuple[float, float]:
         """The sample's train MAE and the validation MAE, keeping the validation forecasts
         (`val_pred`, in the windows' validation row order) for the run's other metrics; `reuse`:
         those forecasts when an epoch already made them with the final weights."""
-        self.val_pred = self._forecasts(model) if reuse is None else reuse
+        self.val_pred = self._forecasts(model, self.val_t) if reuse is None else reuse
         val = float(np.abs(self.val_pred - self.y_val).mean()) if len(self.y_val) else math.nan
-        return self._mae(model, self.sample_t).item(), val
+        sample_y = self.values[self.sample_t].cpu().numpy()
+        return float(np.abs(self._forecasts(model, self.sample_t) - sample_y).mean()), val
 
 
 def solve_least_squares(model: ViewsModel, xs: torch.Tensor, ys: torch.Tensor) -> None:
@@ -348,8 +350,7 @@ def _descend(
         if record["val_mae"] < best_val:
             best_val, best_epoch = record["val_mae"], epoch
             best_state = copy.deepcopy(model.state_dict())
-            if isinstance(source, SampledRows):
-                source.best_pred = source.epoch_pred
+            source.best_pred = source.epoch_pred
         elif tcfg.patience and epoch - best_epoch >= tcfg.patience:
             break
 
