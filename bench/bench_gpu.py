@@ -9,6 +9,10 @@
 3. Stacked training (`viewcast sweep`'s engine, without MLflow): the default grid with --seeds 10
    (750 members in 12 stacks) on Peyton Manning's days, on CUDA and on the CPU, members per
    second; the epochs are capped by --grid-epochs so the CPU side fits in a short lease.
+4. Kaggle scale (`--only scale`): bench/make_panel.py's seeded 145,063 x 803 panel written,
+   ingested (kaggle-wide, streamed) and windowed as `viewcast` does, then one epoch of the 3x100
+   global model over ALL its training windows (sampled-epoch path, windows gathered on the
+   device) on CUDA, and 10M windows on the same machine's CPU: seconds and samples/s.
 Prints Markdown and writes gpu.json to --out.
 """
 
@@ -93,6 +97,64 @@ def stacked_grid(seeds: int, epochs: int) -> list[dict]:
     return out
 
 
+def scale_epoch(pages: int, days: int, cpu_rows: int) -> dict:
+    """One epoch over every training window of the Kaggle-shaped panel (issue 13's GPU check)."""
+    from make_panel import write_panel
+
+    from pipeline.models import ModelConfig
+    from pipeline.train import SampledRows, TrainConfig, fit
+
+    out: dict = {"pages": pages, "days": days}
+    with tempfile.TemporaryDirectory() as tmp:
+        panel = Path(tmp) / "train_2.csv"
+        started = time.perf_counter()
+        write_panel(panel, pages=pages, days=days, seed=0)
+        out["panel_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        store = Store(Workspace(Path(tmp) / "ws"))
+        store.ingest([read_views(panel, fmt="kaggle-wide")])
+        out["ingest_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        windows = feats.lag_windows(store.read_dev(), store.read_splits(), 56)
+        out["windows_seconds"] = time.perf_counter() - started
+    train_rows = int((windows.split == 0).sum())
+    out |= {"train_windows": train_rows, "val_windows": int((windows.split == 1).sum())}
+    print(json.dumps(out), flush=True)
+    cfg = ModelConfig(56, "relu", 3, 100, target_transform="log1p", scaling="window-mean")
+    runs = [("cuda", train_rows, 65_536), ("cuda", train_rows, 262_144)] * torch.cuda.is_available()
+    out["epochs"] = []
+    for device, rows, batch in [*runs, ("cpu", min(cpu_rows, train_rows), 65_536)]:
+        # a first short fit pays CUDA's start-up (context, kernels) outside the timed one
+        tcfg = TrainConfig(
+            epochs=1, batch_size=batch, rows_per_epoch=batch, patience=0, device=device
+        )
+        fit(windows, cfg, tcfg)
+        tcfg = TrainConfig(
+            epochs=1, batch_size=batch, rows_per_epoch=rows, patience=0, device=device
+        )
+        result = fit(windows, cfg, tcfg)  # its seconds: the epoch (from the first draw on)
+        # the epoch's validation scoring (every validation window) timed alone, same weights
+        source = SampledRows(windows, result.model, tcfg, torch.device(device))
+        with torch.no_grad():
+            scored = time.perf_counter()
+            source.validation_mae(result.model).item()
+            validation = time.perf_counter() - scored
+        seconds = result.seconds
+        row = {
+            "device": device,
+            "windows": rows,
+            "batch": batch,
+            "epoch_seconds": seconds,  # with the validation scoring
+            "validation_seconds": validation,
+            "samples_per_second": rows / (seconds - validation),  # training steps alone
+            "val_mae": result.val_mae,
+            "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0,
+        }
+        print(json.dumps(row), flush=True)
+        out["epochs"].append(row)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
@@ -100,12 +162,30 @@ def main() -> None:
     parser.add_argument("--global-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--grid-epochs", type=int, default=200)
-    parser.add_argument("--only", default="", help="stack: run the stacked grid alone")
+    parser.add_argument("--only", default="", help="stack or scale: run that part alone")
+    parser.add_argument("--pages", type=int, default=145_063)
+    parser.add_argument("--days", type=int, default=803)
+    parser.add_argument("--cpu-rows", type=int, default=10_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads", flush=True)
     results = {"device": device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
+    if args.only == "scale":
+        results["scale"] = scale_epoch(args.pages, args.days, args.cpu_rows)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu.json").write_text(json.dumps(results, indent=1))
+        print(
+            "\n| device | windows | batch | epoch s | of it validation s | samples / s | val MAE |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for e in results["scale"]["epochs"]:
+            print(
+                f"| {e['device']} | {e['windows']:,} | {e['batch']:,} | {e['epoch_seconds']:.1f}"
+                f" | {e['validation_seconds']:.1f} | {e['samples_per_second']:,.0f}"
+                f" | {e['val_mae']:,.1f} |"
+            )
+        return
     results["stacked_grid"] = stacked_grid(args.seeds, args.grid_epochs)
     if args.only != "stack":
         results["batch_study"] = batch_study(args.epochs)
