@@ -302,17 +302,34 @@ def train(
 @command()
 def sweep(
     ctx: typer.Context,
-    grid: Annotated[str, Opt(help="lecture, default, or a TOML grid file.")] = "default",
+    grid: Annotated[
+        str, Opt(help="lecture, default (panel on a large store), panel, or a TOML file.")
+    ] = "default",
     folds: Annotated[int, Opt(help="Rolling-origin validation windows (mean).")] = 1,
     max_minutes: Annotated[float | None, Opt(help="Start no configuration after this.")] = None,
     stack: Annotated[bool, Opt(help="Train each shape's configurations as one model.")] = True,
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
+    engine: Annotated[
+        str, Opt(help="local, or ray: each stack a task on a Ray cluster.")
+    ] = "local",
+    address: Annotated[
+        str | None, Opt(help="Ray cluster (host:port); default RAY_ADDRESS, else a local Ray.")
+    ] = None,
+    cpus_per_task: Annotated[float, Opt(help="Ray: CPUs each stack asks for.")] = 1.0,
+    gpus_per_task: Annotated[
+        float, Opt(help="Ray: GPUs each stack asks for (0.25 = a quarter).")
+    ] = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a grid (plus the baselines) as nested MLflow runs; re-running resumes it."""
+    from pipeline.engines import Engine
+
+    where = Engine(engine, address, cpus_per_task, gpus_per_task)
     with show.sweep_progress() as step:
-        report = jobs.sweep(ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds)
-    show.swept(grid, report)
+        report = jobs.sweep(
+            ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds, engine=where
+        )
+    show.swept(report.grid, report)
     if as_json:
         show.emit({"grid": grid, **show.plain(report)})
 
@@ -406,7 +423,9 @@ def run_all(
     paths: Annotated[
         list[Path] | None, Arg(help="Exports or folders (default: demo data).")
     ] = None,
-    grid: Annotated[str, Opt(help="lecture, default or a TOML grid file.")] = "default",
+    grid: Annotated[
+        str, Opt(help="lecture, default (panel on a large store), panel, or a TOML file.")
+    ] = "default",
     max_minutes: Annotated[float, Opt(help="Time budget of the sweep (cuts the grid).")] = 5.0,
     folds: Annotated[int, Opt(help="Rolling-origin validation windows.")] = 1,
     ensemble: Annotated[int, Opt(help="Let the mean of the K best compete; 0 = no.")] = 5,

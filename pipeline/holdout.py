@@ -161,9 +161,9 @@ def _log_test_input(run: tracking.RunWriter, data: TestData, period: str) -> Non
     rows = data.rows[period]
     w = data.windows
     key = tracking.digest(w.day[rows], w.y(rows))
-    run.dataset(
-        w.x(rows), w.y(rows), data.source, f"test-{period}-lags{w.n}", key, f"test-{period}"
-    )
+    # MLflow reads only the shape and dtype: a zero-copy stand-in (145k series: 4M windows)
+    x = np.broadcast_to(w.values[:1], (len(rows), w.n))
+    run.dataset(x, w.y(rows), data.source, f"test-{period}-lags{w.n}", key, f"test-{period}")
 
 
 def _source_run(ws: Workspace, run_id: str) -> tracking.RunRecord:

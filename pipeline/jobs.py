@@ -165,14 +165,27 @@ def sweep(
     series: list[str] | None = None,
     stack: bool = True,
     seeds: int = 1,
+    engine=None,
 ):
     """A grid by name (lecture, default or a TOML file) as a resumable sweep: stacked (one
-    model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds."""
+    model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds,
+    trained here or on a Ray cluster (`engine`, a pipeline.engines.Engine)."""
     from pipeline import selection
+    from pipeline.engines import Engine
+    from pipeline.store import Store
 
-    candidates = selection.load_grid(grid)
+    grid, candidates = selection.grid_for(grid, Store(ws).dev_days())
     return selection.sweep(
-        ws, grid, candidates, folds, max_minutes, on_step, series, stack=stack, seeds=seeds
+        ws,
+        grid,
+        candidates,
+        folds,
+        max_minutes,
+        on_step,
+        series,
+        stack=stack,
+        seeds=seeds,
+        engine=engine or Engine(),
     )
 
 

@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import tracking
+from pipeline import engines, tracking
 from pipeline.config import ModelConfig, Workspace
+from pipeline.engines import Engine
 from pipeline.errors import ViewcastError
 from pipeline.features import LagWindows
 from pipeline.store import Splits, ViewsTable
 from pipeline.tracking import RunRecord, Stage, SweepPurpose, Tag
 from pipeline.train import TrainConfig
 
-GRIDS = ("lecture", "default")
+GRIDS = ("lecture", "default", "panel")
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
@@ -130,6 +131,36 @@ def default_grid() -> list[Candidate]:
     return out
 
 
+PANEL_EPOCH = 2**21  # windows a panel epoch draws: about 8 s for a 3x100 net on 2 cores
+
+
+def panel_grid() -> list[Candidate]:
+    """Global models for panels too large to gather (Kaggle's 145k pages: 80M windows): every
+    epoch draws 2M windows in batches of 65,536 (see train.SampledRows); lags 28 and 56 x
+    linear, ReLU 2x64 and ReLU 3x100 (bench_train's global model); log1p with window-mean
+    scaling, Adam 1e-3, 8 epochs, patience 3."""
+    train = TrainConfig(
+        lr=1e-3, batch_size=65_536, rows_per_epoch=PANEL_EPOCH, epochs=8, patience=3
+    )
+    families = [("linear", 1, 64), ("relu", 2, 64), ("relu", 3, 100)]
+    out = []
+    for n, (family, layers, width) in itertools.product((56, 28), families):
+        model = ModelConfig(n, family, layers, width)
+        model = canonical(replace(model, target_transform="log1p", scaling="window-mean"))
+        out.append(Candidate(f"{config_name(model)}-adam-0.001-sampled", model, train))
+    return out
+
+
+def grid_for(name: str, dev_days: int) -> tuple[str, list[Candidate]]:
+    """The grid a name means for a store of `dev_days` days: `default` turns into `panel` when
+    its full-batch windows could not be gathered (more than FULL_ROWS_LIMIT lag values)."""
+    from pipeline.train import FULL_ROWS_LIMIT
+
+    if name == "default" and dev_days * max(c.model.lags for c in default_grid()) > FULL_ROWS_LIMIT:
+        name = "panel"
+    return name, load_grid(name)
+
+
 def toml_grid(path: Path) -> list[Candidate]:
     """A grid from a TOML file: `[base]` fields shared by all, `[grid]` lists whose product is
     swept. Keys are ModelConfig and TrainConfig fields (lags, model, layers, lr, optimizer...)."""
@@ -162,14 +193,12 @@ def toml_grid(path: Path) -> list[Candidate]:
 
 
 def load_grid(name: str) -> list[Candidate]:
-    """`lecture`, `default`, or the path of a TOML grid file."""
-    if name == "lecture":
-        return lecture_grid()
-    if name == "default":
-        return default_grid()
+    """`lecture`, `default`, `panel`, or the path of a TOML grid file."""
+    if name in GRIDS:
+        return {"lecture": lecture_grid, "default": default_grid, "panel": panel_grid}[name]()
     path = Path(name)
     if path.suffix != ".toml" or not path.is_file():
-        raise ViewcastError(f"--grid must be lecture, default or a .toml file, got {name!r}")
+        raise ViewcastError(f"--grid must be lecture, default, panel or a .toml file, got {name!r}")
     return toml_grid(path)
 
 
@@ -182,6 +211,7 @@ class SweepReport:
 
     run_id: str
     total: int
+    grid: str = ""  # the grid trained (`default` turns into `panel` on a large store)
     ran: int = 0
     resumed: int = 0
     failed: int = 0
@@ -231,11 +261,13 @@ def sweep(
     purpose: SweepPurpose = SweepPurpose.SELECTION,
     stack: bool = True,
     seeds: int = 1,
+    engine: Engine = Engine(),
 ) -> SweepReport:
     """Train the baselines and the grid as nested runs under one parent (on every split series,
     or the named ones); resume if it exists. Configurations of one shape train together as a
     stack (`stack=False`: one at a time); with `seeds` K each configuration is the mean of K
-    seeds. An experiment's sweep (the lecture report's) is never `select`'s default."""
+    seeds; the engine trains the units here or on a Ray cluster (this process alone logs).
+    An experiment's sweep (the lecture report's) is never `select`'s default."""
     from pipeline.store import Store
 
     if folds < 1 or seeds < 1:
@@ -251,42 +283,49 @@ def sweep(
     key = sweep_key(candidates, folds, generation, series)
     params = {"grid": grid, "folds": folds, "configs": len(candidates), "seeds": seeds}
     params |= {"series": ",".join(series) if series else "all", "stacked": stack}
-    params |= {"store_generation": generation, "max_minutes": max_minutes}
-    parent = _open_sweep(ws, key, grid, purpose, params)
-    done = _finished_configs(ws, parent)
-    report = SweepReport(parent, len(candidates), resumed=sum(c.key in done for c in candidates))
-    todo = [(i, c) for i, c in enumerate(candidates, start=1) if c.key not in done]
-    start, per_config, status = time.perf_counter(), [], "KILLED"
-    try:
+    params |= {"store_generation": generation, "max_minutes": max_minutes, "engine": engine.name}
+    with engines.opened(engine) as runner:  # a Ray cluster is reached before the run opens
+        parent = _open_sweep(ws, key, grid, purpose, params)
+        done = _finished_configs(ws, parent)
+        resumed = sum(c.key in done for c in candidates)
+        report = SweepReport(parent, len(candidates), grid, resumed=resumed)
+        todo = [(i, c) for i, c in enumerate(candidates, start=1) if c.key not in done]
+        start, per_config, status = time.perf_counter(), [], "KILLED"
         units = plan_units(todo, stack)
-        for position, unit in enumerate(units):
+
+        def starting(unit: list[tuple[int, Candidate]]) -> bool:
             # the time budget: start no unit that would likely overrun it
             expected = time.perf_counter() - start
             expected += statistics.median(per_config or [0.0]) * len(unit)
             if max_minutes is not None and per_config and expected > max_minutes * 60:
-                report.skipped = sum(len(u) for u in units[position:])
-                break
+                return False
             if on_step is not None:
                 on_step(unit[0][0] - 1, len(candidates), unit[0][1], None)
-            began = time.perf_counter()
-            outcomes = train_unit(data, [c for _, c in unit], stack)
-            report.train_seconds += time.perf_counter() - began
-            for i, cand in unit:
-                val_mae = _log_outcome(ws, data, cand, outcomes[cand.key], parent, key, stack)
-                report.ran += val_mae is not None
-                report.failed += val_mae is None
-                if on_step is not None and val_mae is not None:
-                    on_step(i, len(candidates), cand, val_mae)
-            per_config += [(time.perf_counter() - began) / len(unit)] * len(unit)
-        status = "FINISHED"
-        if stack:
-            began = time.perf_counter()
-            plot_best(ws, parent)
-            report.plot_seconds = time.perf_counter() - began
-    finally:
-        report.seconds = time.perf_counter() - start
-        report.log_seconds = report.seconds - report.train_seconds - report.plot_seconds
-        _close_sweep(ws, parent, report, status)
+            return True
+
+        try:
+            waited = time.perf_counter()
+            for unit, outcomes in runner.train_units(data, units, stack, starting):
+                report.train_seconds += time.perf_counter() - waited
+                for i, cand in unit:
+                    val_mae = _log_outcome(ws, data, cand, outcomes[cand.key], parent, key, stack)
+                    report.ran += val_mae is not None
+                    report.failed += val_mae is None
+                    if on_step is not None and val_mae is not None:
+                        on_step(i, len(candidates), cand, val_mae)
+                # a unit's cost, per configuration: its wait (training) and its logging
+                per_config += [(time.perf_counter() - waited) / len(unit)] * len(unit)
+                waited = time.perf_counter()
+            report.skipped = len(todo) - report.ran - report.failed
+            status = "FINISHED"
+            if stack:
+                began = time.perf_counter()
+                plot_best(ws, parent)
+                report.plot_seconds = time.perf_counter() - began
+        finally:
+            report.seconds = time.perf_counter() - start
+            report.log_seconds = report.seconds - report.train_seconds - report.plot_seconds
+            _close_sweep(ws, parent, report, status)
     return report
 
 
@@ -357,7 +396,7 @@ def train_unit(
     for k in range(1, data.folds + 1):
         windows = feats.fold(data.lags(unit[0].model.lags), data.splits, k)
         members = [(c.key, m) for c in unit for m in _members(c)]
-        if stacked and stack.stackable(*members[0][1]):
+        if stacked and stack.stackable(*members[0][1]) and train.gathers_whole(windows):
             results = stack.fit_stack(windows, [m for _, m in members])
         else:
             results = [_fit_or_error(train.fit, windows, *m) for _, m in members]
@@ -551,6 +590,7 @@ def ensemble_run(
     from pipeline.metrics import validation_vs_naive
     from pipeline.models import EnsembleModel
     from pipeline.store import Store
+    from pipeline.train import NORMALISATION_ROWS, sample_rows
 
     singles = [r for r in runs if not r.baseline]
     members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics[metric])[:k]]
@@ -566,11 +606,15 @@ def ensemble_run(
     parent = tracking.get_run(ws, sweep_id)
     chosen = parent.params.get("series", "all")
     windows = feats.select_series(windows, None if chosen == "all" else chosen.split(","))
-    scores = {}
-    for split, name in (("train", "train_mae"), ("val", "val_mae")):
-        rows = windows.rows(split)
-        scores[name] = float(abs(windows.predict(model, rows) - windows.y(rows)).mean())
-    scores["val_mae_vs_naive"] = validation_vs_naive(model, windows)
+    # the train MAE of a sample past 2^20 training windows, as the sampled path reports it
+    train_rows = sample_rows(windows.rows("train"), NORMALISATION_ROWS)
+    val_rows = windows.rows("val")
+    pred = windows.predict(model, val_rows)
+    scores = {
+        "train_mae": float(abs(windows.predict(model, train_rows) - windows.y(train_rows)).mean()),
+        "val_mae": float(abs(pred - windows.y(val_rows)).mean()),
+        "val_mae_vs_naive": validation_vs_naive(model, windows, pred),
+    }
     tags = {Tag.BASELINE: "False", Tag.ENSEMBLE_KEY: key, Tag.CONFIG_KEY: key}
     tags[Tag.SWEEP_KEY] = parent.tags.get(Tag.SWEEP_KEY, "")
     run_id = tracking.log_ensemble(

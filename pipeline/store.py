@@ -299,6 +299,10 @@ class Store:
         """Training and validation days of every split series; never a test day."""
         return _read_table(self.require() / DEV_FILE)
 
+    def dev_days(self) -> int:
+        """How many dev days the store holds (read from the file's footer, not its data)."""
+        return pq.ParquetFile(self.require() / DEV_FILE).metadata.num_rows
+
     def read_sealed(self) -> ViewsTable:
         """Test days and later. Only ingest (to merge) and the scoring path may call this."""
         return _read_table(self.require() / SEALED_FILE)

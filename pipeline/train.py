@@ -142,14 +142,20 @@ def fit(
     torch.manual_seed(tcfg.seed)
     device = resolve_device(tcfg.device)
     model = ViewsModel(mcfg).to(device)
-    if tcfg.rows_per_epoch and model.trainable and tcfg.solver == "gd":
+    descends = model.trainable and tcfg.solver == "gd"
+    if descends and not tcfg.rows_per_epoch and not gathers_whole(windows):
+        raise ViewcastError(
+            f"{len(windows):,} windows of {windows.n} lags are too many to gather at once: "
+            "train on sampled epochs (--rows-per-epoch N --batch-size B, or --grid panel)"
+        )
+    if (descends and tcfg.rows_per_epoch) or not gathers_whole(windows):
         source: FullRows | SampledRows = SampledRows(windows, model, tcfg, device)
     else:
         source = FullRows(windows, model, tcfg, device)
     start = time.perf_counter()
     if tcfg.solver == "lstsq" or not model.trainable:
         if model.trainable:
-            solve_least_squares(model, source.xs_tr, source.ys_tr)
+            solve_least_squares(model, *source.encoded_train())
         result = TrainResult(model, {}, 0, 0, device=str(device))
     else:
         result = _descend(model, source, tcfg, device, on_epoch)
@@ -163,6 +169,14 @@ def fit(
         result.train_mae, result.val_mae = source.final_mae(model, reuse)
     result.val_pred = source.val_pred
     return result
+
+
+FULL_ROWS_LIMIT = 2**27  # lag values FullRows gathers at most (512 MB of float32)
+
+
+def gathers_whole(windows: LagWindows) -> bool:
+    """Whether every window fits in memory at once (else: SampledRows, batch by batch)."""
+    return len(windows) * windows.n <= FULL_ROWS_LIMIT
 
 
 class FullRows:
@@ -191,6 +205,10 @@ class FullRows:
             idx = order[lo : lo + batch]
             yield self.xs_tr[idx], self.ys_tr[idx]
 
+    def encoded_train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training rows in the net's space (what the closed form solves on)."""
+        return self.xs_tr, self.ys_tr
+
     def validation_mae(self, model: ViewsModel) -> torch.Tensor:
         if not len(self.y_va):
             return torch.full((), math.nan, device=self.y_va.device)
@@ -202,7 +220,15 @@ class FullRows:
 
 
 NORMALISATION_ROWS = 2**20  # training windows the sampled path fits its normalisation on
+VALIDATION_ROWS = 2**20  # validation windows an epoch scores (early stopping); the end: all
 SCORE_CHUNK = 2**17  # windows the sampled path scores at a time (activations stay small)
+
+
+def sample_rows(rows: np.ndarray, most: int, seed: int = 0) -> np.ndarray:
+    """A seeded sample of `most` rows in their order (all of them when there are fewer)."""
+    if len(rows) <= most:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, most, replace=False))
 
 
 class SampledRows:
@@ -211,9 +237,10 @@ class SampledRows:
     145k series x 803 days is 464 MB of views, where the windows of 56 lags would be 26 GB).
 
     An epoch is `rows_per_epoch` training windows drawn with replacement (seeded); the
-    normalisation is fitted on a seeded sample of 2^20 training windows; validation MAE is
-    summed over every validation window, SCORE_CHUNK at a time; the final train MAE is that of
-    the normalisation sample."""
+    normalisation is fitted on a seeded sample of 2^20 training windows (the closed form solves
+    on it too); each epoch's validation MAE, for early stopping, is that of a seeded sample of
+    2^20 validation windows (all of them when there are fewer), the final one of every window,
+    SCORE_CHUNK at a time; the final train MAE is that of the normalisation sample."""
 
     def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
         train_t = windows.target[windows.split == 0]  # target positions, no row-index arrays
@@ -230,10 +257,19 @@ class SampledRows:
         size = min(NORMALISATION_ROWS, len(self.train_t))
         pick = torch.randperm(len(self.train_t), device=device, generator=self.draw)[:size]
         self.sample_t = self.train_t[pick.sort().values]
+        self.val_sample = torch.arange(len(val_t), device=device)
+        if len(val_t) > VALIDATION_ROWS:
+            pick = torch.randperm(len(val_t), device=device, generator=self.draw)
+            self.val_sample = pick[:VALIDATION_ROWS].sort().values
         model.fit_normalisation(*self._gather(self.sample_t))
 
     def _gather(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return gather_rows(self.values, target, self.n), self.values[target]
+
+    def encoded_train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisation sample in the net's space (what the closed form solves on)."""
+        xs, ys, _ = self.model.encode(*self._gather(self.sample_t))
+        return xs, ys
 
     def batches(self, batch: int):
         device = self.values.device
@@ -252,12 +288,15 @@ class SampledRows:
         return np.concatenate(pieces) if pieces else np.zeros(0)
 
     def validation_mae(self, model: ViewsModel) -> torch.Tensor:
-        """The epoch's validation MAE; its forecasts are kept (`epoch_pred`, and `best_pred`
-        once the loop takes them as the best), so the end needs no second pass."""
+        """The epoch's validation MAE (on the validation sample). When the sample is every
+        window, its forecasts are kept (`epoch_pred`, and `best_pred` once the loop takes them
+        as the best), so the end needs no second pass."""
         if not len(self.val_t):
             return torch.full((), math.nan, device=self.values.device)
-        self.epoch_pred = self._forecasts(model, self.val_t)
-        value = float(np.abs(self.epoch_pred - self.y_val).mean())
+        pred = self._forecasts(model, self.val_t[self.val_sample])
+        whole = len(self.val_sample) == len(self.val_t)
+        self.epoch_pred = pred if whole else None
+        value = float(np.abs(pred - self.y_val[self.val_sample.cpu().numpy()]).mean())
         return torch.tensor(value, device=self.values.device)  # stacked with device sums
 
     def final_mae(self, model: ViewsModel, reuse: np.ndarray | None) -> tuple[float, float]:

@@ -286,3 +286,46 @@ def test_select_by_the_scale_free_metric_weighs_every_series_alike(swept: Path, 
         np.array([0.0, 0, 10, 10]),
         np.array([0, 0, 1, 1]),
     ) == pytest.approx(((1 + 3) / 2 / 1 + 10 / 10) / 2)
+
+
+def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monkeypatch):
+    from pipeline import train
+
+    limit = train.FULL_ROWS_LIMIT
+    assert selection.grid_for("default", limit // 56)[0] == "default"
+    assert selection.grid_for("default", limit // 56 + 1)[0] == "panel"
+    assert selection.grid_for("lecture", 10**9)[0] == "lecture", "only `default` adapts"
+    panel = selection.panel_grid()
+    assert len({c.key for c in panel}) == len(panel) == 6
+    assert all(c.train.rows_per_epoch == selection.PANEL_EPOCH for c in panel)
+    assert all(c.train.batch_size == 65_536 for c in panel)
+    assert {
+        (c.model.model, c.model.layers, c.model.width) for c in panel if c.model.lags == 56
+    } == {
+        ("linear", 3, 100),
+        ("relu", 2, 64),
+        ("relu", 3, 100),  # linear: canonical defaults
+    }
+
+
+def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, cli, monkeypatch):
+    """The two-series store made 'too large to gather': `sweep` says it trains the panel grid,
+    every configuration on sampled epochs (a stack never gathers), and `select` works on it."""
+    from pipeline import train
+
+    monkeypatch.setattr(train, "FULL_ROWS_LIMIT", 5_000)
+    monkeypatch.setattr(selection, "PANEL_EPOCH", 512)
+    done = cli("sweep", "--json")
+    assert done.exit_code == 0, done.output
+    assert "sweep panel: 9 of 9 configurations trained" in done.output
+    report = json.loads(done.stdout[done.stdout.index("{") :])
+    assert report["grid"] == "panel" and report["failed"] == 0
+    ws = Workspace(two_series)
+    parent = tracking.latest_sweep(ws)
+    assert tracking.get_run(ws, parent).params["grid"] == "panel"
+    trained = [r for r in tracking.sweep_children(ws, parent) if r.params["model.model"] != "naive"]
+    assert len(trained) == 7  # six panel configurations and the closed form
+    for run in trained:
+        solver = run.params["train.solver"]
+        assert run.params["train.rows_per_epoch"] == ("0" if solver == "lstsq" else "512")
+    assert cli("select").exit_code == 0

@@ -227,3 +227,60 @@ def test_chunked_prediction_is_the_whole_matrix_prediction(kaggle10) -> None:
         kaggle10.predict(model, rows, chunk=33), whole, rtol=1e-5
     )  # GEMM blocking
     np.testing.assert_array_equal(kaggle10.lag1(rows), kaggle10.x(rows)[:, 0])
+
+
+def test_each_epoch_validates_on_a_sample_and_the_end_on_every_window(kaggle10, monkeypatch):
+    """Past VALIDATION_ROWS validation windows, an epoch's val MAE (early stopping) is that of
+    a seeded sample of them, and the run's val MAE and forecasts are those of every window."""
+    import pipeline.train as train
+
+    windows = kaggle10
+    val = windows.rows("val")
+    monkeypatch.setattr(train, "VALIDATION_ROWS", len(val) // 3)
+    cfg = ModelConfig(14, "relu", 1, 8, target_transform="log1p")
+    tcfg = TrainConfig(epochs=3, lr=3e-3, batch_size=128, rows_per_epoch=600, patience=0)
+    result = fit(windows, cfg, tcfg)
+    whole = np.abs(windows.predict(result.model, val) - windows.y(val)).mean()
+    assert result.val_mae == pytest.approx(whole, rel=1e-5)
+    np.testing.assert_allclose(result.val_pred, windows.predict(result.model, val), rtol=1e-5)
+    assert result.history["val_mae"][-1] != pytest.approx(whole, rel=1e-3), "a sample, not all"
+    assert abs(result.history["val_mae"][-1] / whole - 1) < 0.25, "the sample is representative"
+
+
+def test_windows_too_many_to_gather_train_only_on_sampled_epochs(kaggle10, monkeypatch):
+    """Past FULL_ROWS_LIMIT lag values nothing gathers every window: a full-pass descent is
+    refused with the way out, while the baselines (naive, closed form) score and solve on the
+    series array: the naive's val MAE is the ordinary one, and the closed form solved on a
+    sample that is every training window equals the closed form on the window matrix."""
+    import pipeline.train as train
+
+    windows = kaggle10
+    lstsq = TrainConfig(solver="lstsq", loss="mse")
+    linear = ModelConfig(14, "linear", scaling="window-mean")
+    gathered = fit(windows, linear, lstsq)
+    monkeypatch.setattr(train, "FULL_ROWS_LIMIT", 1000)
+    with pytest.raises(ViewcastError, match="too many to gather at once: train on sampled"):
+        fit(windows, ModelConfig(14, "relu", 1, 8), TrainConfig(epochs=2))
+    with monkeypatch.context() as m:
+        m.setattr(feats.LagWindows, "x", lambda *a: pytest.fail("a window matrix was built"))
+        naive = fit(windows, ModelConfig(14, "naive"), TrainConfig())
+        sampled = fit(windows, linear, lstsq)
+    val = windows.rows("val")
+    x_14 = windows.x(val)[:, -1]  # a naive on 14 lags forecasts x_14 (7: the seasonal naive)
+    assert naive.val_mae == pytest.approx(np.abs(x_14 - windows.y(val)).mean())
+    assert len(windows.rows("train")) <= train.NORMALISATION_ROWS  # the sample is every row
+    state = sampled.model.state_dict()
+    for name, value in gathered.model.state_dict().items():
+        torch.testing.assert_close(state[name], value, rtol=1e-3, atol=1e-4)
+    assert sampled.val_mae == pytest.approx(gathered.val_mae, rel=1e-4)
+
+
+def test_a_row_sample_is_seeded_ordered_and_whole_when_small():
+    from pipeline.train import sample_rows
+
+    rows = np.arange(10, 1010, 3)
+    assert sample_rows(rows, len(rows)) is rows
+    picked = sample_rows(rows, 50, seed=1)
+    assert len(picked) == 50 and np.all(np.diff(picked) > 0) and np.isin(picked, rows).all()
+    np.testing.assert_array_equal(picked, sample_rows(rows, 50, seed=1))
+    assert not np.array_equal(picked, sample_rows(rows, 50, seed=2))
