@@ -15,7 +15,12 @@ resident memory (the child's ru_maxrss) are measured around it:
 5. the trained run registered as champion, then `viewcast forecast` for every page (the CSV,
    intervals per page, the picture, the MLflow run), twice: the median is reported.
 
-Results: bench/out/scale.json and Markdown on stdout.
+With `--run MINUTES` instead: `viewcast run PANEL --max-minutes MINUTES` in a fresh workspace
+(ingest, features, the sweep of `default`, which turns into `panel` at this size, select,
+submit, finalize), its champion's and baselines' test MAE and SMAPE from reports/final.json,
+then `viewcast forecast` twice with that champion (first and again).
+
+Results: bench/out/scale.json (scale-run.json with --run) and Markdown on stdout.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def main() -> None:
     parser.add_argument("--rows-per-epoch", type=int, default=10_000_000)
     parser.add_argument("--panel", type=Path, default=Path("/tmp/train_2.csv"))
     parser.add_argument("--home", type=Path, default=Path("/tmp/viewcast-scale"))
+    parser.add_argument("--run", type=float, default=None, help="viewcast run --max-minutes")
     args = parser.parse_args()
 
     from make_panel import write_panel
@@ -79,6 +85,9 @@ def main() -> None:
         raise SystemExit(f"{args.home} exists: give a new --home")
     home = args.home
     home.mkdir(parents=True)
+    if args.run is not None:
+        whole_run(home, args.panel, args.run, results)
+        return
 
     stages = {}
     stages["ingest"] = measured(
@@ -128,6 +137,31 @@ def main() -> None:
         if name == "forecast":
             note = f"{s['rows']:,} rows; runs: {s['seconds_all']}"
         print(f"| {name} | {s['seconds']:.1f} | {s['peak_gb']:.2f} | {note} |")
+
+
+def whole_run(home: Path, panel: Path, minutes: float, results: dict) -> None:
+    """`viewcast run` end to end on the panel, then two forecasts with its champion."""
+    run = measured(home, "run", str(panel), "--max-minutes", str(minutes), "--json")
+    final = json.loads((home / "reports" / "final.json").read_text())
+    scores = {"champion": final["champion"]} | final["baselines"]
+    test = {
+        name: {k: round(s[k], 3) for k in ("test_mae", "test_smape")} for name, s in scores.items()
+    }
+    forecasts = [measured(home, "forecast", "--force") for _ in range(2)]
+    for stage in (run, *forecasts):
+        stage.pop("stdout", None)
+    results |= {"run": run, "champion": final["champion"]["name"], "test": test}
+    results["forecasts"] = forecasts
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scale-run.json").write_text(json.dumps(results, indent=1))
+    print(f"\n`viewcast run --max-minutes {minutes:g}`: {run['seconds']:.1f} s, "
+          f"{run['peak_gb']:.2f} GB; champion {results['champion']}\n")  # fmt: skip
+    print("| model | test MAE | test SMAPE |\n|---|---|---|")
+    for name, t in test.items():
+        print(f"| {name} | {t['test_mae']:,.1f} | {t['test_smape']:.2f} |")
+    print("\n| forecast | seconds | peak GB |\n|---|---|---|")
+    for label, f in zip(("first", "again"), forecasts, strict=True):
+        print(f"| {label} | {f['seconds']:.1f} | {f['peak_gb']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -329,7 +329,7 @@ def sweep(
         report = jobs.sweep(
             ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds, engine=where
         )
-    show.swept(report.grid, report)
+    show.swept(report)
     if as_json:
         show.emit({"grid": grid, **show.plain(report)})
 
@@ -435,7 +435,7 @@ def run_all(
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
     ws: Workspace = ctx.obj
     files = [(path, None) for path in jobs.expand(paths)] if paths else None
-    on_stage = show.run_stage(grid)
+    on_stage = show.run_stage()
     with show.sweep_progress() as step:
         sealed = jobs.run_all(
             ws, files, grid, max_minutes, folds, ensemble, on_stage, step, seeds=seeds

@@ -116,20 +116,25 @@ class LagWindows:
         return pd.concat([out, lags], axis=1)
 
 
-def lag_windows(dev: ViewsTable, splits: Splits, n: int) -> LagWindows:
-    """Window-N rows over the dev table; day t's inputs are days t-1..t-N of the same series."""
+def lag_windows(dev: ViewsTable, splits: Splits, n: int, only: str | None = None) -> LagWindows:
+    """Window-N rows over the dev table; day t's inputs are days t-1..t-N of the same series.
+    `only="val"`: the validation rows alone (no training row is indexed: 80M at Kaggle scale)."""
     starts, ends = dev.bounds()
     valid = ~dev.imputed
     first = starts[:, None] + np.arange(n)  # each series' first N days have no window
     valid[first[first < ends[:, None]]] = False
-    target = np.flatnonzero(valid)
-    code = dev.code[valid]
-    day = dev.day[valid]
     unsplit = np.iinfo(np.int32).min  # a series too short to split has no training days
     val_start = np.array(
         [s.val_start if (s := splits.series.get(str(name))) else unsplit for name in dev.names],
         dtype=np.int32,
     )
+    if only is not None:
+        if only != "val":
+            raise ViewcastError(f"only='val' or None, got {only!r}")
+        valid &= dev.day >= np.repeat(val_start, ends - starts)  # each day's series' start
+    target = np.flatnonzero(valid)
+    code = dev.code[target]
+    day = dev.day[target]
     split = (day >= val_start[code]).view(np.int8)
     return LagWindows(n, dev.names, dev.views, target, code, day, split)
 

@@ -40,9 +40,14 @@ FINAL_JSON, FINAL_MD, FINAL_PNG = "final.json", "final.md", "final.png"
 # --- pure scoring ------------------------------------------------------------------------------
 
 
+PERIOD_BOUNDS = {"val": (0, 1), "public": (1, 2), "private": (2, 3), "test": (1, 3)}
+
+
 def period_rows(windows: LagWindows, splits: Splits) -> dict[str, np.ndarray]:
-    """Row indices of the validation, public, private and whole test period of split series."""
-    bounds = np.array(
+    """Row indices of the validation, public, private and whole test period of split series.
+    The rows are in (series, day) order, so each series' period is one run of rows, found by a
+    binary search: nothing per row but one sort key (Kaggle scale: 96M rows, 145k series)."""
+    bounds = np.array(  # val_start, test_start, private_start, end (exclusive) of each series
         [
             [s.val_start, s.test_start, s.private_start, s.test_end + 1]
             if (s := splits.series.get(str(n)))
@@ -50,15 +55,23 @@ def period_rows(windows: LagWindows, splits: Splits) -> dict[str, np.ndarray]:
             for n in windows.names
         ],
         dtype=np.int64,
-    ).reshape(-1, 4)[windows.code]
-    day = windows.day
-    masks = {
-        "val": (day >= bounds[:, 0]) & (day < bounds[:, 1]),
-        "public": (day >= bounds[:, 1]) & (day < bounds[:, 2]),
-        "private": (day >= bounds[:, 2]) & (day < bounds[:, 3]),
-        "test": (day >= bounds[:, 1]) & (day < bounds[:, 3]),
-    }
-    return {k: np.flatnonzero(m) for k, m in masks.items()}
+    ).reshape(-1, 4)
+    if not len(windows):
+        return {period: np.zeros(0, np.int64) for period in PERIOD_BOUNDS}
+    first, span = int(windows.day.min()), int(windows.day.max()) - int(windows.day.min()) + 2
+    key = windows.code.astype(np.int64) * span + (windows.day - first)
+    if np.any(key[1:] <= key[:-1]):
+        raise ValueError("period_rows needs windows in (series, day) order")
+    base = np.arange(len(windows.names), dtype=np.int64) * span
+    edge = np.searchsorted(key, base[:, None] + np.clip(bounds - first, 0, span - 1))
+    return {p: _runs(edge[:, a], edge[:, b]) for p, (a, b) in PERIOD_BOUNDS.items()}
+
+
+def _runs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The indices lo[i]..hi[i]-1 of every i, concatenated."""
+    length = np.maximum(hi - lo, 0)
+    before = np.cumsum(length) - length
+    return np.repeat(lo - before, length) + np.arange(length.sum())
 
 
 def score(
@@ -360,10 +373,10 @@ def period_panels(
     the `most` series with the most test views."""
     data = holdout.data(champion.cfg.lags)
     rows, w = data.rows["test"], data.windows
-    codes = np.unique(w.code[rows])
-    totals = np.array([w.y(rows[w.code[rows] == c]).sum() for c in codes])
-    panels = []
-    for code in codes[np.argsort(-totals, kind="stable")[:most]]:
+    totals = np.bincount(w.code[rows], weights=w.y(rows), minlength=len(w.names))
+    codes = np.flatnonzero(np.bincount(w.code[rows], minlength=len(w.names)))
+    panels = []  # the series with test rows, most test views first (one pass: 145k series)
+    for code in codes[np.argsort(-totals[codes], kind="stable")[:most]]:
         idx = rows[w.code[rows] == code]
         forecasts = {"champion": champion.predict(w.x(idx))}
         if baseline is not None:

@@ -120,7 +120,8 @@ def train_one(
     spec = feats.FeatureSpec((mcfg.lags,), mcfg.target_transform)
     windows = feats.select_series(feats.build(ws, spec)[mcfg.lags], series)
     result = fit(windows, mcfg, tcfg, on_epoch)
-    run_id = tracking.log_training(ws, windows, mcfg, tcfg, result, feats.data_params(ws, windows))
+    data = feats.data_params(ws, windows)
+    run_id = tracking.log_training(ws, windows, mcfg, tcfg, result, data, keep_intervals=not series)
     return Trained(mcfg, result, run_id)
 
 

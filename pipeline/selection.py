@@ -483,6 +483,7 @@ def _log_outcome(
         parent_run_id=parent,
         metrics=metrics,
         curve_png=not stacked,
+        keep_intervals=data.series is None,  # intervals hold for every series or none
     )
     return metrics.get("val_mae", first.val_mae)
 
@@ -627,5 +628,6 @@ def ensemble_run(
         run_name=f"ensemble-top{len(members)}",
         tags=tags,
         parent_run_id=sweep_id,
+        val_pred=pred if chosen == "all" else None,
     )
     return tracking.get_run(ws, run_id)

@@ -94,12 +94,12 @@ def sweep_step(progress, task):
     return on_step
 
 
-def swept(grid: str, report) -> None:
+def swept(report) -> None:
     resumed = f", {report.resumed} already done (resumed)" if report.resumed else ""
     cut = f", {report.skipped} left out by --max-minutes" if report.skipped else ""
     failed = f", {report.failed} failed (see their runs' error tag)" if report.failed else ""
     console.print(
-        f"sweep {grid}: {report.ran} of {report.total} configurations trained in "
+        f"sweep {report.grid}: {report.ran} of {report.total} configurations trained in "
         f"{report.seconds:.0f} s{resumed}{cut}{failed}; parent run {report.run_id}"
     )
     if report.ran:
@@ -249,13 +249,13 @@ RUN_TITLES = {
 }
 
 
-def run_stage(grid: str):
+def run_stage():
     """`viewcast run`'s stage callback: a rule before each stage, its result after it."""
     printers = {
         "ingest": ingested,
         "features": windows,
         "test": sealed_test,
-        "sweep": lambda r: swept(grid, r),
+        "sweep": swept,
         "select": lambda r: selection(r, 5),
     }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -479,15 +480,18 @@ class RunWriter:
     def artifacts(self, folder: Path, path: str | None = None) -> None:
         self._client.log_artifacts(self.run_id, str(folder), path)
 
-    def model(self, model, data: dict, example: np.ndarray) -> None:
-        """The model folder (weights, config, the data it saw) as the run's `model/` artifact,
-        and the same folder as an MLflow pyfunc model linked to the run (see `log_pyfunc`)."""
+    def model(self, model, data: dict, example: np.ndarray, extra=None) -> None:
+        """The model folder (weights, config, the data it saw, and what `extra(folder)` adds)
+        as the run's `model/` artifact, and the same folder as an MLflow pyfunc model linked to
+        the run (see `log_pyfunc`)."""
         from pipeline.models import save
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / MODEL_ARTIFACT
             save(model, folder)
             (folder / "data.json").write_text(json.dumps(data, indent=1))
+            if extra is not None:
+                extra(folder)
             self.artifacts(folder, MODEL_ARTIFACT)
             model_id = log_pyfunc(self._client, self.run_id, folder, model.cfg.lags, example)
         self.tags({Tag.MODEL_ID: model_id})
@@ -620,9 +624,12 @@ def log_training(
     metrics: dict[str, float] | None = None,
     stage: Stage = Stage.TRAIN,
     curve_png: bool = True,
+    keep_intervals: bool = True,
 ) -> str:
-    """One MLflow run per training: params, curves, final MAE, datasets, the model and (unless
-    `curve_png` is off: a sweep draws only its best, see `plot_learning_curve`) the PNG. Written
+    """One MLflow run per training: params, curves, final MAE, datasets, the model with its
+    validation intervals (unless `keep_intervals` is off: windows of some series only) and
+    (unless `curve_png` is off: a sweep draws only its best, see `plot_learning_curve`) the PNG.
+    Written
     in few calls: one batch of params, tags and metrics (more batches for long curves), one of
     dataset inputs, one artifact copy."""
     from mlflow.entities import Metric, Param
@@ -644,10 +651,14 @@ def log_training(
         "train_seconds": result.seconds,
     }
     finals |= {f"rows_{k}": v for k, v in result.rows.items()} | (metrics or {})
+    val_rows = windows.rows("val")
+    pred = result.val_pred
+    if pred is None and len(val_rows):
+        pred = windows.predict(result.model, val_rows)
     if "val_mae_vs_naive" not in finals:  # the scale-free selection metric (select --metric)
         from pipeline.metrics import validation_vs_naive
 
-        finals["val_mae_vs_naive"] = validation_vs_naive(result.model, windows, result.val_pred)
+        finals["val_mae_vs_naive"] = validation_vs_naive(result.model, windows, pred)
     points = [Metric(k, float(v), now, 0) for k, v in finals.items() if np.isfinite(v)]
     params = [Param(k, v) for k, v in flat_params(mcfg, tcfg, data).items()]
     s.client.log_batch(run.run_id, metrics=points, params=params, tags=[])
@@ -665,9 +676,37 @@ def log_training(
             path = Path(tmp) / "learning_curve.png"
             reports.learning_curve(result.history, path)
             run.artifact(path)
-    run.model(result.model, data, windows.x(windows.rows("train")[-2:]))
+    kept = kept_intervals(windows, pred, data) if keep_intervals else None
+    run.model(result.model, data, windows.x(windows.rows("train")[-2:]), kept)
     s.client.set_terminated(run.run_id, "FINISHED")
     return run.run_id
+
+
+def kept_intervals(windows: LagWindows, pred: np.ndarray | None, data: dict):
+    """What writes the model's validation intervals into its folder (`intervals.npz`, with
+    the dev days' key): a forecast with this model as champion then scores nothing (8M
+    validation windows at Kaggle scale). None without validation forecasts or dev file."""
+    from pipeline import forecast
+
+    source = Path(data.get("source") or "")
+    if pred is None or not len(pred) or not source.is_file():
+        return None
+    found = forecast.intervals_from(windows, windows.rows("val"), pred)
+    key = _dev_key(source, *_stamp(source))
+    return lambda folder: forecast.write_intervals(folder / forecast.INTERVALS_FILE, found, key)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _dev_key(path: Path, size: int, mtime_ns: int) -> str:
+    """The dev file's hash, once per file version in this process (a sweep logs 75 runs)."""
+    from pipeline import forecast
+
+    return forecast.dev_key(path)
 
 
 METRIC_COLUMNS = ["key", "value", "timestamp", "run_uuid", "step", "is_nan"]
@@ -739,8 +778,10 @@ def log_ensemble(
     tags: dict[str, str],
     parent_run_id: str | None = None,
     stage: Stage = Stage.TRAIN,
+    val_pred: np.ndarray | None = None,
 ) -> str:
-    """One MLflow run for an ensemble: its member runs, MAE, datasets and the model."""
+    """One MLflow run for an ensemble: its member runs, MAE, datasets and the model (with its
+    validation intervals when `val_pred`, its validation forecasts, is given)."""
     with start_run(ws, run_name, stage, tags, parent_run_id) as run:
         params = {"model.model": "ensemble", "model.lags": model.cfg.lags}
         params |= {"ensemble.size": len(members), "ensemble.members": ",".join(members)}
@@ -748,7 +789,8 @@ def log_ensemble(
         run.params(params)
         run.metrics(scores)
         _log_datasets(run, windows, data)
-        run.model(model, data, windows.x(windows.rows("train")[-2:]))
+        kept = kept_intervals(windows, val_pred, data)
+        run.model(model, data, windows.x(windows.rows("train")[-2:]), kept)
         return run.run_id
 
 

@@ -225,10 +225,12 @@ SCORE_CHUNK = 2**17  # windows the sampled path scores at a time (activations st
 
 
 def sample_rows(rows: np.ndarray, most: int, seed: int = 0) -> np.ndarray:
-    """A seeded sample of `most` rows in their order (all of them when there are fewer)."""
+    """A seeded sample of `most` rows in their order (all of them when there are fewer): the
+    rows SampledRows takes for its normalisation and train MAE on the CPU with that seed."""
     if len(rows) <= most:
         return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, most, replace=False))
+    pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:most]
+    return rows[np.sort(pick.numpy())]
 
 
 class SampledRows:

@@ -175,3 +175,18 @@ def _splits(day: np.ndarray):
 
     last = int(day[-1])
     return Splits(60, 60, {"a": SeriesSplit(last - 119, last - 59, last - 29, last)})
+
+
+def test_validation_windows_alone_are_the_validation_rows_of_all(ws: Workspace) -> None:
+    """only="val" (the forecast's intervals): the same rows as every window's validation ones,
+    over 11 series with gaps (imputed days are never targets there either)."""
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    for n in (1, 7, 56):
+        every = feats.lag_windows(dev, splits, n)
+        val = feats.lag_windows(dev, splits, n, only="val")
+        rows = every.rows("val")
+        assert len(val) == len(rows) > 0 and (val.split == 1).all()
+        np.testing.assert_array_equal(val.target, every.target[rows])
+        np.testing.assert_array_equal(val.x(), every.x(rows))
+        np.testing.assert_array_equal(val.code, every.code[rows])

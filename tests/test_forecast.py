@@ -43,11 +43,18 @@ def test_split_conformal_covers_fresh_exchangeable_errors():
         assert np.mean(covered) >= level / 100 - 0.01
 
 
-def test_grouped_conformal_quantile_matches_one_group_at_a_time():
+@pytest.mark.parametrize("layout", ["shuffled", "sorted", "uneven"])
+def test_grouped_conformal_quantile_matches_one_group_at_a_time(layout):
+    """Every layout: groups in any order (the padded table), in order (validation rows come
+    series by series), and one group far larger than the rest (one lexsort instead)."""
     rng = np.random.default_rng(0)
     group = rng.integers(0, 5, 300)
     group[group == 3] = 4  # group 3 has no errors
-    errors = rng.exponential(10, 300)
+    if layout == "sorted":
+        group.sort()
+    if layout == "uneven":
+        group = np.concatenate([np.full(5000, 2), group])
+    errors = rng.exponential(10, len(group))
     errors[:20] = errors[20:40]  # ties
     for level in fc.LEVELS:
         grouped = fc.grouped_conformal_quantile(errors, group, 6, level)
@@ -164,23 +171,40 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
 
 
 def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
-    """The second forecast reuses the champion's validation intervals (the same bounds, nothing
-    scored again); a damaged kept file is computed again."""
-    assert cli("forecast", "--force").exit_code == 0
-    folder = production / "data" / "forecasts"
-    first = pd.read_csv(next(folder.glob("*.csv")))
-    (kept,) = (folder / ".intervals").glob("*.npz")
-    champion, _ = tracking.alias_run(Workspace(production), "champion")
-    assert kept.name.startswith(champion)
+    """No forecast scores the validation days again: the champion's training run logged its
+    intervals with its model (from the validation forecasts it made anyway, equal to scoring
+    them here), and the first forecast keeps them per champion and dev-days hash. A damaged
+    kept file is read again from the run; without the run's file they are scored here."""
+    ws = Workspace(production)
+    champion, _ = tracking.alias_run(ws, "champion")
+    logged = tracking.model_folder(ws, champion) / fc.INTERVALS_FILE
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    scored = fc.validation_intervals(tracking.load_predictor(ws, champion), dev, splits)
+    key = fc.dev_key(store.require() / "dev.parquet")
+    read = fc.read_intervals(logged, dev.names, key)
+    for level in fc.LEVELS:
+        np.testing.assert_allclose(read.width[level], scored.width[level], rtol=1e-5)
+        assert read.relative[level] == pytest.approx(scored.relative[level], rel=1e-5)
+    assert fc.read_intervals(logged, dev.names, "other dev days") is None
     calls = []
     original = fc.validation_intervals
     monkeypatch.setattr(fc, "validation_intervals", lambda *a: calls.append(1) or original(*a))
     assert cli("forecast", "--force").exit_code == 0
-    assert calls == []
+    folder = production / "data" / "forecasts"
+    first = pd.read_csv(next(folder.glob("*.csv")))
+    (kept,) = (folder / ".intervals").glob("*.npz")
+    assert kept.name == f"{champion}-{key}.npz"
+    assert cli("forecast", "--force").exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
     kept.write_bytes(b"damaged")
     assert cli("forecast", "--force").exit_code == 0
-    assert calls == [1]
+    assert calls == [], "read from the run's model folder"
+    pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
+    kept.unlink()
+    logged.unlink()
+    assert cli("forecast", "--force").exit_code == 0
+    assert calls == [1], "scored here"
     pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
 
 

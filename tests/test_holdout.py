@@ -15,6 +15,26 @@ from pipeline.models import ModelConfig, ViewsModel
 from pipeline.store import Store
 
 
+@pytest.fixture
+def ws_with_gaps(home: Path, raw: Path) -> Workspace:
+    """The 10 Kaggle pages, Peyton Manning (59 gaps) and a series too short to split."""
+    from pipeline.ingest import read_views
+
+    from .conftest import synthetic_views, write_totals
+
+    short = write_totals(home.parent / "short.csv", synthetic_views(90), start="2016-01-01")
+    ws = Workspace(home)
+    Store(ws).ingest(
+        [
+            read_views(raw / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv"),
+            read_views(raw / "wikipedia-peyton-manning" / "views.csv", "pm"),
+            read_views(short, "short"),
+        ]
+    )
+    assert "short" not in Store(ws).read_splits().series
+    return ws
+
+
 def test_periods_partition_the_test_days(two_series: Path):
     h = holdout.Holdout(Workspace(two_series))
     data = h.data(7)
@@ -28,6 +48,30 @@ def test_periods_partition_the_test_days(two_series: Path):
         assert val.max() < pub.min() == s.test_start, "validation precedes the test"
         assert pub.max() < priv.min() == s.private_start, "public precedes private"
         assert priv.max() == s.test_end and len(pub) == len(priv) == 30
+
+
+def test_period_rows_are_each_series_days_in_its_periods(ws_with_gaps: Workspace):
+    """The binary-searched runs equal a row-by-row reading of each series' boundaries, over
+    11 real series with gaps, one unsplit series and series of other lengths; windows out of
+    (series, day) order are refused."""
+    store = Store(ws_with_gaps)
+    table, splits = store.read_all(), store.read_splits()
+    for n in (1, 7, 56):
+        w = holdout.lag_windows(table, splits, n)
+        rows = holdout.period_rows(w, splits)
+        for period, (a, b) in holdout.PERIOD_BOUNDS.items():
+            expected = []
+            for i, (code, day) in enumerate(zip(w.code, w.day, strict=True)):
+                split = splits.series.get(str(w.names[code]))
+                if split is not None:
+                    edges = [split.val_start, split.test_start, split.private_start]
+                    edges.append(split.test_end + 1)
+                    if edges[a] <= day < edges[b]:
+                        expected.append(i)
+            np.testing.assert_array_equal(rows[period], expected, err_msg=f"{period} lags {n}")
+    shuffled = w.subset(np.random.default_rng(0).permutation(len(w)))
+    with pytest.raises(ValueError, match=r"\(series, day\) order"):
+        holdout.period_rows(shuffled, splits)
 
 
 def test_test_days_are_predicted_one_day_ahead_from_the_real_previous_days(
