@@ -175,7 +175,7 @@ def sweep(
     from pipeline.engines import Engine
     from pipeline.store import Store
 
-    grid, candidates = selection.grid_for(grid, Store(ws).dev_days())
+    grid, candidates = selection.grid_for(grid, lambda: Store(ws).dev_days())
     return selection.sweep(
         ws,
         grid,

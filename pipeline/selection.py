@@ -151,13 +151,15 @@ def panel_grid() -> list[Candidate]:
     return out
 
 
-def grid_for(name: str, dev_days: int) -> tuple[str, list[Candidate]]:
-    """The grid a name means for a store of `dev_days` days: `default` turns into `panel` when
-    its full-batch windows could not be gathered (more than FULL_ROWS_LIMIT lag values)."""
+def grid_for(name: str, dev_days: Callable[[], int]) -> tuple[str, list[Candidate]]:
+    """The grid a name means for the store: `default` turns into `panel` when its full-batch
+    windows could not be gathered (more than FULL_ROWS_LIMIT lag values); `dev_days()` (the
+    store's size) is asked for `default` only."""
     from pipeline.train import FULL_ROWS_LIMIT
 
-    if name == "default" and dev_days * max(c.model.lags for c in default_grid()) > FULL_ROWS_LIMIT:
-        name = "panel"
+    if name == "default":
+        most = max(c.model.lags for c in default_grid())
+        name = "panel" if dev_days() * most > FULL_ROWS_LIMIT else name
     return name, load_grid(name)
 
 
