@@ -398,7 +398,7 @@ def train_unit(
     for k in range(1, data.folds + 1):
         windows = feats.fold(data.lags(unit[0].model.lags), data.splits, k)
         members = [(c.key, m) for c in unit for m in _members(c)]
-        if stacked and stack.stackable(*members[0][1]) and train.gathers_whole(windows):
+        if stacked and stack.stackable(*members[0][1]):
             results = stack.fit_stack(windows, [m for _, m in members])
         else:
             results = [_fit_or_error(train.fit, windows, *m) for _, m in members]

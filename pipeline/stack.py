@@ -4,10 +4,13 @@ A stack's parameters carry a leading member dimension (M, ...): every layer is a
 product (`torch.baddbmm`), so one forward/backward/step trains all members at the price of one
 small model's Python overhead. That is what makes a grid cheap on the CPU and the GPU pay at all.
 
-Members share the shape (lags, family, layers, width, batch norm, dropout, loss, batch size, epochs)
-and the rows (one window size and fold). They may differ in everything else: target transform and
-scaling (each member encodes the rows its own way, with its own training statistics), optimiser and
-its hyper-parameters (per-member tensors, so schedules and warm-up differ too), seed and patience.
+Members share the shape (lags, family, layers, width, batch norm, dropout, loss, batch size, rows
+per epoch, epochs) and the rows (one window size and fold). The rows are every window gathered
+once (FullStack), or at Kaggle scale the series array alone, each member drawing its epochs'
+windows as it would alone (SampledStack, see train.SampledRows). They may differ in everything
+else: target transform and scaling (each member encodes the rows its own way, with its own training
+statistics), optimiser and its hyper-parameters (per-member tensors, so schedules and warm-up
+differ too), seed and patience.
 
 A member trained in a stack is the configuration trained alone: the same initial weights (built by
 `ViewsModel` under the member's seed), the same batch order (its own generator), the same update
@@ -28,27 +31,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline import train
 from pipeline.errors import ViewcastError
 from pipeline.features import LagWindows
 from pipeline.models import ModelConfig, ViewsModel
 from pipeline.optim import get_lr
 from pipeline.train import (
+    SampledRows,
+    SeriesArrays,
     TrainConfig,
     TrainResult,
     gather_rows,
     mae,
+    require_gatherable,
     require_training_rows,
     resolve_device,
 )
 
 SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout")
-SHAPE_TRAIN = ("loss", "batch_size", "epochs", "device", "amp")
+SHAPE_TRAIN = ("loss", "batch_size", "rows_per_epoch", "epochs", "device", "amp")
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
 
 
 def stackable(mcfg: ModelConfig, tcfg: TrainConfig) -> bool:
     """Gradient-descent trainings stack; the closed form and the naive baselines do not."""
-    return mcfg.model != "naive" and tcfg.solver == "gd" and not tcfg.rows_per_epoch
+    return mcfg.model != "naive" and tcfg.solver == "gd"
 
 
 def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:
@@ -304,26 +311,127 @@ def fit_stack(
     on_epoch: Callable[[int, int], None] | None = None,
 ) -> list[TrainResult | ViewcastError]:
     """Train every (ModelConfig, TrainConfig) of one stack key together; each member's result,
-    or the ViewcastError it failed with (the others go on)."""
+    or the ViewcastError it failed with (the others go on). With `rows_per_epoch` each member
+    draws its epochs' windows as it would alone (train.SampledRows)."""
     keys = {stack_key(m, t) for m, t in configs}
     if len(keys) != 1 or not all(stackable(m, t) for m, t in configs):
         raise ViewcastError("a stack takes gradient-descent configurations of one shape")
     mcfg0, tcfg0 = configs[0]
     if mcfg0.lags != windows.n:
         raise ViewcastError(f"model expects {mcfg0.lags} lags, windows have {windows.n}")
+    try:
+        require_gatherable(windows, tcfg0)
+    except ViewcastError as err:  # every member fails alike, each as its own run
+        return [err] * len(configs)
     device = resolve_device(tcfg0.device)
-    data = stack_data(windows, device)
     members = []
     for mcfg, tcfg in configs:
         torch.manual_seed(tcfg.seed)  # the same initial weights as a training alone
         members.append(Member(mcfg, tcfg, ViewsModel(mcfg).to(device)))
     start = time.perf_counter()
-    xs_tr, ys_tr, xs_va, scale_va = _encode(members, data)
+    if tcfg0.rows_per_epoch:
+        source: FullStack | SampledStack = SampledStack(windows, members, device)
+    else:
+        source = FullStack(stack_data(windows, device), members, device)
     net = StackedNet([m.model.net for m in members])
-    loop = _Loop(members, net, device)
-    loop.run(xs_tr, ys_tr, xs_va, scale_va, data.y_va, on_epoch)
+    loop = _Loop(members, net, device, source)
+    loop.run(on_epoch)
     seconds = time.perf_counter() - start
-    return [loop.result(m, data, seconds) for m in range(len(members))]
+    return [loop.result(m, seconds) for m in range(len(members))]
+
+
+class FullStack:
+    """Every training and validation row, encoded by each member its own way: (M, rows, N) on
+    the device; an epoch is one pass over them in each member's own seeded order."""
+
+    def __init__(self, data: StackData, members: list[Member], device) -> None:
+        self.data = data
+        self.xs_tr, self.ys_tr, self.xs_va, self.scale_va = _encode(members, data)
+        self.rows = self.ys_tr.shape[1]  # rows an epoch
+        self.shuffles = [torch.Generator(device=device).manual_seed(m.tcfg.seed) for m in members]
+
+    def batches(self, slots: list[int], batch: int):
+        """(S, B, N) inputs and (S, B, 1) targets of the members in `slots`, step by step."""
+        n = self.rows
+        if batch >= n:
+            yield self.xs_tr, self.ys_tr
+            return
+        device = self.xs_tr.device
+        rank = torch.arange(len(slots), device=device).unsqueeze(1)
+        orders = torch.stack(
+            [torch.randperm(n, device=device, generator=self.shuffles[m]) for m in slots]
+        )
+        for lo in range(0, n, batch):
+            idx = orders[:, lo : lo + batch]
+            yield self.xs_tr[rank, idx], self.ys_tr[rank, idx]
+
+    @torch.no_grad()
+    def validation(self, here: list[Member], net: StackedNet, slots: list[int]) -> torch.Tensor:
+        """Each member's MAE in views on the validation rows (nan without any)."""
+        if not self.data.y_va.numel():
+            return torch.full((len(slots),), math.nan, device=self.xs_va.device)
+        pred = _decode(here, net.forward(self.xs_va, training=False), self.scale_va)
+        return (pred - self.data.y_va).abs().mean(dim=1)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Only these stack positions from now on (the others stopped)."""
+        self.xs_tr, self.ys_tr, self.xs_va, self.scale_va = (
+            t.index_select(0, index) for t in (self.xs_tr, self.ys_tr, self.xs_va, self.scale_va)
+        )
+
+    def final(self, m: int, model: ViewsModel) -> tuple[float, float, dict, None]:
+        """Member m's train and validation MAE in views with its final weights, its rows."""
+        data = self.data
+        train_mae = mae(model(data.x_tr), data.y_tr).item()
+        val_mae = mae(model(data.x_va), data.y_va).item() if len(data.y_va) else math.nan
+        return train_mae, val_mae, {"train": len(data.y_tr), "val": len(data.y_va)}, None
+
+
+class SampledStack:
+    """Kaggle-scale rows for a stack: the series array and target positions on the device once
+    (train.SeriesArrays); each member draws its windows with its own generator, fits its
+    normalisation on its own sample and encodes them its own way, exactly as alone
+    (train.SampledRows), and its validation sample is scored through the stacked net."""
+
+    def __init__(self, windows: LagWindows, members: list[Member], device) -> None:
+        shared = SeriesArrays.of(windows, device)
+        self.sources = [SampledRows(windows, m.model, m.tcfg, device, shared) for m in members]
+        self.rows = members[0].tcfg.rows_per_epoch
+
+    def batches(self, slots: list[int], batch: int):
+        """(S, B, N) inputs and (S, B, 1) targets: each member's own draw, stacked."""
+        for pairs in zip(*(self.sources[m].batches(batch) for m in slots), strict=True):
+            yield torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
+    @torch.no_grad()
+    def validation(self, here: list[Member], net: StackedNet, slots: list[int]) -> torch.Tensor:
+        """Each member's MAE in views on its validation sample, SCORE_CHUNK windows at a time."""
+        sources = [self.sources[m] for m in slots]
+        device = sources[0].values.device
+        if not len(sources[0].val_t):
+            return torch.full((len(slots),), math.nan, device=device)
+        targets = [s.val_t[s.val_sample] for s in sources]
+        pieces = []
+        chunk = train.SCORE_CHUNK
+        for lo in range(0, len(targets[0]), chunk):
+            encoded = [
+                s.model.encode(s._gather(t[lo : lo + chunk])[0])
+                for s, t in zip(sources, targets, strict=True)
+            ]
+            xs, scale = torch.stack([e[0] for e in encoded]), torch.stack([e[2] for e in encoded])
+            pieces.append(_decode(here, net.forward(xs, training=False), scale).cpu())
+        pred = torch.cat(pieces, dim=1).numpy().astype(np.float64)
+        errors = [s.sample_error(p) for s, p in zip(sources, pred, strict=True)]
+        return torch.tensor(errors, device=device)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Nothing to drop: each member's draws are its own."""
+
+    def final(self, m: int, model: ViewsModel) -> tuple[float, float, dict, np.ndarray]:
+        """Member m's sample train MAE, its MAE on every validation window, rows, forecasts."""
+        source = self.sources[m]
+        train_mae, val_mae = source.final_mae(model, None)
+        return train_mae, val_mae, source.counts, source.val_pred
 
 
 class _Loop:
@@ -333,8 +441,10 @@ class _Loop:
     the stack is compacted to the others, so finished members cost no more arithmetic. Per-member
     records (curves, best epoch, best weights) are indexed by the member's original position."""
 
-    def __init__(self, members: list[Member], net: StackedNet, device: torch.device) -> None:
-        self.members, self.net, self.device = members, net, device
+    def __init__(
+        self, members: list[Member], net: StackedNet, device: torch.device, source
+    ) -> None:
+        self.members, self.net, self.device, self.source = members, net, device, source
         self.count = len(members)
         self.tcfgs = [m.tcfg for m in members]
         self.opt = StackedOptimizer(net.params, self.tcfgs)
@@ -350,38 +460,21 @@ class _Loop:
         self.best = {k: list(v.unbind(0)) for k, v in net.snapshot().items()}
         self.last: dict[int, dict[str, torch.Tensor]] = {}  # weights of members compacted away
 
-    def run(self, xs_tr, ys_tr, xs_va, scale_va, y_va, on_epoch) -> None:
+    def run(self, on_epoch) -> None:
         tcfg = self.tcfgs[0]
-        n = ys_tr.shape[1]
+        n = self.source.rows
         batch = n if tcfg.batch_size == 0 else min(tcfg.batch_size, n)
         steps = math.ceil(n / batch)
         total = tcfg.epochs * steps
-        shuffles = [torch.Generator(device=self.device).manual_seed(c.seed) for c in self.tcfgs]
         loss_fn = F.l1_loss if tcfg.loss == "mae" else F.mse_loss
         use_amp = tcfg.amp and self.device.type == "cuda"
-        self.data = [xs_tr, ys_tr, xs_va, scale_va]
         step = 0
         for epoch in range(1, tcfg.epochs + 1):
-            xs_tr, ys_tr, xs_va, scale_va = self.data
             size = len(self.slots)
-            rank = torch.arange(size, device=self.device).unsqueeze(1)
-            # one pass over the training rows, each member in its own batch order
-            orders = None
-            if batch < n:
-                orders = torch.stack(
-                    [
-                        torch.randperm(n, device=self.device, generator=shuffles[m])
-                        for m in self.slots
-                    ]
-                )
+            # one pass over the epoch's rows, each member in its own batch order
             loss_sum = torch.zeros(size, device=self.device)
             norm_sum = torch.zeros(size, device=self.device)
-            for lo in range(0, n, batch):
-                if orders is None:
-                    xb, yb = xs_tr[:, lo : lo + batch], ys_tr[:, lo : lo + batch]
-                else:
-                    idx = orders[:, lo : lo + batch]
-                    xb, yb = xs_tr[rank, idx], ys_tr[rank, idx]
+            for xb, yb in self.source.batches(self.slots, batch):
                 lrs = self._learning_rates(step, total, steps)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                     out = self.net.forward(xb, training=True).float()
@@ -396,7 +489,8 @@ class _Loop:
                 step += 1
 
             # validation MAE in views for every member: the one host sync of the epoch
-            val = self._validation_mae(xs_va, scale_va, y_va)
+            here = [self.members[m] for m in self.slots]
+            val = self.source.validation(here, self.net, self.slots)
             train_loss, grad_norm, val_mae = torch.stack(
                 [loss_sum / n, norm_sum / steps, val]
             ).tolist()
@@ -406,15 +500,6 @@ class _Loop:
             if not any(self.active):
                 break
             self._compact_if_worth_it()
-
-    @torch.no_grad()
-    def _validation_mae(self, xs_va, scale_va, y_va) -> torch.Tensor:
-        """Each member's MAE in views on the validation rows (nan without any)."""
-        if not y_va.numel():
-            return torch.full((len(self.slots),), math.nan, device=self.device)
-        here = [self.members[m] for m in self.slots]
-        pred = _decode(here, self.net.forward(xs_va, training=False), scale_va)
-        return (pred - y_va).abs().mean(dim=1)
 
     def _learning_rates(self, step: int, total: int, steps: int) -> list[float]:
         """This step's learning rate of each member in the stack (0 for a stopped one)."""
@@ -482,10 +567,10 @@ class _Loop:
         self.net.keep(index)
         self.opt.params = self.net.params
         self.opt.keep(keep, [self.tcfgs[self.slots[j]] for j in keep])
-        self.data = [t.index_select(0, index) for t in self.data]
+        self.source.keep(index)
         self.slots = [self.slots[j] for j in keep]
 
-    def result(self, m: int, data: StackData, seconds: float) -> TrainResult | ViewcastError:
+    def result(self, m: int, seconds: float) -> TrainResult | ViewcastError:
         """Member m as a ViewsModel with its best (or last) weights and final MAE in views."""
         if m in self.failed:
             return self.failed[m]
@@ -499,9 +584,7 @@ class _Loop:
         member.model.net.load_state_dict(state, strict=False)
         model = member.model.eval()
         with torch.no_grad():
-            train_mae = mae(model(data.x_tr), data.y_tr).item()
-            val_mae = mae(model(data.x_va), data.y_va).item() if len(data.y_va) else math.nan
-        rows = {"train": len(data.y_tr), "val": len(data.y_va)}
+            train_mae, val_mae, rows, val_pred = self.source.final(m, model)
         return TrainResult(
             model,
             self.history[m],
@@ -512,4 +595,5 @@ class _Loop:
             train_mae,
             val_mae,
             rows,
+            val_pred=val_pred,
         )

@@ -143,11 +143,8 @@ def fit(
     device = resolve_device(tcfg.device)
     model = ViewsModel(mcfg).to(device)
     descends = model.trainable and tcfg.solver == "gd"
-    if descends and not tcfg.rows_per_epoch and not gathers_whole(windows):
-        raise ViewcastError(
-            f"{len(windows):,} windows of {windows.n} lags are too many to gather at once: "
-            "train on sampled epochs (--rows-per-epoch N --batch-size B, or --grid panel)"
-        )
+    if descends:
+        require_gatherable(windows, tcfg)
     if (descends and tcfg.rows_per_epoch) or not gathers_whole(windows):
         source: FullRows | SampledRows = SampledRows(windows, model, tcfg, device)
     else:
@@ -177,6 +174,15 @@ FULL_ROWS_LIMIT = 2**27  # lag values FullRows gathers at most (512 MB of float3
 def gathers_whole(windows: LagWindows) -> bool:
     """Whether every window fits in memory at once (else: SampledRows, batch by batch)."""
     return len(windows) * windows.n <= FULL_ROWS_LIMIT
+
+
+def require_gatherable(windows: LagWindows, tcfg: TrainConfig) -> None:
+    """Refuse a descent that would pass over every window at once when they do not fit."""
+    if not tcfg.rows_per_epoch and not gathers_whole(windows):
+        raise ViewcastError(
+            f"{len(windows):,} windows of {windows.n} lags are too many to gather at once: "
+            "train on sampled epochs (--rows-per-epoch N --batch-size B, or --grid panel)"
+        )
 
 
 class FullRows:
@@ -233,6 +239,26 @@ def sample_rows(rows: np.ndarray, most: int, seed: int = 0) -> np.ndarray:
     return rows[np.sort(pick.numpy())]
 
 
+@dataclass
+class SeriesArrays:
+    """The series array (float32) and each split's target positions on the device, and the
+    validation targets in views: what a sampled training reads (a stack's members share it)."""
+
+    values: torch.Tensor
+    train_t: torch.Tensor
+    val_t: torch.Tensor
+    y_val: np.ndarray
+
+    @classmethod
+    def of(cls, windows: LagWindows, device) -> SeriesArrays:
+        train_t = windows.target[windows.split == 0]  # target positions, no row-index arrays
+        val_t = windows.target[windows.split == 1]
+        require_training_rows(windows.n, len(train_t))
+        values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
+        train, val = (torch.from_numpy(t).to(device) for t in (train_t, val_t))
+        return cls(values, train, val, windows.values[val_t])
+
+
 class SampledRows:
     """Kaggle-scale rows: the series array (float32) and each split's target positions on the
     device; a batch's windows are gathered there by index when it is drawn (no (rows, N) matrix:
@@ -244,24 +270,27 @@ class SampledRows:
     2^20 validation windows (all of them when there are fewer), the final one of every window,
     SCORE_CHUNK at a time; the final train MAE is that of the normalisation sample."""
 
-    def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
-        train_t = windows.target[windows.split == 0]  # target positions, no row-index arrays
-        val_t = windows.target[windows.split == 1]
-        require_training_rows(windows.n, len(train_t))
+    def __init__(
+        self,
+        windows: LagWindows,
+        model: ViewsModel,
+        tcfg: TrainConfig,
+        device,
+        shared: SeriesArrays | None = None,
+    ) -> None:
+        arrays = shared or SeriesArrays.of(windows, device)
         self.model, self.n, self.rows = model, windows.n, tcfg.rows_per_epoch
-        self.values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
-        self.train_t = torch.from_numpy(train_t).to(device)
-        self.val_t = torch.from_numpy(val_t).to(device)
-        self.y_val = windows.values[val_t]
+        self.values, self.train_t, self.val_t = arrays.values, arrays.train_t, arrays.val_t
+        self.y_val = arrays.y_val
         self.epoch_pred = self.best_pred = self.val_pred = None
         self.counts = {"train": len(self.train_t), "val": len(self.val_t)}
         self.draw = torch.Generator(device=device).manual_seed(tcfg.seed)
         size = min(NORMALISATION_ROWS, len(self.train_t))
         pick = torch.randperm(len(self.train_t), device=device, generator=self.draw)[:size]
         self.sample_t = self.train_t[pick.sort().values]
-        self.val_sample = torch.arange(len(val_t), device=device)
-        if len(val_t) > VALIDATION_ROWS:
-            pick = torch.randperm(len(val_t), device=device, generator=self.draw)
+        self.val_sample = torch.arange(len(self.val_t), device=device)
+        if len(self.val_t) > VALIDATION_ROWS:
+            pick = torch.randperm(len(self.val_t), device=device, generator=self.draw)
             self.val_sample = pick[:VALIDATION_ROWS].sort().values
         model.fit_normalisation(*self._gather(self.sample_t))
 
@@ -298,8 +327,11 @@ class SampledRows:
         pred = self._forecasts(model, self.val_t[self.val_sample])
         whole = len(self.val_sample) == len(self.val_t)
         self.epoch_pred = pred if whole else None
-        value = float(np.abs(pred - self.y_val[self.val_sample.cpu().numpy()]).mean())
-        return torch.tensor(value, device=self.values.device)  # stacked with device sums
+        return torch.tensor(self.sample_error(pred), device=self.values.device)
+
+    def sample_error(self, pred: np.ndarray) -> float:
+        """The MAE of forecasts of the validation sample (in its order), in views."""
+        return float(np.abs(pred - self.y_val[self.val_sample.cpu().numpy()]).mean())
 
     def final_mae(self, model: ViewsModel, reuse: np.ndarray | None) -> tuple[float, float]:
         """The sample's train MAE and the validation MAE, keeping the validation forecasts

@@ -310,13 +310,14 @@ def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monke
 
 
 def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, cli, monkeypatch):
-    """The two-series store made 'too large to gather': `sweep` says it trains the panel grid,
-    every configuration on sampled epochs (a stack never gathers), and `select` works on it."""
+    """The two-series store made 'too large to gather': `sweep --seeds 2` says it trains the
+    panel grid, every configuration on sampled epochs, its two seeds in one stack (sampled
+    stacks never gather), and `select` works on it."""
     from pipeline import train
 
     monkeypatch.setattr(train, "FULL_ROWS_LIMIT", 5_000)
     monkeypatch.setattr(selection, "PANEL_EPOCH", 512)
-    done = cli("sweep", "--json")
+    done = cli("sweep", "--seeds", 2, "--json")
     assert done.exit_code == 0, done.output
     assert "sweep panel: 9 of 9 configurations trained" in done.output
     report = json.loads(done.stdout[done.stdout.index("{") :])
@@ -329,4 +330,6 @@ def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, 
     for run in trained:
         solver = run.params["train.solver"]
         assert run.params["train.rows_per_epoch"] == ("0" if solver == "lstsq" else "512")
+        if solver == "gd":
+            assert run.tags["stacked"] == "True" and run.params["train.seeds"] == "2"
     assert cli("select").exit_code == 0

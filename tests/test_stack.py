@@ -13,7 +13,7 @@ from pipeline import features as feats
 from pipeline import jobs, selection, tracking
 from pipeline.config import ModelConfig, Workspace
 from pipeline.errors import ViewcastError
-from pipeline.stack import fit_stack, gather_rows, stack_key
+from pipeline.stack import fit_stack, gather_rows, stack_key, stackable
 from pipeline.train import TrainConfig, fit
 
 from .conftest import RAW, clone_workspace
@@ -106,6 +106,44 @@ def test_small_batches_keep_each_members_own_batch_order_and_schedule(windows):
         alone = fit(windows, mcfg, tcfg)
         assert relative_gap(alone, stacked) < 1e-4, tcfg
         assert stacked.history["lr"] == pytest.approx(alone.history["lr"])
+
+
+def test_sampled_epochs_stack_like_training_alone(windows, monkeypatch):
+    """--rows-per-epoch in a stack (Kaggle scale): each member draws its windows with its own
+    generator, fits its normalisation on its own sample and scores its own validation sample,
+    as alone; no window matrix is ever built. Weights within 1e-4 after 8 epochs, the same
+    curves, the final val MAE and forecasts over every validation window."""
+    import pipeline.train as train
+
+    monkeypatch.setattr(train, "NORMALISATION_ROWS", 150)  # samples smaller than the rows
+    monkeypatch.setattr(train, "VALIDATION_ROWS", 25)
+    monkeypatch.setattr(train, "SCORE_CHUNK", 11)
+    base = ModelConfig(lags=14, model="relu", layers=2, width=8, scaling="window-mean")
+    configs = [
+        (
+            replace(base, target_transform=t),
+            TrainConfig(
+                lr=lr, batch_size=64, rows_per_epoch=200, epochs=8, patience=0, seed=s, optimizer=o
+            ),
+        )
+        for s, (t, lr, o) in enumerate(
+            [("log1p", 3e-3, "adam"), ("none", 1e-3, "rmsprop"), ("log1p", 1e-2, "adagrad")]
+        )
+    ]
+    assert len({stack_key(*c) for c in configs}) == 1 and all(stackable(*c) for c in configs)
+    with monkeypatch.context() as m:
+        m.setattr(feats.LagWindows, "x", lambda *a: pytest.fail("a window matrix was built"))
+        stacked_all = fit_stack(windows, configs)
+        alone_all = [fit(windows, *c) for c in configs]
+    val = windows.rows("val")
+    for stacked, alone in zip(stacked_all, alone_all, strict=True):
+        assert relative_gap(alone, stacked) < 1e-4
+        assert stacked.history["val_mae"] == pytest.approx(alone.history["val_mae"], rel=1e-4)
+        assert stacked.history["train_loss"] == pytest.approx(alone.history["train_loss"], rel=1e-4)
+        assert stacked.val_mae == pytest.approx(alone.val_mae, rel=1e-4)
+        assert stacked.train_mae == pytest.approx(alone.train_mae, rel=1e-4)
+        assert len(stacked.val_pred) == len(val) and stacked.rows == alone.rows
+        np.testing.assert_allclose(stacked.val_pred, alone.val_pred, rtol=1e-4)
 
 
 def test_each_member_stops_early_on_its_own_and_keeps_its_best_weights(windows):
