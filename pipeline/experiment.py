@@ -390,6 +390,7 @@ def _log_study(ws, windows, parent: str, name: Callable[[object], str]):
             run_name=name(tcfg),
             parent_run_id=parent,
             stage=Stage.STUDY,
+            keep_intervals=False,  # a study never becomes the champion
         )
 
     return log
