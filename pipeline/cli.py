@@ -35,7 +35,7 @@ Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide
 Fill = Literal["linear", "ffill", "zero"]
 Transform = Literal["none", "log1p"]
 Family = Literal["linear", "sigmoid", "relu", "naive"]
-Scaling = Literal["none", "window-mean"]
+Scaling = Literal["none", "window-mean", "window-median", "last-week-mean"]
 Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
 Schedule = Literal["constant", "linear", "cosine", "step"]
 Loss = Literal["mae", "mse"]
@@ -236,7 +236,9 @@ def train(
     target_transform: Annotated[
         Transform | None, Opt(help="Default: what `viewcast features` recorded.")
     ] = None,
-    scaling: Annotated[Scaling, Opt(help="window-mean: each row over its mean.")] = "none",
+    scaling: Annotated[
+        Scaling, Opt(help="Each row over its window's mean, median or last week's mean.")
+    ] = "none",
     optimizer: Annotated[Optimizer, Opt(help="The optimiser.")] = "adam",
     lr: Annotated[float, Opt(help="Learning rate.")] = 1e-3,
     momentum: Annotated[float, Opt(help="Momentum of --optimizer momentum.")] = 0.9,

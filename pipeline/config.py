@@ -84,7 +84,7 @@ class Workspace:
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # also `viewcast --tracking-uri`
 MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
-SCALINGS = ("none", "window-mean")
+SCALINGS = ("none", "window-mean", "window-median", "last-week-mean")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ class ModelConfig:
         if self.width < 1 or self.lags < 1:
             raise ViewcastError("--width and --lags must be positive")
         if self.scaling not in SCALINGS:
-            raise ViewcastError(f"unknown scaling {self.scaling!r} (choose from none, window-mean)")
+            raise ViewcastError(
+                f"unknown scaling {self.scaling!r} (choose from {', '.join(SCALINGS)})"
+            )
         if not 0 <= self.dropout < 1:
             raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
 

@@ -61,8 +61,12 @@ class NumpyModel:
             return x[:, -1].astype(np.float64)
         w = self.weights
         t = self._transform(x)
-        if self.cfg.scaling == "window-mean":
-            scale = t.mean(axis=1, keepdims=True) + np.float32(1)
+        if self.cfg.scaling == "window-median":  # torch's median: the lower middle value
+            middle = (t.shape[1] - 1) // 2
+            scale = np.partition(t, middle, axis=1)[:, middle : middle + 1] + np.float32(1)
+        elif self.cfg.scaling in ("window-mean", "last-week-mean"):
+            days = t if self.cfg.scaling == "window-mean" else t[:, :7]
+            scale = days.mean(axis=1, keepdims=True) + np.float32(1)
         else:
             scale = np.ones((len(x), 1), np.float32)
         out = self._net((t / scale - w["x_mean"]) / w["x_std"])

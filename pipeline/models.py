@@ -69,10 +69,17 @@ class ViewsModel(nn.Module):
         return torch.expm1(v) if self.cfg.target_transform == "log1p" else v
 
     def scale_of(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-row scale: 1, or the mean of the (transformed) input window + 1 (for zero days)."""
+        """Per-row scale: 1, or a level of the (transformed) input window + 1 (for zero days):
+        its mean, its median (the lower middle value: a spike moves it little), or the mean of
+        its last 7 days (lag_1..lag_7: the current level, not the window's)."""
         if self.cfg.scaling == "none":
             return torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        return self._transform(x).mean(dim=1, keepdim=True) + 1.0
+        t = self._transform(x)
+        if self.cfg.scaling == "window-median":
+            return t.median(dim=1, keepdim=True).values + 1.0
+        if self.cfg.scaling == "last-week-mean":
+            t = t[:, :7]
+        return t.mean(dim=1, keepdim=True) + 1.0
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """Views -> standardised inputs (and targets), as the net sees them."""

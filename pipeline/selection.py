@@ -77,7 +77,8 @@ def config_name(cfg: ModelConfig) -> str:
         "sigmoid": f"sigmoid-{cfg.width}",
     }.get(cfg.model, cfg.model)
     transform = "" if cfg.target_transform == "none" else f"-{cfg.target_transform}"
-    return f"{family}-lags{cfg.lags}{transform}"
+    robust = {"window-median": "-median", "last-week-mean": "-lastweek"}.get(cfg.scaling, "")
+    return f"{family}-lags{cfg.lags}{transform}{robust}"
 
 
 def baselines() -> list[Candidate]:

@@ -27,6 +27,11 @@ from pipeline.config import ModelConfig
         ),
         ModelConfig(lags=7, model="relu", layers=3, width=4, dropout=0.1),
         ModelConfig(lags=7, model="naive"),
+        # robust scalings; an even window: the median is the lower middle value in both
+        ModelConfig(lags=14, model="relu", layers=1, width=6, scaling="window-median"),
+        ModelConfig(lags=7, model="linear", target_transform="log1p", scaling="window-median"),
+        ModelConfig(lags=28, model="relu", layers=1, width=6, scaling="last-week-mean"),
+        ModelConfig(lags=1, model="linear", scaling="last-week-mean"),  # fewer than 7 days
     ],
 )
 def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
@@ -48,6 +53,22 @@ def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
     np.testing.assert_allclose(
         infer.load(tmp_path).predict(x), model.predict(x), rtol=1e-4, atol=1e-3
     )
+
+
+def test_robust_scales_are_the_windows_median_and_last_week():
+    """A spike moves the window mean, not its median; last-week-mean reads lag_1..lag_7."""
+    import torch
+
+    from pipeline.models import ViewsModel
+
+    x = torch.tensor([[10.0] * 13 + [1000.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0] + [100.0] * 7])
+    scale = {
+        s: ViewsModel(ModelConfig(lags=14, scaling=s)).scale_of(x)[:, 0].tolist()
+        for s in ("window-mean", "window-median", "last-week-mean")
+    }
+    assert scale["window-mean"] == pytest.approx([(130 + 1000) / 14 + 1, (28 + 700) / 14 + 1])
+    assert scale["window-median"] == pytest.approx([11.0, 8.0])  # lower middle of 14, + 1
+    assert scale["last-week-mean"] == pytest.approx([11.0, 5.0])
 
 
 def test_an_ensemble_is_the_mean_of_its_members(tmp_path: Path):
