@@ -97,7 +97,7 @@ def stacked_grid(seeds: int, epochs: int) -> list[dict]:
     return out
 
 
-def scale_epoch(pages: int, days: int, cpu_rows: int) -> dict:
+def scale_epoch(pages: int, days: int, cpu_rows: int, stack: int = 0) -> dict:
     """One epoch over every training window of the Kaggle-shaped panel (issue 13's GPU check)."""
     from make_panel import write_panel
 
@@ -152,7 +152,39 @@ def scale_epoch(pages: int, days: int, cpu_rows: int) -> dict:
         }
         print(json.dumps(row), flush=True)
         out["epochs"].append(row)
+    if torch.cuda.is_available() and stack > 1:
+        out["stack"] = sampled_stack(windows, cfg, train_rows, stack)
     return out
+
+
+def sampled_stack(windows, cfg, rows: int, members: int, device: str = "cuda") -> dict:
+    """`members` seeds of the global model in one sampled stack, one epoch of `rows` windows
+    each (each member draws its own windows, as alone), on the device."""
+    from dataclasses import replace
+
+    from pipeline.stack import fit_stack
+    from pipeline.train import TrainConfig
+
+    base = TrainConfig(epochs=1, batch_size=65_536, rows_per_epoch=rows, patience=0, device=device)
+    configs = [(cfg, replace(base, seed=s)) for s in range(members)]
+    fit_stack(windows, [(c, replace(t, rows_per_epoch=65_536)) for c, t in configs])  # warm-up
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    sync()
+    started = time.perf_counter()
+    results = fit_stack(windows, configs)
+    sync()
+    seconds = time.perf_counter() - started
+    row = {
+        "device": device,
+        "members": members,
+        "windows_each": rows,
+        "seconds": seconds,  # the stack's epoch with every member's validation and final scores
+        "member_windows_per_second": members * rows / seconds,
+        "val_mae": [r.val_mae for r in results],
+        "gpu_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0,
+    }
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main() -> None:
@@ -166,13 +198,14 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=145_063)
     parser.add_argument("--days", type=int, default=803)
     parser.add_argument("--cpu-rows", type=int, default=10_000_000)
+    parser.add_argument("--stack", type=int, default=4, help="scale: seeds in a sampled stack")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads", flush=True)
     results = {"device": device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
     if args.only == "scale":
-        results["scale"] = scale_epoch(args.pages, args.days, args.cpu_rows)
+        results["scale"] = scale_epoch(args.pages, args.days, args.cpu_rows, args.stack)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu.json").write_text(json.dumps(results, indent=1))
         print(
