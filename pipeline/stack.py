@@ -46,6 +46,7 @@ from pipeline.train import (
     require_gatherable,
     require_training_rows,
     resolve_device,
+    validation_forecasts,
 )
 
 SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout")
@@ -379,12 +380,13 @@ class FullStack:
             t.index_select(0, index) for t in (self.xs_tr, self.ys_tr, self.xs_va, self.scale_va)
         )
 
-    def final(self, m: int, model: ViewsModel) -> tuple[float, float, dict, None]:
-        """Member m's train and validation MAE in views with its final weights, its rows."""
+    def final(self, m: int, model: ViewsModel) -> tuple[float, float, dict, np.ndarray | None]:
+        """Member m's train and validation MAE in views with its final weights, its rows, its
+        validation forecasts."""
         data = self.data
         train_mae = mae(model(data.x_tr), data.y_tr).item()
-        val_mae = mae(model(data.x_va), data.y_va).item() if len(data.y_va) else math.nan
-        return train_mae, val_mae, {"train": len(data.y_tr), "val": len(data.y_va)}, None
+        val_pred, val_mae = validation_forecasts(model, data.x_va, data.y_va)
+        return train_mae, val_mae, {"train": len(data.y_tr), "val": len(data.y_va)}, val_pred
 
 
 class SampledStack:

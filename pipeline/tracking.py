@@ -676,13 +676,13 @@ def log_training(
             path = Path(tmp) / "learning_curve.png"
             reports.learning_curve(result.history, path)
             run.artifact(path)
-    kept = kept_intervals(windows, pred, data) if keep_intervals else None
+    kept = kept_intervals(windows, val_rows, pred, data) if keep_intervals else None
     run.model(result.model, data, windows.x(windows.rows("train")[-2:]), kept)
     s.client.set_terminated(run.run_id, "FINISHED")
     return run.run_id
 
 
-def kept_intervals(windows: LagWindows, pred: np.ndarray | None, data: dict):
+def kept_intervals(windows: LagWindows, rows: np.ndarray, pred: np.ndarray | None, data: dict):
     """What writes the model's validation intervals into its folder (`intervals.npz`, with
     the dev days' key): a forecast with this model as champion then scores nothing (8M
     validation windows at Kaggle scale). None without validation forecasts or dev file."""
@@ -691,7 +691,7 @@ def kept_intervals(windows: LagWindows, pred: np.ndarray | None, data: dict):
     source = Path(data.get("source") or "")
     if pred is None or not len(pred) or not source.is_file():
         return None
-    found = forecast.intervals_from(windows, windows.rows("val"), pred)
+    found = forecast.intervals_from(windows, rows, pred)
     key = _dev_key(source, *_stamp(source))
     return lambda folder: forecast.write_intervals(folder / forecast.INTERVALS_FILE, found, key)
 
@@ -789,7 +789,7 @@ def log_ensemble(
         run.params(params)
         run.metrics(scores)
         _log_datasets(run, windows, data)
-        kept = kept_intervals(windows, val_pred, data)
+        kept = kept_intervals(windows, windows.rows("val"), val_pred, data)
         run.model(model, data, windows.x(windows.rows("train")[-2:]), kept)
         return run.run_id
 

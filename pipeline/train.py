@@ -188,7 +188,7 @@ def require_gatherable(windows: LagWindows, tcfg: TrainConfig) -> None:
 class FullRows:
     """Every training and validation row gathered on the device once, in the net's scaled space
     (the normalisation fitted on all training rows); an epoch is one pass in a seeded order.
-    It keeps no forecasts: the MAE is computed on the device."""
+    Epochs keep no forecasts (their MAE is computed on the device); the end keeps `val_pred`."""
 
     epoch_pred = best_pred = val_pred = None
 
@@ -221,8 +221,18 @@ class FullRows:
         return mae(model.decode(model.net(self.xs_va), self.scale_va), self.y_va)
 
     def final_mae(self, model: ViewsModel, reuse=None) -> tuple[float, float]:
-        val = mae(model(self.x_va), self.y_va).item() if len(self.y_va) else math.nan
+        """The train and validation MAE, keeping the validation forecasts (`val_pred`) for the
+        run's other metrics and intervals (nothing scores them again)."""
+        self.val_pred, val = validation_forecasts(model, self.x_va, self.y_va)
         return mae(model(self.x_tr), self.y_tr).item(), val
+
+
+def validation_forecasts(model, x_va: torch.Tensor, y_va: torch.Tensor) -> tuple:
+    """A model's forecasts of gathered validation rows (float64 on the host) and their MAE."""
+    if not len(y_va):
+        return None, math.nan
+    pred = model(x_va)
+    return pred.cpu().numpy().astype(np.float64), mae(pred, y_va).item()
 
 
 NORMALISATION_ROWS = 2**20  # training windows the sampled path fits its normalisation on
