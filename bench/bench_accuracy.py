@@ -1,28 +1,38 @@
-"""Accuracy benchmark: viewcast's champion vs naive, seasonal naive, AutoETS and LightGBM.
+"""Accuracy benchmark: viewcast's champion vs the best of the usual peers, set by set.
 
-    python bench/bench_accuracy.py [--max-minutes 5] [--folds 1] [--only peyton-manning]
+    python bench/bench_accuracy.py [--max-minutes 5] [--folds 1] [--only codingtrain] [--no-pooled]
 
-For each single-series real set shipped in data/raw (Peyton Manning's Wikipedia views, Whole Brain
-Health totals, Coding Train totals) and a 1,500-day cut of Peyton Manning, in a fresh workspace:
+Sets: every single-series real set shipped in data/raw (Peyton Manning's Wikipedia views, its last
+1,500 days, Whole Brain Health totals, Coding Train totals) and the 10 Kaggle web-traffic pages
+taken one by one (kaggle-01..kaggle-10, in the file's order). For each set, in a fresh workspace:
 
 1. `viewcast run FILE --max-minutes M --folds K` end to end in a subprocess (ingest, features,
-   default-grid sweep, select on validation, submit, finalize), timed; the champion's test MAE
-   is read from reports/final.json.
+   default-grid sweep, select on validation, submit, finalize), timed; the champion's test MAE is
+   read from reports/final.json, and the nets-only champion's (the best validation run or
+   ensemble without a tree member) is scored on the test days here when the champion has one.
 2. The peers, on the same store and the same split (the last 60 days are test, the 60 before them
    validation), each predicting every test day one day ahead from the real previous days and
    fitted without the test days:
    - naive (y = x_1) and seasonal naive (y = x_7);
-   - statsforecast AutoETS (season 7), fitted on the training + validation days, then run over
-     the whole series with those parameters (its one-step-ahead fitted values);
-   - LightGBM on lags 1..56 (L1 objective, early stopping on the validation days), raw or log1p
-     target, whichever validates better.
-Results: bench/out/accuracy-folds<K>.json and a Markdown table on stdout.
+   - OLS on lags 1, 7, 28 and 56 (intercept; least squares on the training + validation windows);
+   - statsforecast AutoETS and AutoTheta (season 7), fitted on the training + validation days,
+     then run over the whole series with those parameters (their one-step-ahead values);
+   - LightGBM on lags 1..56 (L1 objective, early stopping on the validation days), raw and log1p
+     target, each its own peer.
+   The best peer of a set is the one with the lowest TEST MAE (the hardest bar: no peer is chosen
+   on validation); ratio = champion / best peer; the goal is a ratio <= 1 on every set and a
+   geometric mean <= 0.95.
+3. Cross-series learning (unless --no-pooled): one `viewcast run` on all 10 Kaggle pages at once
+   (one global model), its champion's test MAE per page beside the page's own champion.
+Results: bench/out/accuracy-folds<K>.json and Markdown tables on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -39,12 +49,35 @@ from pipeline.models import ModelConfig, ViewsModel
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 RAW = ROOT / "data" / "raw"
-SETS = {
+KAGGLE = RAW / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv"
+SETS: dict[str, Path | None] = {
     "peyton-manning": RAW / "wikipedia-peyton-manning" / "views.csv",
     "peyton-manning-1500": None,  # the last 1,500 days of the file above
     "wholebrainhealth": RAW / "wholebrainhealth" / "Totals.csv",
     "codingtrain": RAW / "codingtrain-2021" / "Totals.csv",
-}
+} | {f"kaggle-{i:02d}": None for i in range(1, 11)}  # one page of KAGGLE each
+OLS_LAGS = (1, 7, 28, 56)
+
+
+def kaggle_pages() -> dict[str, list[tuple[str, str]]]:
+    """The Kaggle sample's pages in file order: page -> [(date, views)]."""
+    pages: dict[str, list[tuple[str, str]]] = {}
+    with KAGGLE.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            pages.setdefault(row["Page"], []).append((row["date"], row["value"]))
+    return pages
+
+
+def set_file(name: str, tmp: Path) -> tuple[Path, str]:
+    """The set's single-series CSV (Date,Views) and what it is."""
+    if name == "peyton-manning-1500":
+        return last_days(SETS["peyton-manning"], 1500, tmp / "cut.csv"), "last 1,500 days"
+    if name.startswith("kaggle-"):
+        page, rows = list(kaggle_pages().items())[int(name[-2:]) - 1]
+        dst = tmp / "page.csv"
+        dst.write_text("Date,Views\n" + "".join(f"{d},{v}\n" for d, v in rows))
+        return dst, page
+    return SETS[name], SETS[name].name
 
 
 def last_days(src: Path, days: int, dst: Path) -> Path:
@@ -71,14 +104,15 @@ def mae(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.abs(pred - y).mean())
 
 
-def lightgbm_test_mae(h: Holdout) -> tuple[float, float, str]:
-    """LightGBM on lags 1..56: trained on training days, early-stopped on validation days."""
+def lightgbm_peers(h: Holdout) -> dict[str, tuple[float, float]]:
+    """LightGBM on lags 1..56, raw and log1p target: trained on the training days, early-stopped
+    on the validation days; (val MAE, test MAE) of each."""
     import lightgbm as lgb
 
     data = h.data(56)
     w, rows = data.windows, data.rows
     train = np.flatnonzero(w.split == 0)  # days before validation
-    best = None
+    out = {}
     for target in ("raw", "log1p"):
         fwd = np.log1p if target == "log1p" else (lambda v: v)
         inv = np.expm1 if target == "log1p" else (lambda v: v)
@@ -104,30 +138,111 @@ def lightgbm_test_mae(h: Holdout) -> tuple[float, float, str]:
         )
         val = mae(inv(model.predict(fwd(w.x(rows["val"])))), w.y(rows["val"]))
         test = mae(inv(model.predict(fwd(w.x(rows["test"])))), w.y(rows["test"]))
-        if best is None or val < best[0]:
-            best = (val, test, target)
-    return best
+        out[f"LightGBM {target}"] = (val, test)
+    return out
 
 
-def autoets_test_mae(h: Holdout) -> tuple[float, float]:
-    """AutoETS(season 7) fitted on training+validation days; one-step-ahead over the test days.
-    Its validation MAE is in-sample (the fit saw those days), reported for completeness."""
-    from statsforecast.models import AutoETS
+def ols_peers(h: Holdout) -> dict[str, tuple[float, float]]:
+    """Least squares with an intercept on lags 1..N, fitted on the training + validation windows;
+    (in-sample val MAE, test MAE) for N in OLS_LAGS."""
+    out = {}
+    for n in OLS_LAGS:
+        data = h.data(n)
+        w, rows = data.windows, data.rows
+        dev = np.concatenate([np.flatnonzero(w.split == 0), rows["val"]])
+
+        def design(idx: np.ndarray, w=w) -> np.ndarray:
+            return np.column_stack([w.x(idx), np.ones(len(idx))])
+
+        coef = np.linalg.lstsq(design(dev), w.y(dev), rcond=None)[0]
+        scores = [mae(design(rows[p]) @ coef, w.y(rows[p])) for p in ("val", "test")]
+        out[f"OLS lags {n}"] = (scores[0], scores[1])
+    return out
+
+
+def statsforecast_peers(h: Holdout) -> dict[str, tuple[float, float]]:
+    """AutoETS and AutoTheta (season 7) fitted on training+validation days; one step ahead over
+    the test days. Their validation MAE is in-sample (the fit saw those days)."""
+    from statsforecast.models import AutoETS, AutoTheta
 
     ((_, split),) = h.splits.series.items()
     t = h.table
     y, day = t.views.astype(float), t.day
     dev = day < split.test_start
-    model = AutoETS(season_length=7).fit(y[dev])
-    fitted = model.forward(y=y, h=1, fitted=True)["fitted"]
     test = (day >= split.test_start) & (day <= split.test_end) & ~t.imputed
     val = (day >= split.val_start) & (day < split.test_start) & ~t.imputed
-    return mae(fitted[val], y[val]), mae(fitted[test], y[test])
+    out = {}
+    for name, model in (("AutoETS", AutoETS(season_length=7)), ("AutoTheta", AutoTheta(7))):
+        fitted = model.fit(y[dev]).forward(y=y, h=1, fitted=True)["fitted"]
+        out[name] = (mae(fitted[val], y[val]), mae(fitted[test], y[test]))
+    return out
 
 
-def naive_test_mae(h: Holdout, n: int) -> tuple[float, float]:
-    scores = h.score(ViewsModel(ModelConfig(lags=n, model="naive")), ("val", "test"))
-    return scores["val_mae"], scores["test_mae"]
+def naive_peers(h: Holdout) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, n in (("naive", 1), ("seasonal naive", 7)):
+        scores = h.score(ViewsModel(ModelConfig(lags=n, model="naive")), ("val", "test"))
+        out[name] = (scores["val_mae"], scores["test_mae"])
+    return out
+
+
+def has_tree(cfg) -> bool:
+    """Whether a model (or any member of an ensemble) is a gradient-boosted tree model."""
+    members = getattr(cfg, "members", None)
+    return any(has_tree(m) for m in members) if members else cfg.model == "hgb"
+
+
+def nets_only(home: Path, final: dict, h: Holdout) -> tuple[str, float]:
+    """The nets-only champion: the champion itself when no member is a tree; else the best
+    validation run (or ensemble) of the sweep without one, scored on the test days here."""
+    from pipeline import tracking
+
+    ws = Workspace(home)
+    champion = final["champion"]
+    if not has_tree(tracking.load_model(ws, champion["run_id"]).cfg):
+        return champion["name"], champion["test_mae"]
+    sweep = tracking.latest_sweep(ws)
+    runs = [r for r in tracking.sweep_children(ws, sweep) if "val_mae" in r.metrics]
+    for run in sorted(runs, key=lambda r: r.metrics["val_mae"]):
+        model = tracking.load_model(ws, run.run_id)
+        if not has_tree(model.cfg):
+            return run.name, h.score(model, ("test",))["test_mae"]
+    return "none", math.nan
+
+
+def one_set(name: str, max_minutes: float, folds: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        csv_path, what = set_file(name, home)
+        seconds = viewcast_run(home, csv_path, name, max_minutes, folds)
+        final = json.loads((home / "reports" / "final.json").read_text())
+        h = Holdout(Workspace(home))
+        peers = naive_peers(h) | ols_peers(h) | statsforecast_peers(h) | lightgbm_peers(h)
+        best = min(peers, key=lambda p: peers[p][1])
+        nets_name, nets_test = nets_only(home, final, h)
+        return {
+            "what": what,
+            "days": len(h.table),
+            "viewcast_run_seconds": seconds,
+            "champion": final["champion"]["name"],
+            "champion_val_mae": final["champion"]["val_mae"],
+            "champion_test_mae": final["champion"]["test_mae"],
+            "nets_only": nets_name,
+            "nets_only_test_mae": nets_test,
+            "peers": peers,
+            "best_peer": best,
+            "ratio": final["champion"]["test_mae"] / peers[best][1],
+        }
+
+
+def pooled(max_minutes: float, folds: int) -> dict:
+    """One `viewcast run` on the 10 Kaggle pages together: the champion's test MAE per page."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        seconds = viewcast_run(home, KAGGLE, "kaggle10", max_minutes, folds)
+        final = json.loads((home / "reports" / "final.json").read_text())
+        per_page = {p: s["test_mae"] for p, s in final["champion_per_series"].items()}
+        return {"champion": final["champion"]["name"], "seconds": seconds, "per_page": per_page}
 
 
 def main() -> None:
@@ -135,48 +250,63 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=5.0)
     parser.add_argument("--folds", type=int, default=1)
     parser.add_argument("--only", action="append", choices=list(SETS))
+    parser.add_argument("--no-pooled", action="store_true", help="skip the 10 pages together")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name, csv in SETS.items():
+    for name in SETS:
         if args.only and name not in args.only:
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            home = Path(tmp)
-            if csv is None:
-                csv = last_days(SETS["peyton-manning"], 1500, home / "cut.csv")
-            seconds = viewcast_run(home, csv, name, args.max_minutes, args.folds)
-            final = json.loads((home / "reports" / "final.json").read_text())
-            h = Holdout(Workspace(home))
-            lgb_val, lgb_test, lgb_target = lightgbm_test_mae(h)
-            ets_val, ets_test = autoets_test_mae(h)
-            row = {
-                "days": len(h.table),
-                "viewcast_run_seconds": seconds,
-                "champion": final["champion"]["name"],
-                "champion_val_mae": final["champion"]["val_mae"],
-                "champion_test_mae": final["champion"]["test_mae"],
-                "naive": naive_test_mae(h, 1),
-                "seasonal_naive": naive_test_mae(h, 7),
-                "autoets": (ets_val, ets_test),
-                "lightgbm": (lgb_val, lgb_test),
-                "lightgbm_target": lgb_target,
-            }
-            results[name] = row
-            print(json.dumps({name: row}), flush=True)
-    (OUT / f"accuracy-folds{args.folds}.json").write_text(json.dumps(results, indent=1))
+        results[name] = one_set(name, args.max_minutes, args.folds)
+        print(json.dumps({name: results[name]}), flush=True)
+    together = None if args.no_pooled or args.only else pooled(args.max_minutes, args.folds)
+    out = OUT / f"accuracy-folds{args.folds}.json"
+    out.write_text(json.dumps({"sets": results, "pooled": together}, indent=1))
+    print(table(results))
+    if together:
+        print(pooled_table(results, together))
 
-    header = "set | days | champion | viewcast | naive | seasonal naive | AutoETS | LightGBM"
-    print(f"\n| {header} | vs LightGBM | `viewcast run` |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+
+def table(results: dict) -> str:
+    """Every set, every peer's test MAE, the champions, the ratio and the geometric mean."""
+    peers = list(next(iter(results.values()))["peers"])
+    head = ["set", "days", *peers, "champion", "viewcast", "nets only", "best peer", "ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
-        ratio = r["champion_test_mae"] / r["lightgbm"][1]
-        print(
-            f"| {name} | {r['days']:,} | {r['champion']} | **{r['champion_test_mae']:,.1f}** | "
-            f"{r['naive'][1]:,.1f} | {r['seasonal_naive'][1]:,.1f} | {r['autoets'][1]:,.1f} | "
-            f"{r['lightgbm'][1]:,.1f} ({r['lightgbm_target']}) | {ratio:.3f} | "
-            f"{r['viewcast_run_seconds']:.0f} s |"
-        )
+        cells = [name, f"{r['days']:,}"]
+        for p in peers:
+            value = f"{r['peers'][p][1]:,.1f}"
+            cells.append(f"**{value}**" if p == r["best_peer"] else value)
+        cells += [
+            r["champion"],
+            f"{r['champion_test_mae']:,.1f}",
+            f"{r['nets_only_test_mae']:,.1f}",
+            r["best_peer"],
+            f"{r['ratio']:.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    ratios = [r["ratio"] for r in results.values()]
+    geo = math.exp(sum(math.log(v) for v in ratios) / len(ratios))
+    wins = sum(v <= 1 for v in ratios)
+    lines.append(
+        f"\ngeometric mean of champion / best peer: **{geo:.3f}** over {len(ratios)} sets; "
+        f"at or below the best peer on {wins} of {len(ratios)}"
+    )
+    return "\n".join(lines)
+
+
+def pooled_table(results: dict, together: dict) -> str:
+    """Per Kaggle page: its own champion's test MAE vs the pooled (global) champion's."""
+    lines = [
+        f"\npooled champion: {together['champion']} ({together['seconds']:.0f} s)",
+        "| page | own champion | pooled champion | pooled / own |",
+        "|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if name.startswith("kaggle-") and r["what"] in together["per_page"]:
+            own, joint = r["champion_test_mae"], together["per_page"][r["what"]]
+            lines.append(f"| {r['what']} | {own:,.1f} | {joint:,.1f} | {joint / own:.3f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import typer
 
 from pipeline import jobs, reports
 from pipeline import terminal as show
+from pipeline.config import DEFAULT_ENSEMBLE_METHOD as DEFAULT_METHOD
 from pipeline.config import DEFAULT_TEST_DAYS as TEST_DAYS
 from pipeline.config import DEFAULT_VAL_DAYS as VAL_DAYS
 from pipeline.config import HOME_ENV, TRACKING_ENV, Workspace
@@ -336,6 +337,15 @@ def sweep(
         show.emit({"grid": grid, **show.plain(report)})
 
 
+EnsembleMethod = Annotated[
+    str,
+    Opt(
+        help="greedy: forward selection on the folds' validation forecasts; "
+        "top: the mean of the K best (no --folds)."
+    ),
+]
+
+
 @command()
 def select(
     ctx: typer.Context,
@@ -344,13 +354,14 @@ def select(
     ] = "val_mae",
     sweep_run: Annotated[str | None, Opt("--sweep", help="Parent run (default: latest).")] = None,
     top: Annotated[int, Opt(help="Rows of the table.")] = 10,
-    ensemble: Annotated[int, Opt(help="Score the mean of the K best too; 0 = no.")] = 5,
+    ensemble: Annotated[int, Opt(help="Let one ensemble compete (K >= 2); 0 = no.")] = 5,
+    ensemble_method: EnsembleMethod = DEFAULT_METHOD,
     as_json: JsonFlag = False,
 ) -> None:
     """Pick the champion on validation MAE and register it with the alias `champion`."""
     from pipeline import selection
 
-    chosen = selection.select(ctx.obj, metric, sweep_run, ensemble)
+    chosen = selection.select(ctx.obj, metric, sweep_run, ensemble, ensemble_method)
     show.champion(chosen, top)
     if as_json:
         show.emit(show.plain(chosen) | {"champion": show.plain(chosen.champion)})
@@ -430,7 +441,8 @@ def run_all(
     ] = "default",
     max_minutes: Annotated[float, Opt(help="Time budget of the sweep (cuts the grid).")] = 5.0,
     folds: Annotated[int, Opt(help="Rolling-origin validation windows.")] = 1,
-    ensemble: Annotated[int, Opt(help="Let the mean of the K best compete; 0 = no.")] = 5,
+    ensemble: Annotated[int, Opt(help="Let one ensemble compete (K >= 2); 0 = no.")] = 5,
+    ensemble_method: EnsembleMethod = DEFAULT_METHOD,
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
@@ -440,7 +452,16 @@ def run_all(
     on_stage = show.run_stage()
     with show.sweep_progress() as step:
         sealed = jobs.run_all(
-            ws, files, grid, max_minutes, folds, ensemble, on_stage, step, seeds=seeds
+            ws,
+            files,
+            grid,
+            max_minutes,
+            folds,
+            ensemble,
+            on_stage,
+            step,
+            seeds=seeds,
+            method=ensemble_method,
         )
     show.summary(sealed.payload, ws)
     if as_json:

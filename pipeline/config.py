@@ -117,12 +117,19 @@ class ModelConfig:
             raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
+# the ensemble `select` lets compete: greedy (forward selection on the folds' forecasts) or top
+# (the mean of the K best); chosen by bench/bench_ensemble.py on validation days alone
+DEFAULT_ENSEMBLE_METHOD = "top"
+
+
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """The mean of its members' forecasts; each member reads its own first N of the lags."""
+    """The mean of its members' forecasts (weighted when `weights` are given: a greedy
+    ensemble's member counts); each member reads its own first N of the lags."""
 
     members: tuple[ModelConfig, ...]
     model: str = "ensemble"
+    weights: tuple[float, ...] | None = None
 
     @property
     def lags(self) -> int:

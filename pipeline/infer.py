@@ -75,16 +75,24 @@ class NumpyModel:
 
 @dataclass(frozen=True)
 class NumpyEnsemble:
-    """The mean of NumPy members' forecasts (see models.EnsembleModel)."""
+    """The (weighted) mean of NumPy members' forecasts (see models.EnsembleModel)."""
 
     members: tuple[NumpyModel, ...]
+    weights: tuple[float, ...] | None = None
 
     @property
     def cfg(self) -> EnsembleConfig:
-        return EnsembleConfig(tuple(m.cfg for m in self.members))
+        return EnsembleConfig(tuple(m.cfg for m in self.members), weights=self.weights)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.mean([m.predict(x[:, : m.cfg.lags]) for m in self.members], axis=0)
+        return combine([m.predict(x[:, : m.cfg.lags]) for m in self.members], self.weights)
+
+
+def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.ndarray:
+    """Members' forecasts -> the ensemble's: their mean, or their weighted sum."""
+    if weights is None:
+        return np.mean(preds, axis=0)
+    return np.tensordot(np.asarray(weights), np.asarray(preds), axes=1)
 
 
 def has_weights(folder: Path) -> bool:
@@ -98,8 +106,10 @@ def has_weights(folder: Path) -> bool:
 def load(folder: Path) -> NumpyModel | NumpyEnsemble:
     """The model saved in `folder` (model.json + weights.npz), without torch."""
     if (folder / ENSEMBLE_FILE).exists():
-        count = json.loads((folder / ENSEMBLE_FILE).read_text())["members"]
-        return NumpyEnsemble(tuple(load(folder / f"member-{i}") for i in range(count)))
+        spec = json.loads((folder / ENSEMBLE_FILE).read_text())
+        members = tuple(load(folder / f"member-{i}") for i in range(spec["members"]))
+        weights = spec.get("weights")
+        return NumpyEnsemble(members, None if weights is None else tuple(weights))
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     with np.load(folder / WEIGHTS_FILE) as arrays:
         weights = {k: arrays[k].astype(np.float32) for k in arrays.files}

@@ -11,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS, DEMO_FILES, ModelConfig, Workspace
+from pipeline.config import (
+    DEFAULT_ENSEMBLE_METHOD,
+    DEFAULT_TEST_DAYS,
+    DEFAULT_VAL_DAYS,
+    DEMO_FILES,
+    ModelConfig,
+    Workspace,
+)
 from pipeline.errors import DriftError, ViewcastError
 
 StageHook = Callable[[str, object | None], None]  # (stage, None) before it, (stage, result) after
@@ -222,6 +229,7 @@ def run_all(
     on_stage: StageHook = _quiet,
     on_step=None,
     seeds: int = 1,
+    method: str = DEFAULT_ENSEMBLE_METHOD,
 ) -> SealedTest:
     """Ingest (default: the demo data), features, sweep, select, submit and finalize. A
     workspace whose test was finalized shows that result instead of scoring again."""
@@ -233,7 +241,7 @@ def run_all(
         ("ingest", lambda: ingest(ws, files) if files else None),  # [] : already ingested
         ("features", lambda: features(ws, feats.FeatureSpec())[0]),
         ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step, seeds=seeds)),
-        ("select", lambda: selection.select(ws, ensemble=ensemble)),
+        ("select", lambda: selection.select(ws, ensemble=ensemble, method=method)),
     ]
     results: dict[str, object] = {}
     for name, step in steps:

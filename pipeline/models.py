@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from pipeline.config import EnsembleConfig, ModelConfig
+from pipeline.infer import combine
 
-__all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "load", "save"]
+__all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "combine", "load", "save"]
 
 STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
 ENSEMBLE_FILE = "ensemble.json"
@@ -132,19 +133,27 @@ class ViewsModel(nn.Module):
 
 
 class EnsembleModel(nn.Module):
-    """The mean forecast of several trained models (Kaggle's variance reduction): each member
-    reads the first N of the lags it was trained on."""
+    """The mean forecast of several trained models (Kaggle's variance reduction), or their
+    weighted mean (`weights`, summing to 1: a greedy ensemble): each member reads the first N of
+    the lags it was trained on."""
 
-    def __init__(self, members: list[ViewsModel]) -> None:
+    def __init__(self, members: list[ViewsModel], weights: list[float] | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.cfg = EnsembleConfig(tuple(m.cfg for m in members))
+        self.weights = None if weights is None else tuple(float(w) for w in weights)
+        self.cfg = EnsembleConfig(tuple(m.cfg for m in members), weights=self.weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(x[:, : m.cfg.lags]) for m in self.members]).mean(0)
+        preds = torch.stack([m(x[:, : m.cfg.lags]) for m in self.members])
+        if self.weights is None:
+            return preds.mean(0)
+        return (
+            preds * torch.tensor(self.weights, dtype=preds.dtype, device=preds.device)[:, None]
+        ).sum(0)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.mean([m.predict(x[:, : m.cfg.lags]) for m in self.members], axis=0)
+        preds = [m.predict(x[:, : m.cfg.lags]) for m in self.members]
+        return combine(preds, self.weights)
 
 
 def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
@@ -153,7 +162,10 @@ def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
     if isinstance(model, EnsembleModel):
         for i, member in enumerate(model.members):
             save(member, folder / f"member-{i}")
-        (folder / ENSEMBLE_FILE).write_text(json.dumps({"members": len(model.members)}))
+        spec = {"members": len(model.members)}
+        if model.weights is not None:
+            spec["weights"] = list(model.weights)
+        (folder / ENSEMBLE_FILE).write_text(json.dumps(spec))
         return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save(state, folder / STATE_FILE)
@@ -165,8 +177,9 @@ def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
 def load(folder: Path) -> ViewsModel | EnsembleModel:
     """Rebuild a saved model on the CPU, in evaluation mode."""
     if (folder / ENSEMBLE_FILE).exists():
-        count = json.loads((folder / ENSEMBLE_FILE).read_text())["members"]
-        return EnsembleModel([load(folder / f"member-{i}") for i in range(count)]).eval()
+        spec = json.loads((folder / ENSEMBLE_FILE).read_text())
+        members = [load(folder / f"member-{i}") for i in range(spec["members"])]
+        return EnsembleModel(members, spec.get("weights")).eval()
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     model = ViewsModel(cfg)
     model.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))

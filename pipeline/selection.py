@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import engines, tracking
-from pipeline.config import ModelConfig, Workspace
+from pipeline.config import DEFAULT_ENSEMBLE_METHOD, ModelConfig, Workspace
 from pipeline.engines import Engine
+from pipeline.ensembles import OOF_LIMIT, Forecasts
 from pipeline.errors import ViewcastError
 from pipeline.features import LagWindows
 from pipeline.store import Splits, ViewsTable
@@ -427,11 +428,12 @@ def bag(results: list, windows: LagWindows):
     from pipeline.train import TrainResult
 
     model = EnsembleModel([r.model for r in results]).eval()
-    scores = {}
+    scores, val_pred = {}, None
     for split in ("train", "val"):
         rows = windows.rows(split)
         pred = windows.predict(model, rows)
         scores[split] = float(np.abs(pred - windows.y(rows)).mean()) if len(rows) else math.nan
+        val_pred = pred if split == "val" else val_pred
     longest = max(r.epochs_run for r in results)
     history = {}
     for name in results[0].history:
@@ -451,6 +453,7 @@ def bag(results: list, windows: LagWindows):
         scores["val"],
         results[0].rows,
         epochs,
+        val_pred,
     )
 
 
@@ -487,8 +490,28 @@ def _log_outcome(
         metrics=metrics,
         curve_png=not stacked,
         keep_intervals=data.series is None,  # intervals hold for every series or none
+        oof=out_of_fold(data, windows, outcome),
     )
     return metrics.get("val_mae", first.val_mae)
+
+
+def out_of_fold(data: SweepData, windows: LagWindows, results: list) -> Forecasts | None:
+    """A configuration's validation forecasts of every fold (what greedy ensembles are built
+    on), or None past OOF_LIMIT forecasts."""
+    from pipeline import features as feats
+
+    if len(windows.rows("val")) * len(results) > OOF_LIMIT:
+        return None
+    targets, folds, preds = [], [], []
+    for k, result in enumerate(results, 1):
+        fw = feats.fold(windows, data.splits, k)
+        rows = fw.rows("val")
+        pred = result.val_pred
+        if pred is None or len(pred) != len(rows):
+            pred = fw.predict(result.model, rows)
+        targets.append(fw.target[rows]), folds.append(np.full(len(rows), k, np.int8))
+        preds.append(np.asarray(pred, np.float64))
+    return Forecasts(np.concatenate(targets), np.concatenate(folds), np.concatenate(preds))
 
 
 PLOTTED = 10  # learning curves drawn after a stacked sweep: its best runs (others on demand)
@@ -542,14 +565,25 @@ class Selection:
         return self.ranking[0]
 
 
+ENSEMBLE_METHODS = ("greedy", "top")
+
+
 def select(
-    ws: Workspace, metric: str = "val_mae", sweep_id: str | None = None, ensemble: int = 0
+    ws: Workspace,
+    metric: str = "val_mae",
+    sweep_id: str | None = None,
+    ensemble: int = 0,
+    method: str = DEFAULT_ENSEMBLE_METHOD,
 ) -> Selection:
     """Rank a sweep's finished training runs by a validation metric; register the best as the
-    `champion` alias of the workspace's registered model. With `ensemble` K >= 2, the mean of the
-    K best configurations is scored on the validation days too and competes as one more run."""
+    `champion` alias of the workspace's registered model. With `ensemble` K >= 2 one ensemble
+    competes as one more run: `greedy`, members chosen by forward selection on the folds'
+    validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
+    configurations (a sweep without --folds only)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
+    if method not in ENSEMBLE_METHODS:
+        raise ViewcastError(f"--ensemble-method must be greedy or top, got {method!r}")
     sweep_id = sweep_id or tracking.latest_sweep(ws)
     children = [r for r in tracking.sweep_children(ws, sweep_id) if metric in r.metrics]
     runs = [r for r in children if Tag.ENSEMBLE_KEY not in r.tags]  # one competes, below
@@ -558,10 +592,13 @@ def select(
     note = ""
     if ensemble >= 2:
         folds = tracking.get_run(ws, sweep_id).params.get("folds", "1")
-        if metric not in ("val_mae", "val_mae_vs_naive") or folds != "1":
-            note = "no ensemble: it is scored on the validation days of a sweep without --folds"
+        if metric not in ("val_mae", "val_mae_vs_naive"):
+            note = f"no ensemble: it is scored by val_mae and val_mae_vs_naive, not {metric}"
+        elif method == "top" and folds != "1":
+            note = "no top-K ensemble on a sweep with --folds: use --ensemble-method greedy"
         else:
-            extra = ensemble_run(ws, sweep_id, runs, children, ensemble, metric)
+            build = greedy_run if method == "greedy" else ensemble_run
+            extra = build(ws, sweep_id, runs, children, ensemble, metric)
             runs += [extra] if extra is not None and metric in extra.metrics else []
     ranking = sorted(
         (
@@ -590,21 +627,79 @@ def ensemble_run(
 ) -> RunRecord | None:
     """The run of the mean of the k best trained configurations (logged once per member set),
     or None when fewer than two are there. Scored on the dev days only, like every run."""
+    singles = [r for r in runs if not r.baseline]
+    members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics[metric])[:k]]
+    if len(members) < 2:
+        return None
+    return _ensemble_record(ws, sweep_id, children, members, None, f"ensemble-top{len(members)}")
+
+
+def greedy_run(
+    ws: Workspace,
+    sweep_id: str,
+    runs: list[RunRecord],
+    children: list[RunRecord],
+    k: int = 0,
+    metric: str = "val_mae",
+) -> RunRecord | None:
+    """The run of the greedy ensemble built on the folds' validation forecasts of the sweep's
+    POOL best trained configurations (`k` only turns it on), or None when it is one member
+    (nothing beat the best run alone) or fewer than two runs kept their forecasts."""
+    from pipeline import ensembles
+    from pipeline.store import Store
+
+    singles = sorted((r for r in runs if not r.baseline), key=lambda r: r.metrics[metric])
+    kept = []
+    for run in singles[: ensembles.POOL]:
+        path = tracking.model_folder(ws, run.run_id) / ensembles.OOF_FILE
+        found = ensembles.Forecasts.read(path)
+        if found is not None:
+            kept.append((run.run_id, found))
+    if len(kept) < 2:
+        return None
+    target, fold, preds = ensembles.aligned([f for _, f in kept])
+    y = Store(ws).read_dev().views[target]
+    weight = ensembles.fold_weights(fold)
+    counts = ensembles.greedy(preds, y, weight)
+    chosen = np.flatnonzero(counts)
+    if len(chosen) < 2:
+        return None
+    members = [kept[i][0] for i in chosen]
+    weights = [float(c) for c in counts[chosen] / counts.sum()]
+    blend = weights @ preds[chosen]
+    folds = {}
+    if len(np.unique(fold)) > 1:  # the ensemble's val MAE as its members' (the folds' mean)
+        folds = {
+            f"val_mae_fold{f}": float(np.abs(blend - y)[fold == f].mean()) for f in np.unique(fold)
+        }
+        folds["val_mae"] = ensembles.error(blend, y, weight)
+    name = f"ensemble-greedy{len(members)}"
+    return _ensemble_record(ws, sweep_id, children, members, weights, name, folds)
+
+
+def _ensemble_record(
+    ws: Workspace,
+    sweep_id: str,
+    children: list[RunRecord],
+    members: list[str],
+    weights: list[float] | None,
+    name: str,
+    metrics: dict[str, float] | None = None,
+) -> RunRecord:
+    """The ensemble's run under the sweep (logged once per member set and weights): scored on
+    the dev days only, like every run; `metrics` replace what it scores itself."""
     from pipeline import features as feats
     from pipeline.metrics import validation_vs_naive
     from pipeline.models import EnsembleModel
     from pipeline.store import Store
     from pipeline.train import NORMALISATION_ROWS, sample_rows
 
-    singles = [r for r in runs if not r.baseline]
-    members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics[metric])[:k]]
-    if len(members) < 2:
-        return None
-    key = hashlib.sha256(",".join(members).encode()).hexdigest()[:16]
+    identity = ",".join(members) + ("" if weights is None else f":{weights}")
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     for run in children:
         if run.tags.get(Tag.ENSEMBLE_KEY) == key:
             return run  # logged by an earlier select
-    model = EnsembleModel([tracking.load_model(ws, run_id) for run_id in members]).eval()
+    model = EnsembleModel([tracking.load_model(ws, r) for r in members], weights).eval()
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
     parent = tracking.get_run(ws, sweep_id)
@@ -618,7 +713,7 @@ def ensemble_run(
         "train_mae": float(abs(windows.predict(model, train_rows) - windows.y(train_rows)).mean()),
         "val_mae": float(abs(pred - windows.y(val_rows)).mean()),
         "val_mae_vs_naive": validation_vs_naive(model, windows, pred),
-    }
+    } | (metrics or {})
     tags = {Tag.BASELINE: "False", Tag.ENSEMBLE_KEY: key, Tag.CONFIG_KEY: key}
     tags[Tag.SWEEP_KEY] = parent.tags.get(Tag.SWEEP_KEY, "")
     run_id = tracking.log_ensemble(
@@ -628,7 +723,7 @@ def ensemble_run(
         members,
         scores,
         feats.data_params(ws, windows),
-        run_name=f"ensemble-top{len(members)}",
+        run_name=name,
         tags=tags,
         parent_run_id=sweep_id,
         val_pred=pred if chosen == "all" else None,

@@ -625,9 +625,11 @@ def log_training(
     stage: Stage = Stage.TRAIN,
     curve_png: bool = True,
     keep_intervals: bool = True,
+    oof=None,
 ) -> str:
     """One MLflow run per training: params, curves, final MAE, datasets, the model with its
-    validation intervals (unless `keep_intervals` is off: windows of some series only) and
+    validation intervals (unless `keep_intervals` is off: windows of some series only) and its
+    out-of-fold validation forecasts (`oof`, an ensembles.Forecasts, kept as oof.npz), and
     (unless `curve_png` is off: a sweep draws only its best, see `plot_learning_curve`) the PNG.
     Written
     in few calls: one batch of params, tags and metrics (more batches for long curves), one of
@@ -677,9 +679,22 @@ def log_training(
             reports.learning_curve(result.history, path)
             run.artifact(path)
     kept = kept_intervals(windows, val_rows, pred, data) if keep_intervals else None
-    run.model(result.model, data, windows.x(windows.rows("train")[-2:]), kept)
+    run.model(result.model, data, windows.x(windows.rows("train")[-2:]), _writers(kept, oof))
     s.client.set_terminated(run.run_id, "FINISHED")
     return run.run_id
+
+
+def _writers(kept, oof):
+    """One `extra(folder)` for RunWriter.model: the kept intervals and the out-of-fold file."""
+    from pipeline.ensembles import OOF_FILE
+
+    def write(folder: Path) -> None:
+        if kept is not None:
+            kept(folder)
+        if oof is not None:
+            oof.write(folder / OOF_FILE)
+
+    return write
 
 
 def kept_intervals(windows: LagWindows, rows: np.ndarray, pred: np.ndarray | None, data: dict):
@@ -785,6 +800,8 @@ def log_ensemble(
     with start_run(ws, run_name, stage, tags, parent_run_id) as run:
         params = {"model.model": "ensemble", "model.lags": model.cfg.lags}
         params |= {"ensemble.size": len(members), "ensemble.members": ",".join(members)}
+        if getattr(model, "weights", None) is not None:  # a greedy ensemble's weighted mean
+            params["ensemble.weights"] = ",".join(repr(w) for w in model.weights)
         params |= {f"data.{k}": v for k, v in data.items()}
         run.params(params)
         run.metrics(scores)
