@@ -37,6 +37,7 @@ Fill = Literal["linear", "ffill", "zero"]
 Transform = Literal["none", "log1p"]
 Family = Literal["linear", "sigmoid", "relu", "naive"]
 Scaling = Literal["none", "window-mean", "window-median", "last-week-mean"]
+Calendar = Literal["none", "weekday"]
 Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
 Schedule = Literal["constant", "linear", "cosine", "step"]
 Loss = Literal["mae", "mse"]
@@ -240,6 +241,9 @@ def train(
     scaling: Annotated[
         Scaling, Opt(help="Each row over its window's mean, median or last week's mean.")
     ] = "none",
+    calendar: Annotated[
+        Calendar, Opt(help="weekday: the target day's day of week as 7 inputs.")
+    ] = "none",
     optimizer: Annotated[Optimizer, Opt(help="The optimiser.")] = "adam",
     lr: Annotated[float, Opt(help="Learning rate.")] = 1e-3,
     momentum: Annotated[float, Opt(help="Momentum of --optimizer momentum.")] = 0.9,
@@ -285,6 +289,7 @@ def train(
         return
     options = dict(locals())
     model_fields = ("lags", "model", "layers", "width", "batchnorm", "dropout", "scaling")
+    model_fields += ("calendar",)
     mcfg = {k: options[k] for k in model_fields} | {"target_transform": target_transform}
     tcfg = TrainConfig(**{k: options[k] for k in TrainConfig.__dataclass_fields__ if k in options})
     with show.epoch_progress(epochs) as on_epoch:

@@ -85,6 +85,8 @@ class Workspace:
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # also `viewcast --tracking-uri`
 MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
 SCALINGS = ("none", "window-mean", "window-median", "last-week-mean")
+# calendar inputs beside the lags: none, or weekday (the target day's day of week, one-hot)
+CALENDARS = ("none", "weekday")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class ModelConfig:
     dropout: float = 0.0
     target_transform: str = "none"
     scaling: str = "none"
+    calendar: str = "none"
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -115,6 +118,15 @@ class ModelConfig:
             )
         if not 0 <= self.dropout < 1:
             raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.calendar not in CALENDARS:
+            raise ViewcastError(
+                f"unknown calendar {self.calendar!r} (choose from {', '.join(CALENDARS)})"
+            )
+
+    @property
+    def inputs(self) -> int:
+        """The net's inputs: the lags, and 7 weekday indicators with the weekday calendar."""
+        return self.lags + (7 if self.calendar == "weekday" else 0)
 
 
 # the ensemble `select` lets compete: greedy (forward selection on the folds' forecasts) or top
@@ -130,6 +142,11 @@ class EnsembleConfig:
     members: tuple[ModelConfig, ...]
     model: str = "ensemble"
     weights: tuple[float, ...] | None = None
+
+    @property
+    def calendar(self) -> str:
+        """weekday when any member reads the weekday."""
+        return "weekday" if any(m.calendar == "weekday" for m in self.members) else "none"
 
     @property
     def lags(self) -> int:

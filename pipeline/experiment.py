@@ -159,7 +159,7 @@ class LectureRuns:
             data = self.scorer.data(model.cfg.lags)
             w, idx = data.windows, data.rows["test"]
             idx = idx[np.isin(w.names[w.code[idx]].astype(str), self.series)]
-            test = float(np.abs(model.predict(w.x(idx)) - w.y(idx)).mean())
+            test = float(np.abs(w.predict(model, idx) - w.y(idx)).mean())
         params = sum(p.numel() for p in model.net.parameters())
         losses = tracking.epoch_history(self.ws, r.run_id)["train_loss"]
         return Row(
@@ -296,7 +296,7 @@ def validation_panels(model, windows, name: str, most: int = 4) -> list:
                 str(windows.names[code]),
                 windows.day[idx].astype("datetime64[D]"),
                 windows.y(idx),
-                {name: model.predict(windows.x(idx))},
+                {name: windows.predict(model, idx)},
             )
         )
     return panels

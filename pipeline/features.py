@@ -28,6 +28,11 @@ SPEC_FILE = "features.json"
 PREDICT_CHUNK = 2**17  # windows scored at a time (56 lags: 57 MB of float64)
 
 
+def weekday(day: np.ndarray) -> np.ndarray:
+    """Day numbers (days since 1970-01-01, a Thursday) -> day of week, Monday = 0 (int8)."""
+    return ((np.asarray(day, np.int64) + 3) % 7).astype(np.int8)
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Which lag windows the models see, and the transform applied to every views value."""
@@ -93,13 +98,19 @@ class LagWindows:
         """Yesterday's views of the given rows (the naive forecast), without gathering windows."""
         return self.values[(self.target if rows is None else self.target[rows]) - 1]
 
+    def weekday(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The target day's day of week of the given rows (Monday = 0)."""
+        return weekday(self.day if rows is None else self.day[rows])
+
     def predict(self, model, rows: np.ndarray | None = None, chunk: int = PREDICT_CHUNK):
-        """model.predict over the given rows' windows, gathered `chunk` rows at a time: memory
-        is bounded by the chunk, not by the rows (145k series x 60 days is 8.7M windows)."""
+        """model.predict over the given rows' windows (and their weekdays), gathered `chunk`
+        rows at a time: memory is bounded by the chunk, not by the rows (145k series x 60 days
+        is 8.7M windows)."""
         rows = np.arange(len(self)) if rows is None else rows
         out = np.empty(len(rows))
         for lo in range(0, len(rows), chunk):
-            out[lo : lo + chunk] = model.predict(self.x(rows[lo : lo + chunk]))
+            part = rows[lo : lo + chunk]
+            out[lo : lo + chunk] = model.predict(self.x(part), self.weekday(part))
         return out
 
     def frame(self) -> pd.DataFrame:

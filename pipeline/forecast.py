@@ -317,7 +317,10 @@ def production_model(ws: Workspace) -> ForecastModel:
 
 def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int, horizon: int):
     """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`,
-    feeding predictions back as inputs. Returns (series index, day, step, forecast) arrays."""
+    feeding predictions back as inputs (and the forecast day's weekday, for a model that reads
+    it). Returns (series index, day, step, forecast) arrays."""
+    from pipeline.features import weekday
+
     n = model.cfg.lags
     steps = first - 1 - last  # days to roll over before `first`
     total = steps + horizon
@@ -325,9 +328,9 @@ def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int,
     out_s, out_day, out_step, out_pred = [], [], [], []
     for k in range(1, int(total.max(initial=0)) + 1):
         active = np.flatnonzero(total >= k)
-        pred = np.maximum(model.predict(windows[active]), 0.0)  # views are never negative
-        windows[active] = np.concatenate([pred[:, None], windows[active, :-1]], axis=1)
         day = last[active] + k
+        pred = np.maximum(model.predict(windows[active], weekday(day)), 0.0)  # never negative
+        windows[active] = np.concatenate([pred[:, None], windows[active, :-1]], axis=1)
         keep = day >= first
         out_s.append(active[keep])
         out_day.append(day[keep])

@@ -378,11 +378,11 @@ def period_panels(
     panels = []  # the series with test rows, most test views first (one pass: 145k series)
     for code in codes[np.argsort(-totals[codes], kind="stable")[:most]]:
         idx = rows[w.code[rows] == code]
-        forecasts = {"champion": champion.predict(w.x(idx))}
+        forecasts = {"champion": w.predict(champion, idx)}
         if baseline is not None:
             base = holdout.data(baseline.cfg.lags)
             bidx = base.rows["test"][base.windows.code[base.rows["test"]] == code]
-            forecasts["seasonal naive"] = baseline.predict(base.windows.x(bidx))
+            forecasts["seasonal naive"] = base.windows.predict(baseline, bidx)
         name = str(w.names[code])
         private = np.datetime64(holdout.splits.series[name].private_start, "D")
         panels.append(

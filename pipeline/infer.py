@@ -54,8 +54,9 @@ class NumpyModel:
             i += 1 + (cfg.dropout > 0)
         return h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Views of the day after each window (rows of lag_1..lag_N views)."""
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        """Views of the day after each window (rows of lag_1..lag_N views; `weekday`: that
+        day's day of week, Monday = 0, for a model with the weekday calendar)."""
         x = np.asarray(x, dtype=np.float32)
         if self.cfg.model == "naive":
             return x[:, -1].astype(np.float64)
@@ -69,7 +70,12 @@ class NumpyModel:
             scale = days.mean(axis=1, keepdims=True) + np.float32(1)
         else:
             scale = np.ones((len(x), 1), np.float32)
-        out = self._net((t / scale - w["x_mean"]) / w["x_std"])
+        h = (t / scale - w["x_mean"]) / w["x_std"]
+        if self.cfg.calendar == "weekday":
+            if weekday is None:
+                raise ValueError("this model reads the weekday: pass each row's weekday")
+            h = np.concatenate([h, np.eye(7, dtype=np.float32)[np.asarray(weekday)]], axis=1)
+        out = self._net(h)
         return self._untransform((out * w["y_std"] + w["y_mean"]) * scale)[:, 0].astype(np.float64)
 
 
@@ -84,8 +90,9 @@ class NumpyEnsemble:
     def cfg(self) -> EnsembleConfig:
         return EnsembleConfig(tuple(m.cfg for m in self.members), weights=self.weights)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return combine([m.predict(x[:, : m.cfg.lags]) for m in self.members], self.weights)
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
+        return combine(preds, self.weights)
 
 
 def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.ndarray:

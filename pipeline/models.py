@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import EnsembleConfig, ModelConfig
+from pipeline.errors import ViewcastError
 from pipeline.infer import combine
 
 __all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "combine", "load", "save"]
@@ -35,11 +37,13 @@ def build_net(cfg: ModelConfig) -> nn.Module:
     if cfg.model == "naive":
         return nn.Identity()
     if cfg.model == "linear":
-        return nn.Linear(cfg.lags, 1)
+        return nn.Linear(cfg.inputs, 1)
     if cfg.model == "sigmoid":
-        return nn.Sequential(nn.Linear(cfg.lags, cfg.width), nn.Sigmoid(), nn.Linear(cfg.width, 1))
+        return nn.Sequential(
+            nn.Linear(cfg.inputs, cfg.width), nn.Sigmoid(), nn.Linear(cfg.width, 1)
+        )
     blocks: list[nn.Module] = []
-    fan_in = cfg.lags
+    fan_in = cfg.inputs
     for _ in range(cfg.layers):
         blocks.append(nn.Linear(fan_in, cfg.width))
         if cfg.batchnorm:
@@ -82,10 +86,21 @@ class ViewsModel(nn.Module):
             t = t[:, :7]
         return t.mean(dim=1, keepdim=True) + 1.0
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        """Views -> standardised inputs (and targets), as the net sees them."""
+    def encode(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        weekday: torch.Tensor | None = None,
+    ):
+        """Views -> standardised inputs (and targets), as the net sees them; with the weekday
+        calendar, the target days' weekdays (Monday = 0) follow as 7 indicators."""
         scale = self.scale_of(x)
         xs = (self._transform(x) / scale - self.x_mean) / self.x_std
+        if self.cfg.calendar == "weekday":
+            if weekday is None:
+                raise ViewcastError("this model reads the weekday: pass each row's weekday")
+            onehot = F.one_hot(torch.as_tensor(weekday, device=x.device).long(), 7)
+            xs = torch.cat([xs, onehot.to(xs.dtype)], dim=1)
         if y is None:
             return xs, None, scale
         ys = (self._transform(y).unsqueeze(1) / scale - self.y_mean) / self.y_std
@@ -111,21 +126,29 @@ class ViewsModel(nn.Module):
         """False for the naive baseline, which has no unknowns to fit."""
         return self.cfg.model != "naive"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weekday: torch.Tensor | None = None) -> torch.Tensor:
         if not self.trainable:  # y = x_N: the view N days before, as it is
             return x[:, -1]
-        xs, _, scale = self.encode(x)
+        xs, _, scale = self.encode(x, None, weekday)
         return self.decode(self.net(xs), scale)
 
     @torch.no_grad()
-    def predict(self, x: np.ndarray, batch: int = 262_144) -> np.ndarray:
-        """Views of the day after each window (rows of lag_1..lag_N views), in evaluation mode."""
+    def predict(
+        self, x: np.ndarray, weekday: np.ndarray | None = None, batch: int = 262_144
+    ) -> np.ndarray:
+        """Views of the day after each window (rows of lag_1..lag_N views; `weekday`: that
+        day's day of week, Monday = 0, for a model with the weekday calendar), in evaluation
+        mode."""
         was_training = self.training
         self.eval()
         device = self.x_mean.device  # buffers: the naive baseline has no parameters
         x = np.ascontiguousarray(x, dtype=np.float32)  # views of reversed windows are fine too
+        days = None if weekday is None else torch.as_tensor(np.asarray(weekday, np.int64))
         out = [
-            self(torch.as_tensor(x[i : i + batch], device=device)).cpu()
+            self(
+                torch.as_tensor(x[i : i + batch], device=device),
+                None if days is None else days[i : i + batch].to(device),
+            ).cpu()
             for i in range(0, len(x), batch)
         ]
         self.train(was_training)
@@ -143,16 +166,16 @@ class EnsembleModel(nn.Module):
         self.weights = None if weights is None else tuple(float(w) for w in weights)
         self.cfg = EnsembleConfig(tuple(m.cfg for m in members), weights=self.weights)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preds = torch.stack([m(x[:, : m.cfg.lags]) for m in self.members])
+    def forward(self, x: torch.Tensor, weekday: torch.Tensor | None = None) -> torch.Tensor:
+        preds = torch.stack([m(x[:, : m.cfg.lags], weekday) for m in self.members])
         if self.weights is None:
             return preds.mean(0)
         return (
             preds * torch.tensor(self.weights, dtype=preds.dtype, device=preds.device)[:, None]
         ).sum(0)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        preds = [m.predict(x[:, : m.cfg.lags]) for m in self.members]
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
         return combine(preds, self.weights)
 
 

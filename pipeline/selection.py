@@ -52,10 +52,12 @@ class Candidate:
     @property
     def key(self) -> str:
         """Content digest: the same configuration has the same key in every sweep."""
-        train = asdict(self.train)
+        train, model = asdict(self.train), asdict(self.model)
         if train["seeds"] == 1:  # keys from before bagging existed stay the same
             del train["seeds"]
-        payload = json.dumps([asdict(self.model), train], sort_keys=True)
+        if model["calendar"] == "none":  # and from before calendar inputs
+            del model["calendar"]
+        payload = json.dumps([model, train], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -67,7 +69,7 @@ def canonical(cfg: ModelConfig) -> ModelConfig:
     if cfg.model != "relu":
         cfg = replace(cfg, layers=default.layers, batchnorm=False, dropout=0.0)
     if cfg.model == "naive":
-        cfg = replace(cfg, target_transform="none", scaling="none")
+        cfg = replace(cfg, target_transform="none", scaling="none", calendar="none")
     return cfg
 
 
@@ -79,7 +81,8 @@ def config_name(cfg: ModelConfig) -> str:
     }.get(cfg.model, cfg.model)
     transform = "" if cfg.target_transform == "none" else f"-{cfg.target_transform}"
     robust = {"window-median": "-median", "last-week-mean": "-lastweek"}.get(cfg.scaling, "")
-    return f"{family}-lags{cfg.lags}{transform}{robust}"
+    calendar = "-weekday" if cfg.calendar == "weekday" else ""
+    return f"{family}-lags{cfg.lags}{transform}{robust}{calendar}"
 
 
 def baselines() -> list[Candidate]:

@@ -6,7 +6,8 @@ torch. The logged model carries a copy of this module, pipeline/infer.py and pip
 (MLflow's `code_paths`), so it loads where viewcast is not installed.
 
 Input: one row per window, columns lag_1..lag_N (lag_1 = the most recent day's views), as
-floats. Output: a `views` column, the forecast of the next day (never negative).
+floats, and for a model with the weekday calendar a `date` column: the day forecast (YYYY-MM-DD).
+Output: a `views` column, the forecast of that day (never negative).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 MODEL_FOLDER = "model"  # the artifact key: the saved model folder (model.json, weights.npz...)
+DATE_COLUMN = "date"  # the forecast day, for models that read its weekday
 
 
 def lag_columns(n: int) -> list[str]:
@@ -40,4 +42,10 @@ class ViewcastModel(PythonModel):
         if missing:
             raise ValueError(f"input lacks the columns {missing} (lag_1 is the most recent day)")
         x = frame[columns].to_numpy(np.float32)
-        return pd.DataFrame({"views": np.maximum(self._model.predict(x), 0.0)})
+        weekday = None
+        if self._model.cfg.calendar != "none":
+            if DATE_COLUMN not in frame.columns:
+                raise ValueError("input lacks the column 'date' (the day forecast, YYYY-MM-DD)")
+            days = pd.to_datetime(frame[DATE_COLUMN]).to_numpy("datetime64[D]")
+            weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        return pd.DataFrame({"views": np.maximum(self._model.predict(x, weekday), 0.0)})

@@ -4,13 +4,13 @@ A stack's parameters carry a leading member dimension (M, ...): every layer is a
 product (`torch.baddbmm`), so one forward/backward/step trains all members at the price of one
 small model's Python overhead. That is what makes a grid cheap on the CPU and the GPU pay at all.
 
-Members share the shape (lags, family, layers, width, batch norm, dropout, loss, batch size, rows
-per epoch, epochs) and the rows (one window size and fold). The rows are every window gathered
-once (FullStack), or at Kaggle scale the series array alone, each member drawing its epochs'
-windows as it would alone (SampledStack, see train.SampledRows). They may differ in everything
-else: target transform and scaling (each member encodes the rows its own way, with its own training
-statistics), optimiser and its hyper-parameters (per-member tensors, so schedules and warm-up
-differ too), seed and patience.
+Members share the shape (lags, family, layers, width, batch norm, dropout, calendar, loss, batch
+size, rows per epoch, epochs) and the rows (one window size and fold). The rows are every window
+gathered once (FullStack), or at Kaggle scale the series array alone, each member drawing its
+epochs' windows as it would alone (SampledStack, see train.SampledRows). They may differ in
+everything else: target transform and scaling (each member encodes the rows its own way, with its
+own training statistics), optimiser and its hyper-parameters (per-member tensors, so schedules
+and warm-up differ too), seed and patience.
 
 A member trained in a stack is the configuration trained alone: the same initial weights (built by
 `ViewsModel` under the member's seed), the same batch order (its own generator), the same update
@@ -37,6 +37,7 @@ from pipeline.features import LagWindows
 from pipeline.models import ModelConfig, ViewsModel
 from pipeline.optim import get_lr
 from pipeline.train import (
+    Rows,
     SampledRows,
     SeriesArrays,
     TrainConfig,
@@ -49,7 +50,7 @@ from pipeline.train import (
     validation_forecasts,
 )
 
-SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout")
+SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout", "calendar")
 SHAPE_TRAIN = ("loss", "batch_size", "rows_per_epoch", "epochs", "device", "amp")
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
 
@@ -73,10 +74,8 @@ def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:
 class StackData:
     """The rows every member trains on, in views, on the device."""
 
-    x_tr: torch.Tensor
-    y_tr: torch.Tensor
-    x_va: torch.Tensor
-    y_va: torch.Tensor
+    tr: Rows
+    va: Rows
 
 
 def stack_data(windows: LagWindows, device: torch.device) -> StackData:
@@ -86,13 +85,13 @@ def stack_data(windows: LagWindows, device: torch.device) -> StackData:
     require_training_rows(windows.n, len(train_rows))
     values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
     target = torch.from_numpy(windows.target).to(device)
-    tr, va = (torch.from_numpy(r).to(device) for r in (train_rows, val_rows))
-    return StackData(
-        gather_rows(values, target[tr], windows.n),
-        values[target[tr]],
-        gather_rows(values, target[va], windows.n),
-        values[target[va]],
-    )
+    weekday = torch.from_numpy(windows.weekday().astype(np.int64)).to(device)
+
+    def rows(index: np.ndarray) -> Rows:
+        at = torch.from_numpy(index).to(device)
+        return Rows(gather_rows(values, target[at], windows.n), values[target[at]], weekday[at])
+
+    return StackData(rows(train_rows), rows(val_rows))
 
 
 # --- the stacked network -----------------------------------------------------------------------
@@ -289,10 +288,11 @@ class Member:
 def _encode(members: list[Member], data: StackData):
     """Each member's scaled training and validation rows, stacked: (M, rows, N)."""
     xs_tr, ys_tr, xs_va, scales = [], [], [], []
+    tr, va = data.tr, data.va
     for m in members:
-        m.model.fit_normalisation(data.x_tr, data.y_tr)
-        xs, ys, _ = m.model.encode(data.x_tr, data.y_tr)
-        xv, _, scale = m.model.encode(data.x_va)
+        m.model.fit_normalisation(tr.x, tr.y)
+        xs, ys, _ = m.model.encode(tr.x, tr.y, tr.weekday)
+        xv, _, scale = m.model.encode(va.x, None, va.weekday)
         xs_tr.append(xs), ys_tr.append(ys), xs_va.append(xv), scales.append(scale)
     return torch.stack(xs_tr), torch.stack(ys_tr), torch.stack(xs_va), torch.stack(scales)
 
@@ -369,10 +369,10 @@ class FullStack:
     @torch.no_grad()
     def validation(self, here: list[Member], net: StackedNet, slots: list[int]) -> torch.Tensor:
         """Each member's MAE in views on the validation rows (nan without any)."""
-        if not self.data.y_va.numel():
+        if not len(self.data.va):
             return torch.full((len(slots),), math.nan, device=self.xs_va.device)
         pred = _decode(here, net.forward(self.xs_va, training=False), self.scale_va)
-        return (pred - self.data.y_va).abs().mean(dim=1)
+        return (pred - self.data.va.y).abs().mean(dim=1)
 
     def keep(self, index: torch.Tensor) -> None:
         """Only these stack positions from now on (the others stopped)."""
@@ -383,10 +383,10 @@ class FullStack:
     def final(self, m: int, model: ViewsModel) -> tuple[float, float, dict, np.ndarray | None]:
         """Member m's train and validation MAE in views with its final weights, its rows, its
         validation forecasts."""
-        data = self.data
-        train_mae = mae(model(data.x_tr), data.y_tr).item()
-        val_pred, val_mae = validation_forecasts(model, data.x_va, data.y_va)
-        return train_mae, val_mae, {"train": len(data.y_tr), "val": len(data.y_va)}, val_pred
+        tr, va = self.data.tr, self.data.va
+        train_mae = mae(model(tr.x, tr.weekday), tr.y).item()
+        val_pred, val_mae = validation_forecasts(model, va)
+        return train_mae, val_mae, {"train": len(tr), "val": len(va)}, val_pred
 
 
 class SampledStack:
@@ -396,7 +396,7 @@ class SampledStack:
     (train.SampledRows), and its validation sample is scored through the stacked net."""
 
     def __init__(self, windows: LagWindows, members: list[Member], device) -> None:
-        shared = SeriesArrays.of(windows, device)
+        shared = SeriesArrays.of(windows, device, members[0].mcfg.calendar != "none")
         self.sources = [SampledRows(windows, m.model, m.tcfg, device, shared) for m in members]
         self.rows = members[0].tcfg.rows_per_epoch
 
@@ -416,10 +416,10 @@ class SampledStack:
         pieces = []
         chunk = train.SCORE_CHUNK
         for lo in range(0, len(targets[0]), chunk):
-            encoded = [
-                s.model.encode(s._gather(t[lo : lo + chunk])[0])
-                for s, t in zip(sources, targets, strict=True)
-            ]
+            encoded = []
+            for s, t in zip(sources, targets, strict=True):
+                x, _, weekday = s.gather(t[lo : lo + chunk])
+                encoded.append(s.model.encode(x, None, weekday))
             xs, scale = torch.stack([e[0] for e in encoded]), torch.stack([e[2] for e in encoded])
             pieces.append(_decode(here, net.forward(xs, training=False), scale).cpu())
         pred = torch.cat(pieces, dim=1).numpy().astype(np.float64)

@@ -93,19 +93,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def split_tensors(
-    windows: LagWindows, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Training and validation rows as float32 tensors on the device, moved once."""
+@dataclass
+class Rows:
+    """Rows on the device: lag windows (float32, views), targets, target days' weekdays."""
 
-    def move(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x: torch.Tensor
+    y: torch.Tensor
+    weekday: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def split_tensors(windows: LagWindows, device: torch.device) -> tuple[Rows, Rows]:
+    """Training and validation rows as tensors on the device, moved once."""
+
+    def move(rows: np.ndarray) -> Rows:
         x = torch.from_numpy(np.ascontiguousarray(windows.x(rows), dtype=np.float32))
         y = torch.from_numpy(windows.y(rows).astype(np.float32))
-        return x.to(device), y.to(device)
+        day = torch.from_numpy(windows.weekday(rows).astype(np.int64))
+        return Rows(x.to(device), y.to(device), day.to(device))
 
     train_rows, val_rows = windows.rows("train"), windows.rows("val")
     require_training_rows(windows.n, len(train_rows))
-    return (*move(train_rows), *move(val_rows))
+    return move(train_rows), move(val_rows)
 
 
 def require_training_rows(n: int, count: int) -> None:
@@ -193,12 +204,12 @@ class FullRows:
     epoch_pred = best_pred = val_pred = None
 
     def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
-        self.x_tr, self.y_tr, self.x_va, self.y_va = split_tensors(windows, device)
-        model.fit_normalisation(self.x_tr, self.y_tr)
-        self.xs_tr, self.ys_tr, _ = model.encode(self.x_tr, self.y_tr)
-        self.xs_va, _, self.scale_va = model.encode(self.x_va)
-        self.counts = {"train": len(self.y_tr), "val": len(self.y_va)}
-        self.rows = len(self.y_tr)  # rows an epoch
+        self.tr, self.va = split_tensors(windows, device)
+        model.fit_normalisation(self.tr.x, self.tr.y)
+        self.xs_tr, self.ys_tr, _ = model.encode(self.tr.x, self.tr.y, self.tr.weekday)
+        self.xs_va, _, self.scale_va = model.encode(self.va.x, None, self.va.weekday)
+        self.counts = {"train": len(self.tr), "val": len(self.va)}
+        self.rows = len(self.tr)  # rows an epoch
         self.shuffle = torch.Generator(device=device).manual_seed(tcfg.seed)
 
     def batches(self, batch: int):
@@ -216,23 +227,23 @@ class FullRows:
         return self.xs_tr, self.ys_tr
 
     def validation_mae(self, model: ViewsModel) -> torch.Tensor:
-        if not len(self.y_va):
-            return torch.full((), math.nan, device=self.y_va.device)
-        return mae(model.decode(model.net(self.xs_va), self.scale_va), self.y_va)
+        if not len(self.va):
+            return torch.full((), math.nan, device=self.va.y.device)
+        return mae(model.decode(model.net(self.xs_va), self.scale_va), self.va.y)
 
     def final_mae(self, model: ViewsModel, reuse=None) -> tuple[float, float]:
         """The train and validation MAE, keeping the validation forecasts (`val_pred`) for the
         run's other metrics and intervals (nothing scores them again)."""
-        self.val_pred, val = validation_forecasts(model, self.x_va, self.y_va)
-        return mae(model(self.x_tr), self.y_tr).item(), val
+        self.val_pred, val = validation_forecasts(model, self.va)
+        return mae(model(self.tr.x, self.tr.weekday), self.tr.y).item(), val
 
 
-def validation_forecasts(model, x_va: torch.Tensor, y_va: torch.Tensor) -> tuple:
+def validation_forecasts(model, va: Rows) -> tuple:
     """A model's forecasts of gathered validation rows (float64 on the host) and their MAE."""
-    if not len(y_va):
+    if not len(va):
         return None, math.nan
-    pred = model(x_va)
-    return pred.cpu().numpy().astype(np.float64), mae(pred, y_va).item()
+    pred = model(va.x, va.weekday)
+    return pred.cpu().numpy().astype(np.float64), mae(pred, va.y).item()
 
 
 NORMALISATION_ROWS = 2**20  # training windows the sampled path fits its normalisation on
@@ -258,15 +269,22 @@ class SeriesArrays:
     train_t: torch.Tensor
     val_t: torch.Tensor
     y_val: np.ndarray
+    weekday: torch.Tensor | None = None  # int8 per position of `values` (rows' days only)
 
     @classmethod
-    def of(cls, windows: LagWindows, device) -> SeriesArrays:
+    def of(cls, windows: LagWindows, device, calendar: bool = False) -> SeriesArrays:
+        """`calendar`: also each target position's weekday (1 byte per day of the series)."""
         train_t = windows.target[windows.split == 0]  # target positions, no row-index arrays
         val_t = windows.target[windows.split == 1]
         require_training_rows(windows.n, len(train_t))
         values = torch.from_numpy(windows.values.astype(np.float32)).to(device)
         train, val = (torch.from_numpy(t).to(device) for t in (train_t, val_t))
-        return cls(values, train, val, windows.values[val_t])
+        weekday = None
+        if calendar:
+            days = np.zeros(len(windows.values), np.int8)
+            days[windows.target] = windows.weekday()
+            weekday = torch.from_numpy(days).to(device)
+        return cls(values, train, val, windows.values[val_t], weekday)
 
 
 class SampledRows:
@@ -288,9 +306,11 @@ class SampledRows:
         device,
         shared: SeriesArrays | None = None,
     ) -> None:
-        arrays = shared or SeriesArrays.of(windows, device)
+        calendar = model.cfg.calendar != "none"
+        arrays = shared or SeriesArrays.of(windows, device, calendar)
         self.model, self.n, self.rows = model, windows.n, tcfg.rows_per_epoch
         self.values, self.train_t, self.val_t = arrays.values, arrays.train_t, arrays.val_t
+        self.weekday = arrays.weekday
         self.y_val = arrays.y_val
         self.epoch_pred = self.best_pred = self.val_pred = None
         self.counts = {"train": len(self.train_t), "val": len(self.val_t)}
@@ -302,30 +322,32 @@ class SampledRows:
         if len(self.val_t) > VALIDATION_ROWS:
             pick = torch.randperm(len(self.val_t), device=device, generator=self.draw)
             self.val_sample = pick[:VALIDATION_ROWS].sort().values
-        model.fit_normalisation(*self._gather(self.sample_t))
+        x, y, _ = self.gather(self.sample_t)
+        model.fit_normalisation(x, y)
 
-    def _gather(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return gather_rows(self.values, target, self.n), self.values[target]
+    def gather(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The windows, targets and (with a calendar) weekdays of target positions."""
+        weekday = None if self.weekday is None else self.weekday[target]
+        return gather_rows(self.values, target, self.n), self.values[target], weekday
 
     def encoded_train(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalisation sample in the net's space (what the closed form solves on)."""
-        xs, ys, _ = self.model.encode(*self._gather(self.sample_t))
+        xs, ys, _ = self.model.encode(*self.gather(self.sample_t))
         return xs, ys
 
     def batches(self, batch: int):
         device = self.values.device
         drawn = torch.randint(len(self.train_t), (self.rows,), device=device, generator=self.draw)
         for lo in range(0, self.rows, batch):
-            x, y = self._gather(self.train_t[drawn[lo : lo + batch]])
-            xs, ys, _ = self.model.encode(x, y)
+            xs, ys, _ = self.model.encode(*self.gather(self.train_t[drawn[lo : lo + batch]]))
             yield xs, ys
 
     def _forecasts(self, model: ViewsModel, target: torch.Tensor) -> np.ndarray:
         """The model's forecasts of the given target positions, in views (float64), chunked."""
         pieces = []
         for lo in range(0, len(target), SCORE_CHUNK):
-            x, _ = self._gather(target[lo : lo + SCORE_CHUNK])
-            pieces.append(model(x).cpu().numpy().astype(np.float64))
+            x, _, weekday = self.gather(target[lo : lo + SCORE_CHUNK])
+            pieces.append(model(x, weekday).cpu().numpy().astype(np.float64))
         return np.concatenate(pieces) if pieces else np.zeros(0)
 
     def validation_mae(self, model: ViewsModel) -> torch.Tensor:

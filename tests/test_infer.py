@@ -32,6 +32,9 @@ from pipeline.config import ModelConfig
         ModelConfig(lags=7, model="linear", target_transform="log1p", scaling="window-median"),
         ModelConfig(lags=28, model="relu", layers=1, width=6, scaling="last-week-mean"),
         ModelConfig(lags=1, model="linear", scaling="last-week-mean"),  # fewer than 7 days
+        # the weekday calendar: 7 indicators after the standardised lags
+        ModelConfig(lags=7, model="linear", scaling="window-mean", calendar="weekday"),
+        ModelConfig(lags=14, model="relu", layers=2, width=6, batchnorm=True, calendar="weekday"),
     ],
 )
 def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
@@ -50,8 +53,9 @@ def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
             module.running_mean.uniform_(-1, 1)
             module.running_var.uniform_(0.5, 2)
     save(model, tmp_path)
+    weekday = rng.integers(0, 7, len(x))  # ignored by a model without the calendar
     np.testing.assert_allclose(
-        infer.load(tmp_path).predict(x), model.predict(x), rtol=1e-4, atol=1e-3
+        infer.load(tmp_path).predict(x, weekday), model.predict(x, weekday), rtol=1e-4, atol=1e-3
     )
 
 

@@ -23,6 +23,7 @@ FAMILIES = {
     "sigmoid": {"model": "sigmoid", "width": 8},
     "relu": {"model": "relu", "layers": 2, "width": 8},
     "relu-bn": {"model": "relu", "layers": 2, "width": 8, "batchnorm": True},
+    "relu-weekday": {"model": "relu", "layers": 2, "width": 8, "calendar": "weekday"},
 }
 OPTIMISERS = [
     ("sgd", 1e-2),
@@ -108,7 +109,8 @@ def test_small_batches_keep_each_members_own_batch_order_and_schedule(windows):
         assert stacked.history["lr"] == pytest.approx(alone.history["lr"])
 
 
-def test_sampled_epochs_stack_like_training_alone(windows, monkeypatch):
+@pytest.mark.parametrize("calendar", ["none", "weekday"])
+def test_sampled_epochs_stack_like_training_alone(windows, monkeypatch, calendar):
     """--rows-per-epoch in a stack (Kaggle scale): each member draws its windows with its own
     generator, fits its normalisation on its own sample and scores its own validation sample,
     as alone; no window matrix is ever built. Weights within 1e-4 after 8 epochs, the same
@@ -118,7 +120,9 @@ def test_sampled_epochs_stack_like_training_alone(windows, monkeypatch):
     monkeypatch.setattr(train, "NORMALISATION_ROWS", 150)  # samples smaller than the rows
     monkeypatch.setattr(train, "VALIDATION_ROWS", 25)
     monkeypatch.setattr(train, "SCORE_CHUNK", 11)
-    base = ModelConfig(lags=14, model="relu", layers=2, width=8, scaling="window-mean")
+    base = ModelConfig(
+        lags=14, model="relu", layers=2, width=8, scaling="window-mean", calendar=calendar
+    )
     configs = [
         (
             replace(base, target_transform=t),
