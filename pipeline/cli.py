@@ -35,7 +35,7 @@ SeriesFilter = Annotated[list[str] | None, Opt(help="Only these series (repeat t
 Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long"]
 Fill = Literal["linear", "ffill", "zero"]
 Transform = Literal["none", "log1p"]
-Family = Literal["linear", "sigmoid", "relu", "naive"]
+Family = Literal["linear", "sigmoid", "relu", "naive", "hgb"]
 Scaling = Literal["none", "window-mean", "window-median", "last-week-mean"]
 Calendar = Literal["none", "weekday"]
 Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
@@ -233,6 +233,7 @@ def train(
     model: Annotated[Family, Opt(help="The model family.")] = "relu",
     layers: Annotated[int, Opt(help="Hidden layers of a relu network (1-6).")] = 3,
     width: Annotated[int, Opt(help="Sigmoids, or units per relu layer.")] = 100,
+    leaves: Annotated[int, Opt(help="hgb: leaves per tree (lr, epochs: shrinkage, trees).")] = 31,
     batchnorm: Annotated[bool, Opt(help="Batch normalisation after each layer.")] = False,
     dropout: Annotated[float, Opt(help="Dropout after each relu layer.")] = 0.0,
     target_transform: Annotated[
@@ -289,7 +290,7 @@ def train(
         return
     options = dict(locals())
     model_fields = ("lags", "model", "layers", "width", "batchnorm", "dropout", "scaling")
-    model_fields += ("calendar",)
+    model_fields += ("calendar", "leaves")
     mcfg = {k: options[k] for k in model_fields} | {"target_transform": target_transform}
     tcfg = TrainConfig(**{k: options[k] for k in TrainConfig.__dataclass_fields__ if k in options})
     with show.epoch_progress(epochs) as on_epoch:

@@ -83,7 +83,7 @@ class Workspace:
 
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # also `viewcast --tracking-uri`
-MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive")
+MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive", "hgb")  # hgb: gradient-boosted trees
 SCALINGS = ("none", "window-mean", "window-median", "last-week-mean")
 # calendar inputs beside the lags: none, or weekday (the target day's day of week, one-hot)
 CALENDARS = ("none", "weekday")
@@ -102,6 +102,7 @@ class ModelConfig:
     target_transform: str = "none"
     scaling: str = "none"
     calendar: str = "none"
+    leaves: int = 31  # hgb: leaves per tree (scikit-learn's max_leaf_nodes)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -118,10 +119,17 @@ class ModelConfig:
             )
         if not 0 <= self.dropout < 1:
             raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.leaves < 2:
+            raise ViewcastError(f"--leaves must be at least 2, got {self.leaves}")
         if self.calendar not in CALENDARS:
             raise ViewcastError(
                 f"unknown calendar {self.calendar!r} (choose from {', '.join(CALENDARS)})"
             )
+
+    @property
+    def trees(self) -> bool:
+        """Whether the model is scikit-learn's boosted trees (needs scikit-learn to predict)."""
+        return self.model == "hgb"
 
     @property
     def inputs(self) -> int:
@@ -142,6 +150,10 @@ class EnsembleConfig:
     members: tuple[ModelConfig, ...]
     model: str = "ensemble"
     weights: tuple[float, ...] | None = None
+
+    @property
+    def trees(self) -> bool:
+        return any(m.trees for m in self.members)
 
     @property
     def calendar(self) -> str:

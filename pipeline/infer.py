@@ -10,6 +10,7 @@ dropout as the identity). A test checks it against torch for every family.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from pipeline.config import EnsembleConfig, ModelConfig
 
 CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE = "model.json", "weights.npz", "ensemble.json"
+TREES_FILE = "trees.pkl"
 BATCHNORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default
 
 
@@ -27,6 +29,7 @@ class NumpyModel:
 
     cfg: ModelConfig
     weights: dict[str, np.ndarray]
+    trees: object = None  # hgb: the fitted scikit-learn trees (trees.pkl)
 
     def _transform(self, v: np.ndarray) -> np.ndarray:
         return np.log1p(v) if self.cfg.target_transform == "log1p" else v
@@ -36,6 +39,8 @@ class NumpyModel:
 
     def _net(self, h: np.ndarray) -> np.ndarray:
         w, cfg = self.weights, self.cfg
+        if cfg.model == "hgb":
+            return self.trees.predict(h.astype(np.float64))[:, None].astype(np.float32)
         if cfg.model == "linear":
             return h @ w["net.weight"].T + w["net.bias"]
         if cfg.model == "sigmoid":
@@ -120,4 +125,7 @@ def load(folder: Path) -> NumpyModel | NumpyEnsemble:
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     with np.load(folder / WEIGHTS_FILE) as arrays:
         weights = {k: arrays[k].astype(np.float32) for k in arrays.files}
-    return NumpyModel(cfg, weights)
+    trees = None
+    if (folder / TREES_FILE).exists():  # scikit-learn is imported when the pickle is read
+        trees = pickle.loads((folder / TREES_FILE).read_bytes())
+    return NumpyModel(cfg, weights, trees)

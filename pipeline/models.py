@@ -14,6 +14,7 @@ plus its `ModelConfig` reproduce predictions exactly:
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,11 +31,13 @@ __all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "combine",
 
 STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
 ENSEMBLE_FILE = "ensemble.json"
+TREES_FILE = "trees.pkl"  # the hgb family's fitted trees
 
 
 def build_net(cfg: ModelConfig) -> nn.Module:
-    """The function with unknowns, on standardised inputs (none for the naive baseline)."""
-    if cfg.model == "naive":
+    """The function with unknowns, on standardised inputs (none for the naive baseline; the
+    trees of the hgb family are fitted by scikit-learn, outside torch: see ViewsModel.trees)."""
+    if cfg.model in ("naive", "hgb"):
         return nn.Identity()
     if cfg.model == "linear":
         return nn.Linear(cfg.inputs, 1)
@@ -63,6 +66,7 @@ class ViewsModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.net = build_net(cfg)
+        self.trees = None  # hgb: a fitted HistGradientBoostingRegressor on the encoded inputs
         for name, size in (("x_mean", cfg.lags), ("x_std", cfg.lags), ("y_mean", 1), ("y_std", 1)):
             self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
 
@@ -130,7 +134,14 @@ class ViewsModel(nn.Module):
         if not self.trainable:  # y = x_N: the view N days before, as it is
             return x[:, -1]
         xs, _, scale = self.encode(x, None, weekday)
-        return self.decode(self.net(xs), scale)
+        return self.decode(self.body(xs), scale)
+
+    def body(self, xs: torch.Tensor) -> torch.Tensor:
+        """Encoded inputs -> the output in the scaled space: the net, or the trees."""
+        if self.trees is None:
+            return self.net(xs)
+        out = self.trees.predict(xs.detach().cpu().numpy().astype(np.float64))
+        return torch.as_tensor(out, dtype=xs.dtype, device=xs.device).unsqueeze(1)
 
     @torch.no_grad()
     def predict(
@@ -192,6 +203,8 @@ def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
         return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save(state, folder / STATE_FILE)
+    if model.trees is not None:  # scikit-learn's own persistence: a pickle, as MLflow's flavour
+        (folder / TREES_FILE).write_bytes(pickle.dumps(model.trees))
     # the same weights for torch-free inference (pipeline.infer): forecasts need no torch import
     np.savez(folder / WEIGHTS_FILE, **{k: v.numpy() for k, v in state.items()})
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
@@ -206,4 +219,6 @@ def load(folder: Path) -> ViewsModel | EnsembleModel:
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     model = ViewsModel(cfg)
     model.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+    if (folder / TREES_FILE).exists():
+        model.trees = pickle.loads((folder / TREES_FILE).read_bytes())
     return model.eval()

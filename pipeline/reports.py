@@ -64,11 +64,16 @@ def learning_curve(history: dict[str, list[float]], path: Path) -> None:
     ax_loss.plot(epochs, history["train_loss"], label="training loss (scaled)")
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
-    ax_val.plot(epochs, history["val_mae"], color="tab:orange", label="validation MAE")
+    ax_val.plot(
+        epochs[: len(history.get("val_mae", []))], history.get("val_mae", []), color="tab:orange"
+    )
     ax_val.set_ylabel("validation MAE (views)")
-    ax_grad.plot(epochs, history["grad_norm"], color="tab:green")
+    if history.get("grad_norm"):
+        ax_grad.plot(epochs, history["grad_norm"], color="tab:green")
+        ax_grad.set_yscale("log")
+    else:  # boosted trees: no gradient descent, each epoch one more tree
+        ax_grad.text(0.5, 0.5, "no gradient: trees", ha="center", transform=ax_grad.transAxes)
     ax_grad.set_ylabel("gradient norm")
-    ax_grad.set_yscale("log")
     ax_grad.set_xlabel("epoch")
     fig.suptitle("learning curve")
     _save(fig, path, dpi=80, tight=False)  # a fixed layout: drawn for many runs, it must be cheap

@@ -55,8 +55,9 @@ class Candidate:
         train, model = asdict(self.train), asdict(self.model)
         if train["seeds"] == 1:  # keys from before bagging existed stay the same
             del train["seeds"]
-        if model["calendar"] == "none":  # and from before calendar inputs
-            del model["calendar"]
+        for name, before in (("calendar", "none"), ("leaves", 31)):  # and before these fields
+            if model[name] == before:
+                del model[name]
         payload = json.dumps([model, train], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -64,6 +65,10 @@ class Candidate:
 def canonical(cfg: ModelConfig) -> ModelConfig:
     """Reset the fields a family ignores, so a grid never trains the same model twice."""
     default = ModelConfig()
+    if cfg.model != "hgb":
+        cfg = replace(cfg, leaves=default.leaves)
+    else:
+        cfg = replace(cfg, layers=default.layers, width=default.width)
     if cfg.model in ("linear", "naive"):
         cfg = replace(cfg, layers=default.layers, width=default.width)
     if cfg.model != "relu":
@@ -78,6 +83,7 @@ def config_name(cfg: ModelConfig) -> str:
     family = {
         "relu": f"relu-{cfg.layers}x{cfg.width}" + ("-bn" if cfg.batchnorm else ""),
         "sigmoid": f"sigmoid-{cfg.width}",
+        "hgb": f"hgb-{cfg.leaves}leaves",
     }.get(cfg.model, cfg.model)
     transform = "" if cfg.target_transform == "none" else f"-{cfg.target_transform}"
     robust = {"window-median": "-median", "last-week-mean": "-lastweek"}.get(cfg.scaling, "")

@@ -56,8 +56,8 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
 
 
 def stackable(mcfg: ModelConfig, tcfg: TrainConfig) -> bool:
-    """Gradient-descent trainings stack; the closed form and the naive baselines do not."""
-    return mcfg.model != "naive" and tcfg.solver == "gd"
+    """Gradient-descent trainings stack; the closed form, naive baselines and trees do not."""
+    return mcfg.model not in ("naive", "hgb") and tcfg.solver == "gd"
 
 
 def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:

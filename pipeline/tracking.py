@@ -544,6 +544,10 @@ def log_pyfunc(client, run_id: str, folder: Path, cfg, example: tuple) -> str:
         frame[serving.DATE_COLUMN] = np.asarray(days).astype("datetime64[D]").astype(str)
     requirements = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
     requirements.append(f"pandas=={pd.__version__}")
+    if cfg.trees:  # the hgb family's pickled trees
+        import sklearn
+
+        requirements.append(f"scikit-learn=={sklearn.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pyfunc"
         meta = Model(artifact_path=MODEL_ARTIFACT, run_id=run_id, model_id=logged.model_id)

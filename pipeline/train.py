@@ -150,6 +150,8 @@ def fit(
     bounded by the series, not the windows: see SampledRows); else every row is on the device."""
     if mcfg.lags != windows.n:
         raise ViewcastError(f"model expects {mcfg.lags} lags, windows have {windows.n}")
+    if mcfg.model == "hgb":
+        return fit_trees(windows, mcfg, tcfg)
     torch.manual_seed(tcfg.seed)
     device = resolve_device(tcfg.device)
     model = ViewsModel(mcfg).to(device)
@@ -176,6 +178,66 @@ def fit(
     with torch.no_grad():
         result.train_mae, result.val_mae = source.final_mae(model, reuse)
     result.val_pred = source.val_pred
+    return result
+
+
+TREE_CURVE_ROWS = 2**17  # validation windows past which a tree model logs no per-iteration MAE
+
+
+def fit_trees(windows: LagWindows, mcfg: ModelConfig, tcfg: TrainConfig) -> TrainResult:
+    """The hgb family: scikit-learn's HistGradientBoostingRegressor on the inputs the nets see
+    (the same transform, per-row scale, standardisation and calendar), on the CPU. TrainConfig
+    reads as boosting: lr is the shrinkage, epochs the most trees, patience the rounds without a
+    better validation loss before stopping (on the validation windows, as the nets), loss
+    mae/mse, weight_decay the L2 penalty on leaf values, seed the random state."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    if not gathers_whole(windows):
+        raise ViewcastError(
+            f"{len(windows):,} windows of {windows.n} lags are too many for the hgb family "
+            "(it trains on every window at once): use the panel grid's networks"
+        )
+    start = time.perf_counter()
+    model = ViewsModel(mcfg)
+    source = FullRows(windows, model, tcfg, torch.device("cpu"))
+    x_tr, y_tr = source.xs_tr.double().numpy(), source.ys_tr[:, 0].double().numpy()
+    va = source.va
+    stops = bool(len(va)) and tcfg.patience > 0
+    trees = HistGradientBoostingRegressor(
+        loss="absolute_error" if tcfg.loss == "mae" else "squared_error",
+        learning_rate=tcfg.lr,
+        max_iter=max(tcfg.epochs, 1),
+        max_leaf_nodes=mcfg.leaves,
+        l2_regularization=tcfg.weight_decay,
+        early_stopping=stops,
+        n_iter_no_change=max(tcfg.patience, 1),
+        random_state=tcfg.seed,
+    )
+    validation = {}
+    if stops:
+        _, ys_va, _ = model.encode(va.x, va.y, va.weekday)
+        validation = {"X_val": source.xs_va.double().numpy(), "y_val": ys_va[:, 0].double().numpy()}
+    with torch.no_grad():
+        trees.fit(x_tr, y_tr, **validation)
+    model.trees = trees
+    history = {"train_loss": [float(-v) for v in trees.train_score_[1:]]}
+    if stops and len(va) <= TREE_CURVE_ROWS:  # each tree's validation MAE in views
+        y_va = va.y.double().numpy()
+        history["val_mae"] = [
+            float(
+                np.abs(
+                    model.decode(torch.as_tensor(p[:, None]), source.scale_va.double()).numpy()
+                    - y_va
+                ).mean()
+            )
+            for p in trees.staged_predict(validation["X_val"])
+        ]
+    model.eval()
+    with torch.no_grad():
+        train_mae, val_mae = source.final_mae(model)
+    result = TrainResult(model, history, trees.n_iter_, trees.n_iter_, device="cpu")
+    result.train_mae, result.val_mae, result.val_pred = train_mae, val_mae, source.val_pred
+    result.rows, result.seconds = source.counts, time.perf_counter() - start
     return result
 
 
