@@ -10,7 +10,9 @@ validation window, the days just before the sealed test, never read here):
 - best: the run with the lowest mean MAE over folds 2..K;
 - top5: the mean of the 5 best runs on folds 2..K (`select --ensemble-method top`);
 - greedy: forward selection with replacement on folds 2..K (`select --ensemble-method greedy`).
-Fold 1's MAE of each, and its ratio to `best`. Results: bench/out/ensemble-folds<K>.json.
+Fold 1's MAE of each, and its ratio to `best`; the same three from the network runs alone
+(without the hgb family's trees), so the table says what trees add. Results:
+bench/out/ensemble-folds<K>.json.
 """
 
 from __future__ import annotations
@@ -46,14 +48,17 @@ def viewcast(home: Path, *args: str) -> None:
         raise SystemExit(f"viewcast {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
-def methods(home: Path) -> dict[str, float]:
-    """Fold 1's MAE of each method, each chosen on folds 2..K."""
+def methods(home: Path, nets_only: bool = False) -> dict[str, float]:
+    """Fold 1's MAE of each method, each chosen on folds 2..K (`nets_only`: from the sweep's
+    network runs alone, without the hgb family's)."""
     ws = Workspace(home)
     runs = [
         r
         for r in tracking.sweep_children(ws, tracking.latest_sweep(ws))
         if not r.baseline and "val_mae" in r.metrics
     ]
+    if nets_only:
+        runs = [r for r in runs if r.params.get("model.model") != "hgb"]
     kept = []
     for run in runs:
         found = ensembles.Forecasts.read(tracking.model_folder(ws, run.run_id) / "oof.npz")
@@ -85,6 +90,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--max-minutes", type=float, default=10.0)
     parser.add_argument("--only", action="append", choices=list(SETS))
+    parser.add_argument("--grid", default="default", help="the sweep's grid")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -99,25 +105,50 @@ def main() -> None:
             viewcast(home, "ingest", str(named))
             viewcast(home, "features")
             viewcast(
-                home, "sweep", "--folds", str(args.folds), "--max-minutes", str(args.max_minutes)
+                home,
+                "sweep",
+                "--grid",
+                args.grid,
+                "--folds",
+                str(args.folds),
+                "--max-minutes",
+                str(args.max_minutes),
             )
             results[name] = methods(home)
+            results[name]["nets_only"] = methods(home, nets_only=True)
         print(json.dumps({name: results[name]}), flush=True)
     (OUT / f"ensemble-folds{args.folds}.json").write_text(json.dumps(results, indent=1))
-    print("\n| set | runs | best (fold 1 MAE) | top5 / best | greedy / best | greedy members |")
-    print("|---|---|---|---|---|---|")
-    ratios: dict[str, list[float]] = {"top5": [], "greedy": []}
+    print(
+        "\n| set | runs | best (fold 1 MAE) | top5 / best | greedy / best | greedy members "
+        "| nets only: best / best | top5 / best | greedy / best |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    ratios: dict[str, list[float]] = {
+        k: [] for k in ("top5", "greedy", "nets best", "nets top5", "nets greedy")
+    }
     for name, r in results.items():
-        for m in ratios:
-            ratios[m].append(r[m] / r["best"])
+        nets = r["nets_only"]
+        row = {
+            "top5": r["top5"] / r["best"],
+            "greedy": r["greedy"] / r["best"],
+            "nets best": nets["best"] / r["best"],
+            "nets top5": nets["top5"] / r["best"],
+            "nets greedy": nets["greedy"] / r["best"],
+        }
+        for m, v in row.items():
+            ratios[m].append(v)
         print(
-            f"| {name} | {r['runs']} | {r['best']:,.1f} | {r['top5'] / r['best']:.3f} | "
-            f"{r['greedy'] / r['best']:.3f} | {r['greedy_members']} |"
+            f"| {name} | {r['runs']} | {r['best']:,.1f} | {row['top5']:.3f} | "
+            f"{row['greedy']:.3f} | {r['greedy_members']} | {row['nets best']:.3f} | "
+            f"{row['nets top5']:.3f} | {row['nets greedy']:.3f} |"
         )
     for m, values in ratios.items():
         geo = math.exp(sum(math.log(v) for v in values) / len(values))
         wins = sum(v < 1 for v in values)
-        print(f"{m}: geometric mean {geo:.3f} of best; better than best on {wins}/{len(values)}")
+        print(
+            f"{m}: geometric mean {geo:.3f} of the best run (all families); "
+            f"lower on {wins}/{len(values)}"
+        )
 
 
 if __name__ == "__main__":
