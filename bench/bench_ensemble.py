@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_accuracy import SETS, set_file
+from bench_accuracy import SETS, geomean, set_file
 
 from pipeline import ensembles, tracking
 from pipeline.config import Workspace
@@ -143,7 +142,7 @@ def main() -> None:
             f"{row['nets top5']:.3f} | {row['nets greedy']:.3f} |"
         )
     for m, values in ratios.items():
-        geo = math.exp(sum(math.log(v) for v in values) / len(values))
+        geo = geomean(values)
         wins = sum(v < 1 for v in values)
         print(
             f"{m}: geometric mean {geo:.3f} of the best run (all families); "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from bench_accuracy import SETS, set_file  # noqa: E402
+from bench_accuracy import SETS, geomean, set_file  # noqa: E402
 
 LEVERS = {
     "scaling": ("scaling", ("window-mean", "window-median", "last-week-mean")),
@@ -110,7 +109,7 @@ def main() -> None:
             overall[v] += ratios
             print(f"| {name} | {v} | {wins} of {len(by)} | {statistics.fmean(ratios):.3f} |")
     for v, ratios in overall.items():
-        geo = math.exp(statistics.fmean(math.log(r) for r in ratios))
+        geo = geomean(ratios)
         better = sum(r < 1 for r in ratios)
         print(
             f"{v}: geometric mean {geo:.3f} of {base} over {len(ratios)} (set, structure) pairs; "
