@@ -91,6 +91,13 @@ def config_name(cfg: ModelConfig) -> str:
     return f"{family}-lags{cfg.lags}{transform}{robust}{calendar}"
 
 
+def how_trained(cfg: ModelConfig, train: TrainConfig) -> str:
+    """The run name's training part: -adam-0.003, -lstsq, or -boost-0.05 for trees."""
+    if cfg.model == "hgb":
+        return f"-boost-{train.lr:g}"
+    return "-lstsq" if train.solver == "lstsq" else f"-{train.optimizer}-{train.lr:g}"
+
+
 def baselines() -> list[Candidate]:
     """What every sweep must beat: naive, seasonal naive and closed-form linear."""
     closed_form = TrainConfig(solver="lstsq", loss="mse")
@@ -159,7 +166,9 @@ def tree_configs() -> list[Candidate]:
             scaling="window-mean",
             calendar=calendar,
         )
-        out.append(Candidate(f"{config_name(model)}-boost-0.05", canonical(model), train))
+        out.append(
+            Candidate(config_name(model) + how_trained(model, train), canonical(model), train)
+        )
     return out
 
 
@@ -219,8 +228,8 @@ def toml_grid(path: Path) -> list[Candidate]:
         candidate = Candidate("", canonical(model), train)
         if candidate.key not in seen:
             seen.add(candidate.key)
-            extra = "-lstsq" if train.solver == "lstsq" else f"-{train.optimizer}-{train.lr:g}"
-            out.append(replace(candidate, name=config_name(candidate.model) + extra))
+            name = config_name(candidate.model) + how_trained(candidate.model, train)
+            out.append(replace(candidate, name=name))
     if not out:
         raise ViewcastError(f"{path}: the grid has no configuration")
     return out

@@ -88,7 +88,7 @@ def test_a_sweep_trains_trees_beside_stacked_nets_and_serves_them(tmp_path: Path
     )
     candidates = selection.toml_grid(grid)
     assert [c.name for c in candidates] == [
-        "hgb-7leaves-lags14-log1p-adam-0.1",
+        "hgb-7leaves-lags14-log1p-boost-0.1",
         "relu-1x8-lags14-log1p-adam-0.1",
     ]
     report = selection.sweep(ws, "mixed", candidates)
