@@ -215,6 +215,16 @@ def nets_only(home: Path, final: dict, h: Holdout) -> tuple[str, float]:
     return "none", math.nan
 
 
+def sweep_size(home: Path) -> tuple[int, bool]:
+    """How many configurations the run's sweep trained, and whether its budget cut none."""
+    from pipeline import tracking
+
+    ws = Workspace(home)
+    sweep = tracking.latest_sweep(ws)
+    runs = [r for r in tracking.sweep_children(ws, sweep) if "val_mae" in r.metrics]
+    return len(runs), tracking.get_run(ws, sweep).tags.get("complete") == "True"
+
+
 def one_set(name: str, max_minutes: float, folds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -225,7 +235,10 @@ def one_set(name: str, max_minutes: float, folds: int) -> dict:
         peers = naive_peers(h) | ols_peers(h) | statsforecast_peers(h) | lightgbm_peers(h)
         best = min(peers, key=lambda p: peers[p][1])
         nets_name, nets_test = nets_only(home, final, h)
+        trained, complete = sweep_size(home)
         return {
+            "runs": trained,
+            "grid_complete": complete,
             "what": what,
             "days": len(h.table),
             "viewcast_run_seconds": seconds,
@@ -276,6 +289,7 @@ def table(results: dict) -> str:
     """Every set, every peer's test MAE, the champions, the ratio and the geometric mean."""
     peers = list(next(iter(results.values()))["peers"])
     head = ["set", "days", *peers, "champion", "viewcast", "nets only", "best peer", "ratio"]
+    head.append("runs")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         cells = [name, f"{r['days']:,}"]
@@ -288,6 +302,7 @@ def table(results: dict) -> str:
             f"{r['nets_only_test_mae']:,.1f}",
             r["best_peer"],
             f"{r['ratio']:.3f}",
+            f"{r['runs']}" + ("" if r["grid_complete"] else " (cut)"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     ratios = [r["ratio"] for r in results.values()]
