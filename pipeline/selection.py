@@ -125,11 +125,11 @@ def lecture_grid() -> list[Candidate]:
 
 def default_grid() -> list[Candidate]:
     """The grid we expect to win on real data, cheapest-to-learn-most first so a time budget
-    cuts the least promising end: four boosted-tree models (lags 28/56, with and without the
-    weekday), then the networks: optimiser and learning rate outermost, then target transform,
+    cuts the least promising end: optimiser and learning rate outermost, then target transform,
     lag window, model family and batch norm, calendar innermost. Every model scales each row by
-    its window mean. Why trees and the weekday are in: bench/README.md, "Issue 12's levers"."""
-    out = tree_configs()
+    its window mean. Why the weekday is in and the hgb family's trees are not (they never won
+    on validation folds): bench/README.md, "Issue 12's levers"."""
+    out = []
     optimisers = [("adam", 3e-3), ("adam", 1e-3), ("rmsprop", 1e-3)]
     transforms = ["log1p", "none"]
     lags = [28, 56, 7]
@@ -149,26 +149,6 @@ def default_grid() -> list[Candidate]:
         )
         train = TrainConfig(optimizer=opt, lr=lr, epochs=600, patience=60)
         out.append(Candidate(f"{config_name(model)}-{opt}-{lr:g}", canonical(model), train))
-    return out
-
-
-def tree_configs() -> list[Candidate]:
-    """The hgb family in the default grid: 15 leaves, shrinkage 0.05, at most 1,000 trees,
-    stopped after 50 without a better validation loss; lags 28/56 x calendar, log1p."""
-    train = TrainConfig(lr=0.05, epochs=1000, patience=50)
-    out = []
-    for n, calendar in itertools.product((28, 56), CALENDARS):
-        model = ModelConfig(
-            lags=n,
-            model="hgb",
-            leaves=15,
-            target_transform="log1p",
-            scaling="window-mean",
-            calendar=calendar,
-        )
-        out.append(
-            Candidate(config_name(model) + how_trained(model, train), canonical(model), train)
-        )
     return out
 
 
