@@ -254,13 +254,35 @@ def one_set(name: str, max_minutes: float, folds: int) -> dict:
 
 
 def pooled(max_minutes: float, folds: int) -> dict:
-    """One `viewcast run` on the 10 Kaggle pages together: the champion's test MAE per page."""
+    """One `viewcast run` on the 10 Kaggle pages together: the champion's validation and test
+    MAE per page."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         seconds = viewcast_run(home, KAGGLE, "kaggle10", max_minutes, folds)
         final = json.loads((home / "reports" / "final.json").read_text())
         per_page = {p: s["test_mae"] for p, s in final["champion_per_series"].items()}
-        return {"champion": final["champion"]["name"], "seconds": seconds, "per_page": per_page}
+        return {
+            "champion": final["champion"]["name"],
+            "seconds": seconds,
+            "per_page": per_page,
+            "per_page_val": validation_per_series(home, final["champion"]["run_id"]),
+        }
+
+
+def validation_per_series(home: Path, run_id: str) -> dict[str, float]:
+    """A run's validation MAE on each series (the dev days only)."""
+    from pipeline import features as feats
+    from pipeline import tracking
+    from pipeline.store import Store
+
+    ws = Workspace(home)
+    model = tracking.load_model(ws, run_id)
+    store = Store(ws)
+    w = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
+    rows = w.rows("val")
+    err = np.abs(w.predict(model, rows) - w.y(rows))
+    code = w.code[rows]
+    return {str(w.names[c]): float(err[code == c].mean()) for c in np.unique(code)}
 
 
 def main() -> None:
@@ -316,16 +338,34 @@ def table(results: dict) -> str:
 
 
 def pooled_table(results: dict, together: dict) -> str:
-    """Per Kaggle page: its own champion's test MAE vs the pooled (global) champion's."""
+    """Per Kaggle page: its own champion vs the pooled (global) champion, on validation and on
+    test, and the model a page would use if it chose the lower validation MAE."""
     lines = [
         f"\npooled champion: {together['champion']} ({together['seconds']:.0f} s)",
-        "| page | own champion | pooled champion | pooled / own |",
-        "|---|---|---|---|",
+        "| page | val: own | val: pooled | test: own | test: pooled | pooled / own (test) "
+        "| chosen on val | chosen / best peer |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    chosen_ratios, own_ratios = [], []
     for name, r in results.items():
-        if name.startswith("kaggle-") and r["what"] in together["per_page"]:
-            own, joint = r["champion_test_mae"], together["per_page"][r["what"]]
-            lines.append(f"| {r['what']} | {own:,.1f} | {joint:,.1f} | {joint / own:.3f} |")
+        if not (name.startswith("kaggle-") and r["what"] in together["per_page"]):
+            continue
+        own, joint = r["champion_test_mae"], together["per_page"][r["what"]]
+        own_val, joint_val = r["champion_val_mae"], together["per_page_val"][r["what"]]
+        pick = "pooled" if joint_val < own_val else "own"
+        chosen = joint if pick == "pooled" else own
+        best = r["peers"][r["best_peer"]][1]
+        chosen_ratios.append(chosen / best)
+        own_ratios.append(r["ratio"])
+        lines.append(
+            f"| {name} | {own_val:,.1f} | {joint_val:,.1f} | {own:,.1f} | {joint:,.1f} | "
+            f"{joint / own:.3f} | {pick} | {chosen / best:.3f} |"
+        )
+    if chosen_ratios:
+        lines.append(
+            f"\nKaggle pages, champion / best peer: own models {geomean(own_ratios):.3f}, "
+            f"own or pooled chosen on validation {geomean(chosen_ratios):.3f} (geometric means)"
+        )
     return "\n".join(lines)
 
 
