@@ -41,7 +41,7 @@ def weekly_views(days: int = 400, seed: int = 0) -> np.ndarray:
     """From Monday 2024-01-01: weekends at 3x the weekday level, with noise (yesterday alone
     cannot tell a Saturday from a Friday, nor a Monday from a Sunday)."""
     rng = np.random.default_rng(seed)
-    weekend = pd.date_range("2024-01-01", periods=days, freq="D").dayofweek >= 5
+    weekend = pd.date_range("2024-01-01", periods=days, freq="D").day_of_week >= 5
     return np.where(weekend, 300.0, 100.0) + rng.normal(0, 5, days)
 
 
