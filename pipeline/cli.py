@@ -344,7 +344,7 @@ def sweep(
 
 
 EnsembleMethod = Annotated[
-    str,
+    Literal["top", "greedy"],
     Opt(
         help="greedy: forward selection on the folds' validation forecasts; "
         "top: the mean of the K best (no --folds)."
