@@ -20,17 +20,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pipeline.atomic import atomic_write, neutralise, write_text
 from pipeline.config import DEFAULT_LAGS, Workspace
 from pipeline.errors import ViewcastError
+from pipeline.infer import weekday
 from pipeline.store import Splits, Store, ViewsTable
 
 TARGET_TRANSFORMS = ("none", "log1p")
 SPLIT_NAMES = ("train", "val")
 SPEC_FILE = "features.json"
 PREDICT_CHUNK = 2**17  # windows scored at a time (56 lags: 57 MB of float64)
-
-
-def weekday(day: np.ndarray) -> np.ndarray:
-    """Day numbers (days since 1970-01-01, a Thursday) -> day of week, Monday = 0 (int8)."""
-    return ((np.asarray(day, np.int64) + 3) % 7).astype(np.int8)
 
 
 @dataclass(frozen=True)

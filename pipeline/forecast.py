@@ -319,7 +319,7 @@ def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int,
     """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`,
     feeding predictions back as inputs (and the forecast day's weekday, for a model that reads
     it). Returns (series index, day, step, forecast) arrays."""
-    from pipeline.features import weekday
+    from pipeline.infer import weekday
 
     n = model.cfg.lags
     steps = first - 1 - last  # days to roll over before `first`

@@ -107,6 +107,12 @@ def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.nd
     return np.tensordot(np.asarray(weights), np.asarray(preds), axes=1)
 
 
+def weekday(day: np.ndarray) -> np.ndarray:
+    """Day numbers (days since 1970-01-01, a Thursday) -> day of week, Monday = 0 (int8): the
+    weekday calendar's input, for training (pipeline.features), forecasts and serving."""
+    return ((np.asarray(day, np.int64) + 3) % 7).astype(np.int8)
+
+
 def has_weights(folder: Path) -> bool:
     """Whether a saved model (or every member of a saved ensemble) has weights.npz."""
     if (folder / ENSEMBLE_FILE).exists():

@@ -25,13 +25,12 @@ from torch import nn
 
 from pipeline.config import EnsembleConfig, ModelConfig
 from pipeline.errors import ViewcastError
-from pipeline.infer import combine
+from pipeline.infer import TREES_FILE, combine
 
 __all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "combine", "load", "save"]
 
 STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
 ENSEMBLE_FILE = "ensemble.json"
-TREES_FILE = "trees.pkl"  # the hgb family's fitted trees
 
 
 def build_net(cfg: ModelConfig) -> nn.Module:

@@ -47,5 +47,7 @@ class ViewcastModel(PythonModel):
             if DATE_COLUMN not in frame.columns:
                 raise ValueError("input lacks the column 'date' (the day forecast, YYYY-MM-DD)")
             days = pd.to_datetime(frame[DATE_COLUMN]).to_numpy("datetime64[D]")
-            weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+            from pipeline.infer import weekday as day_of_week
+
+            weekday = day_of_week(days.astype(np.int64))
         return pd.DataFrame({"views": np.maximum(self._model.predict(x, weekday), 0.0)})

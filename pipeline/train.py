@@ -217,8 +217,7 @@ def fit_trees(windows: LagWindows, mcfg: ModelConfig, tcfg: TrainConfig) -> Trai
     if stops:
         _, ys_va, _ = model.encode(va.x, va.y, va.weekday)
         validation = {"X_val": source.xs_va.double().numpy(), "y_val": ys_va[:, 0].double().numpy()}
-    with torch.no_grad():
-        trees.fit(x_tr, y_tr, **validation)
+    trees.fit(x_tr, y_tr, **validation)
     model.trees = trees
     history = {"train_loss": [float(-v) for v in trees.train_score_[1:]]}
     if stops and len(va) <= TREE_CURVE_ROWS:  # each tree's validation MAE in views
