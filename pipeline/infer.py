@@ -109,7 +109,7 @@ def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.nd
 
 def weekday(day: np.ndarray) -> np.ndarray:
     """Day numbers (days since 1970-01-01, a Thursday) -> day of week, Monday = 0 (int8): the
-    weekday calendar's input, for training (pipeline.features), forecasts and serving."""
+    weekday calendar's input, for training (pipeline.features), forecasts and the pyfunc model."""
     return ((np.asarray(day, np.int64) + 3) % 7).astype(np.int8)
 
 
