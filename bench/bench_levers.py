@@ -2,6 +2,7 @@
 
     python bench/bench_levers.py --lever scaling     # window mean vs median vs last week's mean
     python bench/bench_levers.py --lever calendar    # the weekday as input, or not
+    python bench/bench_levers.py --lever loss        # MAE in log space vs Huber vs MSE
     python bench/bench_levers.py --lever calendar --only codingtrain --only kaggle-01
 
 For each set of bench_accuracy.py (the four demo sets and the 10 Kaggle pages one by one) a fresh
@@ -29,9 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 from bench_accuracy import SETS, geomean, set_file  # noqa: E402
 
-LEVERS = {
-    "scaling": ("scaling", ("window-mean", "window-median", "last-week-mean")),
-    "calendar": ("calendar", ("none", "weekday")),
+LEVERS = {  # lever -> (the run's param holding it, its values: the default first)
+    "scaling": ("model.scaling", ("window-mean", "window-median", "last-week-mean")),
+    "calendar": ("model.calendar", ("none", "weekday")),
+    "loss": ("train.loss", ("mae", "huber", "mse")),
 }
 GRID = """
 [base]
@@ -58,8 +60,9 @@ def viewcast(home: Path, *args: str) -> None:
         raise SystemExit(f"viewcast {' '.join(args)}: {done.stderr[-2000:]}")
 
 
-def one_set(name: str, field: str, values: tuple[str, ...], tmp: Path) -> dict:
+def one_set(name: str, param: str, values: tuple[str, ...], tmp: Path) -> dict:
     """Structure -> lever value -> val MAE, from a fresh workspace's sweep."""
+    field = param.split(".")[1]
     from pipeline import tracking
     from pipeline.config import Workspace
 
@@ -74,11 +77,11 @@ def one_set(name: str, field: str, values: tuple[str, ...], tmp: Path) -> dict:
     by: dict[str, dict[str, float]] = {}
     for run in tracking.sweep_children(ws, tracking.latest_sweep(ws)):
         p = run.params
-        if p.get(f"model.{field}", "none") not in values or run.baseline:
+        if p.get(param, values[0]) not in values or run.baseline:
             continue
         structure = f"{p['model.model']}-{p['model.layers']}x-lags{p['model.lags']}"
         structure = structure.replace("linear-3x", "linear")  # canonical layers
-        by.setdefault(structure, {})[p.get(f"model.{field}", "none")] = run.metrics["val_mae"]
+        by.setdefault(structure, {})[p.get(param, values[0])] = run.metrics["val_mae"]
     return by
 
 
@@ -87,13 +90,14 @@ def main() -> None:
     parser.add_argument("--lever", choices=list(LEVERS), required=True)
     parser.add_argument("--only", action="append", choices=list(SETS))
     args = parser.parse_args()
-    field, values = LEVERS[args.lever]
+    param, values = LEVERS[args.lever]
+    field = param.split(".")[1]
     results = {}
     for name in SETS:
         if args.only and name not in args.only:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            results[name] = one_set(name, field, values, Path(tmp))
+            results[name] = one_set(name, param, values, Path(tmp))
         print(json.dumps({name: results[name]}), flush=True)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)

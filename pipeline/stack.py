@@ -43,6 +43,7 @@ from pipeline.train import (
     TrainConfig,
     TrainResult,
     gather_rows,
+    loss_function,
     mae,
     require_gatherable,
     require_training_rows,
@@ -468,7 +469,7 @@ class _Loop:
         batch = n if tcfg.batch_size == 0 else min(tcfg.batch_size, n)
         steps = math.ceil(n / batch)
         total = tcfg.epochs * steps
-        loss_fn = F.l1_loss if tcfg.loss == "mae" else F.mse_loss
+        loss_fn = loss_function(tcfg.loss)
         use_amp = tcfg.amp and self.device.type == "cuda"
         step = 0
         for epoch in range(1, tcfg.epochs + 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -16,7 +17,11 @@ from pipeline.features import LagWindows
 from pipeline.models import ModelConfig, ViewsModel
 from pipeline.optim import OPTIMIZERS, SCHEDULES, get_lr, make_optimizer
 
-LOSSES = ("mae", "mse")
+LOSSES = ("mae", "mse", "huber")
+TREE_LOSSES = {"mae": "absolute_error", "mse": "squared_error"}  # scikit-learn names
+HUBER_DELTA = (
+    1.0  # huber: squared within one standard deviation of the training targets, linear beyond
+)
 SOLVERS = ("gd", "lstsq")
 
 
@@ -134,6 +139,15 @@ def gather_rows(values: torch.Tensor, target: torch.Tensor, n: int) -> torch.Ten
     return values[target.unsqueeze(1) - offsets]
 
 
+def loss_function(name: str) -> Callable[..., torch.Tensor]:
+    """The training loss on the standardised targets (torch's signature, `reduction` too): mae
+    (the lecture's L; with log1p a median in views), mse, or huber (HUBER_DELTA: quadratic for
+    small errors like mse, linear for large ones like mae)."""
+    if name == "huber":
+        return functools.partial(torch.nn.functional.huber_loss, delta=HUBER_DELTA)
+    return torch.nn.functional.l1_loss if name == "mae" else torch.nn.functional.mse_loss
+
+
 def mae(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean absolute error, the lecture's L, in the units of y."""
     return (pred - y).abs().mean()
@@ -203,8 +217,10 @@ def fit_trees(windows: LagWindows, mcfg: ModelConfig, tcfg: TrainConfig) -> Trai
     x_tr, y_tr = source.xs_tr.double().numpy(), source.ys_tr[:, 0].double().numpy()
     va = source.va
     stops = bool(len(va)) and tcfg.patience > 0
+    if tcfg.loss not in TREE_LOSSES:
+        raise ViewcastError(f"the hgb family's loss is mae or mse, not {tcfg.loss}")
     trees = HistGradientBoostingRegressor(
-        loss="absolute_error" if tcfg.loss == "mae" else "squared_error",
+        loss=TREE_LOSSES[tcfg.loss],
         learning_rate=tcfg.lr,
         max_iter=max(tcfg.epochs, 1),
         max_leaf_nodes=mcfg.leaves,
@@ -463,7 +479,7 @@ def _descend(
     opt = make_optimizer(
         tcfg.optimizer, params, tcfg.lr, tcfg.momentum, tcfg.alpha, weight_decay=tcfg.weight_decay
     )
-    loss_fn = torch.nn.functional.l1_loss if tcfg.loss == "mae" else torch.nn.functional.mse_loss
+    loss_fn = loss_function(tcfg.loss)
     use_amp = tcfg.amp and device.type == "cuda"
     max_norm = tcfg.clip if tcfg.clip > 0 else math.inf
     history: dict[str, list[float]] = {"train_loss": [], "val_mae": [], "grad_norm": [], "lr": []}

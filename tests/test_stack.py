@@ -93,6 +93,20 @@ def test_every_optimiser_in_one_stack_matches_training_alone(windows, family):
         assert (stacked.best_epoch, stacked.epochs_run) == (alone.best_epoch, alone.epochs_run)
 
 
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+def test_every_loss_stacks_like_training_alone(windows, loss):
+    """The stack's per-member loss (reduction "none", each member's mean) is the loss alone."""
+    mcfg = ModelConfig(lags=14, model="relu", layers=2, width=8, scaling="window-mean")
+    configs = [
+        (mcfg, TrainConfig(optimizer=opt, lr=lr, loss=loss, epochs=50, patience=0, seed=i))
+        for i, (opt, lr) in enumerate(OPTIMISERS[2:])
+    ]
+    for (mcfg, tcfg), stacked in zip(configs, fit_stack(windows, configs), strict=True):
+        alone = fit(windows, mcfg, tcfg)
+        assert relative_gap(alone, stacked) < 1e-4, (loss, tcfg.optimizer)
+        assert stacked.history["train_loss"] == pytest.approx(alone.history["train_loss"], rel=1e-4)
+
+
 def test_small_batches_keep_each_members_own_batch_order_and_schedule(windows):
     base = ModelConfig(lags=14, model="relu", layers=1, width=8)
     configs = [

@@ -60,6 +60,27 @@ def test_linear_gradient_descent_converges_to_least_squares(coding_train) -> Non
     assert torch.linalg.vector_norm(w_gd - w_exact) < 0.01 * torch.linalg.vector_norm(w_exact)
 
 
+def test_huber_lies_between_mae_and_mse_on_the_training_days(coding_train) -> None:
+    """A linear model fitted (to convergence: cosine decay) with each loss: mae gives the lowest
+    training MAE, mse the lowest training MSE, and huber, quadratic near 0 and linear beyond,
+    lands between them on both."""
+    windows = coding_train[7]
+    x, y = windows.x(windows.rows("train")), windows.y(windows.rows("train"))
+    errors = {}
+    for loss in ("mae", "huber", "mse"):
+        tcfg = TrainConfig(
+            lr=0.02, schedule="cosine", loss=loss, epochs=2000, patience=0, restore_best=False
+        )
+        result = fit(windows, ModelConfig(7, "linear"), tcfg)
+        errors[loss] = result.model.predict(x) - y
+    mae = {k: np.abs(e).mean() for k, e in errors.items()}
+    mse = {k: (e**2).mean() for k, e in errors.items()}
+    assert mae["mae"] < mae["huber"] < mae["mse"]
+    assert mse["mse"] < mse["huber"] < mse["mae"]
+    with pytest.raises(ViewcastError, match="hgb family's loss is mae or mse"):
+        fit(windows, ModelConfig(7, "hgb"), TrainConfig(loss="huber", epochs=5))
+
+
 def test_same_config_and_seed_give_the_same_result(coding_train) -> None:
     cfg = ModelConfig(56, "relu", 2, 16, dropout=0.1)
     tcfg = TrainConfig(epochs=15, batch_size=32, seed=7, patience=0)
