@@ -1,6 +1,6 @@
 """Which ensemble generalises: greedy vs the top-K mean vs the best run, on validation days alone.
 
-    python bench/bench_ensemble.py [--folds 3] [--max-minutes 10] [--only codingtrain]
+    python bench/bench_ensemble.py [--folds 3] [--seeds 1] [--max-minutes 10] [--only codingtrain]
 
 For each set of bench_accuracy.py, in a fresh workspace: ingest, features and the default-grid
 sweep with `--folds K`, so that every configuration keeps its forecasts of K rolling-origin
@@ -11,8 +11,9 @@ validation window, the days just before the sealed test, never read here):
 - top5: the mean of the 5 best runs on folds 2..K (`select --ensemble-method top`);
 - greedy: forward selection with replacement on folds 2..K (`select --ensemble-method greedy`).
 Fold 1's MAE of each, and its ratio to `best`; the same three from the network runs alone
-(without the hgb family's trees), so the table says what trees add. Results:
-bench/out/ensemble-folds<K>.json.
+(without the hgb family's trees), so the table says what trees add. With `--seeds S` every
+configuration is the mean of S seeds (bagging), so two runs, S = 1 and S > 1, say what bagging
+adds. Results: bench/out/ensemble-folds<K>[-seeds<S>].json.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=10.0)
     parser.add_argument("--only", action="append", choices=list(SETS))
     parser.add_argument("--grid", default="default", help="the sweep's grid")
+    parser.add_argument("--seeds", type=int, default=1, help="bag every configuration")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -112,11 +114,14 @@ def main() -> None:
                 str(args.folds),
                 "--max-minutes",
                 str(args.max_minutes),
+                "--seeds",
+                str(args.seeds),
             )
             results[name] = methods(home)
             results[name]["nets_only"] = methods(home, nets_only=True)
         print(json.dumps({name: results[name]}), flush=True)
-    (OUT / f"ensemble-folds{args.folds}.json").write_text(json.dumps(results, indent=1))
+    bagged = f"-seeds{args.seeds}" if args.seeds > 1 else ""
+    (OUT / f"ensemble-folds{args.folds}{bagged}.json").write_text(json.dumps(results, indent=1))
     print(
         "\n| set | runs | best (fold 1 MAE) | top5 / best | greedy / best | greedy members "
         "| nets only: best / best | top5 / best | greedy / best |"
