@@ -430,10 +430,11 @@ def digest(*arrays: np.ndarray) -> str:
 class RunWriter:
     """Writes to one open run: metrics, params, tags, datasets, artifacts and models."""
 
-    def __init__(self, mlflow, run_id: str) -> None:
+    def __init__(self, mlflow, run_id: str, experiment_id: str | None = None) -> None:
         self._mlflow = mlflow
         self._client = mlflow.tracking.MlflowClient()
         self.run_id = run_id
+        self.experiment_id = experiment_id  # None: read from the run when a model needs it
 
     def metrics(self, values: dict[str, float]) -> None:
         """Final numbers (non-finite ones are left out: MLflow cannot show them)."""
@@ -493,7 +494,9 @@ class RunWriter:
             if extra is not None:
                 extra(folder)
             self.artifacts(folder, MODEL_ARTIFACT)
-            model_id = log_pyfunc(self._client, self.run_id, folder, model.cfg, example)
+            model_id = log_pyfunc(
+                self._client, self.run_id, folder, model.cfg, example, self.experiment_id
+            )
         self.tags({Tag.MODEL_ID: model_id})
 
 
@@ -522,12 +525,35 @@ def _serving_code(root: Path) -> Path:
     return package
 
 
-def log_pyfunc(client, run_id: str, folder: Path, cfg, example: tuple) -> str:
+@contextmanager
+def _no_requirement_check() -> Iterator[None]:
+    """MLflow compares a model's pip requirements with the installed packages on every save
+    (about 35 ms of package metadata, 40% of a pyfunc model's cost in a sweep). viewcast pins
+    the versions this very process imported (`mlflow.__version__`, ...), so the check cannot
+    find a mismatch (and its warning is below the level we let MLflow log at): skipped."""
+    from mlflow.utils import environment
+
+    name = "warn_dependency_requirement_mismatches"
+    check = getattr(environment, name, None)
+    if check is None:  # an MLflow without the check
+        yield
+        return
+    setattr(environment, name, lambda _requirements: None)
+    try:
+        yield
+    finally:
+        setattr(environment, name, check)
+
+
+def log_pyfunc(
+    client, run_id: str, folder: Path, cfg, example: tuple, experiment: str | None = None
+) -> str:
     """A saved model folder as an MLflow 3 logged model (pyfunc flavour, NumPy inference) of the
     run: signature lag_1..lag_N (and the date, for a calendar model) -> views, an input example
     (`example`: windows and their days), pinned pip requirements. Built with
     the client's logged-model calls (about 0.08 s, against 0.2-0.4 s for `log_model`, which also
-    reloads the model to validate the example: the tests load and serve it instead); the id."""
+    reloads the model to validate the example: the tests load and serve it instead); the id.
+    `experiment`: the run's experiment id (read from the run when not given)."""
     import mlflow
     import pandas as pd
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
@@ -535,7 +561,7 @@ def log_pyfunc(client, run_id: str, folder: Path, cfg, example: tuple) -> str:
 
     from pipeline import serving
 
-    experiment = client.get_run(run_id).info.experiment_id
+    experiment = experiment or client.get_run(run_id).info.experiment_id
     logged = client.create_logged_model(experiment, MODEL_ARTIFACT, source_run_id=run_id)
     x, days = example
     lags = cfg.lags
@@ -555,16 +581,17 @@ def log_pyfunc(client, run_id: str, folder: Path, cfg, example: tuple) -> str:
         level = mlflow_logger.level
         mlflow_logger.setLevel(logging.ERROR)  # "python_model is pickled": by reference, known
         try:
-            mlflow.pyfunc.save_model(
-                path,
-                python_model=serving.ViewcastModel(),
-                artifacts={serving.MODEL_FOLDER: str(folder)},
-                code_paths=[str(_serving_code(Path(tmp) / "code"))],
-                signature=_signature(cfg),
-                input_example=frame,
-                pip_requirements=requirements,
-                mlflow_model=meta,
-            )
+            with _no_requirement_check():
+                mlflow.pyfunc.save_model(
+                    path,
+                    python_model=serving.ViewcastModel(),
+                    artifacts={serving.MODEL_FOLDER: str(folder)},
+                    code_paths=[str(_serving_code(Path(tmp) / "code"))],
+                    signature=_signature(cfg),
+                    input_example=frame,
+                    pip_requirements=requirements,
+                    mlflow_model=meta,
+                )
         finally:
             mlflow_logger.setLevel(level)
         client.log_model_artifacts(logged.model_id, str(path))
@@ -591,7 +618,7 @@ def start_run(
         nested=parent is not None,
         tags={Tag.STAGE: str(stage), **(tags or {})},
     ) as run:
-        yield RunWriter(mlflow, run.info.run_id)
+        yield RunWriter(mlflow, run.info.run_id, run.info.experiment_id)
 
 
 def create_run(ws: Workspace, name: str, stage: Stage, tags: dict[str, str]) -> RunWriter:
@@ -599,7 +626,7 @@ def create_run(ws: Workspace, name: str, stage: Stage, tags: dict[str, str]) -> 
     s = session(ws)
     experiment = s.daily if stage.experiment == DAILY_EXPERIMENT else s.experiment
     run = s.client.create_run(experiment, tags={Tag.STAGE: str(stage), **tags}, run_name=name)
-    return RunWriter(s.mlflow, run.info.run_id)
+    return RunWriter(s.mlflow, run.info.run_id, run.info.experiment_id)
 
 
 def writer(ws: Workspace, run_id: str) -> RunWriter:
@@ -654,7 +681,7 @@ def log_training(
     created = s.client.create_run(
         s.experiment, tags=all_tags | (tags or {}), run_name=run_name or None
     )
-    run = RunWriter(s.mlflow, created.info.run_id)
+    run = RunWriter(s.mlflow, created.info.run_id, created.info.experiment_id)
     now = int(time.time() * 1000)
     finals = {
         "train_mae": result.train_mae,

@@ -70,6 +70,28 @@ def test_every_sweep_child_is_a_logged_model_of_its_run(registry):
     assert all(by_run[c.run_id].model_id == c.tags[tracking.Tag.MODEL_ID] for c in children)
 
 
+def test_a_logged_model_pins_the_versions_it_was_saved_with(registry):
+    """The requirements are this process's own versions (why MLflow's per-save comparison with
+    the installed packages is skipped), and MLflow's check is back in place after the save."""
+    from mlflow.utils import environment
+
+    ws = registry
+    child = tracking.sweep_children(ws, tracking.latest_sweep(ws))[0]
+    local = mlflow.artifacts.download_artifacts(f"models:/{child.tags[tracking.Tag.MODEL_ID]}")
+    pins = (Path(local) / "requirements.txt").read_text().split()
+    assert pins == [
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+    check = environment.warn_dependency_requirement_mismatches
+    assert check.__module__ == "mlflow.utils.requirements_utils"
+    with pytest.raises(RuntimeError), tracking._no_requirement_check():
+        assert environment.warn_dependency_requirement_mismatches(["numpy==0.0.1"]) is None
+        raise RuntimeError("a failed save")
+    assert environment.warn_dependency_requirement_mismatches is check
+
+
 def test_a_loaded_model_imports_no_torch_and_runs_its_own_copy_of_the_code(registry):
     """In a fresh process: the pyfunc loads the inference modules it carries, not the package."""
     ws = registry
