@@ -1,13 +1,17 @@
 """Stacked sweeps against one configuration at a time: wall time, the same models, and seeds.
 
-For each data set: a fresh workspace, the export ingested, then `viewcast sweep --grid default`
-timed end to end in a subprocess (Python start, MLflow, training, logging): once stacked (the
-default), once with `--no-stack` (one configuration at a time, as before stacks), and once stacked
-with `--seeds 10` (750 members). Then every configuration's val MAE is compared between the first
-two, and the champions (best val MAE) named.
+For each data set: a fresh workspace, the export ingested, then `viewcast sweep --grid GRID`
+(default: bench/grid-sweep.toml, 120 configurations that the sweep before stacks reads too, so
+every mode trains the same models; `--grid default` for today's default grid) timed end to end
+in a subprocess (Python start, MLflow, training, logging): once stacked (the default), once with
+`--no-stack` (one configuration at a time, as before stacks), once stacked with `--seeds 10`
+(ten members a configuration), and once with the sweep of the `--before` commit. Then every
+configuration's val MAE is compared between the first two, and the champions (best val MAE)
+named.
 
     .venv/bin/python bench/bench_sweep.py              # both sets, ~15 minutes on 2 cores
     .venv/bin/python bench/bench_sweep.py --sets codingtrain --seeds 0
+    .venv/bin/python bench/bench_sweep.py --grid default --before ''   # today's grid
 """
 
 from __future__ import annotations
@@ -69,7 +73,10 @@ def val_maes(home: Path) -> dict[str, tuple[str, float]]:
     return {r.tags["config_key"]: (r.name, r.metrics["val_mae"]) for r in runs}
 
 
-def one_set(name: str, seeds: int, folder: Path, before: Path | None) -> dict:
+GRID = str(ROOT / "bench" / "grid-sweep.toml")
+
+
+def one_set(name: str, seeds: int, folder: Path, before: Path | None, grid: str) -> dict:
     csv = export(name, folder)
     row: dict = {"set": name}
     homes = {}
@@ -79,7 +86,7 @@ def one_set(name: str, seeds: int, folder: Path, before: Path | None) -> dict:
     for mode, args, source in modes:
         home = folder / f"{name}-{mode}"
         viewcast(home, "ingest", str(csv), "--name", name, source=source)
-        row[f"{mode}_s"] = viewcast(home, "sweep", "--grid", "default", *args, source=source)
+        row[f"{mode}_s"] = viewcast(home, "sweep", "--grid", grid, *args, source=source)
         row[f"{mode}_log"] = LAST_OUTPUT[-1]
         homes[mode] = home
         print(json.dumps({name: {mode: round(row[f"{mode}_s"], 1)}}), flush=True)
@@ -99,6 +106,7 @@ def one_set(name: str, seeds: int, folder: Path, before: Path | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="codingtrain,peyton-1500")
+    parser.add_argument("--grid", default=GRID, help="default, or a TOML grid (all modes)")
     parser.add_argument("--seeds", type=int, default=10, help="0 skips the bagged sweep")
     parser.add_argument(
         "--before", default="6abeff4", help="git revision of the sweep before stacks ('' skips)"
@@ -118,7 +126,7 @@ def main() -> None:
             subprocess.run([*git, "add", "--detach", str(before), args.before], check=True)
         try:
             for name in args.sets.split(","):
-                rows.append(one_set(name, args.seeds, Path(tmp), before))
+                rows.append(one_set(name, args.seeds, Path(tmp), before, args.grid))
         finally:
             if before is not None:
                 subprocess.run([*git, "remove", "--force", str(before)], check=False)
