@@ -291,7 +291,14 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=1)
     parser.add_argument("--only", action="append", choices=list(SETS))
     parser.add_argument("--no-pooled", action="store_true", help="skip the 10 pages together")
+    parser.add_argument("--table", type=Path, help="print the tables of a saved result file")
     args = parser.parse_args()
+    if args.table:
+        saved = json.loads(args.table.read_text())
+        print(table(saved["sets"]))
+        if saved["pooled"]:
+            print(pooled_table(saved["sets"], saved["pooled"]))
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in SETS:
@@ -307,11 +314,17 @@ def main() -> None:
         print(pooled_table(results, together))
 
 
+def peer_on_validation(r: dict) -> str:
+    """The peer a user would pick by the rule viewcast follows: the lowest validation MAE."""
+    return min(r["peers"], key=lambda p: r["peers"][p][0])
+
+
 def table(results: dict) -> str:
-    """Every set, every peer's test MAE, the champions, the ratio and the geometric mean."""
+    """Every set, every peer's test MAE, the champions, the ratio and the geometric mean; and
+    the same ratio against the peer chosen on validation (the rule the champion obeys)."""
     peers = list(next(iter(results.values()))["peers"])
     head = ["set", "days", *peers, "champion", "viewcast", "nets only", "best peer", "ratio"]
-    head.append("runs")
+    head += ["peer chosen on val", "ratio to it", "runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         cells = [name, f"{r['days']:,}"]
@@ -324,6 +337,8 @@ def table(results: dict) -> str:
             f"{r['nets_only_test_mae']:,.1f}",
             r["best_peer"],
             f"{r['ratio']:.3f}",
+            peer_on_validation(r),
+            f"{r['champion_test_mae'] / r['peers'][peer_on_validation(r)][1]:.3f}",
             f"{r['runs']}" + ("" if r["grid_complete"] else " (cut)"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -333,6 +348,15 @@ def table(results: dict) -> str:
     lines.append(
         f"\ngeometric mean of champion / best peer: **{geo:.3f}** over {len(ratios)} sets; "
         f"at or below the best peer on {wins} of {len(ratios)}"
+    )
+    fair = [r["champion_test_mae"] / r["peers"][peer_on_validation(r)][1] for r in results.values()]
+    lower = sum(
+        r["champion_val_mae"] < min(v for v, _ in r["peers"].values()) for r in results.values()
+    )
+    lines.append(
+        f"against the peer chosen on validation: geometric mean {geomean(fair):.3f}, at or below "
+        f"it on {sum(v <= 1 for v in fair)} of {len(fair)}; the champion's validation MAE is "
+        f"below every peer's on {lower} of {len(fair)} sets"
     )
     return "\n".join(lines)
 
