@@ -85,7 +85,8 @@ def one_set(name: str, seeds: int, folder: Path, before: Path | None, grid: str)
     modes += [("before", [], before)] if before else []
     for mode, args, source in modes:
         home = folder / f"{name}-{mode}"
-        viewcast(home, "ingest", str(csv), "--name", name, source=source)
+        named = ["--name", name] if source is None else []  # the old ingest names by file
+        viewcast(home, "ingest", str(csv), *named, source=source)
         row[f"{mode}_s"] = viewcast(home, "sweep", "--grid", grid, *args, source=source)
         row[f"{mode}_log"] = LAST_OUTPUT[-1]
         homes[mode] = home
