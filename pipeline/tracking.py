@@ -551,7 +551,7 @@ def log_pyfunc(
     """A saved model folder as an MLflow 3 logged model (pyfunc flavour, NumPy inference) of the
     run: signature lag_1..lag_N (and the date, for a calendar model) -> views, an input example
     (`example`: windows and their days), pinned pip requirements. Built with
-    the client's logged-model calls (about 0.08 s, against 0.2-0.4 s for `log_model`, which also
+    the client's logged-model calls (about 0.05 s, against 0.2-0.4 s for `log_model`, which also
     reloads the model to validate the example: the tests load and serve it instead); the id.
     `experiment`: the run's experiment id (read from the run when not given)."""
     import mlflow
