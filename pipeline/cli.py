@@ -40,8 +40,7 @@ Scaling = Literal["none", "window-mean", "window-median", "last-week-mean"]
 Calendar = Literal["none", "weekday"]
 Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
 Schedule = Literal["constant", "linear", "cosine", "step"]
-Loss = Literal["mae", "mse"]  # the losses diagnose reads
-TrainLoss = Literal["mae", "mse", "huber"]
+Loss = Literal["mae", "mse", "huber"]
 Solver = Literal["gd", "lstsq"]
 Device = Literal["auto", "cpu", "cuda"]
 ExperimentName = Literal["lecture"]
@@ -265,7 +264,7 @@ def train(
     epochs: Annotated[int, Opt(help="Most epochs to run.")] = 500,
     patience: Annotated[int, Opt(help="Epochs without a better val MAE; 0 = never.")] = 100,
     loss: Annotated[
-        TrainLoss, Opt(help="mae is the lecture's L; huber: mse near 0, mae beyond.")
+        Loss, Opt(help="mae is the lecture's L; huber: mse near 0, mae beyond.")
     ] = "mae",
     clip: Annotated[float, Opt(help="Max gradient norm; 0 = no clipping.")] = 0.0,
     solver: Annotated[Solver, Opt(help="lstsq: closed form (linear model).")] = "gd",

@@ -22,11 +22,24 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, hessian, jvp
 
+from pipeline.train import HUBER_DELTA, LOSSES
+
 EXACT_LIMIT = 2_000  # parameters up to which the full Hessian is formed
 Flat = torch.Tensor
 
 
 # --- the loss as a function of one flat parameter vector ---------------------------------------
+
+
+def pointwise_loss(err: torch.Tensor, loss: str) -> torch.Tensor:
+    """Each error's loss (train.LOSSES), written out: torch's huber_loss has no forward-mode
+    derivative of its backward, which Hessian-vector products need."""
+    if loss == "mae":
+        return err.abs()
+    if loss == "huber":
+        a = err.abs()
+        return torch.where(a < HUBER_DELTA, 0.5 * err**2, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
+    return err**2
 
 
 def model_loss(net: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor, loss: str = "mae"):
@@ -45,8 +58,7 @@ def model_loss(net: torch.nn.Module, xs: torch.Tensor, ys: torch.Tensor, loss: s
         parts = torch.split(flat, sizes)
         params = {n: part.reshape(s) for n, part, s in zip(names, parts, shapes, strict=True)}
         out = functional_call(net, (params, buffers), (xs,))
-        err = out - ys
-        return err.abs().mean() if loss == "mae" else (err**2).mean()
+        return pointwise_loss(out - ys, loss).mean()
 
     return f, theta
 
@@ -273,20 +285,26 @@ def last_train_rows(windows) -> tuple[np.ndarray, np.ndarray]:
     return windows.x(rows), windows.y(rows)
 
 
-def views_loss(model, x: np.ndarray, y: np.ndarray, loss: str = "mae"):
-    """(f, theta): a trained ViewsModel's loss on rows of views (x, y), in its net's scaled
-    space, as a function of its flat parameters (on a copy of the net)."""
+def last_train_weekdays(windows) -> np.ndarray:
+    """The target days' weekdays of the same rows (what a weekday-calendar model reads)."""
+    return windows.weekday(windows.rows("train")[-TRAIN_ROWS:])
+
+
+def views_loss(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", weekday=None):
+    """(f, theta): a trained ViewsModel's loss on rows of views (x, y; `weekday`: the target
+    days' weekdays, for a weekday-calendar model), in its net's scaled space, as a function of
+    its flat parameters (on a copy of the net)."""
     import copy
 
     tx = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
     ty = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32)
-    xs, ys, _ = model.encode(tx, ty)
+    xs, ys, _ = model.encode(tx, ty, weekday)
     return model_loss(copy.deepcopy(model.net), xs, ys, loss)
 
 
-def analyse_model(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", **kwargs):
+def analyse_model(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", weekday=None, **kwargs):
     """The critical point a trained ViewsModel ended at, on rows of views (x, y)."""
-    return critical_point(*views_loss(model, x, y, loss), **kwargs)
+    return critical_point(*views_loss(model, x, y, loss, weekday), **kwargs)
 
 
 def stuck_epochs(loss: list[float], grad_norm: list[float], window: int = 20) -> list[int]:
@@ -314,9 +332,9 @@ def diagnose_run(ws, run_id: str, loss: str = "mae") -> Diagnosis:
     the last 3,000 rows), and its gradient norm vs loss figure (reports/, and the run)."""
     from pipeline import reports, tracking
 
-    model, rows_x, rows_y = _run_rows(ws, run_id, loss)
+    model, rows_x, rows_y, days = _run_rows(ws, run_id, loss)
     run = tracking.get_run(ws, run_id)
-    point = analyse_model(model, rows_x, rows_y, loss)
+    point = analyse_model(model, rows_x, rows_y, loss, days)
     history = tracking.epoch_history(ws, run_id)
     stuck = stuck_epochs(history["train_loss"], history["grad_norm"])
     figure = ws.reports / f"diagnose-{run_id}.png"
@@ -354,8 +372,8 @@ def escape_run(
     trained point and from the escaped one. The figure and numbers are logged to the run."""
     from pipeline import reports, tracking
 
-    model, rows_x, rows_y = _run_rows(ws, run_id, loss)
-    f, theta = views_loss(model, rows_x, rows_y, loss)
+    model, rows_x, rows_y, days = _run_rows(ws, run_id, loss)
+    f, theta = views_loss(model, rows_x, rows_y, loss, days)
     out = escape(f, theta)
     stay = leave = []
     if steps:
@@ -379,17 +397,17 @@ def escape_run(
 
 
 def _run_rows(ws, run_id: str, loss: str):
-    """A training run's single model and its training rows (the last 3,000)."""
+    """A training run's single model, its training rows (the last 3,000) and their weekdays."""
     from pipeline import features as feats
     from pipeline import tracking
     from pipeline.errors import ViewcastError
     from pipeline.store import Store
 
-    if loss not in ("mae", "mse"):
-        raise ViewcastError(f"--loss must be mae or mse, got {loss!r}")
+    if loss not in LOSSES:
+        raise ViewcastError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     model = tracking.load_model(ws, run_id)
     if not hasattr(model, "net"):
         raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
-    return model, *last_train_rows(windows)
+    return model, *last_train_rows(windows), last_train_weekdays(windows)

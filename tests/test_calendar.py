@@ -109,3 +109,27 @@ def test_a_calendar_sweep_serves_with_a_date_column(weekly: Workspace, tmp_path:
     np.testing.assert_allclose(got, np.maximum(ours.predict(x, np.array([5, 0])), 0), rtol=1e-5)
     with pytest.raises(Exception, match="date"):
         served.predict(frame.drop(columns="date"))
+
+
+def test_diagnose_reads_each_training_rows_weekday(weekly: Workspace, tmp_path: Path):
+    """`viewcast diagnose` on a weekday-calendar run: the loss surface is taken on the training
+    rows with their own weekdays (shifted by a day, the same weights fit far worse)."""
+    from pipeline import diagnostics as diag
+
+    grid = tmp_path / "one.toml"
+    grid.write_text(
+        "[base]\nepochs = 200\nlr = 0.03\nwidth = 8\nlayers = 1\nlags = 1\n"
+        '[grid]\nmodel = ["relu"]\ncalendar = ["weekday"]\n'
+    )
+    selection.sweep(weekly, "one", selection.toml_grid(grid))
+    (run,) = [
+        r
+        for r in tracking.sweep_children(weekly, tracking.latest_sweep(weekly))
+        if r.name.endswith("weekday-adam-0.03")
+    ]
+    found = diag.diagnose_run(weekly, run.run_id)
+    assert np.isfinite([found.point.min_eigenvalue, found.point.max_eigenvalue]).all()
+    model, x, y, days = diag._run_rows(weekly, run.run_id, "mae")
+    right, theta = diag.views_loss(model, x, y, "mae", days)
+    wrong, _ = diag.views_loss(model, x, y, "mae", (days + 1) % 7)
+    assert right(theta).item() < wrong(theta).item() / 3

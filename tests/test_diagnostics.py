@@ -27,6 +27,27 @@ def test_the_hessian_of_a_quadratic_is_its_matrix():
     np.testing.assert_allclose(diag.hessian_eigenvalues(f, theta), eigs, atol=1e-10)
 
 
+def test_the_huber_surface_is_torchs_huber_and_its_hessian_counts_the_small_residuals():
+    """A linear model: the Huber loss of the residuals r is torch's, and its Hessian is
+    [x 1]^T [x 1] / n over the rows with |r| < delta only (the linear part has no curvature)."""
+    from pipeline.train import HUBER_DELTA
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    y = 2 * torch.randn(50, 1, generator=gen, dtype=torch.float64)
+    net = torch.nn.Linear(3, 1).double()
+    f, theta = diag.model_loss(net, x, y, "huber")
+    residual = net(x) - y
+    want = torch.nn.functional.huber_loss(net(x), y, delta=HUBER_DELTA)
+    assert f(theta).item() == pytest.approx(want.item(), rel=1e-12)
+    small = (residual.abs() < HUBER_DELTA).squeeze(1)
+    assert 0 < small.sum() < len(x), "both sides of delta are exercised"
+    design = torch.cat([x, torch.ones(50, 1, dtype=torch.float64)], dim=1)[small]
+    hvp = diag.hvp_function(f, theta)  # forward over reverse, as Lanczos uses it
+    h = torch.stack([hvp(e) for e in torch.eye(4, dtype=torch.float64)])
+    np.testing.assert_allclose(h.numpy(), (design.T @ design / 50).numpy(), atol=1e-12)
+
+
 def test_saddle_and_minimum_at_the_origin():
     origin = torch.zeros(2, dtype=torch.float64)
     saddle = diag.critical_point(lambda t: t[0] ** 2 - t[1] ** 2, origin)
