@@ -69,7 +69,7 @@ def test_huber_lies_between_mae_and_mse_on_the_training_days(coding_train) -> No
     errors = {}
     for loss in ("mae", "huber", "mse"):
         tcfg = TrainConfig(
-            lr=0.02, schedule="cosine", loss=loss, epochs=2000, patience=0, restore_best=False
+            lr=0.03, schedule="cosine", loss=loss, epochs=700, patience=0, restore_best=False
         )
         result = fit(windows, ModelConfig(7, "linear"), tcfg)
         errors[loss] = result.model.predict(x) - y
