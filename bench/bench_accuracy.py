@@ -327,6 +327,7 @@ def table(results: dict) -> str:
     head += ["peer chosen on val", "ratio to it", "runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
+        chosen = peer_on_validation(r)
         cells = [name, f"{r['days']:,}"]
         for p in peers:
             value = f"{r['peers'][p][1]:,.1f}"
@@ -337,8 +338,8 @@ def table(results: dict) -> str:
             f"{r['nets_only_test_mae']:,.1f}",
             r["best_peer"],
             f"{r['ratio']:.3f}",
-            peer_on_validation(r),
-            f"{r['champion_test_mae'] / r['peers'][peer_on_validation(r)][1]:.3f}",
+            chosen,
+            f"{r['champion_test_mae'] / r['peers'][chosen][1]:.3f}",
             f"{r['runs']}" + ("" if r["grid_complete"] else " (cut)"),
         ]
         lines.append("| " + " | ".join(cells) + " |")

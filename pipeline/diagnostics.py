@@ -285,11 +285,6 @@ def last_train_rows(windows) -> tuple[np.ndarray, np.ndarray]:
     return windows.x(rows), windows.y(rows)
 
 
-def last_train_weekdays(windows) -> np.ndarray:
-    """The target days' weekdays of the same rows (what a weekday-calendar model reads)."""
-    return windows.weekday(windows.rows("train")[-TRAIN_ROWS:])
-
-
 def views_loss(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", weekday=None):
     """(f, theta): a trained ViewsModel's loss on rows of views (x, y; `weekday`: the target
     days' weekdays, for a weekday-calendar model), in its net's scaled space, as a function of
@@ -410,4 +405,5 @@ def _run_rows(ws, run_id: str, loss: str):
         raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
-    return model, *last_train_rows(windows), last_train_weekdays(windows)
+    rows = windows.rows("train")[-TRAIN_ROWS:]
+    return model, windows.x(rows), windows.y(rows), windows.weekday(rows)

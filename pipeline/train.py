@@ -19,9 +19,8 @@ from pipeline.optim import OPTIMIZERS, SCHEDULES, get_lr, make_optimizer
 
 LOSSES = ("mae", "mse", "huber")
 TREE_LOSSES = {"mae": "absolute_error", "mse": "squared_error"}  # scikit-learn names
-HUBER_DELTA = (
-    1.0  # huber: squared within one standard deviation of the training targets, linear beyond
-)
+# huber: squared within one standard deviation of the training targets, linear beyond
+HUBER_DELTA = 1.0
 SOLVERS = ("gd", "lstsq")
 
 
