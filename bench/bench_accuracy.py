@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Workspace
-from pipeline.holdout import Holdout
-from pipeline.models import ModelConfig, ViewsModel
+from pipeline.data.workspace import Workspace
+from pipeline.models.families import ModelConfig, ViewsModel
+from pipeline.search.holdout import Holdout
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -271,9 +271,9 @@ def pooled(max_minutes: float, folds: int) -> dict:
 
 def validation_per_series(home: Path, run_id: str) -> dict[str, float]:
     """A run's validation MAE on each series (the dev days only)."""
-    from pipeline import features as feats
     from pipeline import tracking
-    from pipeline.store import Store
+    from pipeline.data import features as feats
+    from pipeline.data.store import Store
 
     ws = Workspace(home)
     model = tracking.load_model(ws, run_id)

@@ -23,11 +23,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import features as feats  # noqa: E402
-from pipeline import jobs  # noqa: E402
-from pipeline.config import ModelConfig, Workspace  # noqa: E402
-from pipeline.stack import fit_stack  # noqa: E402
-from pipeline.train import TrainConfig, fit  # noqa: E402
+from pipeline import jobs
+from pipeline.data import features as feats
+from pipeline.data.workspace import Workspace
+from pipeline.models.batched import fit_stack
+from pipeline.models.config import ModelConfig
+from pipeline.models.train import TrainConfig, fit
 
 
 def flat(result) -> torch.Tensor:

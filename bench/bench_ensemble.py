@@ -31,9 +31,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import SETS, geomean, set_file
 
-from pipeline import ensembles, tracking
-from pipeline.config import Workspace
-from pipeline.store import Store
+from pipeline import tracking
+from pipeline.data.store import Store
+from pipeline.data.workspace import Workspace
+from pipeline.search import ensembles
 
 OUT = Path(__file__).resolve().parent / "out"
 TOP = 5

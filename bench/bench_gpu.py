@@ -30,11 +30,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import global_model
 
-from pipeline import features as feats
-from pipeline.config import Workspace
-from pipeline.experiment import batch_size_study
-from pipeline.ingest import read_views
-from pipeline.store import Store
+from pipeline.data import features as feats
+from pipeline.data.ingest import read_views
+from pipeline.data.store import Store
+from pipeline.data.workspace import Workspace
+from pipeline.lecture.experiment import batch_size_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,15 +56,15 @@ def stacked_grid(seeds: int, epochs: int) -> list[dict]:
     """The default grid bagged over `seeds` seeds, one fit_stack per shape, on each device."""
     from dataclasses import replace
 
-    from pipeline import selection
-    from pipeline.stack import fit_stack
+    from pipeline.models.batched import fit_stack
+    from pipeline.search import grids, units
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Workspace(Path(tmp)))
         csv = ROOT / "data/raw/wikipedia-peyton-manning/views.csv"
         store.ingest([read_views(csv, series="peyton-manning")])
         dev, splits = store.read_dev(), store.read_splits()
-    grid = [selection.with_seeds(c, seeds) for c in selection.default_grid()]
+    grid = [units.with_seeds(c, seeds) for c in grids.default_grid()]
     devices = (["cuda"] if torch.cuda.is_available() else []) + ["cpu"]
     out = []
     for device in devices:
@@ -72,11 +72,11 @@ def stacked_grid(seeds: int, epochs: int) -> list[dict]:
             replace(c, train=replace(c.train, epochs=min(c.train.epochs, epochs), device=device))
             for c in grid
         ]
-        units = selection.plan_units(list(enumerate(grid_here)), stack=True)
+        units = units.plan_units(list(enumerate(grid_here)), stack=True)
         started, members, rows = time.perf_counter(), 0, 0
         for unit in units:
             windows = feats.lag_windows(dev, splits, unit[0][1].model.lags)
-            configs = [m for _, c in unit for m in selection._members(c)]
+            configs = [m for _, c in unit for m in units._members(c)]
             fit_stack(windows, configs)
             members += len(configs)
             rows = len(windows.rows("train"))
@@ -101,8 +101,8 @@ def scale_epoch(pages: int, days: int, cpu_rows: int, stack: int = 0) -> dict:
     """One epoch over every training window of the Kaggle-shaped panel (issue 13's GPU check)."""
     from make_panel import write_panel
 
-    from pipeline.models import ModelConfig
-    from pipeline.train import SampledRows, TrainConfig, fit
+    from pipeline.models.families import ModelConfig
+    from pipeline.models.train import SampledRows, TrainConfig, fit
 
     out: dict = {"pages": pages, "days": days}
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,8 +162,8 @@ def sampled_stack(windows, cfg, rows: int, members: int, device: str = "cuda") -
     each (each member draws its own windows, as alone), on the device."""
     from dataclasses import replace
 
-    from pipeline.stack import fit_stack
-    from pipeline.train import TrainConfig
+    from pipeline.models.batched import fit_stack
+    from pipeline.models.train import TrainConfig
 
     base = TrainConfig(epochs=1, batch_size=65_536, rows_per_epoch=rows, patience=0, device=device)
     configs = [(cfg, replace(base, seed=s)) for s in range(members)]

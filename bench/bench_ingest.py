@@ -68,8 +68,8 @@ def step_ingest(csv: Path, home: Path) -> dict:
 
 
 def step_windows(home: Path) -> dict:
-    from pipeline import features as feats
-    from pipeline.config import Workspace
+    from pipeline.data import features as feats
+    from pipeline.data.workspace import Workspace
 
     start = time.perf_counter()
     windows = feats.build(Workspace(home), feats.FeatureSpec((56,)))[56]
@@ -93,8 +93,8 @@ def step_mlforecast(home: Path, peer_series: int | None) -> dict:
     import pandas as pd
     from mlforecast import MLForecast
 
-    from pipeline.config import Workspace
-    from pipeline.store import Store
+    from pipeline.data.store import Store
+    from pipeline.data.workspace import Workspace
 
     dev = Store(Workspace(home)).read_dev()
     keep = dev.code < peer_series if peer_series else np.ones(len(dev), bool)

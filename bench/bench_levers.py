@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from bench_accuracy import SETS, geomean, set_file  # noqa: E402
+from bench_accuracy import SETS, geomean, set_file
 
 LEVERS = {  # lever -> (the run's param holding it, its values: the default first)
     "scaling": ("model.scaling", ("window-mean", "window-median", "last-week-mean")),
@@ -64,7 +64,7 @@ def one_set(name: str, param: str, values: tuple[str, ...], tmp: Path) -> dict:
     """Structure -> lever value -> val MAE, from a fresh workspace's sweep."""
     field = param.split(".")[1]
     from pipeline import tracking
-    from pipeline.config import Workspace
+    from pipeline.data.workspace import Workspace
 
     grid = tmp / "lever.toml"
     grid.write_text(GRID.format(field=field, values=json.dumps(list(values))))

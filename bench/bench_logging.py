@@ -27,8 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from pipeline import models, tracking  # noqa: E402
-from pipeline.config import ModelConfig, Workspace  # noqa: E402
+from pipeline import tracking
+from pipeline.data.workspace import Workspace
+from pipeline.models import families as models
+from pipeline.models.config import ModelConfig
+from pipeline.tracking import registry
 
 
 def main() -> None:
@@ -44,11 +47,11 @@ def main() -> None:
         example = (np.ones((2, 7)), np.array(["2021-01-04", "2021-01-05"], "datetime64[D]"))
         with tracking.start_run(ws, "bench-logging", tracking.Stage.TRAIN) as run:
             client = tracking.session(ws).client
-            skip = tracking._no_requirement_check
+            skip = registry._no_requirement_check
             times: dict[str, list[float]] = {"before": [], "now": []}
             for _ in range(args.rounds):
                 for mode in times:
-                    tracking._no_requirement_check = (
+                    registry._no_requirement_check = (
                         contextlib.nullcontext if mode == "before" else skip
                     )
                     experiment = None if mode == "before" else run.experiment_id
@@ -56,7 +59,7 @@ def main() -> None:
                     for _ in range(args.calls):
                         tracking.log_pyfunc(client, run.run_id, folder, cfg, example, experiment)
                     times[mode].append(1000 * (time.perf_counter() - start) / args.calls)
-            tracking._no_requirement_check = skip
+            registry._no_requirement_check = skip
     for mode, values in times.items():
         rounds = ", ".join(f"{v:.1f}" for v in values)
         print(f"{mode}: {statistics.median(values):.1f} ms a model (rounds: {rounds})")

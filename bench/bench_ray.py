@@ -53,7 +53,7 @@ def free_port() -> int:
 def val_maes(home: Path) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from pipeline import tracking
-    from pipeline.config import Workspace
+    from pipeline.data.workspace import Workspace
 
     ws = Workspace(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))

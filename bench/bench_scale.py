@@ -108,7 +108,7 @@ def main() -> None:
     stages["train one epoch"] = train
 
     from pipeline import tracking
-    from pipeline.config import Workspace
+    from pipeline.data.workspace import Workspace
 
     tracking.register_alias(Workspace(home), trained["run_id"], "champion", {})
     runs = sorted(

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.chaos import (  # noqa: E402
+from tests.chaos import (
     Tally,
     chaos_daily,
     chaos_ingest,
@@ -31,7 +31,7 @@ from tests.chaos import (  # noqa: E402
     timed,
     viewcast,
 )
-from tests.conftest import (  # noqa: E402
+from tests.conftest import (
     PRODUCTION_GRID,
     TINY_GRID,
     build_production,

@@ -66,7 +66,7 @@ def viewcast(home: Path, *args: str, source: Path | None = None) -> float:
 def val_maes(home: Path) -> dict[str, tuple[str, float]]:
     """config key -> (run name, val MAE) of the workspace's sweep."""
     from pipeline import tracking
-    from pipeline.config import Workspace
+    from pipeline.data.workspace import Workspace
 
     ws = Workspace(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import features as feats
-from pipeline.config import Workspace
-from pipeline.ingest import read_views
-from pipeline.models import ModelConfig
-from pipeline.store import SeriesSplit, Splits, Store, ViewsTable
-from pipeline.train import TrainConfig, fit
+from pipeline.data import features as feats
+from pipeline.data.ingest import read_views
+from pipeline.data.store import SeriesSplit, Splits, Store, ViewsTable
+from pipeline.data.workspace import Workspace
+from pipeline.models.families import ModelConfig
+from pipeline.models.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -88,6 +88,7 @@ def versus_sklearn(windows: feats.LagWindows, epochs: int) -> dict:
 
 def mlflow_overhead(ws: Workspace, windows: feats.LagWindows) -> dict:
     from pipeline import tracking
+    from pipeline.models.outcome import training_outcome
 
     cfg, tcfg = ModelConfig(56, "relu", 3, 100), TrainConfig(epochs=2000, patience=0)
     result = fit(windows, cfg, TrainConfig(epochs=50, patience=0))
@@ -98,7 +99,9 @@ def mlflow_overhead(ws: Workspace, windows: feats.LagWindows) -> dict:
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        tracking.log_training(ws, windows, cfg, tcfg, result, feats.data_params(ws, windows))
+        data = feats.data_params(ws, windows)
+        outcome = training_outcome(windows, result, data)
+        tracking.log_training(ws, windows, cfg, tcfg, result.model, result.device, outcome, data)
         times.append(time.perf_counter() - start)
     return {
         "connect_seconds": connect,

@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import config, jobs
-from pipeline.errors import ViewcastError
+from pipeline import jobs
+from pipeline.data import workspace as config
+from pipeline.data.errors import ViewcastError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,9 +40,7 @@ class Workspace:
         return f"Workspace({str(self.paths.home)!r})"
 
     def _lock(self):
-        from pipeline.lock import workspace_lock
-
-        return workspace_lock(self.paths, self.wait)
+        return jobs.locked(self.paths, self.wait)
 
     # --- data -------------------------------------------------------------------------------
 
@@ -70,7 +69,7 @@ class Workspace:
         """One row per series: first and last date, days, imputed days, split boundaries."""
         import pandas as pd
 
-        from pipeline.store import Store
+        from pipeline.data.store import Store
 
         manifest = Store(self.paths).read_manifest()
         frame = pd.DataFrame.from_dict(manifest["series"], orient="index")
@@ -81,7 +80,7 @@ class Workspace:
         days are never returned."""
         import pandas as pd
 
-        from pipeline.store import Store
+        from pipeline.data.store import Store
 
         dev = Store(self.paths).read_dev()
         return pd.DataFrame(
@@ -97,7 +96,7 @@ class Workspace:
 
     def features(self, lags: Iterable[int] = (1, 7, 28, 56), target_transform: str = "none"):
         """Lag windows of the train/validation days; the recorded spec's rows per window."""
-        from pipeline.features import FeatureSpec
+        from pipeline.data.features import FeatureSpec
 
         with self._lock():
             spec = FeatureSpec(tuple(sorted(set(lags))), target_transform)
@@ -110,17 +109,13 @@ class Workspace:
 
     def select(self, ensemble: int = 5):
         """The champion on validation MAE (alias `champion`), with the ranking."""
-        from pipeline import selection
-
         with self._lock():
-            return selection.select(self.paths, ensemble=ensemble)
+            return jobs.select(self.paths, ensemble=ensemble)
 
     def finalize(self) -> dict:
         """The one reveal of the champion's private test score (final.json's content)."""
-        from pipeline import holdout
-
         with self._lock():
-            return holdout.finalize(self.paths, *jobs.champion_or(self.paths, None))
+            return jobs.finalize(self.paths)
 
     def run(
         self,
@@ -131,7 +126,7 @@ class Workspace:
     ) -> dict:
         """`viewcast run` on what was ingested: features, sweep, select, submit, finalize; the
         final report's numbers."""
-        from pipeline.store import Store
+        from pipeline.data.store import Store
 
         if Store(self.paths).generation() is None:
             raise ViewcastError("nothing ingested yet: call ingest(...) first")
@@ -144,10 +139,8 @@ class Workspace:
 
     def refit(self):
         """The champion's configuration on all history, registered as `production`."""
-        from pipeline.forecast import refit
-
         with self._lock():
-            return refit(self.paths)
+            return jobs.refit(self.paths)
 
     def forecast(
         self, date: str | None = None, horizon: int = 1, force: bool = False
@@ -156,11 +149,10 @@ class Workspace:
         data/forecasts/<D>.csv and .png, and logged), as a DataFrame."""
         import pandas as pd
 
-        from pipeline.atomic import restore
-        from pipeline.forecast import forecast
+        from pipeline.data.atomic import restore
 
         with self._lock():
-            done = forecast(self.paths, date, horizon, force)
+            done = jobs.forecast(self.paths, date, horizon, force)
         frame = pd.read_csv(done.path, dtype={"series_id": str})
         frame["series_id"] = frame["series_id"].map(restore)
         return frame

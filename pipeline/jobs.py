@@ -11,15 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import (
-    DEFAULT_ENSEMBLE_METHOD,
+from pipeline.data.errors import DriftError, ViewcastError
+from pipeline.data.workspace import (
     DEFAULT_TEST_DAYS,
     DEFAULT_VAL_DAYS,
     DEMO_FILES,
-    ModelConfig,
     Workspace,
+    read_final,
 )
-from pipeline.errors import DriftError, ViewcastError
+from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ModelConfig
+from pipeline.search.engines import Engine
 
 StageHook = Callable[[str, object | None], None]  # (stage, None) before it, (stage, result) after
 
@@ -78,8 +79,8 @@ def ingest(
 ) -> Ingested:
     """Read (file, series id) pairs, every one before anything is written, then merge them into
     the store in one write."""
-    from pipeline.ingest import MAX_BYTES, read_views
-    from pipeline.store import Store
+    from pipeline.data.ingest import MAX_BYTES, read_views
+    from pipeline.data.store import Store
 
     limit = max_bytes or MAX_BYTES
     batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
@@ -90,7 +91,7 @@ def ingest(
 
 def features(ws: Workspace, spec) -> tuple[list[dict], Path]:
     """Every lag window's row counts, and the recorded spec's path."""
-    from pipeline import features as feats
+    from pipeline.data import features as feats
 
     summary = feats.summarise_spec(ws, spec)
     return summary, feats.save_spec(ws, spec, summary)
@@ -116,9 +117,10 @@ def train_one(
     """One model (ModelConfig fields; the target transform defaults to the one `viewcast
     features` recorded) on the training days of the chosen series (all split ones by default),
     early-stopped on validation, logged to MLflow."""
-    from pipeline import features as feats
     from pipeline import tracking
-    from pipeline.train import fit
+    from pipeline.data import features as feats
+    from pipeline.models.outcome import training_outcome
+    from pipeline.models.train import fit
 
     recorded = feats.load_spec(ws)
     mcfg = ModelConfig(
@@ -128,7 +130,10 @@ def train_one(
     windows = feats.select_series(feats.build(ws, spec)[mcfg.lags], series)
     result = fit(windows, mcfg, tcfg, on_epoch)
     data = feats.data_params(ws, windows)
-    run_id = tracking.log_training(ws, windows, mcfg, tcfg, result, data, keep_intervals=not series)
+    outcome = training_outcome(windows, result, data, keep_intervals=not series)
+    run_id = tracking.log_training(
+        ws, windows, mcfg, tcfg, result.model, result.device, outcome, data
+    )
     return Trained(mcfg, result, run_id)
 
 
@@ -143,10 +148,10 @@ def train_direction(
 ):
     """L7: the softmax classifier of tomorrow's direction (down, same, up) on the training
     days, logged as an MLflow run (stage study, tag task=direction); (run id, result)."""
-    from pipeline import features as feats
     from pipeline import tracking
-    from pipeline.classify import train_direction as fit_direction
-    from pipeline.store import Store
+    from pipeline.data import features as feats
+    from pipeline.data.store import Store
+    from pipeline.lecture.classify import train_direction as fit_direction
 
     store = Store(ws)
     windows = feats.select_series(
@@ -178,12 +183,11 @@ def sweep(
     """A grid by name (lecture, default or a TOML file) as a resumable sweep: stacked (one
     model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds,
     trained here or on a Ray cluster (`engine`, a pipeline.engines.Engine)."""
-    from pipeline import selection
-    from pipeline.engines import Engine
-    from pipeline.store import Store
+    from pipeline.data.store import Store
+    from pipeline.search import grids, sweeps
 
-    grid, candidates = selection.grid_for(grid, lambda: Store(ws).dev_days())
-    return selection.sweep(
+    grid, candidates = grids.grid_for(grid, lambda: Store(ws).dev_days())
+    return sweeps.sweep(
         ws,
         grid,
         candidates,
@@ -233,8 +237,8 @@ def run_all(
 ) -> SealedTest:
     """Ingest (default: the demo data), features, sweep, select, submit and finalize. A
     workspace whose test was finalized shows that result instead of scoring again."""
-    from pipeline import features as feats
-    from pipeline import holdout, selection
+    from pipeline.data import features as feats
+    from pipeline.search import holdout, selection
 
     files = files if files is not None else demo_files(ws)
     steps: list[tuple[str, Callable[[], object]]] = [
@@ -250,7 +254,7 @@ def run_all(
         on_stage(name, results[name])
     on_stage("test", None)
     try:
-        sealed = SealedTest(holdout.read_final(ws), None)
+        sealed = SealedTest(read_final(ws), None)
     except ViewcastError:
         champion = results["select"].champion.run_id
         public = holdout.submit(ws, champion).public_mae
@@ -291,9 +295,9 @@ def daily(
     """Ingest, monitor and forecast under the workspace lock (another holder: LockedError, exit
     4); DriftError (exit 3) after the forecast is written when monitoring found drift. With
     `done`, the ingested files move there once they are in the store (no file: no ingest)."""
-    from pipeline.forecast import forecast
-    from pipeline.lock import workspace_lock
-    from pipeline.monitor import monitor
+    from pipeline.data.lock import workspace_lock
+    from pipeline.serving.forecast import forecast
+    from pipeline.serving.monitor import monitor
 
     def take_in():
         if not files:
@@ -316,3 +320,130 @@ def daily(
                 monitoring = result
     if monitoring.drift:
         raise DriftError(f"drift since {monitoring.drift_since}: see `viewcast monitor`")
+
+
+# --- one stage each: what the entry points call ---------------------------------------------------
+
+
+def locked(ws: Workspace, wait: float = 0.0):
+    """The workspace's exclusive lock (another writer: wait up to `wait` s, then LockedError)."""
+    from pipeline.data.lock import workspace_lock
+
+    return workspace_lock(ws, wait)
+
+
+def check(ws: Workspace, repair: bool = False) -> list:
+    """Every finding of the store and of MLflow (repaired where it is safe with `repair`)."""
+    from pipeline.data.check import check_store
+    from pipeline.tracking.health import check_mlflow
+
+    return check_store(ws, repair) + check_mlflow(ws, repair)
+
+
+def select(
+    ws: Workspace,
+    metric: str = "val_mae",
+    sweep_run: str | None = None,
+    ensemble: int = 5,
+    method: str = DEFAULT_ENSEMBLE_METHOD,
+):
+    """The champion of a sweep (default: the latest) on validation, aliased `champion`."""
+    from pipeline.search import selection
+
+    return selection.select(ws, metric, sweep_run, ensemble, method)
+
+
+def plot(ws: Workspace, run_id: str) -> Path:
+    """A training run's learning curve, drawn from its logged curves and logged beside them."""
+    from pipeline.search.sweeps import draw_learning_curve
+
+    return draw_learning_curve(ws, run_id)
+
+
+def submit(ws: Workspace, run_id: str | None = None):
+    """One public test score of a run (default: the champion), within the daily budget."""
+    from pipeline import tracking
+    from pipeline.search import holdout
+
+    return holdout.submit(ws, run_id or tracking.champion_run(ws))
+
+
+def leaderboard(ws: Workspace) -> list[dict]:
+    """Every submission's public score, best first."""
+    from pipeline.search import holdout
+
+    return holdout.leaderboard(ws)
+
+
+def finalize(ws: Workspace, run_ids: list[str] | None = None) -> dict:
+    """The one reveal of the private test scores (default: the champion)."""
+    from pipeline.search import holdout
+
+    return holdout.finalize(ws, *champion_or(ws, run_ids))
+
+
+def ui(ws: Workspace, port: int, ready: Callable[[dict[str, str]], None]) -> int:
+    """The MLflow UI on the workspace's runs (blocks until it stops); its exit code."""
+    from pipeline import tracking
+
+    urls = tracking.ui_urls(ws, port)
+    return tracking.serve_ui(ws, port, lambda: ready(urls))
+
+
+def refit(ws: Workspace):
+    """The champion's configuration on all history, aliased `production`."""
+    from pipeline.serving.forecast import refit as refit_champion
+
+    return refit_champion(ws)
+
+
+def forecast(ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False):
+    """Days D..D+H-1 of every series with intervals (data/forecasts/<D>.csv and .png)."""
+    from pipeline.serving.forecast import forecast as forecast_days
+
+    return forecast_days(ws, date, horizon, force)
+
+
+def monitor(ws: Workspace, ratio: float = 2.0, days: int = 3):
+    """Live MAE of past forecasts against the ingested actuals (the result says drift)."""
+    from pipeline.serving.monitor import monitor as live_errors
+
+    return live_errors(ws, ratio, days)
+
+
+# --- the lecture ---------------------------------------------------------------------------------
+
+
+def experiment(ws: Workspace, series, epochs, study_epochs: int, on_config) -> object:
+    """The lecture's grid, tables, figures and diagnostics: reports/lecture.md."""
+    from pipeline.lecture import experiment as lecture
+
+    return lecture.run(ws, series, epochs, study_epochs, on_config)
+
+
+def studies(ws: Workspace, chosen: tuple[str, ...], series, epochs: int, on_study) -> None:
+    """The lecture's studies (L4-L8), appended to reports/lecture.md."""
+    from pipeline.lecture import experiment as lecture
+
+    lecture.run_studies(ws, chosen, series, epochs, on_study)
+
+
+def diagnose(ws: Workspace, run_id: str, loss: str = "mae"):
+    """Where a training ended (Hessian eigenvalues) and its gradient norm against the loss."""
+    from pipeline.lecture import diagnostics
+
+    return diagnostics.diagnose_run(ws, run_id, loss)
+
+
+def escape(ws: Workspace, run_id: str, loss: str, steps: int, lr: float):
+    """L4: the loss along the lowest-curvature eigenvector from where a training ended."""
+    from pipeline.lecture import diagnostics
+
+    return diagnostics.escape_run(ws, run_id, loss, steps, lr)
+
+
+def critical_point_sentence(point) -> str:
+    """The lecture's one-sentence reading of a critical point."""
+    from pipeline.lecture.report import critical_point_sentence as sentence
+
+    return sentence(point)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tracking
-from pipeline.config import Workspace
+from pipeline.data.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline import Workspace
-from pipeline.errors import ViewcastError
+from pipeline.data.errors import ViewcastError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +21,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_and_forecasts(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(ROOT)  # "run from the project folder"
     code = readme_example().replace("/tmp/viewcast-api", str(tmp_path / "ws"))

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .chaos import chaos_daily, chaos_ingest, chaos_sweep
-from .conftest import FORTNIGHT, RAW, export, invoke, snapshot, synthetic_views, write_totals
+from tests.chaos import chaos_daily, chaos_ingest, chaos_sweep
+from tests.conftest import FORTNIGHT, RAW, export, invoke, snapshot, synthetic_views, write_totals
+
+pytestmark = pytest.mark.slow  # chaos: processes killed at random points
 
 
 def test_killed_ingests_lose_no_committed_series(two_series: Path, tmp_path: Path):

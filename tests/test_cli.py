@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pipeline import tracking
 from pipeline.cli import app
-from pipeline.config import Workspace
+from pipeline.data.workspace import Workspace
 from tests.conftest import snapshot
 
 
@@ -101,7 +101,9 @@ def test_choices_are_listed_and_a_bad_value_is_refused_before_any_work(cli, home
 def test_the_choices_are_the_lists_the_modules_validate_against() -> None:
     from typing import get_args
 
-    from pipeline import cli, config, features, ingest, optim, store, train
+    from pipeline import cli
+    from pipeline.data import features, ingest, store
+    from pipeline.models import config, optim, train
 
     pairs = [
         (cli.Format, ingest.FORMATS),
@@ -133,7 +135,7 @@ def test_train_rows_per_epoch_on_a_panel_logs_a_normal_run(cli, raw: Path, home:
     """A global model over the 10 Wikipedia pages with sampled epochs: an ordinary run (params,
     curves, val_mae_vs_naive, a loadable model) whose val MAE is the model's on every
     validation window."""
-    from pipeline import features as feats
+    from pipeline.data import features as feats
 
     cli("ingest", raw / "wikipedia-kaggle10")
     assert cli("features", "--lags", "14").exit_code == 0
@@ -169,7 +171,7 @@ def test_json_of_sweep_ingest_select_submit(cli, swept: Path, raw: Path, tiny_gr
 
 
 def test_an_unexpected_error_is_one_line_pointing_to_debug(cli, monkeypatch) -> None:
-    from pipeline import store
+    from pipeline.data import store
 
     def broken(self):
         raise RuntimeError("disk on fire\nsecond line")

@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 
 from pipeline import jobs, tracking
-from pipeline.config import Workspace
-from pipeline.errors import ViewcastError
-from pipeline.features import FeatureSpec
-from pipeline.store import Store
-from pipeline.train import TrainConfig
-
-from .conftest import FORTNIGHT, export, snapshot, synthetic_views, write_totals
+from pipeline.data.errors import ViewcastError
+from pipeline.data.features import FeatureSpec
+from pipeline.data.store import Store
+from pipeline.data.workspace import Workspace
+from pipeline.models.train import TrainConfig
+from tests.conftest import FORTNIGHT, export, snapshot, synthetic_views, write_totals
 
 
 def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
@@ -96,7 +95,7 @@ def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
 def test_daily_reads_a_folder_oldest_first_and_moves_what_it_ingested(production, series, cli):
     """An export job drops `Totals.csv` (stale) and later `Totals (1).csv` (revised): by name the
     stale file would be read last and win; by age the revised one wins. Both move to done/."""
-    from pipeline.store import concat
+    from pipeline.data.store import concat
 
     ws = Workspace(production)
     incoming = production.parent / "incoming"

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import synthetic_views, write_totals
+import pytest
+
+from tests.conftest import synthetic_views, write_totals
+
+pytestmark = pytest.mark.slow  # end to end: `viewcast run`
 
 
 def test_run_is_the_whole_job_and_reruns_safely(home: Path, tiny_grid: Path, cli):

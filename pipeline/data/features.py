@@ -1,0 +1,254 @@
+"""The lecture's inputs: x_1..x_N = the views of the previous N days; the target is the day's views.
+
+All series' dev days are concatenated into one array `values` (series by series, day by day, a
+complete daily index). For window N, ``sliding_window_view(values, N)[:, ::-1]`` is a zero-copy view
+whose row r holds values[r+N-1], ..., values[r]: exactly x_1..x_N for the day at position r+N. A day
+is a row when its N previous days belong to the same series (the first N days of a series have no
+row) and its own views were observed (imputed days may be inputs, never targets).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pipeline.data.atomic import atomic_write, neutralise, write_text
+from pipeline.data.calendar import weekday
+from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Splits, Store, ViewsTable
+from pipeline.data.workspace import DEFAULT_LAGS, Workspace
+
+TARGET_TRANSFORMS = ("none", "log1p")
+SPLIT_NAMES = ("train", "val")
+SPEC_FILE = "features.json"
+PREDICT_CHUNK = 2**17  # windows scored at a time (56 lags: 57 MB of float64)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which lag windows the models see, and the transform applied to every views value."""
+
+    lags: tuple[int, ...] = DEFAULT_LAGS
+    target_transform: str = "none"
+
+    def __post_init__(self) -> None:
+        if not self.lags or any(n < 1 for n in self.lags):
+            raise ViewcastError(f"lag windows must be positive day counts, got {self.lags}")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            raise ViewcastError(
+                f"unknown target transform {self.target_transform!r} "
+                f"(choose from {', '.join(TARGET_TRANSFORMS)})"
+            )
+
+
+@dataclass(frozen=True)
+class LagWindows:
+    """Window-N rows of the dev days: a zero-copy view plus per-row split labels."""
+
+    n: int
+    names: np.ndarray  # series ids
+    values: np.ndarray  # 1-D float64: every series' dev days, concatenated
+    target: np.ndarray  # int64 position in `values` of each row's day
+    code: np.ndarray  # int32 series of each row
+    day: np.ndarray  # int32 day of each row
+    split: np.ndarray  # int8 index into SPLIT_NAMES
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    @property
+    def windows(self) -> np.ndarray:
+        """(len(values) - N + 1, N) view: row target-N holds lag_1..lag_N of that target."""
+        return sliding_window_view(self.values, self.n)[:, ::-1]
+
+    def subset(self, keep: np.ndarray, split: np.ndarray | None = None) -> LagWindows:
+        """The rows where `keep` holds (over the same values), with new split labels if given."""
+        labels = self.split if split is None else split
+        return replace(
+            self,
+            target=self.target[keep],
+            code=self.code[keep],
+            day=self.day[keep],
+            split=labels[keep],
+        )
+
+    def rows(self, split: str) -> np.ndarray:
+        """Row indices of one split ('train' or 'val')."""
+        return np.flatnonzero(self.split == SPLIT_NAMES.index(split))
+
+    def x(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """lag_1..lag_N of the given rows, gathered into one (rows, N) array."""
+        positions = self.target if rows is None else self.target[rows]
+        return self.windows[positions - self.n]
+
+    def y(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The target day's views of the given rows."""
+        return self.values[self.target if rows is None else self.target[rows]]
+
+    def lag1(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Yesterday's views of the given rows (the naive forecast), without gathering windows."""
+        return self.values[(self.target if rows is None else self.target[rows]) - 1]
+
+    def weekday(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The target day's day of week of the given rows (Monday = 0)."""
+        return weekday(self.day if rows is None else self.day[rows])
+
+    def predict(self, model, rows: np.ndarray | None = None, chunk: int = PREDICT_CHUNK):
+        """model.predict over the given rows' windows (and their weekdays), gathered `chunk`
+        rows at a time: memory is bounded by the chunk, not by the rows (145k series x 60 days
+        is 8.7M windows)."""
+        rows = np.arange(len(self)) if rows is None else rows
+        out = np.empty(len(rows))
+        for lo in range(0, len(rows), chunk):
+            part = rows[lo : lo + chunk]
+            out[lo : lo + chunk] = model.predict(self.x(part), self.weekday(part))
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """An inspectable table: series_id, date, split, y, lag_1..lag_N."""
+        out = pd.DataFrame(
+            {
+                "series_id": pd.Categorical.from_codes(self.code, self.names.astype(str)),
+                "date": self.day.astype("datetime64[D]").astype("datetime64[s]"),
+                "split": pd.Categorical.from_codes(self.split, SPLIT_NAMES),
+                "y": self.y(),
+            }
+        )
+        lags = pd.DataFrame(self.x(), columns=[f"lag_{j}" for j in range(1, self.n + 1)])
+        return pd.concat([out, lags], axis=1)
+
+
+def lag_windows(dev: ViewsTable, splits: Splits, n: int, only: str | None = None) -> LagWindows:
+    """Window-N rows over the dev table; day t's inputs are days t-1..t-N of the same series.
+    `only="val"`: the validation rows alone (no training row is indexed: 80M at Kaggle scale)."""
+    starts, ends = dev.bounds()
+    valid = ~dev.imputed
+    first = starts[:, None] + np.arange(n)  # each series' first N days have no window
+    valid[first[first < ends[:, None]]] = False
+    unsplit = np.iinfo(np.int32).min  # a series too short to split has no training days
+    val_start = np.array(
+        [s.val_start if (s := splits.series.get(str(name))) else unsplit for name in dev.names],
+        dtype=np.int32,
+    )
+    if only is not None:
+        if only != "val":
+            raise ViewcastError(f"only='val' or None, got {only!r}")
+        valid &= dev.day >= np.repeat(val_start, ends - starts)  # each day's series' start
+    target = np.flatnonzero(valid)
+    code = dev.code[target]
+    day = dev.day[target]
+    split = (day >= val_start[code]).view(np.int8)
+    return LagWindows(n, dev.names, dev.views, target, code, day, split)
+
+
+def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
+    """Rolling-origin fold k: fold 1 is the standard split; fold k validates on the `val_days`
+    days that end where fold k-1's validation starts, trains on every day before them, and drops
+    the days after them."""
+    if k < 1:
+        raise ViewcastError(f"folds are numbered from 1, got {k}")
+    if k == 1:
+        return windows
+    val_start = np.array([splits.series[str(n)].val_start for n in windows.names], np.int64)
+    start = val_start[windows.code] - (k - 1) * splits.val_days
+    keep = windows.day < start + splits.val_days
+    return windows.subset(keep, split=(windows.day >= start).astype(np.int8))
+
+
+def build(ws: Workspace, spec: FeatureSpec) -> dict[int, LagWindows]:
+    """Every window of the spec over the workspace's dev days (test days are never read)."""
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    if len(dev) == 0:
+        raise ViewcastError(
+            "no series is long enough to split into train/validation/test: ingest more days "
+            f"(each series needs more than {splits.val_days + splits.test_days})"
+        )
+    return {n: lag_windows(dev, splits, n) for n in spec.lags}
+
+
+def summarise(windows: dict[int, LagWindows]) -> list[dict]:
+    """Rows per window and split, for the CLI table and features.json."""
+    return [summary_row(w) for w in windows.values()]
+
+
+def summary_row(w: LagWindows) -> dict:
+    return {
+        "window": w.n,
+        "series": len(np.unique(w.code)),
+        "train_rows": int((w.split == 0).sum()),
+        "val_rows": int((w.split == 1).sum()),
+    }
+
+
+def summarise_spec(ws: Workspace, spec: FeatureSpec) -> list[dict]:
+    """summarise(build(ws, spec)), one window at a time (at Kaggle scale each window's row
+    arrays are 1.7 GB; four at once would be 7)."""
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    if len(dev) == 0:
+        build(ws, spec)  # the same message
+    return [summary_row(lag_windows(dev, splits, n)) for n in spec.lags]
+
+
+def save_spec(ws: Workspace, spec: FeatureSpec, summary: list[dict]) -> Path:
+    """Record the spec beside the store generation it was built from."""
+    ws.features.mkdir(parents=True, exist_ok=True)
+    gen = Store(ws).generation()
+    payload = {**asdict(spec), "store_generation": gen.name if gen else None, "windows": summary}
+    path = ws.features / SPEC_FILE
+    write_text(path, json.dumps(payload, indent=1))
+    return path
+
+
+def load_spec(ws: Workspace) -> FeatureSpec:
+    """The spec the last `viewcast features` recorded."""
+    path = ws.features / SPEC_FILE
+    if not path.exists():
+        raise ViewcastError(f"no features in {ws.features}: run `viewcast features` first")
+    payload = json.loads(path.read_text())
+    return FeatureSpec(tuple(payload["lags"]), payload["target_transform"])
+
+
+def export(windows: LagWindows, path: Path) -> None:
+    """Write the window's rows as parquet or CSV (by extension), atomically."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ViewcastError(f"{path}: export format must be .parquet or .csv")
+    frame = windows.frame()
+    if suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:  # a CSV may be opened in a spreadsheet: no series id may run as a formula
+        frame["series_id"] = frame["series_id"].astype(str).map(neutralise)
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def select_series(windows: LagWindows, names: list[str] | None) -> LagWindows:
+    """The rows of the named series only (all rows when `names` is empty)."""
+    if not names:
+        return windows
+    unknown = sorted(set(names) - set(windows.names.astype(str)))
+    if unknown:
+        raise ViewcastError(f"unknown series (not split or not ingested): {', '.join(unknown)}")
+    return windows.subset(np.isin(windows.names.astype(str)[windows.code], names))
+
+
+def data_params(ws: Workspace, windows: LagWindows) -> dict:
+    """The data.* params of a run: which store generation, series and rows it saw."""
+    gen = Store(ws).generation()
+    series = np.unique(windows.code)
+    names = windows.names[series].astype(str)
+    return {
+        "store_generation": gen.name if gen else "",
+        "source": str(gen / "dev.parquet") if gen else "",
+        "series_count": len(series),
+        "series": ",".join(names[:5]) + (f",... ({len(names)})" if len(names) > 5 else ""),
+        "lags": windows.n,
+        "rows_train": int((windows.split == 0).sum()),
+        "rows_val": int((windows.split == 1).sum()),
+    }

@@ -1,0 +1,2 @@
+"""Models and their training: families, the training loop, batched training, optimisers, NumPy
+inference. Knows nothing of MLflow."""

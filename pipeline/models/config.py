@@ -1,0 +1,89 @@
+"""What a model is before its weights: its family, window, inputs and ensemble members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.data.errors import ViewcastError
+
+MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive", "hgb")  # hgb: gradient-boosted trees
+SCALINGS = ("none", "window-mean", "window-median", "last-week-mean")
+# calendar inputs beside the lags: none, or weekday (the target day's day of week, one-hot)
+CALENDARS = ("none", "weekday")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model before its weights are loaded."""
+
+    lags: int = 56
+    model: str = "relu"
+    layers: int = 3
+    width: int = 100
+    batchnorm: bool = False
+    dropout: float = 0.0
+    target_transform: str = "none"
+    scaling: str = "none"
+    calendar: str = "none"
+    leaves: int = 31  # hgb: leaves per tree (scikit-learn's max_leaf_nodes)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_FAMILIES:
+            raise ViewcastError(
+                f"unknown model {self.model!r} (choose from {', '.join(MODEL_FAMILIES)})"
+            )
+        if self.model == "relu" and not 1 <= self.layers <= 6:
+            raise ViewcastError(f"--layers must be 1 to 6, got {self.layers}")
+        if self.width < 1 or self.lags < 1:
+            raise ViewcastError("--width and --lags must be positive")
+        if self.scaling not in SCALINGS:
+            raise ViewcastError(
+                f"unknown scaling {self.scaling!r} (choose from {', '.join(SCALINGS)})"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.leaves < 2:
+            raise ViewcastError(f"--leaves must be at least 2, got {self.leaves}")
+        if self.calendar not in CALENDARS:
+            raise ViewcastError(
+                f"unknown calendar {self.calendar!r} (choose from {', '.join(CALENDARS)})"
+            )
+
+    @property
+    def trees(self) -> bool:
+        """Whether the model is scikit-learn's boosted trees (needs scikit-learn to predict)."""
+        return self.model == "hgb"
+
+    @property
+    def inputs(self) -> int:
+        """The net's inputs: the lags, and 7 weekday indicators with the weekday calendar."""
+        return self.lags + (7 if self.calendar == "weekday" else 0)
+
+
+# the ensemble `select` lets compete: greedy (forward selection on the folds' forecasts) or top
+# (the mean of the K best); chosen by bench/bench_ensemble.py on validation days alone
+DEFAULT_ENSEMBLE_METHOD = "top"
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """The mean of its members' forecasts (weighted when `weights` are given: a greedy
+    ensemble's member counts); each member reads its own first N of the lags."""
+
+    members: tuple[ModelConfig, ...]
+    model: str = "ensemble"
+    weights: tuple[float, ...] | None = None
+
+    @property
+    def trees(self) -> bool:
+        return any(m.trees for m in self.members)
+
+    @property
+    def calendar(self) -> str:
+        """weekday when any member reads the weekday."""
+        return "weekday" if any(m.calendar == "weekday" for m in self.members) else "none"
+
+    @property
+    def lags(self) -> int:
+        """The window the ensemble needs: its longest member's."""
+        return max(m.lags for m in self.members)

@@ -1,0 +1,223 @@
+"""The lecture's models, wrapped so that views go in and views come out.
+
+L1: linear  y = b + sum_j w_j x_j
+L2: sigmoid y = b + c^T sigmoid(b + W x), then ReLU networks of `layers` hidden layers
+L8: optional batch normalisation (moving averages at evaluation) and dropout
+Baselines: naive  y = x_N  (N = 1: yesterday, the lecture's "one-day shift"; N = 7: seasonal naive)
+
+`ViewsModel` holds everything between raw lag windows and views as buffers, so a saved state_dict
+plus its `ModelConfig` reproduce predictions exactly:
+    views -> target transform (none | log1p) -> per-series scale (none | window mean)
+          -> feature standardisation (training statistics) -> net -> back again.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.data.errors import ViewcastError
+from pipeline.models.config import EnsembleConfig, ModelConfig
+from pipeline.models.infer import TREES_FILE, combine
+
+__all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "combine", "load", "save"]
+
+STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def build_net(cfg: ModelConfig) -> nn.Module:
+    """The function with unknowns, on standardised inputs (none for the naive baseline; the
+    trees of the hgb family are fitted by scikit-learn, outside torch: see ViewsModel.trees)."""
+    if cfg.model in ("naive", "hgb"):
+        return nn.Identity()
+    if cfg.model == "linear":
+        return nn.Linear(cfg.inputs, 1)
+    if cfg.model == "sigmoid":
+        return nn.Sequential(
+            nn.Linear(cfg.inputs, cfg.width), nn.Sigmoid(), nn.Linear(cfg.width, 1)
+        )
+    blocks: list[nn.Module] = []
+    fan_in = cfg.inputs
+    for _ in range(cfg.layers):
+        blocks.append(nn.Linear(fan_in, cfg.width))
+        if cfg.batchnorm:
+            blocks.append(nn.BatchNorm1d(cfg.width))
+        blocks.append(nn.ReLU())
+        if cfg.dropout:
+            blocks.append(nn.Dropout(cfg.dropout))
+        fan_in = cfg.width
+    blocks.append(nn.Linear(fan_in, 1))
+    return nn.Sequential(*blocks)
+
+
+class ViewsModel(nn.Module):
+    """Lag windows in views (lag_1..lag_N) -> tomorrow's views, with all scaling inside."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = build_net(cfg)
+        self.trees = None  # hgb: a fitted HistGradientBoostingRegressor on the encoded inputs
+        for name, size in (("x_mean", cfg.lags), ("x_std", cfg.lags), ("y_mean", 1), ("y_std", 1)):
+            self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
+
+    # --- the scaled space the net is fitted in ---
+    def _transform(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(v) if self.cfg.target_transform == "log1p" else v
+
+    def _untransform(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.expm1(v) if self.cfg.target_transform == "log1p" else v
+
+    def scale_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-row scale: 1, or a level of the (transformed) input window + 1 (for zero days):
+        its mean, its median (the lower middle value: a spike moves it little), or the mean of
+        its last 7 days (lag_1..lag_7: the current level, not the window's)."""
+        if self.cfg.scaling == "none":
+            return torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        t = self._transform(x)
+        if self.cfg.scaling == "window-median":
+            return t.median(dim=1, keepdim=True).values + 1.0
+        if self.cfg.scaling == "last-week-mean":
+            t = t[:, :7]
+        return t.mean(dim=1, keepdim=True) + 1.0
+
+    def encode(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        weekday: torch.Tensor | None = None,
+    ):
+        """Views -> standardised inputs (and targets), as the net sees them; with the weekday
+        calendar, the target days' weekdays (Monday = 0) follow as 7 indicators."""
+        scale = self.scale_of(x)
+        xs = (self._transform(x) / scale - self.x_mean) / self.x_std
+        if self.cfg.calendar == "weekday":
+            if weekday is None:
+                raise ViewcastError("this model reads the weekday: pass each row's weekday")
+            onehot = F.one_hot(torch.as_tensor(weekday, device=x.device).long(), 7)
+            xs = torch.cat([xs, onehot.to(xs.dtype)], dim=1)
+        if y is None:
+            return xs, None, scale
+        ys = (self._transform(y).unsqueeze(1) / scale - self.y_mean) / self.y_std
+        return xs, ys, scale
+
+    def decode(self, out: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The net's output -> views."""
+        return self._untransform((out * self.y_std + self.y_mean) * scale).squeeze(1)
+
+    @torch.no_grad()
+    def fit_normalisation(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Feature and target statistics from the training rows only."""
+        scale = self.scale_of(x)
+        xs = self._transform(x) / scale
+        ys = self._transform(y).unsqueeze(1) / scale
+        self.x_mean.copy_(xs.mean(0))
+        self.x_std.copy_(xs.std(0).clamp_min(1e-6))
+        self.y_mean.copy_(ys.mean(0))
+        self.y_std.copy_(ys.std(0).clamp_min(1e-6))
+
+    @property
+    def trainable(self) -> bool:
+        """False for the naive baseline, which has no unknowns to fit."""
+        return self.cfg.model != "naive"
+
+    def forward(self, x: torch.Tensor, weekday: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.trainable:  # y = x_N: the view N days before, as it is
+            return x[:, -1]
+        xs, _, scale = self.encode(x, None, weekday)
+        return self.decode(self.body(xs), scale)
+
+    def body(self, xs: torch.Tensor) -> torch.Tensor:
+        """Encoded inputs -> the output in the scaled space: the net, or the trees."""
+        if self.trees is None:
+            return self.net(xs)
+        out = self.trees.predict(xs.detach().cpu().numpy().astype(np.float64))
+        return torch.as_tensor(out, dtype=xs.dtype, device=xs.device).unsqueeze(1)
+
+    @torch.no_grad()
+    def predict(
+        self, x: np.ndarray, weekday: np.ndarray | None = None, batch: int = 262_144
+    ) -> np.ndarray:
+        """Views of the day after each window (rows of lag_1..lag_N views; `weekday`: that
+        day's day of week, Monday = 0, for a model with the weekday calendar), in evaluation
+        mode."""
+        was_training = self.training
+        self.eval()
+        device = self.x_mean.device  # buffers: the naive baseline has no parameters
+        x = np.ascontiguousarray(x, dtype=np.float32)  # views of reversed windows are fine too
+        days = None if weekday is None else torch.as_tensor(np.asarray(weekday, np.int64))
+        out = [
+            self(
+                torch.as_tensor(x[i : i + batch], device=device),
+                None if days is None else days[i : i + batch].to(device),
+            ).cpu()
+            for i in range(0, len(x), batch)
+        ]
+        self.train(was_training)
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+class EnsembleModel(nn.Module):
+    """The mean forecast of several trained models (Kaggle's variance reduction), or their
+    weighted mean (`weights`, summing to 1: a greedy ensemble): each member reads the first N of
+    the lags it was trained on."""
+
+    def __init__(self, members: list[ViewsModel], weights: list[float] | None = None) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.weights = None if weights is None else tuple(float(w) for w in weights)
+        self.cfg = EnsembleConfig(tuple(m.cfg for m in members), weights=self.weights)
+
+    def forward(self, x: torch.Tensor, weekday: torch.Tensor | None = None) -> torch.Tensor:
+        preds = torch.stack([m(x[:, : m.cfg.lags], weekday) for m in self.members])
+        if self.weights is None:
+            return preds.mean(0)
+        return (
+            preds * torch.tensor(self.weights, dtype=preds.dtype, device=preds.device)[:, None]
+        ).sum(0)
+
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
+        return combine(preds, self.weights)
+
+
+def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
+    """state_dict + config: the exact model, loadable without pickled classes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, EnsembleModel):
+        for i, member in enumerate(model.members):
+            save(member, folder / f"member-{i}")
+        spec = {"members": len(model.members)}
+        if model.weights is not None:
+            spec["weights"] = list(model.weights)
+        (folder / ENSEMBLE_FILE).write_text(json.dumps(spec))
+        return
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, folder / STATE_FILE)
+    if model.trees is not None:  # scikit-learn's own persistence: a pickle, as MLflow's flavour
+        (folder / TREES_FILE).write_bytes(pickle.dumps(model.trees))
+    # the same weights for torch-free inference (pipeline.infer): forecasts need no torch import
+    np.savez(folder / WEIGHTS_FILE, **{k: v.numpy() for k, v in state.items()})
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
+
+
+def load(folder: Path) -> ViewsModel | EnsembleModel:
+    """Rebuild a saved model on the CPU, in evaluation mode."""
+    if (folder / ENSEMBLE_FILE).exists():
+        spec = json.loads((folder / ENSEMBLE_FILE).read_text())
+        members = [load(folder / f"member-{i}") for i in range(spec["members"])]
+        return EnsembleModel(members, spec.get("weights")).eval()
+    cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+    model = ViewsModel(cfg)
+    model.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+    if (folder / TREES_FILE).exists():
+        model.trees = pickle.loads((folder / TREES_FILE).read_bytes())
+    return model.eval()

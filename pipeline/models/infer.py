@@ -1,0 +1,131 @@
+"""Torch-free inference: a saved model's forward pass in NumPy, for fast daily forecasts.
+
+`viewcast forecast` runs from a timer; importing torch costs over a second, more than the whole
+prediction. Every saved model also holds its weights as weights.npz (see models.save), and this
+module replays `ViewsModel.forward` in evaluation mode with them: the same transform, per-row scale
+and standardisation, then the layers in `build_net`'s order (batch norm with its moving averages,
+dropout as the identity). A test checks it against torch for every family.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.models.config import EnsembleConfig, ModelConfig
+
+CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE = "model.json", "weights.npz", "ensemble.json"
+TREES_FILE = "trees.pkl"
+BATCHNORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default
+
+
+@dataclass(frozen=True)
+class NumpyModel:
+    """A saved ViewsModel as arrays: predict(views windows) -> views of the next day."""
+
+    cfg: ModelConfig
+    weights: dict[str, np.ndarray]
+    trees: object = None  # hgb: the fitted scikit-learn trees (trees.pkl)
+
+    def _transform(self, v: np.ndarray) -> np.ndarray:
+        return np.log1p(v) if self.cfg.target_transform == "log1p" else v
+
+    def _untransform(self, v: np.ndarray) -> np.ndarray:
+        return np.expm1(v) if self.cfg.target_transform == "log1p" else v
+
+    def _net(self, h: np.ndarray) -> np.ndarray:
+        w, cfg = self.weights, self.cfg
+        if cfg.model == "hgb":
+            return self.trees.predict(h.astype(np.float64))[:, None].astype(np.float32)
+        if cfg.model == "linear":
+            return h @ w["net.weight"].T + w["net.bias"]
+        if cfg.model == "sigmoid":
+            h = 1 / (1 + np.exp(-(h @ w["net.0.weight"].T + w["net.0.bias"])))
+            return h @ w["net.2.weight"].T + w["net.2.bias"]
+        i = 0  # walk the Sequential as build_net lays it out
+        for _ in range(cfg.layers):
+            h = h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
+            i += 1
+            if cfg.batchnorm:
+                mean, var = w[f"net.{i}.running_mean"], w[f"net.{i}.running_var"]
+                h = (h - mean) / np.sqrt(var + BATCHNORM_EPS) * w[f"net.{i}.weight"]
+                h = h + w[f"net.{i}.bias"]
+                i += 1
+            h = np.maximum(h, 0)
+            i += 1 + (cfg.dropout > 0)
+        return h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
+
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        """Views of the day after each window (rows of lag_1..lag_N views; `weekday`: that
+        day's day of week, Monday = 0, for a model with the weekday calendar)."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.cfg.model == "naive":
+            return x[:, -1].astype(np.float64)
+        w = self.weights
+        t = self._transform(x)
+        if self.cfg.scaling == "window-median":  # torch's median: the lower middle value
+            middle = (t.shape[1] - 1) // 2
+            scale = np.partition(t, middle, axis=1)[:, middle : middle + 1] + np.float32(1)
+        elif self.cfg.scaling in ("window-mean", "last-week-mean"):
+            days = t if self.cfg.scaling == "window-mean" else t[:, :7]
+            scale = days.mean(axis=1, keepdims=True) + np.float32(1)
+        else:
+            scale = np.ones((len(x), 1), np.float32)
+        h = (t / scale - w["x_mean"]) / w["x_std"]
+        if self.cfg.calendar == "weekday":
+            if weekday is None:
+                raise ValueError("this model reads the weekday: pass each row's weekday")
+            h = np.concatenate([h, np.eye(7, dtype=np.float32)[np.asarray(weekday)]], axis=1)
+        out = self._net(h)
+        return self._untransform((out * w["y_std"] + w["y_mean"]) * scale)[:, 0].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class NumpyEnsemble:
+    """The (weighted) mean of NumPy members' forecasts (see models.EnsembleModel)."""
+
+    members: tuple[NumpyModel, ...]
+    weights: tuple[float, ...] | None = None
+
+    @property
+    def cfg(self) -> EnsembleConfig:
+        return EnsembleConfig(tuple(m.cfg for m in self.members), weights=self.weights)
+
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
+        return combine(preds, self.weights)
+
+
+def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.ndarray:
+    """Members' forecasts -> the ensemble's: their mean, or their weighted sum."""
+    if weights is None:
+        return np.mean(preds, axis=0)
+    return np.tensordot(np.asarray(weights), np.asarray(preds), axes=1)
+
+
+def has_weights(folder: Path) -> bool:
+    """Whether a saved model (or every member of a saved ensemble) has weights.npz."""
+    if (folder / ENSEMBLE_FILE).exists():
+        count = json.loads((folder / ENSEMBLE_FILE).read_text())["members"]
+        return all(has_weights(folder / f"member-{i}") for i in range(count))
+    return (folder / WEIGHTS_FILE).exists()
+
+
+def load(folder: Path) -> NumpyModel | NumpyEnsemble:
+    """The model saved in `folder` (model.json + weights.npz), without torch."""
+    if (folder / ENSEMBLE_FILE).exists():
+        spec = json.loads((folder / ENSEMBLE_FILE).read_text())
+        members = tuple(load(folder / f"member-{i}") for i in range(spec["members"]))
+        weights = spec.get("weights")
+        return NumpyEnsemble(members, None if weights is None else tuple(weights))
+    cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+    with np.load(folder / WEIGHTS_FILE) as arrays:
+        weights = {k: arrays[k].astype(np.float32) for k in arrays.files}
+    trees = None
+    if (folder / TREES_FILE).exists():  # scikit-learn is imported when the pickle is read
+        trees = pickle.loads((folder / TREES_FILE).read_bytes())
+    return NumpyModel(cfg, weights, trees)

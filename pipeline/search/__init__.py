@@ -1,0 +1,1 @@
+"""Search: grids, sweeps (local or Ray engines), selection, ensembles and the sealed test."""

@@ -1,0 +1,96 @@
+"""Selection: the champion chosen on validation (L3: select on validation, never on test).
+
+Selection reads only `stage = train` runs and their validation metric; test rows, submissions and
+leaderboard scores are out of its reach (it never opens the store's sealed file).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline import tracking
+from pipeline.data.errors import ViewcastError
+from pipeline.data.workspace import Workspace
+from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD
+from pipeline.search.ensembles import ensemble_run, greedy_run
+from pipeline.tracking import Tag
+
+# --- selection ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One row of the selection table."""
+
+    run_id: str
+    name: str
+    score: float
+    train_mae: float
+    baseline: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    sweep_id: str
+    metric: str
+    ranking: list[Ranked]
+    version: str
+    note: str = ""
+    registered: str = tracking.REGISTERED_MODEL  # the registered model the alias points into
+
+    @property
+    def champion(self) -> Ranked:
+        return self.ranking[0]
+
+
+ENSEMBLE_METHODS = ("greedy", "top")
+
+
+def select(
+    ws: Workspace,
+    metric: str = "val_mae",
+    sweep_id: str | None = None,
+    ensemble: int = 0,
+    method: str = DEFAULT_ENSEMBLE_METHOD,
+) -> Selection:
+    """Rank a sweep's finished training runs by a validation metric; register the best as the
+    `champion` alias of the workspace's registered model. With `ensemble` K >= 2 one ensemble
+    competes as one more run: `greedy`, members chosen by forward selection on the folds'
+    validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
+    configurations (a sweep without --folds only)."""
+    if not metric.startswith("val_"):
+        raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
+    if method not in ENSEMBLE_METHODS:
+        raise ViewcastError(f"--ensemble-method must be greedy or top, got {method!r}")
+    sweep_id = sweep_id or tracking.latest_sweep(ws)
+    children = [r for r in tracking.sweep_children(ws, sweep_id) if metric in r.metrics]
+    runs = [r for r in children if Tag.ENSEMBLE_KEY not in r.tags]  # one competes, below
+    if not runs:
+        raise ViewcastError(f"sweep {sweep_id} has no finished run with metric {metric!r}")
+    note = ""
+    if ensemble >= 2:
+        folds = tracking.get_run(ws, sweep_id).params.get("folds", "1")
+        if metric not in ("val_mae", "val_mae_vs_naive"):
+            note = f"no ensemble: it is scored by val_mae and val_mae_vs_naive, not {metric}"
+        elif method == "top" and folds != "1":
+            note = "no top-K ensemble on a sweep with --folds: use --ensemble-method greedy"
+        else:
+            build = greedy_run if method == "greedy" else ensemble_run
+            extra = build(ws, sweep_id, runs, children, ensemble, metric)
+            runs += [extra] if extra is not None and metric in extra.metrics else []
+    ranking = sorted(
+        (
+            Ranked(
+                r.run_id,
+                r.name,
+                r.metrics[metric],
+                r.metrics.get("train_mae", math.nan),
+                r.baseline,
+            )
+            for r in runs
+        ),
+        key=lambda row: (row.score, row.name),
+    )
+    version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
+    return Selection(sweep_id, metric, ranking, version, note)

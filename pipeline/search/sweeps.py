@@ -1,0 +1,270 @@
+"""Sweeps: every configuration of a grid trained and logged as a nested MLflow run.
+
+A sweep is one MLflow parent run with one nested run per configuration. Its identity (`sweep_key`)
+is a digest of the configurations, the fold count and the store generation, so running the same
+sweep again resumes it: configurations with a finished (or deterministically failed) run are
+skipped. Every sweep also runs the baselines that must be beaten: naive (y = x_1, the lecture's
+"one-day shift"), seasonal naive (y = x_7) and the closed-form linear model.
+
+Selection reads only `stage = train` runs and their validation metric; test rows, submissions and
+leaderboard scores are out of its reach (it never opens the store's sealed file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import plots, tracking
+from pipeline.data.errors import ViewcastError
+from pipeline.data.features import LagWindows
+from pipeline.data.workspace import Workspace
+from pipeline.models.outcome import training_outcome
+from pipeline.search import engines
+from pipeline.search.engines import Engine
+from pipeline.search.ensembles import OOF_FILE, OOF_LIMIT, Forecasts
+from pipeline.search.grids import Candidate, baselines
+from pipeline.search.units import SweepData, plan_units, with_seeds
+from pipeline.tracking import Stage, SweepPurpose, Tag
+
+# --- the sweep ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: its parent run, and how many configurations ran, were resumed or cut."""
+
+    run_id: str
+    total: int
+    grid: str = ""  # the grid trained (`default` turns into `panel` on a large store)
+    ran: int = 0
+    resumed: int = 0
+    failed: int = 0
+    skipped: int = 0  # left out by the time budget
+    seconds: float = 0.0
+    train_seconds: float = 0.0  # where the time went: training, MLflow logging, learning curves
+    log_seconds: float = 0.0
+    plot_seconds: float = 0.0
+
+
+def sweep_key(
+    candidates: list[Candidate], folds: int, generation: str, series: list[str] | None = None
+) -> str:
+    payload = json.dumps([[c.key for c in candidates], folds, generation, sorted(series or [])])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def sweep(
+    ws: Workspace,
+    grid: str,
+    candidates: list[Candidate],
+    folds: int = 1,
+    max_minutes: float | None = None,
+    on_step: Callable[[int, int, Candidate, float | None], None] | None = None,
+    series: list[str] | None = None,
+    purpose: SweepPurpose = SweepPurpose.SELECTION,
+    stack: bool = True,
+    seeds: int = 1,
+    engine: Engine = Engine(),
+) -> SweepReport:
+    """Train the baselines and the grid as nested runs under one parent (on every split series,
+    or the named ones); resume if it exists. Configurations of one shape train together as a
+    stack (`stack=False`: one at a time); with `seeds` K each configuration is the mean of K
+    seeds; the engine trains the units here or on a Ray cluster (this process alone logs).
+    An experiment's sweep (the lecture report's) is never `select`'s default."""
+    from pipeline.data.store import Store
+
+    if folds < 1 or seeds < 1:
+        raise ViewcastError(f"--folds and --seeds must be at least 1, got {folds} and {seeds}")
+    store = Store(ws)
+    data = SweepData(store.read_dev(), store.read_splits(), series, folds)
+    if len(data.dev) == 0:
+        raise ViewcastError("no series is long enough to split: ingest more days first")
+    generation = store.require().name
+    base = baselines()
+    grid_cands = [with_seeds(c, seeds) for c in candidates if c.key not in {b.key for b in base}]
+    candidates = base + grid_cands
+    key = sweep_key(candidates, folds, generation, series)
+    params = {"grid": grid, "folds": folds, "configs": len(candidates), "seeds": seeds}
+    params |= {"series": ",".join(series) if series else "all", "stacked": stack}
+    params |= {"store_generation": generation, "max_minutes": max_minutes, "engine": engine.name}
+    with engines.opened(engine) as runner:  # a Ray cluster is reached before the run opens
+        parent = _open_sweep(ws, key, grid, purpose, params)
+        done = _finished_configs(ws, parent)
+        resumed = sum(c.key in done for c in candidates)
+        report = SweepReport(parent, len(candidates), grid, resumed=resumed)
+        todo = [(i, c) for i, c in enumerate(candidates, start=1) if c.key not in done]
+        start, per_config, status = time.perf_counter(), [], "KILLED"
+        units = plan_units(todo, stack)
+
+        def starting(unit: list[tuple[int, Candidate]]) -> bool:
+            # the time budget: start no unit that would likely overrun it
+            expected = time.perf_counter() - start
+            expected += statistics.median(per_config or [0.0]) * len(unit)
+            if max_minutes is not None and per_config and expected > max_minutes * 60:
+                return False
+            if on_step is not None:
+                on_step(unit[0][0] - 1, len(candidates), unit[0][1], None)
+            return True
+
+        try:
+            waited = time.perf_counter()
+            for unit, outcomes in runner.train_units(data, units, stack, starting):
+                report.train_seconds += time.perf_counter() - waited
+                for i, cand in unit:
+                    val_mae = _log_outcome(ws, data, cand, outcomes[cand.key], parent, key, stack)
+                    report.ran += val_mae is not None
+                    report.failed += val_mae is None
+                    if on_step is not None and val_mae is not None:
+                        on_step(i, len(candidates), cand, val_mae)
+                # a unit's cost, per configuration: its wait (training) and its logging
+                per_config += [(time.perf_counter() - waited) / len(unit)] * len(unit)
+                waited = time.perf_counter()
+            report.skipped = len(todo) - report.ran - report.failed
+            status = "FINISHED"
+            if stack:
+                began = time.perf_counter()
+                plot_best(ws, parent)
+                report.plot_seconds = time.perf_counter() - began
+        finally:
+            report.seconds = time.perf_counter() - start
+            report.log_seconds = report.seconds - report.train_seconds - report.plot_seconds
+            _close_sweep(ws, parent, report, status)
+    return report
+
+
+def _open_sweep(ws: Workspace, key: str, grid: str, purpose: SweepPurpose, params: dict) -> str:
+    """The parent run of the sweep with this key: found again (resumed), or started."""
+    found = tracking.find_sweep(ws, key)
+    if found is not None:
+        tracking.set_status(ws, found.run_id, "RUNNING")
+        for child in tracking.sweep_children(ws, found.run_id, finished_only=False):
+            if child.status == "RUNNING":  # its writer died (kill -9): it trains again below
+                reason = "left RUNNING by an interrupted sweep; trained again"
+                tracking.kill_run(ws, child.run_id, reason)
+        return found.run_id
+    tags = {Tag.SWEEP_KEY: key, "grid": grid, Tag.SWEEP_PURPOSE: str(purpose)}
+    parent = tracking.create_run(ws, f"sweep {grid}", Stage.SWEEP, tags)
+    parent.params(params)
+    return parent.run_id
+
+
+def _close_sweep(ws: Workspace, parent: str, report: SweepReport, status: str) -> None:
+    run = tracking.writer(ws, parent)
+    run.metrics({"configs_run": report.ran, "configs_skipped": report.skipped})
+    run.tags({"complete": str(report.skipped == 0 and status == "FINISHED")})
+    tracking.set_status(ws, parent, status)
+
+
+def _log_outcome(
+    ws: Workspace, data: SweepData, cand: Candidate, outcome, parent: str, key: str, stacked: bool
+) -> float | None:
+    """Log one configuration under the sweep; its validation MAE (the mean over folds), or None
+    when it failed (a FAILED run says why)."""
+    from pipeline.data import features as feats
+
+    tags = {Tag.SWEEP_KEY: key, Tag.CONFIG_KEY: cand.key, Tag.BASELINE: str(cand.baseline)}
+    if cand.baseline:
+        tags[Tag.BASELINE_ROLE] = cand.name
+    if isinstance(outcome, Exception):
+        tags |= {Tag.STAGE: str(Stage.TRAIN), Tag.ERROR: str(outcome)}
+        tracking.log_failure(ws, parent, cand.name, cand.model, tags)
+        return None
+    first = outcome[0]
+    metrics = {f"best_epoch_seed{k}": e for k, e in enumerate(first.seed_epochs)}
+    if data.folds > 1:
+        metrics |= {f"val_mae_fold{k}": r.val_mae for k, r in enumerate(outcome, 1)}
+        metrics["val_mae"] = statistics.fmean(r.val_mae for r in outcome)
+    windows = data.lags(cand.model.lags)
+    params = feats.data_params(ws, windows) | {"folds": data.folds}
+    oof = out_of_fold(data, windows, outcome)
+    record = training_outcome(
+        windows,
+        first,
+        params,
+        metrics,
+        keep_intervals=data.series is None,  # intervals hold for every series or none
+        curve_png=not stacked,
+        files=[] if oof is None else [lambda folder: oof.write(folder / OOF_FILE)],
+    )
+    tracking.log_training(
+        ws,
+        windows,
+        cand.model,
+        cand.train,
+        first.model,
+        first.device,
+        record,
+        params,
+        run_name=cand.name,
+        tags=tags | {"stacked": str(stacked)},
+        parent_run_id=parent,
+    )
+    return metrics.get("val_mae", first.val_mae)
+
+
+def out_of_fold(data: SweepData, windows: LagWindows, results: list) -> Forecasts | None:
+    """A configuration's validation forecasts of every fold (what greedy ensembles are built
+    on), or None past OOF_LIMIT forecasts."""
+    from pipeline.data import features as feats
+
+    if len(windows.rows("val")) * len(results) > OOF_LIMIT:
+        return None
+    targets, folds, preds = [], [], []
+    for k, result in enumerate(results, 1):
+        fw = feats.fold(windows, data.splits, k)
+        rows = fw.rows("val")
+        pred = result.val_pred
+        if pred is None or len(pred) != len(rows):
+            pred = fw.predict(result.model, rows)
+        targets.append(fw.target[rows]), folds.append(np.full(len(rows), k, np.int8))
+        preds.append(np.asarray(pred, np.float64))
+    return Forecasts(np.concatenate(targets), np.concatenate(folds), np.concatenate(preds))
+
+
+PLOTTED = 10  # learning curves drawn after a stacked sweep: its best runs (others on demand)
+
+
+def plot_best(ws: Workspace, parent: str, most: int = PLOTTED) -> list[str]:
+    """Draw the learning curve of the sweep's `most` best trained runs that lack one."""
+    runs = [r for r in tracking.sweep_children(ws, parent) if r.metrics.get("epochs_run", 0) > 0]
+    best = sorted(runs, key=lambda r: r.metrics.get("val_mae", math.inf))[:most]
+    drawn = []
+    for run in best:
+        if "learning_curve.png" not in tracking.artifacts(ws, run.run_id):
+            draw_learning_curve(ws, run.run_id)
+            drawn.append(run.run_id)
+    return drawn
+
+
+def draw_learning_curve(ws: Workspace, run_id: str) -> Path:
+    """Draw a run's learning curve from its logged curves and log it as learning_curve.png;
+    the file's path (inside the run's artifacts when they are local)."""
+    history = tracking.epoch_history(ws, run_id)
+    if not history["train_loss"]:
+        raise ViewcastError(f"run {run_id} has no learning curve (nothing was trained by descent)")
+    curves = {"train_loss": history["train_loss"], "grad_norm": history["grad_norm"]}
+    curves["val_mae"] = history["val_mae_epoch"]
+    tracking.writer(ws, run_id).figures(
+        {"learning_curve.png": lambda path: plots.learning_curve(curves, path)}
+    )
+    return Path(tracking.get_run(ws, run_id).artifact_uri.removeprefix("file://")) / (
+        "learning_curve.png"
+    )
+
+
+def _finished_configs(ws: Workspace, parent: str) -> set[str]:
+    """Configurations of the sweep already done: finished, or failed for a reason that repeats."""
+    return {
+        r.tags[Tag.CONFIG_KEY]
+        for r in tracking.sweep_children(ws, parent, finished_only=False)
+        if r.status == "FINISHED" or Tag.ERROR in r.tags
+    }

@@ -1,0 +1,1 @@
+"""Serving: the production refit, daily forecasts with intervals, and drift monitoring."""

@@ -1,0 +1,481 @@
+"""Daily forecasts: refit the champion on all history, forecast day D with conformal intervals.
+
+- `refit`: the champion's configuration trained on every observed day (training, validation and
+  test), for the epoch count its early stopping found; registered with the alias `production`.
+- `forecast`: day D (default: the day after the last ingested day) for every series, from the days
+  before D only. Horizons above one feed each prediction back as the next day's x_1. A series whose
+  data ends before D-1 is first rolled forward the same way over its missing days.
+- Intervals are split-conformal: per series, the quantiles of the champion's absolute one-day-ahead
+  errors on its validation days (out of sample; the production model has seen those days). A series
+  without validation days uses the pooled relative errors of all series. For step h > 1 the
+  half-width is multiplied by sqrt(h): a heuristic, calibrated only for h = 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.errors import ViewcastError
+from pipeline.data.workspace import Workspace, read_final
+from pipeline.models.intervals import (
+    INTERVALS_FILE,
+    LEVELS,
+    Intervals,
+    dev_key,
+    read_intervals,
+    validation_intervals,
+    write_intervals,
+)
+from pipeline.models.outcome import training_outcome
+
+MAX_ROLL_DAYS = 366  # a series silent for longer than this is left out of a forecast
+
+
+def iso(day: int) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def parse_day(text: str) -> int:
+    """A --date: strictly YYYY-MM-DD, a real calendar day between 2005 and 2100."""
+    import re
+
+    problem = ViewcastError(f"--date must be a day YYYY-MM-DD (2005-2100), got {text!r}")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise problem
+    try:
+        day = np.datetime64(text, "D")
+    except ValueError:
+        raise problem from None
+    if str(day) != text or not 2005 <= int(text[:4]) <= 2100:  # 2021-02-30 is no day
+        raise problem
+    return int(day.astype(np.int64))
+
+
+# --- refit --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refit:
+    run_id: str
+    version: str
+    source_run_id: str
+    epochs: int
+    rows: int
+    train_mae: float
+
+
+def refit(ws: Workspace) -> Refit:
+    """Train the champion's configuration on all history; alias the result `production`.
+    An ensemble champion refits each of its members."""
+    from pipeline import tracking
+    from pipeline.data import features as feats
+    from pipeline.data.store import Store
+    from pipeline.models.families import EnsembleModel
+    from pipeline.tracking import Stage, Tag
+
+    read_final(ws)  # refit spends the test days: only after the private score is out
+    champion = tracking.champion_run(ws)
+    run = tracking.get_run(ws, champion)
+    store = Store(ws)
+    table, splits = store.read_all(), store.read_splits()
+    tags = {Tag.SOURCE_RUN: champion}
+    name = f"refit {run.name}"
+    source = {"source": str(store.require()), "refit_of": champion}
+    if run.params.get("model.model") == "ensemble":
+        members = run.params["ensemble.members"].split(",")
+        fitted = [_refit_one(ws, tracking.get_run(ws, m), table, splits) for m in members]
+        weights = run.params.get("ensemble.weights")
+        weights = [float(w) for w in weights.split(",")] if weights else None
+        model = EnsembleModel([f[0] for f in fitted], weights).eval()
+        windows = _all_rows(feats.lag_windows(table, splits, model.cfg.lags))
+        train_mae = float(np.abs(windows.predict(model) - windows.y()).mean())
+        data = feats.data_params(ws, windows) | source
+        run_id = tracking.log_ensemble(
+            ws,
+            windows,
+            model,
+            members,
+            {"train_mae": train_mae},
+            data,
+            name,
+            tags,
+            stage=Stage.REFIT,
+        )
+        epochs = max(f[1] for f in fitted)
+    else:
+        model, epochs, windows, result, tcfg = _refit_one(ws, run, table, splits)
+        train_mae = result.train_mae
+        data = feats.data_params(ws, windows) | source
+        outcome = training_outcome(windows, result, data)
+        run_id = tracking.log_training(
+            ws,
+            windows,
+            tracking.run_config(run)[0],
+            tcfg,
+            result.model,
+            result.device,
+            outcome,
+            data,
+            run_name=name,
+            tags=tags,
+            stage=Stage.REFIT,
+        )
+    version = tracking.register_alias(
+        ws, run_id, "production", {"source_run_id": champion, "epochs": str(epochs)}
+    )
+    return Refit(run_id, version, champion, epochs, len(windows), train_mae)
+
+
+def _all_rows(windows):
+    """Every observed day as a training row (refit has no validation days)."""
+    return replace(windows, split=np.zeros_like(windows.split))
+
+
+def _refit_one(ws: Workspace, run, table, splits):
+    """One trained configuration again, on every observed day, for its best epoch count (each
+    seed of a bagged configuration for its own)."""
+    from pipeline import tracking
+    from pipeline.data import features as feats
+    from pipeline.models.families import EnsembleModel
+    from pipeline.models.train import fit
+
+    mcfg, tcfg = tracking.run_config(run)
+    windows = _all_rows(feats.lag_windows(table, splits, mcfg.lags))
+    # the epoch count early stopping chose (0 for the closed form and the naive baselines)
+    epochs = [int(run.metrics.get(f"best_epoch_seed{k}", -1)) for k in range(tcfg.seeds)]
+    if tcfg.seeds == 1 or min(epochs) < 0:
+        epochs = [int(run.metrics.get("best_epoch", 0))] * tcfg.seeds
+    results = [
+        fit(
+            windows,
+            mcfg,
+            replace(tcfg, seed=tcfg.seed + k, seeds=1, epochs=e, patience=0, restore_best=False),
+        )
+        for k, e in enumerate(epochs)
+    ]
+    tcfg = replace(tcfg, epochs=max(epochs), patience=0, restore_best=False)
+    if len(results) == 1:
+        return results[0].model, epochs[0], windows, results[0], tcfg
+    result = replace(results[0], model=EnsembleModel([r.model for r in results]).eval())
+    result.train_mae = float(np.abs(windows.predict(result.model) - windows.y()).mean())
+    return result.model, max(epochs), windows, result, tcfg
+
+
+# --- intervals ---------------------------------------------------------------------------------
+
+
+def champion_intervals(ws: Workspace, run_id: str, dev, splits, dev_file: Path) -> Intervals:
+    """The champion's validation intervals for these dev days: kept in
+    data/forecasts/.intervals/ (per champion and dev-days hash), else the ones its training run
+    logged with its model (computed from the validation forecasts it made anyway), else scored
+    here (8M validation windows of 145k series: about 15 s on 2 cores) and kept."""
+    from pipeline import tracking
+
+    key = dev_key(dev_file)
+    path = ws.data / "forecasts" / ".intervals" / f"{run_id}-{key}.npz"
+    found = read_intervals(path, dev.names, key)
+    if found is None:
+        logged = tracking.model_folder(ws, run_id) / INTERVALS_FILE
+        found = read_intervals(logged, dev.names, key)
+        if found is None:
+            found = validation_intervals(tracking.load_predictor(ws, run_id), dev, splits)
+        write_intervals(path, found, key)
+    return found
+
+
+# --- forecast -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastModel:
+    model: object  # infer.NumpyModel (or a torch ViewsModel for models saved without weights.npz)
+    run_id: str
+    version: str
+    alias: str
+
+
+def production_model(ws: Workspace) -> ForecastModel:
+    """The `production` model, or the champion when nothing was refit yet."""
+    from pipeline import tracking
+
+    for alias in ("production", "champion"):
+        found = tracking.alias_run(ws, alias)
+        if found is not None:
+            run_id, version = found
+            return ForecastModel(tracking.load_predictor(ws, run_id), run_id, version, alias)
+    raise ViewcastError("no model to forecast with: run `viewcast select` (and `refit`) first")
+
+
+def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int, horizon: int):
+    """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`,
+    feeding predictions back as inputs (and the forecast day's weekday, for a model that reads
+    it). Returns (series index, day, step, forecast) arrays."""
+    from pipeline.data.calendar import weekday
+
+    n = model.cfg.lags
+    steps = first - 1 - last  # days to roll over before `first`
+    total = steps + horizon
+    windows = np.stack([h[-n:][::-1] for h in history]) if history else np.zeros((0, n))
+    out_s, out_day, out_step, out_pred = [], [], [], []
+    for k in range(1, int(total.max(initial=0)) + 1):
+        active = np.flatnonzero(total >= k)
+        day = last[active] + k
+        pred = np.maximum(model.predict(windows[active], weekday(day)), 0.0)  # never negative
+        windows[active] = np.concatenate([pred[:, None], windows[active, :-1]], axis=1)
+        keep = day >= first
+        out_s.append(active[keep])
+        out_day.append(day[keep])
+        out_step.append(day[keep] - first + 1)
+        out_pred.append(pred[keep])
+    return (
+        _cat(out_s, np.int64),
+        _cat(out_day, np.int64),
+        _cat(out_step, np.int64),
+        _cat(out_pred, np.float64),
+    )
+
+
+def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    path: Path
+    date: str
+    rows: int
+    written: bool
+    skipped: list[str]
+    run_id: str | None
+    model_run_id: str
+    model_version: str
+
+
+def forecast_path(ws: Workspace, day: int) -> Path:
+    return ws.data / "forecasts" / f"{iso(day)}.csv"
+
+
+def forecast(
+    ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False
+) -> Forecast:
+    """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV and
+    the picture."""
+    with Painter() as painter:
+        return _forecast(ws, date, horizon, force, painter)
+
+
+def _forecast(ws: Workspace, date: str | None, horizon: int, force: bool, paint) -> Forecast:
+    from pipeline import tracking
+    from pipeline.data.atomic import atomic_write
+    from pipeline.data.store import Store, concat
+    from pipeline.tracking import Stage
+
+    if horizon < 1:
+        raise ViewcastError(f"--horizon must be at least 1, got {horizon}")
+    asked = parse_day(date) if date else None  # a bad --date is refused before any work
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    table = concat(dev, store.read_sealed())  # every day, each file read once
+    starts, ends = table.bounds()
+    last_day = np.where(ends > starts, table.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
+    day = asked if asked is not None else int(last_day.max()) + 1
+    _guard_sealed_test(ws, splits, day)
+    path = forecast_path(ws, day)
+    chosen = production_model(ws)
+    if path.exists() and not force:
+        # the file and its run go together: a crash between them (kill -9) left the file alone
+        recorded = tracking.runs(ws, Stage.FORECAST, f"tags.forecast_date = '{iso(day)}'")
+        run_id = recorded[0].run_id if recorded else _relog(ws, path, day)
+        return Forecast(path, iso(day), 0, False, [], run_id, chosen.run_id, chosen.version)
+
+    history, last, names, skipped = histories_before(table, day, chosen.model.cfg.lags)
+    idx, days, steps, pred = roll_forward(
+        chosen.model, history, np.array(last, np.int64), day, horizon
+    )
+    champion = tracking.alias_run(ws, "champion")
+    if champion is None:
+        raise ViewcastError("no champion: run `viewcast select` first")
+    # the champion's errors, out of sample (the production model has seen the validation days)
+    dev_file = store.require() / "dev.parquet"
+    intervals = champion_intervals(ws, champion[0], dev, splits, dev_file)
+    series = np.array(names, dtype=object)[idx] if len(idx) else np.array([], dtype=object)
+    frame = forecast_frame(series, days, steps, pred, intervals)
+    frame["model_version"] = chosen.version
+    frame["run_id"] = chosen.run_id
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.3f"))
+    panels, title = picture(
+        frame, dict(zip(names, history, strict=True)), dict(zip(names, last, strict=True)), day
+    )
+    atomic_write(path.with_suffix(".png"), lambda tmp: paint(panels, title, tmp))
+    run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
+    return Forecast(
+        path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
+    )
+
+
+PICTURE_DAYS, PICTURE_PANELS = 90, 6
+
+
+def picture(frame, history: dict[str, np.ndarray], last: dict[str, int], day: int):
+    """The forecast picture's panels and title: each series' last 90 days, its forecast and the
+    80%/95% bands (the six series with the most views over those days when there are more)."""
+    from pipeline import plots as reports
+    from pipeline.data.atomic import neutralise
+
+    recent = {name: views[-PICTURE_DAYS:] for name, views in history.items()}
+    top = sorted(recent, key=lambda name: -float(np.nansum(recent[name])))[:PICTURE_PANELS]
+    panels = []
+    for name in top:
+        rows = frame[frame["series_id"] == neutralise(name)]
+        views = recent[name]
+        dates = np.arange(last[name] - len(views) + 1, last[name] + 1).astype("datetime64[D]")
+        bands = {
+            lv: (rows[f"lower_{lv}"].to_numpy(), rows[f"upper_{lv}"].to_numpy()) for lv in LEVELS
+        }
+        when = rows["date"].to_numpy().astype("datetime64[D]")
+        panels.append(
+            reports.BandPanel(name, dates, views, when, rows["forecast"].to_numpy(), bands)
+        )
+    more = (
+        f" (the {len(top)} of {len(history)} series with the most views)"
+        if len(history) > len(top)
+        else ""
+    )
+    return panels, f"forecast from {iso(day)}{more}"
+
+
+class Painter:
+    """Draws the forecast picture in a helper process started when a forecast begins: importing
+    matplotlib (about 0.7 s) then overlaps reading the store and MLflow (about 2 s) on another
+    core, and a one-series forecast stays within its 3 s (bench/README.md)."""
+
+    def __enter__(self) -> Painter:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # never fork a process holding locks
+        self._conn, child = context.Pipe()
+        self._proc = context.Process(target=_paint_server, args=(child,), daemon=True)
+        self._proc.start()
+        self._used = False
+        return self
+
+    def __call__(self, panels: list, title: str, path: str) -> None:
+        self._used = True
+        self._conn.send((panels, title, path))
+        error = self._conn.recv()
+        if error:
+            raise ViewcastError(f"{path}: drawing the forecast failed ({error})")
+
+    def __exit__(self, *exc) -> None:
+        if self._used and exc[0] is None:
+            self._conn.send(None)
+            self._proc.join(timeout=10)
+        if self._proc.is_alive():  # nothing to draw, or a failure: do not wait for the import
+            self._proc.terminate()
+            self._proc.join()
+        self._conn.close()
+
+
+def _paint_server(conn) -> None:
+    """The helper process: import matplotlib at once, then draw what the forecast sends."""
+    from pipeline import plots as reports
+
+    reports.pyplot()
+    while (job := conn.recv()) is not None:
+        try:
+            reports.forecast_bands(*job)
+            conn.send("")
+        except Exception as err:  # reported by the forecast as one line
+            conn.send(f"{type(err).__name__}: {err}")
+
+
+def histories_before(table, day: int, n: int):
+    """Each series' views strictly before `day` (so later days never change a forecast of it),
+    its last day, and the series left out (shorter than the window, or silent too long)."""
+    starts, ends = table.bounds()
+    history, last, names, skipped = [], [], [], []
+    for s, name in enumerate(table.names.astype(str)):
+        views = table.views[starts[s] : ends[s]][table.day[starts[s] : ends[s]] < day]
+        end = int(table.day[starts[s]]) + len(views) - 1
+        if len(views) < n or day - 1 - end > MAX_ROLL_DAYS:
+            skipped.append(name)
+            continue
+        history.append(views)
+        last.append(end)
+        names.append(name)
+    return history, last, names, skipped
+
+
+def forecast_frame(
+    series: np.ndarray, days: np.ndarray, steps: np.ndarray, pred: np.ndarray, intervals
+):
+    """The forecast rows with their conformal bounds at each level (widened by sqrt(step))."""
+    import pandas as pd
+
+    from pipeline.data.atomic import neutralise
+
+    frame = pd.DataFrame(
+        {
+            "series_id": [neutralise(str(name)) for name in series],  # CSV opened in a spreadsheet
+            "date": days.astype("datetime64[D]").astype(str),
+            "forecast": pred,
+        }
+    )
+    position = {name: i for i, name in enumerate(intervals.names)}
+    for level in LEVELS:
+        width = np.array(
+            [intervals.width[level][position[n]] if n in position else np.nan for n in series]
+        )
+        width = np.where(np.isnan(width), intervals.relative[level] * pred, width)
+        width = width * np.sqrt(steps)
+        frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)
+        frame[f"upper_{level}"] = pred + width
+    return frame
+
+
+def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
+    """Before finalize, a forecast of a test day (and monitoring it) would score the sealed test
+    outside the leaderboard's record: refuse it."""
+    test_end = max((s.test_end for s in splits.series.values()), default=None)
+    if test_end is None or day > test_end or ws.final_report.exists():
+        return
+    raise ViewcastError(
+        f"{iso(day)} is not after the sealed test period (it ends {iso(test_end)}): forecasting "
+        "it before `viewcast finalize` would score the test outside the leaderboard"
+    )
+
+
+def _relog(ws: Workspace, path: Path, day: int) -> str:
+    """The MLflow run of a forecast file whose run is missing, made from the file itself."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"series_id": str})
+    made_by = ForecastModel(
+        None,
+        str(frame["run_id"].iloc[0]),
+        str(frame["model_version"].iloc[0]),
+        "as recorded in the file",
+    )
+    return _log_forecast(ws, path, day, frame["date"].nunique(), made_by, len(frame))
+
+
+def _log_forecast(ws: Workspace, path: Path, day: int, horizon: int, chosen, rows: int) -> str:
+    from pipeline import tracking
+
+    tags = {
+        "forecast_date": iso(day),
+        "model_version": chosen.version,
+        "model_run_id": chosen.run_id,
+        "model_alias": chosen.alias,
+    }
+    name = f"forecast {iso(day)}"
+    with tracking.start_run(ws, name, tracking.Stage.FORECAST, tags) as run:
+        run.params({"horizon": horizon, "date": iso(day)})
+        run.metrics({"series": rows / horizon})
+        run.artifact(path, "forecast")
+        if path.with_suffix(".png").exists():
+            run.artifact(path.with_suffix(".png"), "forecast")
+    return run.run_id

@@ -1,0 +1,145 @@
+"""Monitoring: live MAE of the one-day-ahead forecasts against ingested actuals, and drift.
+
+Each forecast file data/forecasts/<D>.csv contributes its rows for day D (the one-day-ahead
+forecasts; rows for later days of a longer horizon are not scored). A row is scored once the store
+holds an observed (not imputed) value for its series and day. The reference is the champion's
+validation MAE; drift is the live MAE of a day above k times it on m consecutive days.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data.atomic import restore
+from pipeline.data.errors import ViewcastError
+from pipeline.data.workspace import Workspace
+
+DEFAULT_K, DEFAULT_M = 2.0, 3
+
+
+def live_errors(ws: Workspace) -> pd.DataFrame:
+    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast."""
+    from pipeline.data.store import Store
+
+    folder = ws.data / "forecasts"
+    files = sorted(folder.glob("*.csv")) if folder.exists() else []
+    columns = ["series_id", "date", "forecast", "actual", "abs_error"]
+    if not files:
+        return pd.DataFrame(columns=columns)
+    frames = []
+    for path in files:
+        frame = pd.read_csv(
+            path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
+        )
+        frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
+        frames.append(frame[frame["date"] == path.stem])
+    made = pd.concat(frames, ignore_index=True)
+    table = Store(ws).read_all()
+    first = np.datetime64(made["date"].min(), "D").astype(np.int64) if len(made) else 0
+    observed = ~table.imputed & (table.day >= first)  # only days a forecast was made for
+    actuals = pd.DataFrame(
+        {
+            "series_id": table.names.astype(str)[table.code[observed]],
+            "date": table.day[observed].astype("datetime64[D]").astype(str),
+            "actual": table.views[observed],
+        }
+    )
+    scored = made.merge(actuals, on=["series_id", "date"], how="inner")
+    scored["abs_error"] = (scored["forecast"] - scored["actual"]).abs()
+    return scored[columns].sort_values(["date", "series_id"], ignore_index=True)
+
+
+def drift_run(above: list[bool], dates: list[str], m: int) -> str | None:
+    """The first day of the first run of m consecutive calendar days above the threshold."""
+    streak, since, previous = 0, None, None
+    for date, flag in zip(dates, above, strict=True):
+        day = np.datetime64(date, "D")
+        consecutive = previous is not None and day - previous == np.timedelta64(1, "D")
+        streak = (streak + 1 if consecutive else 1) if flag else 0
+        since = date if streak == 1 else since
+        previous = day
+        if streak >= m:
+            return since
+    return None
+
+
+@dataclass
+class Monitoring:
+    reference_mae: float
+    k: float
+    m: int
+    days: list[dict] = field(default_factory=list)
+    series: list[dict] = field(default_factory=list)
+    drift_since: str | None = None
+    logged_days: int = 0
+    run_id: str | None = None
+
+    @property
+    def drift(self) -> bool:
+        return self.drift_since is not None
+
+
+def monitor(
+    ws: Workspace, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True
+) -> Monitoring:
+    """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
+    from pipeline import tracking
+
+    if k <= 0 or m < 1:
+        raise ViewcastError("--k must be positive and --m at least 1")
+    found = tracking.alias_run(ws, "champion")
+    if found is None:
+        raise ViewcastError("no champion: run `viewcast select` first")
+    reference = tracking.get_run(ws, found[0]).metrics.get("val_mae", math.nan)
+    scored = live_errors(ws)
+    result = Monitoring(reference, k, m)
+    if scored.empty:
+        return result
+    by_day = scored.groupby("date")["abs_error"].agg(["mean", "size"])
+    threshold = k * reference
+    result.days = [
+        {"date": d, "series": int(n), "live_mae": float(v), "above": bool(v > threshold)}
+        for d, (v, n) in by_day.iterrows()
+    ]
+    by_series = scored.groupby("series_id")["abs_error"].agg(["mean", "size"])
+    result.series = [
+        {"series_id": s, "days": int(n), "live_mae": float(v)} for s, (v, n) in by_series.iterrows()
+    ]
+    result.drift_since = drift_run(
+        [d["above"] for d in result.days], [d["date"] for d in result.days], m
+    )
+    if log:
+        result.run_id, result.logged_days = _log(ws, result)
+    return result
+
+
+def _log(ws: Workspace, result: Monitoring) -> tuple[str, int]:
+    """Append the days not logged yet to the workspace's monitor run (a time series by day)."""
+    from pipeline import tracking
+    from pipeline.tracking import Stage
+
+    found = tracking.runs(ws, Stage.MONITOR, most=1)
+    if found:
+        run = tracking.writer(ws, found[0].run_id)
+    else:
+        run = tracking.create_run(ws, "monitor", Stage.MONITOR, {})
+        tracking.set_status(ws, run.run_id, "FINISHED")
+    done = tracking.metric_steps(ws, run.run_id, "live_mae")
+    new = []
+    for d in result.days:
+        day = int(np.datetime64(d["date"], "D").astype(np.int64))
+        if day not in done:
+            new.append((day, d))
+    stamp = 86_400_000  # one point a day, stamped at its midnight (UTC)
+    run.series("live_mae", [(day, d["live_mae"], day * stamp) for day, d in new])
+    run.series("live_series", [(day, float(d["series"]), day * stamp) for day, d in new])
+    if math.isfinite(result.reference_mae):
+        ratios = [(day, d["live_mae"] / result.reference_mae, day * stamp) for day, d in new]
+        run.series("live_mae_ratio", ratios)
+    if new:
+        run.tags({"drift_since": result.drift_since or ""})
+    return run.run_id, len(new)

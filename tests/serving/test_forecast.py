@@ -1,0 +1,312 @@
+"""Refit, daily forecasts from the days before D, conformal intervals, the forecast run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import tracking
+from pipeline.data.errors import ViewcastError
+from pipeline.data.features import lag_windows
+from pipeline.data.store import Store
+from pipeline.data.workspace import Workspace
+from pipeline.models import intervals as iv
+from pipeline.search import holdout
+from pipeline.serving import forecast as fc
+from tests.conftest import FORTNIGHT, export
+
+
+def test_conformal_quantile_is_the_finite_sample_order_statistic():
+    errors = np.arange(1.0, 21.0)  # 20 errors: 1..20
+    assert iv.conformal_quantile(errors, 80) == 17.0  # ceil(21 * 0.8) = 17th smallest
+    assert iv.conformal_quantile(errors, 95) == 20.0  # ceil(21 * 0.95) = 20th
+    assert iv.conformal_quantile(errors[:10], 95) == np.inf  # too few errors for 95%
+
+
+def test_split_conformal_covers_fresh_exchangeable_errors():
+    """Calibrated on m errors, the interval covers a fresh error with probability
+    ceil((m+1) level) / (m+1): checked over 400 seeded calibration sets of 60 errors."""
+    rng = np.random.default_rng(0)
+    m = 60
+    for level in iv.LEVELS:
+        covered = []
+        for _ in range(400):
+            calibration, fresh = rng.exponential(10, m), rng.exponential(10, 2000)
+            covered.append(np.mean(fresh <= iv.conformal_quantile(calibration, level)))
+        expected = np.ceil((m + 1) * level / 100) / (m + 1)
+        assert np.mean(covered) == pytest.approx(expected, abs=0.01)
+        assert np.mean(covered) >= level / 100 - 0.01
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "sorted", "uneven"])
+def test_grouped_conformal_quantile_matches_one_group_at_a_time(layout):
+    """Every layout: groups in any order (the padded table), in order (validation rows come
+    series by series), and one group far larger than the rest (one lexsort instead)."""
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 5, 300)
+    group[group == 3] = 4  # group 3 has no errors
+    if layout == "sorted":
+        group.sort()
+    if layout == "uneven":
+        group = np.concatenate([np.full(5000, 2), group])
+    errors = rng.exponential(10, len(group))
+    errors[:20] = errors[20:40]  # ties
+    for level in iv.LEVELS:
+        grouped = iv.grouped_conformal_quantile(errors, group, 6, level)
+        for g in range(6):
+            mine = errors[group == g]
+            expected = iv.conformal_quantile(mine, level) if len(mine) else np.nan
+            np.testing.assert_equal(grouped[g], expected)
+
+
+def test_refit_prints_json_for_scripts(production: Path, cli):
+    result = cli("refit", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert tracking.alias_run(Workspace(production), "production") == (
+        printed["run_id"],
+        printed["version"],
+    )
+    assert printed["rows"] > 0 and printed["train_mae"] > 0
+
+
+def test_refit_trains_on_all_history_and_keeps_the_champion(production: Path):
+    ws = Workspace(production)
+    champion_id, _ = tracking.alias_run(ws, "champion")
+    prod_id, _ = tracking.alias_run(ws, "production")
+    assert prod_id != champion_id
+    refit_run, champion = tracking.get_run(ws, prod_id), tracking.get_run(ws, champion_id)
+    assert refit_run.stage == tracking.Stage.REFIT and champion.stage == tracking.Stage.TRAIN
+    assert champion.name == "relu-2x64-bn-lags28-log1p-adam-0.003"
+    assert champion.metrics["best_epoch"] > 0
+    assert refit_run.tags["source_run_id"] == champion_id
+    assert refit_run.params["train.epochs"] == str(int(champion.metrics["best_epoch"]))
+    store = Store(ws)
+    n = int(refit_run.params["model.lags"])
+    every_day = lag_windows(store.read_all(), store.read_splits(), n)
+    assert refit_run.metrics["rows_train"] == len(every_day)  # train, val and test days
+    assert champion.status == "FINISHED" and "test_mae" not in champion.metrics
+
+
+def test_intervals_from_validation_cover_the_test_days(production: Path):
+    """Calibrated on the validation days, checked on the 60 test days the calibration never saw
+    (the test is finalized in this workspace): coverage near the nominal share, within two
+    binomial standard deviations."""
+    ws = Workspace(production)
+    model = tracking.load_model(ws, tracking.champion_run(ws))
+    store = Store(ws)
+    intervals = iv.validation_intervals(model, store.read_dev(), store.read_splits())
+    data = holdout.Holdout(ws).data(model.cfg.lags)
+    rows = data.rows["test"]
+    err = np.abs(data.windows.y(rows) - model.predict(data.windows.x(rows)))
+    shares = {}
+    for level in iv.LEVELS:
+        shares[level] = np.mean(err <= intervals.width[level][0])
+        sd = np.sqrt(level / 100 * (1 - level / 100) / len(rows))
+        assert shares[level] >= level / 100 - 2 * sd, (level, shares[level])
+    assert shares[95] >= shares[80]
+
+
+def test_forecast_uses_only_days_before_d(production: Path, series: pd.DataFrame, cli):
+    ws = Workspace(production)
+    day = series["Date"].iloc[-FORTNIGHT - 5]  # a day already in the store
+    assert cli("forecast", "--date", day, "--horizon", "3").exit_code == 0
+    path = ws.data / "forecasts" / f"{day}.csv"
+    before = pd.read_csv(path)
+    assert list(before["date"]) == list(pd.date_range(day, periods=3).strftime("%Y-%m-%d"))
+    assert (before["lower_95"] <= before["lower_80"]).all()
+    assert (before["lower_80"] <= before["forecast"]).all()
+    assert (before["forecast"] <= before["upper_80"]).all()
+    assert (before["upper_80"] <= before["upper_95"]).all()
+
+    # unchanged without --force; the same numbers after the last fortnight is appended
+    assert "nothing to do" in cli("forecast", "--date", day).output
+    everything = export(series, production.parent / "all.csv")
+    assert cli("ingest", everything, "--name", "series").exit_code == 0
+    assert cli("forecast", "--date", day, "--horizon", "3", "--force").exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(path), before)
+
+    # the one-day-ahead forecast is the model on the real previous days
+    model = tracking.load_model(ws, before["run_id"][0])
+    views = series["Views"].to_numpy(float)
+    t = int(np.flatnonzero(series["Date"].to_numpy() == day)[0])
+    x = views[t - model.cfg.lags : t][::-1][None, :]
+    assert before["forecast"][0] == pytest.approx(model.predict(x)[0], abs=1e-3)
+
+
+def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
+    result = cli("forecast", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    ws = Workspace(production)
+    (run,) = tracking.runs(ws, tracking.Stage.FORECAST)
+    assert printed["run_id"] == run.run_id and len(printed["forecasts"]) == 1
+    assert (
+        printed["forecasts"][0]["series_id"] == "series" and printed["forecasts"][0]["forecast"] > 0
+    )
+    # daily operations live in their own experiment; both are model-training experiments
+    s = tracking.session(ws)
+    assert s.client.get_run(run.run_id).info.experiment_id == s.daily != s.experiment
+    for experiment in (s.experiment, s.daily):
+        tags = s.client.get_experiment(experiment).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+    prod_id, version = tracking.alias_run(ws, "production")
+    assert run.tags["model_version"] == version
+    assert run.tags["model_run_id"] == prod_id
+    frame = pd.read_csv(next((production / "data" / "forecasts").glob("*.csv")))
+    assert run.tags["forecast_date"] == frame["date"][0]
+    assert (frame["model_version"] == int(version)).all()
+    day = frame["date"][0]
+    assert tracking.artifacts(ws, run.run_id, "forecast") == {
+        f"forecast/{day}.csv",
+        f"forecast/{day}.png",
+    }
+    png = production / "data" / "forecasts" / f"{day}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
+    """No forecast scores the validation days again: the champion's training run logged its
+    intervals with its model (from the validation forecasts it made anyway, equal to scoring
+    them here), and the first forecast keeps them per champion and dev-days hash. A damaged
+    kept file is read again from the run; without the run's file they are scored here."""
+    ws = Workspace(production)
+    champion, _ = tracking.alias_run(ws, "champion")
+    logged = tracking.model_folder(ws, champion) / iv.INTERVALS_FILE
+    store = Store(ws)
+    dev, splits = store.read_dev(), store.read_splits()
+    scored = iv.validation_intervals(tracking.load_predictor(ws, champion), dev, splits)
+    key = iv.dev_key(store.require() / "dev.parquet")
+    read = iv.read_intervals(logged, dev.names, key)
+    for level in iv.LEVELS:
+        np.testing.assert_allclose(read.width[level], scored.width[level], rtol=1e-5)
+        assert read.relative[level] == pytest.approx(scored.relative[level], rel=1e-5)
+    assert iv.read_intervals(logged, dev.names, "other dev days") is None
+    calls = []
+    original = iv.validation_intervals
+    monkeypatch.setattr(fc, "validation_intervals", lambda *a: calls.append(1) or original(*a))
+    assert cli("forecast", "--force").exit_code == 0
+    folder = production / "data" / "forecasts"
+    first = pd.read_csv(next(folder.glob("*.csv")))
+    (kept,) = (folder / ".intervals").glob("*.npz")
+    assert kept.name == f"{champion}-{key}.npz"
+    assert cli("forecast", "--force").exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
+    kept.write_bytes(b"damaged")
+    assert cli("forecast", "--force").exit_code == 0
+    assert calls == [], "read from the run's model folder"
+    pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
+    kept.unlink()
+    logged.unlink()
+    assert cli("forecast", "--force").exit_code == 0
+    assert calls == [1], "scored here"
+    pd.testing.assert_frame_equal(pd.read_csv(next(folder.glob("*.csv"))), first)
+
+
+def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands():
+    day = int(np.datetime64("2024-03-01", "D").astype(int))
+    history = {f"s{i}": np.full(200, float(10 * (i + 1))) for i in range(8)}
+    last = {name: day - 1 for name in history} | {"s7": day - 3}  # s7 stopped two days early
+    frame = fc.forecast_frame(
+        np.array(list(history)), np.full(8, day), np.ones(8), np.arange(8.0) * 10, _intervals()
+    )
+    panels, title = fc.picture(frame, history, last, day)
+    assert [p.title for p in panels] == ["s7", "s6", "s5", "s4", "s3", "s2"]
+    assert "6 of 8 series" in title
+    late, panel = panels[0], panels[1]
+    assert len(panel.actual) == 90 and panel.dates[-1] == np.datetime64("2024-02-29")
+    assert late.dates[-1] == np.datetime64("2024-02-27")
+    assert panel.forecast_dates[0] == np.datetime64("2024-03-01") and panel.forecast[0] == 60.0
+    lower, upper = panel.bands[95]
+    assert lower[0] <= panel.bands[80][0][0] <= 60.0 <= panel.bands[80][1][0] <= upper[0]
+
+
+def test_a_drawing_failure_is_one_line_naming_the_file(tmp_path: Path):
+    with fc.Painter() as paint, pytest.raises(ViewcastError, match=r"x\.png: drawing the forecast"):
+        paint([], "no panels", str(tmp_path / "x.png"))  # subplots(0, 1) cannot be drawn
+
+
+def _intervals():
+    """Conformal widths of 5 (80%) and 9 (95%) views for every series."""
+    from types import SimpleNamespace
+
+    width = {80: np.full(8, 5.0), 95: np.full(8, 9.0)}
+    return SimpleNamespace(
+        names=[f"s{i}" for i in range(8)], width=width, relative={80: 0.1, 95: 0.2}
+    )
+
+
+def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Path, cli):
+    """kill -9 between writing <D>.csv and logging its run: the next forecast of D logs the run
+    from the file instead of saying 'nothing to do' forever."""
+    ws = Workspace(production)
+    assert cli("forecast", "--horizon", "2").exit_code == 0
+    (run,) = tracking.runs(ws, tracking.Stage.FORECAST)
+    tracking.session(ws).client.delete_run(run.run_id)
+    assert tracking.runs(ws, tracking.Stage.FORECAST) == []
+    again = cli("forecast")
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    (back,) = tracking.runs(ws, tracking.Stage.FORECAST)
+    assert back.tags["forecast_date"] == run.tags["forecast_date"]
+    assert back.tags["model_run_id"] == run.tags["model_run_id"]
+    assert back.params["horizon"] == "2" and back.metrics["series"] == 1
+    assert cli("forecast").exit_code == 0
+    assert len(tracking.runs(ws, tracking.Stage.FORECAST)) == 1, "logged once"
+
+
+def test_forecast_does_not_import_torch(production: Path):
+    code = (
+        "import sys\n"
+        "from pipeline.config import Workspace\n"
+        "from pipeline.forecast import forecast\n"
+        f"forecast(Workspace.resolve({str(production)!r}), force=True)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_an_ensemble_champion_refits_every_member_and_forecasts(swept: Path, cli):
+    from pipeline.models import infer
+    from pipeline.models.families import EnsembleModel
+
+    ws = Workspace(swept)
+    (sweep,) = tracking.runs(ws, tracking.Stage.SWEEP)
+    (ens,) = [r for r in tracking.sweep_children(ws, sweep.run_id) if "ensemble_key" in r.tags]
+    tracking.register_alias(ws, ens.run_id, "champion", {})  # whatever select preferred
+    assert cli("finalize").exit_code == 0
+    result = cli("refit")
+    assert result.exit_code == 0, result.output
+    prod_id, _ = tracking.alias_run(ws, "production")
+    refit_run = tracking.get_run(ws, prod_id)
+    assert refit_run.stage == tracking.Stage.REFIT
+    members = refit_run.params["ensemble.members"].split(",")
+    assert members == ens.params["ensemble.members"].split(",")
+    model = tracking.load_model(ws, prod_id)
+    assert isinstance(model, EnsembleModel) and len(model.members) == len(members) == 4
+
+    assert cli("forecast").exit_code == 0
+    frame = pd.read_csv(next((ws.data / "forecasts").glob("*.csv")))
+    assert sorted(frame["series_id"]) == ["alpha", "beta"]
+    assert isinstance(tracking.load_predictor(ws, prod_id), infer.NumpyEnsemble)
+    table = Store(ws).read_all()
+    x = np.stack([table.views[table.code == c][-model.cfg.lags :][::-1] for c in (0, 1)])
+    np.testing.assert_allclose(frame["forecast"], model.predict(x), rtol=1e-4)
+
+
+def test_no_forecast_of_a_test_day_before_finalize(swept: Path, cli):
+    ws = Workspace(swept)
+    test_day = fc.iso(Store(ws).read_splits().series["alpha"].test_start + 5)
+    refused = cli("forecast", "--date", test_day)
+    assert refused.exit_code == 2
+    assert "before `viewcast finalize` would score the test" in refused.stderr
+    assert not (ws.data / "forecasts").exists()
+    assert cli("forecast").exit_code == 0, "the day after the data is fine (champion model)"
+    assert cli("finalize").exit_code == 0
+    assert cli("forecast", "--date", test_day).exit_code == 0

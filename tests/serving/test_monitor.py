@@ -1,0 +1,75 @@
+"""Monitoring: live MAE of past forecasts against ingested actuals, logged by day, and drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import tracking
+from pipeline.data.store import Store
+from pipeline.data.workspace import Workspace
+from pipeline.serving.monitor import drift_run, monitor
+
+
+def test_drift_needs_m_consecutive_days():
+    dates = ["2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05", "2024-01-06"]
+    assert drift_run([True, True, True, True, True], dates, 3) == "2024-01-04"  # a gap resets
+    assert drift_run([True, True, True, False, True], dates, 3) is None
+    assert drift_run([False, True, True, False, False], dates, 2) is None  # 01-03 is missing
+    assert drift_run([False, False, True, True, False], dates, 2) == "2024-01-04"
+
+
+def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production: Path):
+    ws = Workspace(production)
+    table = Store(ws).read_all()
+    days = table.day[-3:].astype("datetime64[D]").astype(str)
+    actual = table.views[-3:]
+    folder = ws.data / "forecasts"
+    folder.mkdir(parents=True)
+    made = actual + np.array([10.0, -20.0, 400.0])
+    for day, value in zip(days, made, strict=True):
+        # a two-day horizon file: only its first day (the one-day-ahead forecast) is scored
+        rows = {"series_id": ["series", "series"], "date": [day, "2099-01-01"]}
+        pd.DataFrame(rows | {"forecast": [value, 1.0]}).to_csv(folder / f"{day}.csv", index=False)
+
+    reference = tracking.get_run(ws, tracking.champion_run(ws)).metrics["val_mae"]
+    result = monitor(ws, k=400 / reference - 1e-9, m=1)
+    assert [d["date"] for d in result.days] == list(days)
+    assert [d["live_mae"] for d in result.days] == pytest.approx([10.0, 20.0, 400.0])
+    assert [d["above"] for d in result.days] == [False, False, True]
+    assert result.drift_since == days[-1] and result.logged_days == 3
+    logged = tracking.metric_steps(ws, result.run_id, "live_mae")
+    assert sorted(logged.values()) == pytest.approx([10.0, 20.0, 400.0])
+    ratio = tracking.metric_steps(ws, result.run_id, "live_mae_ratio")
+    assert max(ratio.values()) == pytest.approx(400.0 / reference)
+
+    again = monitor(ws, k=2, m=3)
+    assert again.logged_days == 0 and again.run_id == result.run_id, "each day is logged once"
+    assert len(tracking.runs(ws, tracking.Stage.MONITOR)) == 1
+
+
+def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
+    from pipeline.data.atomic import neutralise, restore
+
+    for text in ("=cmd|calc", "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "'=x", "plain", ""):
+        assert restore(neutralise(text)) == text
+    assert neutralise("=cmd|calc") == "'=cmd|calc" and neutralise("plain") == "plain"
+    assert not any(neutralise(t).startswith(("=", "+", "-", "@")) for t in ("=a", "+b", "-c"))
+
+
+def test_a_forecast_csv_never_starts_a_cell_with_a_formula(production: Path, cli, tmp_path):
+    ws = Workspace(production)
+    table = Store(ws).read_all()
+    rows = pd.DataFrame(
+        {"Date": table.day[-200:].astype("datetime64[D]").astype(str), "Views": table.views[-200:]}
+    )
+    rows.to_csv(tmp_path / "evil.csv", index=False)
+    assert cli("ingest", tmp_path / "evil.csv", "--name", "=cmd|calc").exit_code == 0
+    assert cli("forecast").exit_code == 0
+    path = next((ws.data / "forecasts").glob("*.csv"))
+    cells = path.read_text().splitlines()
+    assert any(line.startswith("'=cmd|calc,") for line in cells), cells[:3]
+    assert not any(line.startswith("=") for line in cells)

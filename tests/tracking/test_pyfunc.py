@@ -1,0 +1,139 @@
+"""Every logged model is an MLflow pyfunc model: loaded by MLflow, served by MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import tracking
+from pipeline.data.workspace import Workspace
+from pipeline.tracking import registry as model_registry
+from pipeline.tracking.pyfunc import lag_columns
+from tests.conftest import free_port, peyton_until_summer_2015, venv_env, wait_for_http
+
+
+def last_windows(lags: int, count: int = 3) -> pd.DataFrame:
+    """The series' last `count` windows of `lags` days, as the pyfunc input (lag_1 = newest)."""
+    views = peyton_until_summer_2015()["Views"].to_numpy(np.float64)
+    rows = [views[len(views) - k - lags : len(views) - k][::-1] for k in range(count)]
+    return pd.DataFrame(np.array(rows), columns=lag_columns(lags))
+
+
+@pytest.fixture
+def registry(production: Path):
+    ws = Workspace(production)
+    tracking.connect(ws)
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    mlflow.set_registry_uri(ws.tracking_uri)
+    return ws
+
+
+@pytest.mark.parametrize("alias", ["champion", "production"])
+def test_the_aliases_load_with_mlflow_pyfunc_and_predict_like_viewcast(registry, alias):
+    ws = registry
+    run_id, version = tracking.alias_run(ws, alias)
+    model = mlflow.pyfunc.load_model(f"models:/{tracking.REGISTERED_MODEL}@{alias}")
+    ours = tracking.load_predictor(ws, run_id)
+    x = last_windows(ours.cfg.lags)
+    got = model.predict(x)
+    assert list(got.columns) == ["views"]
+    want = np.maximum(ours.predict(x.to_numpy(np.float32)), 0)
+    np.testing.assert_allclose(got["views"].to_numpy(), want, rtol=1e-6)
+    # the version points at an MLflow 3 logged model of the run, with a signature and example
+    meta = model.metadata
+    assert meta.model_id == tracking.get_run(ws, run_id).tags[tracking.Tag.MODEL_ID]
+    assert meta.get_input_schema().input_names() == lag_columns(ours.cfg.lags)
+    local = mlflow.artifacts.download_artifacts(f"models:/{tracking.REGISTERED_MODEL}@{alias}")
+    example = mlflow.models.Model.load(local).load_input_example(local)
+    assert list(example.columns) == lag_columns(ours.cfg.lags) and len(example) == 2
+    source = tracking.session(ws).client.get_model_version(tracking.REGISTERED_MODEL, version)
+    assert source.source == f"models:/{meta.model_id}"
+
+
+def test_every_sweep_child_is_a_logged_model_of_its_run(registry):
+    ws = registry
+    s = tracking.session(ws)
+    children = tracking.sweep_children(ws, tracking.latest_sweep(ws))
+    logged = s.client.search_logged_models([s.experiment], max_results=1000)
+    by_run = {m.source_run_id: m for m in logged}
+    assert children and all(c.run_id in by_run for c in children)
+    assert all(by_run[c.run_id].model_id == c.tags[tracking.Tag.MODEL_ID] for c in children)
+
+
+def test_a_logged_model_pins_the_versions_it_was_saved_with(registry):
+    """The requirements are this process's own versions (why MLflow's per-save comparison with
+    the installed packages is skipped), and MLflow's check is back in place after the save."""
+    from mlflow.utils import environment
+
+    ws = registry
+    child = tracking.sweep_children(ws, tracking.latest_sweep(ws))[0]
+    local = mlflow.artifacts.download_artifacts(f"models:/{child.tags[tracking.Tag.MODEL_ID]}")
+    pins = (Path(local) / "requirements.txt").read_text().split()
+    assert pins == [
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
+    check = environment.warn_dependency_requirement_mismatches
+    assert check.__module__ == "mlflow.utils.requirements_utils"
+    with pytest.raises(RuntimeError), model_registry._no_requirement_check():
+        assert environment.warn_dependency_requirement_mismatches(["numpy==0.0.1"]) is None
+        raise RuntimeError("a failed save")
+    assert environment.warn_dependency_requirement_mismatches is check
+
+
+def test_a_loaded_model_imports_no_torch_and_runs_its_own_copy_of_the_code(registry):
+    """In a fresh process: the pyfunc loads the inference modules it carries, not the package."""
+    ws = registry
+    script = (
+        "import sys, mlflow, pandas as pd\n"
+        f"mlflow.set_registry_uri({ws.tracking_uri!r})\n"
+        "m = mlflow.pyfunc.load_model('models:/viewcast@production')\n"
+        "x = pd.DataFrame([[100.0] * 56], columns=[f'lag_{j}' for j in range(1, 57)])\n"
+        "print(float(m.predict(x)['views'][0]))\n"
+        "print('torch' in sys.modules, sys.modules['pipeline.models.infer'].__file__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    value, flags = out.stdout.strip().splitlines()[-2:]
+    torch_loaded, infer_file = flags.split(" ", 1)
+    assert float(value) >= 0 and torch_loaded == "False"
+    assert "/artifacts/code/pipeline/models/infer.py" in infer_file.replace(os.sep, "/")
+
+
+def test_mlflow_models_serve_answers_with_the_same_numbers(registry):
+    ws = registry
+    run_id, _ = tracking.alias_run(ws, "production")
+    ours = tracking.load_predictor(ws, run_id)
+    x = last_windows(ours.cfg.lags)
+    port = free_port()
+    env = venv_env(MLFLOW_TRACKING_URI=ws.tracking_uri)
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local"]
+    command += ["-m", "models:/viewcast@production", "-h", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/ping", server, 90)
+        body = json.dumps({"dataframe_split": x.to_dict(orient="split", index=False)})
+        request = urllib.request.Request(
+            f"{url}/invocations", body.encode(), {"Content-Type": "application/json"}
+        )
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    views = [row["views"] for row in answer["predictions"]]
+    want = np.maximum(ours.predict(x.to_numpy(np.float32)), 0)
+    np.testing.assert_allclose(views, want, rtol=1e-6)
