@@ -101,8 +101,9 @@ def scale_epoch(pages: int, days: int, cpu_rows: int, stack: int = 0) -> dict:
     """One epoch over every training window of the Kaggle-shaped panel (issue 13's GPU check)."""
     from make_panel import write_panel
 
+    from pipeline.models.device_rows import SampledRows
     from pipeline.models.families import ModelConfig
-    from pipeline.models.train import SampledRows, TrainConfig, fit
+    from pipeline.models.train import TrainConfig, fit
 
     out: dict = {"pages": pages, "days": days}
     with tempfile.TemporaryDirectory() as tmp:

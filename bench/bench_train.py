@@ -28,7 +28,8 @@ import torch
 
 from pipeline.data import features as feats
 from pipeline.data.ingest import read_views
-from pipeline.data.store import SeriesSplit, Splits, Store, ViewsTable
+from pipeline.data.store import SeriesSplit, Splits, Store
+from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Workspace
 from pipeline.models.families import ModelConfig
 from pipeline.models.train import TrainConfig, fit

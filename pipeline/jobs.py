@@ -19,6 +19,8 @@ from pipeline.data.workspace import (
     Workspace,
     read_final,
 )
+from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
+from pipeline.lecture import STUDIES as STUDIES  # the CLI's
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ModelConfig
 from pipeline.search.engines import Engine
 
@@ -423,9 +425,9 @@ def experiment(ws: Workspace, series, epochs, study_epochs: int, on_config) -> o
 
 def studies(ws: Workspace, chosen: tuple[str, ...], series, epochs: int, on_study) -> None:
     """The lecture's studies (L4-L8), appended to reports/lecture.md."""
-    from pipeline.lecture import experiment as lecture
+    from pipeline.lecture.study_runs import run_studies
 
-    lecture.run_studies(ws, chosen, series, epochs, on_study)
+    run_studies(ws, chosen, series, epochs, on_study)
 
 
 def diagnose(ws: Workspace, run_id: str, loss: str = "mae"):

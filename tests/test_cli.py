@@ -101,13 +101,13 @@ def test_choices_are_listed_and_a_bad_value_is_refused_before_any_work(cli, home
 def test_the_choices_are_the_lists_the_modules_validate_against() -> None:
     from typing import get_args
 
-    from pipeline import cli
-    from pipeline.data import features, ingest, store
+    from pipeline.cli import app as cli
+    from pipeline.data import features, ingest, table
     from pipeline.models import config, optim, train
 
     pairs = [
         (cli.Format, ingest.FORMATS),
-        (cli.Fill, store.FILL_RULES),
+        (cli.Fill, table.FILL_RULES),
         (cli.Transform, features.TARGET_TRANSFORMS),
         (cli.Family, config.MODEL_FAMILIES),
         (cli.Scaling, config.SCALINGS),

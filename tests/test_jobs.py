@@ -95,7 +95,7 @@ def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
 def test_daily_reads_a_folder_oldest_first_and_moves_what_it_ingested(production, series, cli):
     """An export job drops `Totals.csv` (stale) and later `Totals (1).csv` (revised): by name the
     stale file would be read last and win; by age the revised one wins. Both move to done/."""
-    from pipeline.data.store import concat
+    from pipeline.data.table import concat
 
     ws = Workspace(production)
     incoming = production.parent / "incoming"

@@ -20,7 +20,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pipeline.data.atomic import atomic_write, neutralise, write_text
 from pipeline.data.calendar import weekday
 from pipeline.data.errors import ViewcastError
-from pipeline.data.store import Splits, Store, ViewsTable
+from pipeline.data.store import Splits, Store
+from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import DEFAULT_LAGS, Workspace
 
 TARGET_TRANSFORMS = ("none", "log1p")

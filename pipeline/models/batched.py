@@ -1,22 +1,18 @@
-"""Stacked training: many configurations of one shape trained as ONE model on one device.
+"""Batched training: many configurations of one shape trained as ONE model on one device.
 
-A stack's parameters carry a leading member dimension (M, ...): every layer is a batched matrix
-product (`torch.baddbmm`), so one forward/backward/step trains all members at the price of one
-small model's Python overhead. That is what makes a grid cheap on the CPU and the GPU pay at all.
+(Not Kaggle's model stacking: the `--stack` option and the `stack_*` names here mean a batch of
+configurations trained together.) A batch's parameters carry a leading member dimension (M, ...):
+every layer is a batched matrix product (`torch.baddbmm`), so one forward/backward/step trains all
+members at the price of one small model's Python overhead.
 
 Members share the shape (lags, family, layers, width, batch norm, dropout, calendar, loss, batch
-size, rows per epoch, epochs) and the rows (one window size and fold). The rows are every window
-gathered once (FullStack), or at Kaggle scale the series array alone, each member drawing its
-epochs' windows as it would alone (SampledStack, see train.SampledRows). They may differ in
-everything else: target transform and scaling (each member encodes the rows its own way, with its
-own training statistics), optimiser and its hyper-parameters (per-member tensors, so schedules
-and warm-up differ too), seed and patience.
-
-A member trained in a stack is the configuration trained alone: the same initial weights (built by
-`ViewsModel` under the member's seed), the same batch order (its own generator), the same update
-formulas as torch's optimisers and the lecture's Adagrad. Bookkeeping is per member: its own early
-stopping (a stopped member is frozen: learning rate 0, best weights kept), its own divergence (a
-failed member fails alone), its own curves and gradient norm.
+size, rows per epoch, epochs) and the rows (one window size and fold): every window gathered once
+(FullStack), or at Kaggle scale the series array alone (SampledStack, see
+device_rows.SampledRows). They
+may differ in everything else: target transform and scaling, optimiser and its hyper-parameters
+(per-member tensors, see optim.StackedOptimizer), seed and patience. A member trained here is the
+configuration trained alone: the same initial weights, batch order and update formulas; its own
+early stopping (a stopped member is frozen), divergence, curves and gradient norm.
 """
 
 from __future__ import annotations
@@ -33,23 +29,20 @@ from torch import nn
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
-from pipeline.models import train
-from pipeline.models.families import ModelConfig, ViewsModel
-from pipeline.models.optim import get_lr
-from pipeline.models.train import (
+from pipeline.models import device_rows
+from pipeline.models.device_rows import (
     Rows,
     SampledRows,
     SeriesArrays,
-    TrainConfig,
-    TrainResult,
     gather_rows,
-    loss_function,
     mae,
     require_gatherable,
     require_training_rows,
-    resolve_device,
     validation_forecasts,
 )
+from pipeline.models.families import ModelConfig, ViewsModel
+from pipeline.models.optim import StackedOptimizer, get_lr
+from pipeline.models.train import TrainConfig, TrainResult, loss_function, resolve_device
 
 SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout", "calendar")
 SHAPE_TRAIN = ("loss", "batch_size", "rows_per_epoch", "epochs", "device", "amp")
@@ -173,107 +166,6 @@ class StackedNet:
 # --- the stacked optimisers ---------------------------------------------------------------------
 
 
-def _along(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-member vector shaped to broadcast over one member's slice of `like`."""
-    return vector.view(-1, *([1] * (like.dim() - 1)))
-
-
-class StackedOptimizer:
-    """The lecture's optimisers on stacked parameters, each member with its own hyper-parameters
-    and learning rate; members may use different optimisers (each type updates its members)."""
-
-    def __init__(self, params: dict[str, torch.Tensor], configs: list[TrainConfig]) -> None:
-        self.params = params
-        self.state: dict[str, dict[str, torch.Tensor]] = {}  # optimiser -> (members, P) moments
-        self.t = 0
-        self._group(configs)
-
-    def _group(self, configs: list[TrainConfig]) -> None:
-        """Members by optimiser, with their constant hyper-parameters as device vectors."""
-        device = next(iter(self.params.values())).device
-        self.configs = configs
-        self.groups: dict[str, list[int]] = {}
-        self.hyper: dict[str, dict[str, torch.Tensor]] = {}
-        self.decays: dict[str, bool] = {}
-        for kind in sorted({c.optimizer for c in configs}):
-            members = [m for m, c in enumerate(configs) if c.optimizer == kind]
-            self.groups[kind] = members
-            mine = [configs[m] for m in members]
-            self.hyper[kind] = {
-                name: torch.tensor([getattr(c, name) for c in mine], device=device)
-                for name in ("weight_decay", "momentum", "alpha")
-            }
-            self.hyper[kind]["index"] = torch.tensor(members, device=device)
-            self.decays[kind] = any(c.weight_decay for c in mine)
-
-    def keep(self, positions: list[int], configs: list[TrainConfig]) -> None:
-        """Only the members at `positions` stay (their optimiser state with them)."""
-        rows = {
-            kind: [members.index(p) for p in positions if p in members]
-            for kind, members in self.groups.items()
-        }
-        self.state = {
-            kind: {k: v[rows[kind]] for k, v in st.items()}
-            for kind, st in self.state.items()
-            if rows[kind]  # an optimiser whose members all left leaves with them
-        }
-        self._group(configs)
-
-    def step(self, lrs: list[float], grad: torch.Tensor) -> None:
-        """One update of every member with its own learning rate (0 freezes a member). `grad` is
-        (members, all parameters): the clipped gradients flattened in the parameters' order, so
-        each optimiser's arithmetic is a few kernels whatever the depth of the net."""
-        self.t += 1
-        params = list(self.params.values())
-        with torch.no_grad():
-            theta = None
-            for kind, members in self.groups.items():
-                hyper = self.hyper[kind]
-                idx = hyper["index"]
-                whole = len(members) == len(self.configs)  # one optimiser: no gather needed
-                g = grad if whole else grad.index_select(0, idx)
-                if self.decays[kind]:  # L2, as torch's optimisers add it
-                    if theta is None:
-                        theta = torch.cat([p.flatten(1) for p in params], 1)
-                    sub = theta if whole else theta.index_select(0, idx)
-                    g = g + _along(hyper["weight_decay"], g) * sub
-                lr = torch.tensor([lrs[m] for m in members], device=idx.device)
-                state = self.state.setdefault(kind, {})
-                update = _along(lr, g) * self._direction(kind, g, state, hyper)
-                lo = 0
-                for p in params:
-                    width = p[0].numel()
-                    part = update[:, lo : lo + width].view(-1, *p.shape[1:])
-                    if whole:
-                        p.sub_(part)
-                    else:
-                        p.index_add_(0, idx, part, alpha=-1)
-                    lo += width
-
-    def _direction(self, kind: str, g: torch.Tensor, state: dict, hyper: dict) -> torch.Tensor:
-        """The step direction of one optimiser (theta <- theta - lr * direction)."""
-        if kind == "sgd":
-            return g
-        if kind == "momentum":  # torch.optim.SGD(momentum=...): buf = mu buf + g, from buf = g
-            mu = _along(hyper["momentum"], g)
-            state["buf"] = g.clone() if "buf" not in state else state["buf"] * mu + g
-            return state["buf"]
-        if kind == "adagrad":  # the lecture's: sigma = root MEAN square of past gradients
-            state["sum_sq"] = state.get("sum_sq", torch.zeros_like(g)) + g * g
-            return g / ((state["sum_sq"] / self.t).sqrt() + 1e-8)
-        if kind == "rmsprop":  # torch's: v = alpha v + (1 - alpha) g^2 from v = 0
-            alpha = _along(hyper["alpha"], g)
-            v = state.get("v", torch.zeros_like(g)) * alpha + (1 - alpha) * g * g
-            state["v"] = v
-            return g / (v.sqrt() + 1e-8)
-        # adam, torch's: bias-corrected first and second moments
-        b1, b2 = 0.9, 0.999
-        state["m"] = state.get("m", torch.zeros_like(g)).lerp(g, 1 - b1)
-        state["v"] = state.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
-        denom = (state["v"].sqrt() / math.sqrt(1 - b2**self.t)) + 1e-8
-        return state["m"] / (1 - b1**self.t) / denom
-
-
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -314,7 +206,7 @@ def fit_stack(
 ) -> list[TrainResult | ViewcastError]:
     """Train every (ModelConfig, TrainConfig) of one stack key together; each member's result,
     or the ViewcastError it failed with (the others go on). With `rows_per_epoch` each member
-    draws its epochs' windows as it would alone (train.SampledRows)."""
+    draws its epochs' windows as it would alone (device_rows.SampledRows)."""
     keys = {stack_key(m, t) for m, t in configs}
     if len(keys) != 1 or not all(stackable(m, t) for m, t in configs):
         raise ViewcastError("a stack takes gradient-descent configurations of one shape")
@@ -392,9 +284,9 @@ class FullStack:
 
 class SampledStack:
     """Kaggle-scale rows for a stack: the series array and target positions on the device once
-    (train.SeriesArrays); each member draws its windows with its own generator, fits its
+    (device_rows.SeriesArrays); each member draws its windows with its own generator, fits its
     normalisation on its own sample and encodes them its own way, exactly as alone
-    (train.SampledRows), and its validation sample is scored through the stacked net."""
+    (device_rows.SampledRows), and its validation sample is scored through the stacked net."""
 
     def __init__(self, windows: LagWindows, members: list[Member], device) -> None:
         shared = SeriesArrays.of(windows, device, members[0].mcfg.calendar != "none")
@@ -415,7 +307,7 @@ class SampledStack:
             return torch.full((len(slots),), math.nan, device=device)
         targets = [s.val_t[s.val_sample] for s in sources]
         pieces = []
-        chunk = train.SCORE_CHUNK
+        chunk = device_rows.SCORE_CHUNK
         for lo in range(0, len(targets[0]), chunk):
             encoded = []
             for s, t in zip(sources, targets, strict=True):

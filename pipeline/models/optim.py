@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 
 from pipeline.data.errors import ViewcastError
+
+if TYPE_CHECKING:
+    from pipeline.models.train import TrainConfig
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "linear", "cosine", "step")
@@ -96,3 +100,107 @@ def get_lr(
     if schedule == "step":
         return base_lr * gamma ** (after // max(step_every, 1))
     raise ViewcastError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
+
+
+# --- the same rules for a batch of models trained as one (pipeline.models.batched) -----------
+
+
+def _along(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-member vector shaped to broadcast over one member's slice of `like`."""
+    return vector.view(-1, *([1] * (like.dim() - 1)))
+
+
+class StackedOptimizer:
+    """The lecture's optimisers on stacked parameters, each member with its own hyper-parameters
+    and learning rate; members may use different optimisers (each type updates its members)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], configs: list[TrainConfig]) -> None:
+        self.params = params
+        self.state: dict[str, dict[str, torch.Tensor]] = {}  # optimiser -> (members, P) moments
+        self.t = 0
+        self._group(configs)
+
+    def _group(self, configs: list[TrainConfig]) -> None:
+        """Members by optimiser, with their constant hyper-parameters as device vectors."""
+        device = next(iter(self.params.values())).device
+        self.configs = configs
+        self.groups: dict[str, list[int]] = {}
+        self.hyper: dict[str, dict[str, torch.Tensor]] = {}
+        self.decays: dict[str, bool] = {}
+        for kind in sorted({c.optimizer for c in configs}):
+            members = [m for m, c in enumerate(configs) if c.optimizer == kind]
+            self.groups[kind] = members
+            mine = [configs[m] for m in members]
+            self.hyper[kind] = {
+                name: torch.tensor([getattr(c, name) for c in mine], device=device)
+                for name in ("weight_decay", "momentum", "alpha")
+            }
+            self.hyper[kind]["index"] = torch.tensor(members, device=device)
+            self.decays[kind] = any(c.weight_decay for c in mine)
+
+    def keep(self, positions: list[int], configs: list[TrainConfig]) -> None:
+        """Only the members at `positions` stay (their optimiser state with them)."""
+        rows = {
+            kind: [members.index(p) for p in positions if p in members]
+            for kind, members in self.groups.items()
+        }
+        self.state = {
+            kind: {k: v[rows[kind]] for k, v in st.items()}
+            for kind, st in self.state.items()
+            if rows[kind]  # an optimiser whose members all left leaves with them
+        }
+        self._group(configs)
+
+    def step(self, lrs: list[float], grad: torch.Tensor) -> None:
+        """One update of every member with its own learning rate (0 freezes a member). `grad` is
+        (members, all parameters): the clipped gradients flattened in the parameters' order, so
+        each optimiser's arithmetic is a few kernels whatever the depth of the net."""
+        self.t += 1
+        params = list(self.params.values())
+        with torch.no_grad():
+            theta = None
+            for kind, members in self.groups.items():
+                hyper = self.hyper[kind]
+                idx = hyper["index"]
+                whole = len(members) == len(self.configs)  # one optimiser: no gather needed
+                g = grad if whole else grad.index_select(0, idx)
+                if self.decays[kind]:  # L2, as torch's optimisers add it
+                    if theta is None:
+                        theta = torch.cat([p.flatten(1) for p in params], 1)
+                    sub = theta if whole else theta.index_select(0, idx)
+                    g = g + _along(hyper["weight_decay"], g) * sub
+                lr = torch.tensor([lrs[m] for m in members], device=idx.device)
+                state = self.state.setdefault(kind, {})
+                update = _along(lr, g) * self._direction(kind, g, state, hyper)
+                lo = 0
+                for p in params:
+                    width = p[0].numel()
+                    part = update[:, lo : lo + width].view(-1, *p.shape[1:])
+                    if whole:
+                        p.sub_(part)
+                    else:
+                        p.index_add_(0, idx, part, alpha=-1)
+                    lo += width
+
+    def _direction(self, kind: str, g: torch.Tensor, state: dict, hyper: dict) -> torch.Tensor:
+        """The step direction of one optimiser (theta <- theta - lr * direction)."""
+        if kind == "sgd":
+            return g
+        if kind == "momentum":  # torch.optim.SGD(momentum=...): buf = mu buf + g, from buf = g
+            mu = _along(hyper["momentum"], g)
+            state["buf"] = g.clone() if "buf" not in state else state["buf"] * mu + g
+            return state["buf"]
+        if kind == "adagrad":  # the lecture's: sigma = root MEAN square of past gradients
+            state["sum_sq"] = state.get("sum_sq", torch.zeros_like(g)) + g * g
+            return g / ((state["sum_sq"] / self.t).sqrt() + 1e-8)
+        if kind == "rmsprop":  # torch's: v = alpha v + (1 - alpha) g^2 from v = 0
+            alpha = _along(hyper["alpha"], g)
+            v = state.get("v", torch.zeros_like(g)) * alpha + (1 - alpha) * g * g
+            state["v"] = v
+            return g / (v.sqrt() + 1e-8)
+        # adam, torch's: bias-corrected first and second moments
+        b1, b2 = 0.9, 0.999
+        state["m"] = state.get("m", torch.zeros_like(g)).lerp(g, 1 - b1)
+        state["v"] = state.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
+        denom = (state["v"].sqrt() / math.sqrt(1 - b2**self.t)) + 1e-8
+        return state["m"] / (1 - b1**self.t) / denom

@@ -178,8 +178,8 @@ def _ensemble_record(
     from pipeline.data import features as feats
     from pipeline.data.metrics import validation_vs_naive
     from pipeline.data.store import Store
+    from pipeline.models.device_rows import NORMALISATION_ROWS, sample_rows
     from pipeline.models.families import EnsembleModel
-    from pipeline.models.train import NORMALISATION_ROWS, sample_rows
 
     identity = ",".join(members) + ("" if weights is None else f":{weights}")
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]

@@ -137,7 +137,7 @@ PANEL_EPOCH = 2**21  # windows a panel epoch draws: about 8 s for a 3x100 net on
 
 def panel_grid() -> list[Candidate]:
     """Global models for panels too large to gather (Kaggle's 145k pages: 80M windows): every
-    epoch draws 2M windows in batches of 65,536 (see train.SampledRows); lags 28 and 56 x
+    epoch draws 2M windows in batches of 65,536 (see device_rows.SampledRows); lags 28 and 56 x
     linear, ReLU 2x64 and ReLU 3x100 (bench_train's global model); log1p with window-mean
     scaling, Adam 1e-3, 8 epochs, patience 3."""
     train = TrainConfig(
@@ -156,7 +156,7 @@ def grid_for(name: str, dev_days: Callable[[], int]) -> tuple[str, list[Candidat
     """The grid a name means for the store: `default` turns into `panel` when its full-batch
     windows could not be gathered (more than FULL_ROWS_LIMIT lag values); `dev_days()` (the
     store's size) is asked for `default` only."""
-    from pipeline.models.train import FULL_ROWS_LIMIT
+    from pipeline.models.device_rows import FULL_ROWS_LIMIT
 
     if name == "default":
         most = max(c.model.lags for c in default_grid())

@@ -11,7 +11,8 @@ import numpy as np
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
-from pipeline.data.store import Splits, ViewsTable
+from pipeline.data.store import Splits
+from pipeline.data.table import ViewsTable
 from pipeline.models.config import ModelConfig
 from pipeline.models.train import TrainConfig
 from pipeline.search.grids import Candidate

@@ -270,7 +270,8 @@ def forecast(
 def _forecast(ws: Workspace, date: str | None, horizon: int, force: bool, paint) -> Forecast:
     from pipeline import tracking
     from pipeline.data.atomic import atomic_write
-    from pipeline.data.store import Store, concat
+    from pipeline.data.store import Store
+    from pipeline.data.table import concat
     from pipeline.tracking import Stage
 
     if horizon < 1:

@@ -12,16 +12,11 @@ A training run never logs a test metric: test rows are not even opened on this p
 live only in submission and final runs (see pipeline.holdout).
 """
 
+# ruff: noqa: F401  (the package's public names, re-exported from its modules)
 from __future__ import annotations
 
-from pipeline.tracking.connection import (  # noqa: F401
-    Session,
-    connect,
-    serve_ui,
-    session,
-    ui_urls,
-)
-from pipeline.tracking.queries import (  # noqa: F401
+from pipeline.tracking.connection import Session, connect, serve_ui, session, ui_urls
+from pipeline.tracking.queries import (
     all_runs,
     artifacts,
     children,
@@ -37,7 +32,7 @@ from pipeline.tracking.queries import (  # noqa: F401
     sweep_child,
     sweep_children,
 )
-from pipeline.tracking.records import (  # noqa: F401
+from pipeline.tracking.records import (
     BATCH,
     DAILY_EXPERIMENT,
     EXPERIMENT,
@@ -49,7 +44,7 @@ from pipeline.tracking.records import (  # noqa: F401
     SweepPurpose,
     Tag,
 )
-from pipeline.tracking.registry import (  # noqa: F401
+from pipeline.tracking.registry import (
     SERVING_CODE,
     alias_run,
     champion_run,
@@ -59,7 +54,7 @@ from pipeline.tracking.registry import (  # noqa: F401
     model_folder,
     register_alias,
 )
-from pipeline.tracking.writers import (  # noqa: F401
+from pipeline.tracking.writers import (
     RunWriter,
     create_run,
     digest,

@@ -11,7 +11,8 @@ import pytest
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import read_views
-from pipeline.data.store import Splits, Store, ViewsTable
+from pipeline.data.store import Splits, Store
+from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Workspace
 from tests.conftest import synthetic_views, write_totals
 

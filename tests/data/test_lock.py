@@ -23,8 +23,8 @@ def hold(home: Path) -> subprocess.Popen:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from pipeline.config import Workspace\n"
-            "from pipeline.lock import workspace_lock\n"
+            "from pipeline.data.workspace import Workspace\n"
+            "from pipeline.data.lock import workspace_lock\n"
             f"with workspace_lock(Workspace.resolve({str(home)!r})):\n"
             "    print('locked', flush=True)\n"
             "    time.sleep(60)\n",

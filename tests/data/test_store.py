@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pipeline.data.ingest import read_views
-from pipeline.data.store import Store, fill_gaps
+from pipeline.data.store import Store
+from pipeline.data.table import fill_gaps
 from pipeline.data.workspace import Workspace
 from tests.conftest import snapshot, synthetic_views, write_totals
 
@@ -232,7 +233,7 @@ def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) ->
 
 def _table(rng, names, lo, hi):
     """A (series, day)-sorted ViewsTable over some of `names`, days in [lo, hi)."""
-    from pipeline.data.store import ViewsTable
+    from pipeline.data.table import ViewsTable
 
     chosen = np.sort(rng.choice(len(names), size=rng.integers(1, len(names) + 1), replace=False))
     rows = [(c, d) for c in chosen for d in np.sort(rng.choice(np.arange(lo, hi), 3, False))]
@@ -250,7 +251,7 @@ def _table(rng, names, lo, hi):
 def test_concat_is_the_sorted_union(overlap: bool) -> None:
     """Dev then sealed (each series' days in a before those in b) takes the linear path; days
     that interleave take the sort; both give the (series, day)-sorted union of the rows."""
-    from pipeline.data.store import concat
+    from pipeline.data.table import concat
 
     rng = np.random.default_rng(11)
     for _ in range(20):

@@ -12,7 +12,7 @@ import torch
 
 from pipeline import tracking
 from pipeline.data.workspace import Workspace
-from pipeline.lecture import classify, experiment, studies
+from pipeline.lecture import classify, experiment, studies, summaries
 
 
 def test_softmax_is_the_lecture_formula_and_cross_entropy_its_log():
@@ -59,7 +59,7 @@ def test_filter_normalised_directions_match_each_neuron_and_skip_biases():
 def test_flatness_of_a_parabola():
     alphas = np.linspace(-1, 1, 21).tolist()
     line = [2.0 + 3.0 * a * a for a in alphas]
-    assert studies.flatness(line, alphas, at=0.5) == pytest.approx(3.0 * 0.25 / 2.0)
+    assert summaries.flatness(line, alphas, at=0.5) == pytest.approx(3.0 * 0.25 / 2.0)
 
 
 def test_the_sigmoid_nets_with_and_without_batch_norm_start_alike():

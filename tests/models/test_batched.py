@@ -13,6 +13,7 @@ from pipeline import jobs, tracking
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Workspace
+from pipeline.models import device_rows
 from pipeline.models.batched import fit_stack, gather_rows, stack_key, stackable
 from pipeline.models.config import ModelConfig
 from pipeline.models.train import TrainConfig, fit
@@ -130,11 +131,10 @@ def test_sampled_epochs_stack_like_training_alone(windows, monkeypatch, calendar
     generator, fits its normalisation on its own sample and scores its own validation sample,
     as alone; no window matrix is ever built. Weights within 1e-4 after 8 epochs, the same
     curves, the final val MAE and forecasts over every validation window."""
-    import pipeline.models.train as train
 
-    monkeypatch.setattr(train, "NORMALISATION_ROWS", 150)  # samples smaller than the rows
-    monkeypatch.setattr(train, "VALIDATION_ROWS", 25)
-    monkeypatch.setattr(train, "SCORE_CHUNK", 11)
+    monkeypatch.setattr(device_rows, "NORMALISATION_ROWS", 150)  # samples smaller than the rows
+    monkeypatch.setattr(device_rows, "VALIDATION_ROWS", 25)
+    monkeypatch.setattr(device_rows, "SCORE_CHUNK", 11)
     base = ModelConfig(
         lags=14, model="relu", layers=2, width=8, scaling="window-mean", calendar=calendar
     )

@@ -13,6 +13,7 @@ from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import read_views
 from pipeline.data.store import Store
 from pipeline.data.workspace import Workspace
+from pipeline.models import device_rows
 from pipeline.models.families import ModelConfig, ViewsModel
 from pipeline.models.train import TrainConfig, fit
 
@@ -213,13 +214,12 @@ def test_sampled_epochs_gather_windows_batch_by_batch(kaggle10, monkeypatch) -> 
     """--rows-per-epoch: no (rows, N) window matrix is built (x() is never called), each epoch
     is the seeded number of drawn windows, validation is scored in chunks over every
     validation window and equals the model's MAE scored the ordinary way, and a seed repeats."""
-    import pipeline.models.train as train
 
     windows = kaggle10
     cfg = ModelConfig(14, "relu", 2, 16, target_transform="log1p")
     tcfg = TrainConfig(epochs=6, lr=3e-3, batch_size=128, rows_per_epoch=1000, patience=0, seed=4)
-    monkeypatch.setattr(train, "SCORE_CHUNK", 37)
-    monkeypatch.setattr(train, "NORMALISATION_ROWS", 500)
+    monkeypatch.setattr(device_rows, "SCORE_CHUNK", 37)
+    monkeypatch.setattr(device_rows, "NORMALISATION_ROWS", 500)
     with monkeypatch.context() as m:
         m.setattr(feats.LagWindows, "x", lambda *a: pytest.fail("a window matrix was built"))
         result = fit(windows, cfg, tcfg)
@@ -253,11 +253,10 @@ def test_chunked_prediction_is_the_whole_matrix_prediction(kaggle10) -> None:
 def test_each_epoch_validates_on_a_sample_and_the_end_on_every_window(kaggle10, monkeypatch):
     """Past VALIDATION_ROWS validation windows, an epoch's val MAE (early stopping) is that of
     a seeded sample of them, and the run's val MAE and forecasts are those of every window."""
-    import pipeline.models.train as train
 
     windows = kaggle10
     val = windows.rows("val")
-    monkeypatch.setattr(train, "VALIDATION_ROWS", len(val) // 3)
+    monkeypatch.setattr(device_rows, "VALIDATION_ROWS", len(val) // 3)
     cfg = ModelConfig(14, "relu", 1, 8, target_transform="log1p")
     tcfg = TrainConfig(epochs=3, lr=3e-3, batch_size=128, rows_per_epoch=600, patience=0)
     result = fit(windows, cfg, tcfg)
@@ -273,13 +272,12 @@ def test_windows_too_many_to_gather_train_only_on_sampled_epochs(kaggle10, monke
     refused with the way out, while the baselines (naive, closed form) score and solve on the
     series array: the naive's val MAE is the ordinary one, and the closed form solved on a
     sample that is every training window equals the closed form on the window matrix."""
-    import pipeline.models.train as train
 
     windows = kaggle10
     lstsq = TrainConfig(solver="lstsq", loss="mse")
     linear = ModelConfig(14, "linear", scaling="window-mean")
     gathered = fit(windows, linear, lstsq)
-    monkeypatch.setattr(train, "FULL_ROWS_LIMIT", 1000)
+    monkeypatch.setattr(device_rows, "FULL_ROWS_LIMIT", 1000)
     with pytest.raises(ViewcastError, match="too many to gather at once: train on sampled"):
         fit(windows, ModelConfig(14, "relu", 1, 8), TrainConfig(epochs=2))
     with monkeypatch.context() as m:
@@ -289,7 +287,7 @@ def test_windows_too_many_to_gather_train_only_on_sampled_epochs(kaggle10, monke
     val = windows.rows("val")
     x_14 = windows.x(val)[:, -1]  # a naive on 14 lags forecasts x_14 (7: the seasonal naive)
     assert naive.val_mae == pytest.approx(np.abs(x_14 - windows.y(val)).mean())
-    assert len(windows.rows("train")) <= train.NORMALISATION_ROWS  # the sample is every row
+    assert len(windows.rows("train")) <= device_rows.NORMALISATION_ROWS  # the sample is every row
     state = sampled.model.state_dict()
     for name, value in gathered.model.state_dict().items():
         torch.testing.assert_close(state[name], value, rtol=1e-3, atol=1e-4)
@@ -297,7 +295,7 @@ def test_windows_too_many_to_gather_train_only_on_sampled_epochs(kaggle10, monke
 
 
 def test_a_row_sample_is_seeded_ordered_and_whole_when_small():
-    from pipeline.models.train import sample_rows
+    from pipeline.models.device_rows import sample_rows
 
     rows = np.arange(10, 1010, 3)
     assert sample_rows(rows, len(rows)) is rows

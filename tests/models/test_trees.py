@@ -13,7 +13,7 @@ from pipeline import jobs, tracking
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Workspace
-from pipeline.models import infer
+from pipeline.models import device_rows, infer
 from pipeline.models.batched import stackable
 from pipeline.models.config import ModelConfig
 from pipeline.models.families import EnsembleModel, load, save
@@ -114,10 +114,9 @@ def test_a_sweep_trains_trees_beside_stacked_nets_and_serves_them(tmp_path: Path
 
 
 def test_trees_refuse_what_they_cannot_do(windows, monkeypatch):
-    import pipeline.models.train as train
 
     with pytest.raises(ViewcastError, match="leaves"):
         ModelConfig(model="hgb", leaves=1)
-    monkeypatch.setattr(train, "FULL_ROWS_LIMIT", 10)
+    monkeypatch.setattr(device_rows, "FULL_ROWS_LIMIT", 10)
     with pytest.raises(ViewcastError, match="too many for the hgb family"):
         fit(windows, TREES, BOOST)

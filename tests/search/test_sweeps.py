@@ -292,9 +292,9 @@ def test_select_by_the_scale_free_metric_weighs_every_series_alike(swept: Path, 
 
 
 def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monkeypatch):
-    from pipeline.models import train
+    from pipeline.models import device_rows
 
-    limit = train.FULL_ROWS_LIMIT
+    limit = device_rows.FULL_ROWS_LIMIT
     assert grids.grid_for("default", lambda: limit // 56)[0] == "default"
     assert grids.grid_for("default", lambda: limit // 56 + 1)[0] == "panel"
     unasked = lambda: pytest.fail("the store's size is read for `default` only")  # noqa: E731
@@ -316,9 +316,9 @@ def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, 
     """The two-series store made 'too large to gather': `sweep --seeds 2` says it trains the
     panel grid, every configuration on sampled epochs, its two seeds in one stack (sampled
     stacks never gather), and `select` works on it."""
-    from pipeline.models import train
+    from pipeline.models import device_rows
 
-    monkeypatch.setattr(train, "FULL_ROWS_LIMIT", 5_000)
+    monkeypatch.setattr(device_rows, "FULL_ROWS_LIMIT", 5_000)
     monkeypatch.setattr(grids, "PANEL_EPOCH", 512)
     done = cli("sweep", "--seeds", 2, "--json")
     assert done.exit_code == 0, done.output

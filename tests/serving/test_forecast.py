@@ -263,8 +263,8 @@ def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Pa
 def test_forecast_does_not_import_torch(production: Path):
     code = (
         "import sys\n"
-        "from pipeline.config import Workspace\n"
-        "from pipeline.forecast import forecast\n"
+        "from pipeline.data.workspace import Workspace\n"
+        "from pipeline.serving.forecast import forecast\n"
         f"forecast(Workspace.resolve({str(production)!r}), force=True)\n"
         "print('torch' in sys.modules)\n"
     )

@@ -1,0 +1,99 @@
+"""The daily commands: refit, forecast, monitor and daily (for a timer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline import jobs
+from pipeline.cli import terminal as show
+from pipeline.cli.app import Arg, JsonFlag, Name, OldName, Opt, command
+from pipeline.data.errors import DriftError
+
+
+@command()
+def refit(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Retrain the champion's configuration on all history; register it as `production`."""
+    done = jobs.refit(ctx.obj)
+    show.refit(done)
+    if as_json:
+        show.emit(show.plain(done))
+
+
+@command("forecast")
+def forecast_command(
+    ctx: typer.Context,
+    date: Annotated[str | None, Opt(help="Day D, YYYY-MM-DD (default: after the data).")] = None,
+    horizon: Annotated[int, Opt(help="Days D..D+H-1 (predictions fed back).")] = 1,
+    force: Annotated[bool, Opt(help="Replace an existing forecast file.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Forecast day D for every series with intervals; writes data/forecasts/<D>.csv and .png."""
+    done = jobs.forecast(ctx.obj, date, horizon, force)
+    show.forecast(done)
+    if as_json:
+        show.emit(show.plain(done) | {"forecasts": show.csv_rows(done.path)})
+
+
+Drift = Annotated[float, Opt(help="Drift when live MAE > this x validation MAE ...")]
+
+
+DriftDays = Annotated[int, Opt(help="... on this many days in a row.")]
+
+
+OldK = Annotated[float | None, Opt("--k", hidden=True, help="Old name of --drift-ratio.")]
+
+
+OldM = Annotated[int | None, Opt("--m", hidden=True, help="Old name of --drift-days.")]
+
+
+@command("monitor")
+def monitor_command(
+    ctx: typer.Context,
+    drift_ratio: Drift = 2.0,
+    drift_days: DriftDays = 3,
+    as_json: JsonFlag = False,
+    k: OldK = None,
+    m: OldM = None,
+) -> None:
+    """Live MAE of past forecasts against ingested actuals; exit code 3 on drift."""
+    ratio, days = k if k is not None else drift_ratio, m if m is not None else drift_days
+    result = jobs.monitor(ctx.obj, ratio, days)
+    if as_json:
+        show.emit(show.plain(result) | {"drift": result.drift})
+    else:
+        show.monitoring(result)
+    if result.drift:
+        raise DriftError(
+            f"drift: live MAE above {ratio:g} x validation MAE "
+            f"({show.fmt(ratio * result.reference_mae)}) for {days} days in a row since "
+            f"{result.drift_since}"
+        )
+
+
+@command(wait=0)  # a timer's run exits at once when the workspace is busy (exit 4)
+def daily(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], Arg(help="The new exports (files or folders).")],
+    name: Name = None,
+    drift_ratio: Drift = 2.0,
+    drift_days: DriftDays = 3,
+    horizon: Annotated[int, Opt(help="Forecast days D..D+H-1.")] = 1,
+    archive: Annotated[
+        Path | None, Opt(help="Move ingested files here (an empty folder is no new export).")
+    ] = None,
+    series: OldName = None,
+    k: OldK = None,
+    m: OldM = None,
+) -> None:
+    """For a timer: ingest, monitor, forecast, under an exclusive workspace lock. Folders are
+    read oldest file first (the newest export's revised days win).
+
+    Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
+    the workspace."""
+    found = jobs.expand(paths, by_age=True, allow_empty=archive is not None)
+    files = [(p, name or series) for p in found]
+    ratio, days = k if k is not None else drift_ratio, m if m is not None else drift_days
+    jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive)
