@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test test-fast lint format bench clean
+.PHONY: help run test test-fast lint format docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ lint: $(STAMP)  ## import-linter's layer contracts, ruff check and format check
 format: $(STAMP)  ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+docs: $(STAMP)  ## regenerate docs/cli.md from the Typer app (a test fails when it is stale)
+	$(BIN)/typer pipeline.cli utils docs --name viewcast --output docs/cli.md
 
 bench: $(STAMP)  ## benchmarks against peers (installs the bench extra; ~30 minutes, ~15 GB peak)
 	$(BIN)/pip install -q -e '.[dev,bench]'

@@ -57,7 +57,7 @@ def cycles(graph) -> list[list[str]]:
 
 def test_the_import_graph_has_no_cycle_counting_imports_inside_functions() -> None:
     graph = grimp.build_graph("pipeline", cache_dir=None, exclude_type_checking_imports=True)
-    assert "pipeline.jobs" in graph.find_modules_directly_imported_by("pipeline.cli.app")
+    assert "pipeline.jobs" in graph.find_modules_directly_imported_by("pipeline.cli.main")
     assert cycles(graph) == []
 
 

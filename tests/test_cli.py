@@ -101,7 +101,7 @@ def test_choices_are_listed_and_a_bad_value_is_refused_before_any_work(cli, home
 def test_the_choices_are_the_lists_the_modules_validate_against() -> None:
     from typing import get_args
 
-    from pipeline.cli import app as cli
+    from pipeline.cli import main as cli
     from pipeline.data import features, ingest, table
     from pipeline.models import config, optim, train
 
@@ -188,10 +188,18 @@ def test_an_unexpected_error_is_one_line_pointing_to_debug(cli, monkeypatch) -> 
     assert isinstance(result.exception, RuntimeError)  # the traceback is the caller's to see
 
 
-def test_old_option_names_are_hidden_aliases(cli, raw: Path) -> None:
+def test_old_option_names_are_hidden_deprecated_aliases(cli, raw: Path) -> None:
     assert "--series" not in cli("ingest", "-h").stdout and "--name" in cli("ingest", "-h").stdout
     assert (
         "--k " not in cli("monitor", "-h").stdout and "--drift-ratio" in cli("monitor", "-h").stdout
     )
-    assert cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--series", "ct").exit_code == 0
+    result = cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--series", "ct")
+    assert result.exit_code == 0
+    warning = "viewcast: warning: --series is deprecated, use --name"
+    assert result.stderr.count(warning) == 1
     assert '"ct"' in cli("status", "--json").stdout
+    result = cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--name", "ct")
+    assert "deprecated" not in result.stderr
+    monitored = cli("monitor", "--k", "2", "--m", "3")
+    assert "--k is deprecated, use --drift-ratio" in monitored.stderr
+    assert "--m is deprecated, use --drift-days" in monitored.stderr

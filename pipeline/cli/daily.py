@@ -9,7 +9,7 @@ import typer
 
 from pipeline import jobs
 from pipeline.cli import terminal as show
-from pipeline.cli.app import Arg, JsonFlag, Name, OldName, Opt, command
+from pipeline.cli.main import Arg, JsonFlag, Name, OldName, Opt, command, deprecated
 from pipeline.data.errors import DriftError
 
 
@@ -43,10 +43,10 @@ Drift = Annotated[float, Opt(help="Drift when live MAE > this x validation MAE .
 DriftDays = Annotated[int, Opt(help="... on this many days in a row.")]
 
 
-OldK = Annotated[float | None, Opt("--k", hidden=True, help="Old name of --drift-ratio.")]
+OldK = Annotated[float | None, Opt("--k", hidden=True, help="Deprecated: --drift-ratio.")]
 
 
-OldM = Annotated[int | None, Opt("--m", hidden=True, help="Old name of --drift-days.")]
+OldM = Annotated[int | None, Opt("--m", hidden=True, help="Deprecated: --drift-days.")]
 
 
 @command("monitor")
@@ -59,7 +59,7 @@ def monitor_command(
     m: OldM = None,
 ) -> None:
     """Live MAE of past forecasts against ingested actuals; exit code 3 on drift."""
-    ratio, days = k if k is not None else drift_ratio, m if m is not None else drift_days
+    ratio, days = drift_options(drift_ratio, drift_days, k, m)
     result = jobs.monitor(ctx.obj, ratio, days)
     if as_json:
         show.emit(show.plain(result) | {"drift": result.drift})
@@ -94,6 +94,14 @@ def daily(
     Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
     the workspace."""
     found = jobs.expand(paths, by_age=True, allow_empty=archive is not None)
-    files = [(p, name or series) for p in found]
-    ratio, days = k if k is not None else drift_ratio, m if m is not None else drift_days
+    name = name or deprecated("--series", "--name", series)
+    files = [(p, name) for p in found]
+    ratio, days = drift_options(drift_ratio, drift_days, k, m)
     jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive)
+
+
+def drift_options(ratio: float, days: int, k: float | None, m: int | None) -> tuple[float, int]:
+    """--drift-ratio and --drift-days, or the deprecated --k and --m (with a warning)."""
+    k = deprecated("--k", "--drift-ratio", k)
+    m = deprecated("--m", "--drift-days", m)
+    return (ratio if k is None else k), (days if m is None else m)

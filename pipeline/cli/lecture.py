@@ -9,7 +9,7 @@ import typer
 
 from pipeline import jobs
 from pipeline.cli import terminal as show
-from pipeline.cli.app import Arg, ExperimentName, JsonFlag, Loss, Opt, SeriesFilter, command
+from pipeline.cli.main import Arg, ExperimentName, JsonFlag, Loss, Opt, SeriesFilter, command
 from pipeline.cli.terminal import console
 from pipeline.data.errors import ViewcastError
 

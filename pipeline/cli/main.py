@@ -47,7 +47,18 @@ Device = Literal["auto", "cpu", "cuda"]
 ExperimentName = Literal["lecture"]
 Task = Literal["views", "direction"]
 Name = Annotated[str | None, Opt("--name", help="Series id of single-series files.")]
-OldName = Annotated[str | None, Opt("--series", hidden=True, help="Old name of --name.")]
+OldName = Annotated[
+    str | None, Opt("--series", hidden=True, help="Deprecated: the old name of --name.")
+]
+
+
+def deprecated(old: str, new: str, value: object) -> object:
+    """An old option's value, with a one-line warning on stderr when it was given."""
+    if value is not None:
+        typer.echo(f"viewcast: warning: {old} is deprecated, use {new}", err=True)
+    return value
+
+
 EXIT_BUG = 1  # an unexpected error: one line, the traceback with --debug
 
 
@@ -150,7 +161,9 @@ def ingest(
     series: OldName = None,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
-    files = [(path, name or series) for path in jobs.expand(paths)]
+    files = [
+        (path, name or deprecated("--series", "--name", series)) for path in jobs.expand(paths)
+    ]
     done = jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates, max_bytes)
     show.ingested(done)
     if as_json:
