@@ -26,14 +26,14 @@ import numpy as np
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Workspace, read_final
-from pipeline.lecture import REPORT
+from pipeline.lecture import REPORT, STUDIES
 from pipeline.lecture import report as lecture_report
 from pipeline.models.outcome import training_outcome
 from pipeline.search.grids import Candidate
 from pipeline.tracking import RunRecord, Stage, SweepPurpose, Tag
 
 FIGURES = "lecture"
-GRID_PAGE, STUDIES = "lecture-grid.md", "studies"  # the grid's part; the studies' folder
+GRID_PAGE, STUDY_FOLDER = "lecture-grid.md", "studies"  # the grid's part; the studies' folder
 LINEAR_LAGS = (1, 7, 28, 56)
 DEPTHS = (1, 2, 3, 4)
 STUDY_MODEL = dict(lags=56, model="relu", layers=1, width=100)
@@ -444,7 +444,6 @@ def assemble(ws: Workspace) -> None:
     """reports/lecture.md: the grid's page (when the grid has run) and every study section
     written so far, in the lecture's order."""
     from pipeline.data.atomic import atomic_write
-    from pipeline.lecture.studies import STUDIES as ORDER
 
     grid = ws.reports / GRID_PAGE
     parts = (
@@ -452,7 +451,7 @@ def assemble(ws: Workspace) -> None:
         if grid.exists()
         else ["# The lecture's experiments on viewcast\n"]
     )
-    sections = [ws.reports / STUDIES / f"{n}.md" for n in ORDER]
+    sections = [ws.reports / STUDY_FOLDER / f"{n}.md" for n in STUDIES]
     if any(p.exists() for p in sections):
         parts.append("\n## The rest of the lecture (L4-L8)\n")
         parts += [p.read_text() for p in sections if p.exists()]

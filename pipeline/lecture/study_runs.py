@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Workspace
+from pipeline.lecture import STUDIES
 from pipeline.lecture import report as lecture_report
-from pipeline.lecture.experiment import STUDIES, assemble
+from pipeline.lecture.experiment import STUDY_FOLDER, assemble
 from pipeline.tracking import Stage
 
 
@@ -28,30 +29,28 @@ def run_studies(
     from pipeline.data.store import Store
     from pipeline.lecture import studies
 
-    unknown = sorted(set(names) - set(studies.STUDIES))
+    unknown = sorted(set(names) - set(STUDIES))
     if unknown:
-        raise ViewcastError(
-            f"unknown study {unknown[0]!r} (choose from {', '.join(studies.STUDIES)})"
-        )
+        raise ViewcastError(f"unknown study {unknown[0]!r} (choose from {', '.join(STUDIES)})")
     store = Store(ws)
     windows = feats.select_series(
         feats.lag_windows(store.read_dev(), store.read_splits(), 56), series
     )
-    folder = ws.reports / STUDIES
+    folder = ws.reports / STUDY_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     done = {}
     for name in names:
         on_study(name)
         result = studies.RUNNERS[name](windows, epochs)
         result.figures = lecture_report.study_figures(result, folder)
-        section = "\n".join(lecture_report.study_markdown(result, STUDIES)) + "\n"
+        section = "\n".join(lecture_report.study_markdown(result, STUDY_FOLDER)) + "\n"
         (folder / f"{name}.md").write_text(section)
         (folder / f"{name}.json").write_text(json.dumps(result.numbers, default=float))
         with tracking.start_run(ws, f"study {name}", Stage.EXPERIMENT, {"study": name}) as run:
             run.params({"study": name, "epochs": epochs, "series": ",".join(windows.names)})
             run.metrics(_study_metrics(result))
             for extra in (f"{name}.md", f"{name}.json", *result.figures):
-                run.artifact(folder / extra, STUDIES)
+                run.artifact(folder / extra, STUDY_FOLDER)
         done[name] = result
     assemble(ws)
     return done

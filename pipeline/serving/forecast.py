@@ -29,7 +29,6 @@ from pipeline.models.intervals import (
     validation_intervals,
     write_intervals,
 )
-from pipeline.models.outcome import training_outcome
 
 MAX_ROLL_DAYS = 366  # a series silent for longer than this is left out of a forecast
 
@@ -109,6 +108,8 @@ def refit(ws: Workspace) -> Refit:
         model, epochs, windows, result, tcfg = _refit_one(ws, run, table, splits)
         train_mae = result.train_mae
         data = feats.data_params(ws, windows) | source
+        from pipeline.models.outcome import training_outcome  # torch: the refit trains
+
         outcome = training_outcome(windows, result, data)
         run_id = tracking.log_training(
             ws,

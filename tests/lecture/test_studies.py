@@ -12,7 +12,7 @@ import torch
 
 from pipeline import tracking
 from pipeline.data.workspace import Workspace
-from pipeline.lecture import classify, experiment, studies, summaries
+from pipeline.lecture import STUDIES, classify, experiment, studies, summaries
 
 
 def test_softmax_is_the_lecture_formula_and_cross_entropy_its_log():
@@ -76,7 +76,7 @@ def test_every_study_runs_and_writes_its_section_from_its_numbers(two_series: Pa
     ws = Workspace(two_series)
     (ws.reports).mkdir(parents=True, exist_ok=True)
     (ws.reports / experiment.GRID_PAGE).write_text("# The grid's page\n")
-    args = [a for name in studies.STUDIES for a in ("--only", name)]
+    args = [a for name in STUDIES for a in ("--only", name)]
     result = cli("experiment", "lecture", *args, "--study-epochs", "4")
     assert result.exit_code == 0, result.output
     page = (ws.reports / experiment.REPORT).read_text()
@@ -84,7 +84,7 @@ def test_every_study_runs_and_writes_its_section_from_its_numbers(two_series: Pa
     titles = ["L4: escaping", "L5: small batches", "L6: the error", "L7: classification", "L8:"]
     positions = [page.index(t) for t in titles]
     assert positions == sorted(positions)
-    for name in studies.STUDIES:
+    for name in STUDIES:
         assert (ws.reports / "studies" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         section = (ws.reports / "studies" / f"{name}.md").read_text()
         verdicts = section.count("This is what the lecture says") + section.count(
@@ -100,7 +100,7 @@ def test_every_study_runs_and_writes_its_section_from_its_numbers(two_series: Pa
     assert f"{escape['eigenvalue']:.4g}" in page
     # each study is an MLflow run with its figure
     runs = [r for r in tracking.runs(ws, tracking.Stage.EXPERIMENT) if "study" in r.tags]
-    assert sorted(r.tags["study"] for r in runs) == sorted(studies.STUDIES)
+    assert sorted(r.tags["study"] for r in runs) == sorted(STUDIES)
     for run in runs:
         assert f"studies/{run.tags['study']}.png" in tracking.artifacts(ws, run.run_id, "studies")
     assert cli("experiment", "lecture", "--only", "nope").exit_code == 2

@@ -142,7 +142,7 @@ def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypa
 
     ws = Workspace(two_series)
     grid = grids.toml_grid(tiny_grid)
-    real_fit, calls = pipeline.stack.fit_stack, []
+    real_fit, calls = pipeline.models.batched.fit_stack, []
 
     def crashing_fit(*args, **kwargs):
         calls.append(1)
@@ -150,14 +150,14 @@ def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypa
             raise KeyboardInterrupt  # Ctrl-C in the second stack (after the 3 baselines)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.stack, "fit_stack", crashing_fit)
+    monkeypatch.setattr(pipeline.models.batched, "fit_stack", crashing_fit)
     with pytest.raises(KeyboardInterrupt):
         sweeps.sweep(ws, "tiny", grid)
     parent = the_sweep(two_series)
     assert parent.status == "KILLED"
     assert len(children(two_series, parent.run_id)) == 4
 
-    monkeypatch.setattr(pipeline.stack, "fit_stack", real_fit)
+    monkeypatch.setattr(pipeline.models.batched, "fit_stack", real_fit)
     report = sweeps.sweep(ws, "tiny", grid)
     assert report.run_id == parent.run_id, "the same sweep resumes under the same parent"
     assert (report.resumed, report.ran, report.total) == (4, 3, 7)
