@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.families import ModelConfig, ViewsModel
 from pipeline.search.holdout import Holdout
 
@@ -202,7 +202,7 @@ def nets_only(home: Path, final: dict, h: Holdout) -> tuple[str, float]:
     validation run (or ensemble) of the sweep without one, scored on the test days here."""
     from pipeline import tracking
 
-    ws = Workspace(home)
+    ws = Paths(home)
     champion = final["champion"]
     if not has_tree(tracking.load_model(ws, champion["run_id"]).cfg):
         return champion["name"], champion["test_mae"]
@@ -219,7 +219,7 @@ def sweep_size(home: Path) -> tuple[int, bool]:
     """How many configurations the run's sweep trained, and whether its budget cut none."""
     from pipeline import tracking
 
-    ws = Workspace(home)
+    ws = Paths(home)
     sweep = tracking.latest_sweep(ws)
     runs = [r for r in tracking.sweep_children(ws, sweep) if "val_mae" in r.metrics]
     return len(runs), tracking.get_run(ws, sweep).tags.get("complete") == "True"
@@ -231,7 +231,7 @@ def one_set(name: str, max_minutes: float, folds: int) -> dict:
         csv_path, what = set_file(name, home)
         seconds = viewcast_run(home, csv_path, name, max_minutes, folds)
         final = json.loads((home / "reports" / "final.json").read_text())
-        h = Holdout(Workspace(home))
+        h = Holdout(Paths(home))
         peers = naive_peers(h) | ols_peers(h) | statsforecast_peers(h) | lightgbm_peers(h)
         best = min(peers, key=lambda p: peers[p][1])
         nets_name, nets_test = nets_only(home, final, h)
@@ -275,7 +275,7 @@ def validation_per_series(home: Path, run_id: str) -> dict[str, float]:
     from pipeline.data import features as feats
     from pipeline.data.store import Store
 
-    ws = Workspace(home)
+    ws = Paths(home)
     model = tracking.load_model(ws, run_id)
     store = Store(ws)
     w = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import jobs
 from pipeline.data import features as feats
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.batched import fit_stack
 from pipeline.models.config import ModelConfig
 from pipeline.models.train import TrainConfig, fit
@@ -45,7 +45,7 @@ def main() -> None:
         lines = (ROOT / "data/raw/wikipedia-peyton-manning/views.csv").read_text().splitlines()
         csv = Path(tmp) / "peyton-1500.csv"
         csv.write_text("\n".join([lines[0], *lines[-1500:]]) + "\n")
-        ws = Workspace(Path(tmp) / "ws")
+        ws = Paths(Path(tmp) / "ws")
         jobs.ingest(ws, [(csv, "peyton-1500")])
         windows = feats.build(ws, feats.FeatureSpec((7,)))[7]
     mcfg = ModelConfig(7, "relu", 2, 64, target_transform="log1p", scaling="window-mean")

@@ -33,7 +33,7 @@ from bench_accuracy import SETS, geomean, set_file
 
 from pipeline import tracking
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.search import ensembles
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -52,7 +52,7 @@ def viewcast(home: Path, *args: str) -> None:
 def methods(home: Path, nets_only: bool = False) -> dict[str, float]:
     """Fold 1's MAE of each method, each chosen on folds 2..K (`nets_only`: from the sweep's
     network runs alone, without the hgb family's)."""
-    ws = Workspace(home)
+    ws = Paths(home)
     runs = [
         r
         for r in tracking.sweep_children(ws, tracking.latest_sweep(ws))

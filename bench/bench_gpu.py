@@ -33,7 +33,7 @@ from bench_train import global_model
 from pipeline.data import features as feats
 from pipeline.data.ingest import read_views
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.lecture.experiment import batch_size_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def batch_study(epochs: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        ws = Workspace(Path(tmp))
+        ws = Paths(Path(tmp))
         store = Store(ws)
         csv = ROOT / "data/raw/wikipedia-peyton-manning/views.csv"
         store.ingest([read_views(csv, series="peyton-manning")])
@@ -60,7 +60,7 @@ def stacked_grid(seeds: int, epochs: int) -> list[dict]:
     from pipeline.search import grids, units
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Workspace(Path(tmp)))
+        store = Store(Paths(Path(tmp)))
         csv = ROOT / "data/raw/wikipedia-peyton-manning/views.csv"
         store.ingest([read_views(csv, series="peyton-manning")])
         dev, splits = store.read_dev(), store.read_splits()
@@ -112,7 +112,7 @@ def scale_epoch(pages: int, days: int, cpu_rows: int, stack: int = 0) -> dict:
         write_panel(panel, pages=pages, days=days, seed=0)
         out["panel_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
-        store = Store(Workspace(Path(tmp) / "ws"))
+        store = Store(Paths(Path(tmp) / "ws"))
         store.ingest([read_views(panel, fmt="kaggle-wide")])
         out["ingest_seconds"] = time.perf_counter() - started
         started = time.perf_counter()

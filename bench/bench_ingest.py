@@ -69,10 +69,10 @@ def step_ingest(csv: Path, home: Path) -> dict:
 
 def step_windows(home: Path) -> dict:
     from pipeline.data import features as feats
-    from pipeline.data.workspace import Workspace
+    from pipeline.data.workspace import Paths
 
     start = time.perf_counter()
-    windows = feats.build(Workspace(home), feats.FeatureSpec((56,)))[56]
+    windows = feats.build(Paths(home), feats.FeatureSpec((56,)))[56]
     built = time.perf_counter() - start
     peak_built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     start = time.perf_counter()
@@ -94,9 +94,9 @@ def step_mlforecast(home: Path, peer_series: int | None) -> dict:
     from mlforecast import MLForecast
 
     from pipeline.data.store import Store
-    from pipeline.data.workspace import Workspace
+    from pipeline.data.workspace import Paths
 
-    dev = Store(Workspace(home)).read_dev()
+    dev = Store(Paths(home)).read_dev()
     keep = dev.code < peer_series if peer_series else np.ones(len(dev), bool)
     frame = pd.DataFrame(
         {

@@ -64,7 +64,7 @@ def one_set(name: str, param: str, values: tuple[str, ...], tmp: Path) -> dict:
     """Structure -> lever value -> val MAE, from a fresh workspace's sweep."""
     field = param.split(".")[1]
     from pipeline import tracking
-    from pipeline.data.workspace import Workspace
+    from pipeline.data.workspace import Paths
 
     grid = tmp / "lever.toml"
     grid.write_text(GRID.format(field=field, values=json.dumps(list(values))))
@@ -73,7 +73,7 @@ def one_set(name: str, param: str, values: tuple[str, ...], tmp: Path) -> dict:
     csv, _ = set_file(name, tmp)
     viewcast(home, "ingest", str(csv), "--name", name)
     viewcast(home, "sweep", "--grid", str(grid))
-    ws = Workspace(home)
+    ws = Paths(home)
     by: dict[str, dict[str, float]] = {}
     for run in tracking.sweep_children(ws, tracking.latest_sweep(ws)):
         p = run.params

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models import families as models
 from pipeline.models.config import ModelConfig
 from pipeline.tracking import registry
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ws = Workspace(Path(tmp) / "ws")
+        ws = Paths(Path(tmp) / "ws")
         cfg = ModelConfig(7, "relu", 1, 64, scaling="window-mean", calendar="weekday")
         folder = Path(tmp) / "model"
         models.save(models.ViewsModel(cfg), folder)

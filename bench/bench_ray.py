@@ -53,9 +53,9 @@ def free_port() -> int:
 def val_maes(home: Path) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from pipeline import tracking
-    from pipeline.data.workspace import Workspace
+    from pipeline.data.workspace import Paths
 
-    ws = Workspace(home)
+    ws = Paths(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))
     return {r.name: r.metrics["val_mae"] for r in runs}
 

@@ -108,9 +108,9 @@ def main() -> None:
     stages["train one epoch"] = train
 
     from pipeline import tracking
-    from pipeline.data.workspace import Workspace
+    from pipeline.data.workspace import Paths
 
-    tracking.register_alias(Workspace(home), trained["run_id"], "champion", {})
+    tracking.register_alias(Paths(home), trained["run_id"], "champion", {})
     runs = sorted(
         (measured(home, "forecast", "--force") for _ in range(2)), key=lambda r: r["seconds"]
     )

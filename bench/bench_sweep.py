@@ -66,9 +66,9 @@ def viewcast(home: Path, *args: str, source: Path | None = None) -> float:
 def val_maes(home: Path) -> dict[str, tuple[str, float]]:
     """config key -> (run name, val MAE) of the workspace's sweep."""
     from pipeline import tracking
-    from pipeline.data.workspace import Workspace
+    from pipeline.data.workspace import Paths
 
-    ws = Workspace(home)
+    ws = Paths(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))
     return {r.tags["config_key"]: (r.name, r.metrics["val_mae"]) for r in runs}
 

@@ -30,7 +30,7 @@ from pipeline.data import features as feats
 from pipeline.data.ingest import read_views
 from pipeline.data.store import SeriesSplit, Splits, Store
 from pipeline.data.table import ViewsTable
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.families import ModelConfig
 from pipeline.models.train import TrainConfig, fit
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 
 
-def peyton_1500(ws: Workspace) -> feats.LagWindows:
+def peyton_1500(ws: Paths) -> feats.LagWindows:
     """The last 1,500 days of Peyton Manning's views, ingested into a scratch workspace."""
     obs = read_views(ROOT / "data" / "raw" / "wikipedia-peyton-manning" / "views.csv", "pm")
     keep = obs.day > obs.day.max() - 1500
@@ -87,7 +87,7 @@ def versus_sklearn(windows: feats.LagWindows, epochs: int) -> dict:
     }
 
 
-def mlflow_overhead(ws: Workspace, windows: feats.LagWindows) -> dict:
+def mlflow_overhead(ws: Paths, windows: feats.LagWindows) -> dict:
     from pipeline import tracking
     from pipeline.models.outcome import training_outcome
 
@@ -159,7 +159,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        ws = Workspace(Path(tmp))
+        ws = Paths(Path(tmp))
         windows = peyton_1500(ws)
         results = {"mlp": versus_sklearn(windows, opts.epochs)}
         results["mlflow"] = mlflow_overhead(ws, windows)

@@ -33,7 +33,7 @@ class Workspace:
     """One workspace folder (data/ and mlruns/), as `viewcast --home DIR` sees it."""
 
     def __init__(self, home: str | Path | None = None, wait: float = 5.0) -> None:
-        self.paths = config.Workspace.resolve(Path(home) if home is not None else None)
+        self.paths = config.Paths.resolve(Path(home) if home is not None else None)
         self.wait = wait
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from pipeline.data.workspace import (
     DEFAULT_TEST_DAYS,
     DEFAULT_VAL_DAYS,
     DEMO_FILES,
-    Workspace,
+    Paths,
     read_final,
 )
 from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
@@ -50,7 +50,7 @@ def expand(paths: list[Path], by_age: bool = False, allow_empty: bool = False) -
     return files
 
 
-def demo_files(ws: Workspace) -> list[tuple[Path, str | None]]:
+def demo_files(ws: Paths) -> list[tuple[Path, str | None]]:
     """The shipped demo exports with their series ids (see data/raw/*/SOURCE.md)."""
     root = ws.demo_data
     files = [(root / name, series) for name, series in DEMO_FILES.items()]
@@ -70,7 +70,7 @@ class Ingested:
 
 
 def ingest(
-    ws: Workspace,
+    ws: Paths,
     files: list[tuple[Path, str | None]],
     fmt: str = "auto",
     fill: str = "linear",
@@ -91,7 +91,7 @@ def ingest(
     return Ingested(read, report, fill)
 
 
-def features(ws: Workspace, spec) -> tuple[list[dict], Path]:
+def features(ws: Paths, spec) -> tuple[list[dict], Path]:
     """Every lag window's row counts, and the recorded spec's path."""
     from pipeline.data import features as feats
 
@@ -110,7 +110,7 @@ class Trained:
 
 
 def train_one(
-    ws: Workspace,
+    ws: Paths,
     model: dict,
     tcfg,
     series: list[str] | None = None,
@@ -140,7 +140,7 @@ def train_one(
 
 
 def train_direction(
-    ws: Workspace,
+    ws: Paths,
     lags: int,
     epochs: int,
     lr: float,
@@ -172,7 +172,7 @@ def train_direction(
 
 
 def sweep(
-    ws: Workspace,
+    ws: Paths,
     grid: str = "default",
     folds: int = 1,
     max_minutes: float | None = None,
@@ -203,7 +203,7 @@ def sweep(
     )
 
 
-def champion_or(ws: Workspace, run_ids: list[str] | None) -> tuple[list[str], str | None]:
+def champion_or(ws: Paths, run_ids: list[str] | None) -> tuple[list[str], str | None]:
     """The runs to finalize (default: the champion) and the champion's run id, if any."""
     from pipeline import tracking
 
@@ -226,7 +226,7 @@ class SealedTest:
 
 
 def run_all(
-    ws: Workspace,
+    ws: Paths,
     files: list[tuple[Path, str | None]] | None = None,
     grid: str = "default",
     max_minutes: float = 5.0,
@@ -286,7 +286,7 @@ def archive(files: list[Path], folder: Path) -> list[Path]:
 
 
 def daily(
-    ws: Workspace,
+    ws: Paths,
     files: list[tuple[Path, str | None]],
     k: float = 2.0,
     m: int = 3,
@@ -327,14 +327,14 @@ def daily(
 # --- one stage each: what the entry points call ---------------------------------------------------
 
 
-def locked(ws: Workspace, wait: float = 0.0):
+def locked(ws: Paths, wait: float = 0.0):
     """The workspace's exclusive lock (another writer: wait up to `wait` s, then LockedError)."""
     from pipeline.data.lock import workspace_lock
 
     return workspace_lock(ws, wait)
 
 
-def check(ws: Workspace, repair: bool = False) -> list:
+def check(ws: Paths, repair: bool = False) -> list:
     """Every finding of the store and of MLflow (repaired where it is safe with `repair`)."""
     from pipeline.data.check import check_store
     from pipeline.tracking.health import check_mlflow
@@ -343,7 +343,7 @@ def check(ws: Workspace, repair: bool = False) -> list:
 
 
 def select(
-    ws: Workspace,
+    ws: Paths,
     metric: str = "val_mae",
     sweep_run: str | None = None,
     ensemble: int = 5,
@@ -355,14 +355,14 @@ def select(
     return selection.select(ws, metric, sweep_run, ensemble, method)
 
 
-def plot(ws: Workspace, run_id: str) -> Path:
+def plot(ws: Paths, run_id: str) -> Path:
     """A training run's learning curve, drawn from its logged curves and logged beside them."""
     from pipeline.search.sweeps import draw_learning_curve
 
     return draw_learning_curve(ws, run_id)
 
 
-def submit(ws: Workspace, run_id: str | None = None):
+def submit(ws: Paths, run_id: str | None = None):
     """One public test score of a run (default: the champion), within the daily budget."""
     from pipeline import tracking
     from pipeline.search import holdout
@@ -370,21 +370,21 @@ def submit(ws: Workspace, run_id: str | None = None):
     return holdout.submit(ws, run_id or tracking.champion_run(ws))
 
 
-def leaderboard(ws: Workspace) -> list[dict]:
+def leaderboard(ws: Paths) -> list[dict]:
     """Every submission's public score, best first."""
     from pipeline.search import holdout
 
     return holdout.leaderboard(ws)
 
 
-def finalize(ws: Workspace, run_ids: list[str] | None = None) -> dict:
+def finalize(ws: Paths, run_ids: list[str] | None = None) -> dict:
     """The one reveal of the private test scores (default: the champion)."""
     from pipeline.search import holdout
 
     return holdout.finalize(ws, *champion_or(ws, run_ids))
 
 
-def ui(ws: Workspace, port: int, ready: Callable[[dict[str, str]], None]) -> int:
+def ui(ws: Paths, port: int, ready: Callable[[dict[str, str]], None]) -> int:
     """The MLflow UI on the workspace's runs (blocks until it stops); its exit code."""
     from pipeline import tracking
 
@@ -392,21 +392,21 @@ def ui(ws: Workspace, port: int, ready: Callable[[dict[str, str]], None]) -> int
     return tracking.serve_ui(ws, port, lambda: ready(urls))
 
 
-def refit(ws: Workspace):
+def refit(ws: Paths):
     """The champion's configuration on all history, aliased `production`."""
     from pipeline.serving.forecast import refit as refit_champion
 
     return refit_champion(ws)
 
 
-def forecast(ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False):
+def forecast(ws: Paths, date: str | None = None, horizon: int = 1, force: bool = False):
     """Days D..D+H-1 of every series with intervals (data/forecasts/<D>.csv and .png)."""
     from pipeline.serving.forecast import forecast as forecast_days
 
     return forecast_days(ws, date, horizon, force)
 
 
-def monitor(ws: Workspace, ratio: float = 2.0, days: int = 3):
+def monitor(ws: Paths, ratio: float = 2.0, days: int = 3):
     """Live MAE of past forecasts against the ingested actuals (the result says drift)."""
     from pipeline.serving.monitor import monitor as live_errors
 
@@ -416,28 +416,28 @@ def monitor(ws: Workspace, ratio: float = 2.0, days: int = 3):
 # --- the lecture ---------------------------------------------------------------------------------
 
 
-def experiment(ws: Workspace, series, epochs, study_epochs: int, on_config) -> object:
+def experiment(ws: Paths, series, epochs, study_epochs: int, on_config) -> object:
     """The lecture's grid, tables, figures and diagnostics: reports/lecture.md."""
     from pipeline.lecture import experiment as lecture
 
     return lecture.run(ws, series, epochs, study_epochs, on_config)
 
 
-def studies(ws: Workspace, chosen: tuple[str, ...], series, epochs: int, on_study) -> None:
+def studies(ws: Paths, chosen: tuple[str, ...], series, epochs: int, on_study) -> None:
     """The lecture's studies (L4-L8), appended to reports/lecture.md."""
     from pipeline.lecture.study_runs import run_studies
 
     run_studies(ws, chosen, series, epochs, on_study)
 
 
-def diagnose(ws: Workspace, run_id: str, loss: str = "mae"):
+def diagnose(ws: Paths, run_id: str, loss: str = "mae"):
     """Where a training ended (Hessian eigenvalues) and its gradient norm against the loss."""
     from pipeline.lecture import diagnostics
 
     return diagnostics.diagnose_run(ws, run_id, loss)
 
 
-def escape(ws: Workspace, run_id: str, loss: str, steps: int, lr: float):
+def escape(ws: Paths, run_id: str, loss: str, steps: int, lr: float):
     """L4: the loss along the lowest-curvature eigenvector from where a training ended."""
     from pipeline.lecture import diagnostics
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def _finish_sweep(home: Path, grid: Path) -> list[str]:
     done = viewcast(home, "sweep", "--grid", grid)
     if done.returncode != 0:
         return [f"the sweep failed after the kills: {done.stderr.strip()}"]
-    ws = Workspace(home)
+    ws = Paths(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws), finished_only=False)
     finished = [r.tags["config_key"] for r in runs if r.status == "FINISHED"]
     lost = []
@@ -131,7 +131,7 @@ def chaos_daily(home: Path, exports: list[Path], series: str, rng, most: float) 
         again = viewcast(home, "daily", path, "--name", series)
         if again.returncode not in (0, 3):
             tally.lost.append(f"daily {path.name} exit {again.returncode}: {again.stderr.strip()}")
-    ws = Workspace(home)
+    ws = Paths(home)
     files = {p.stem for p in (ws.data / "forecasts").glob("*.csv")}
     logged = {r.tags.get("forecast_date") for r in tracking.runs(ws, tracking.Stage.FORECAST)}
     if files - logged:

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from pipeline import tracking
 from pipeline.cli import app
-from pipeline.data.workspace import Workspace
+from pipeline.data import features, ingest, table
+from pipeline.data.workspace import Paths
+from pipeline.models import config
 from tests.conftest import snapshot
 
 
@@ -98,26 +100,33 @@ def test_choices_are_listed_and_a_bad_value_is_refused_before_any_work(cli, home
     assert "features" not in result.stderr and not (home / "mlruns").exists()
 
 
-def test_the_choices_are_the_lists_the_modules_validate_against() -> None:
-    from typing import get_args
-
-    from pipeline.cli import main as cli
-    from pipeline.data import features, ingest, table
-    from pipeline.models import config, optim, train
-
-    pairs = [
-        (cli.Format, ingest.FORMATS),
-        (cli.Fill, table.FILL_RULES),
-        (cli.Transform, features.TARGET_TRANSFORMS),
-        (cli.Family, config.MODEL_FAMILIES),
-        (cli.Scaling, config.SCALINGS),
-        (cli.Optimizer, optim.OPTIMIZERS),
-        (cli.Schedule, optim.SCHEDULES),
-        (cli.Loss, train.LOSSES),
-        (cli.Solver, train.SOLVERS),
-    ]
-    for literal, names in pairs:
-        assert get_args(literal) == tuple(names)
+@pytest.mark.parametrize(
+    ("command", "option", "choices"),
+    [
+        ("ingest", "--format", ingest.FORMATS),
+        ("ingest", "--fill", table.FILL_RULES),
+        ("features", "--target-transform", features.TARGET_TRANSFORMS),
+        ("train", "--model", config.MODEL_FAMILIES),
+        ("train", "--scaling", config.SCALINGS),
+        ("train", "--calendar", config.CALENDARS),
+        ("train", "--optimizer", config.OPTIMIZERS),
+        ("train", "--schedule", config.SCHEDULES),
+        ("train", "--loss", config.LOSSES),
+        ("train", "--solver", config.SOLVERS),
+        ("train", "--device", config.DEVICES),
+        ("select", "--ensemble-method", config.ENSEMBLE_METHODS),
+    ],
+)
+def test_each_choice_list_is_the_modules_in_the_help_and_the_refusal(
+    cli, command: str, option: str, choices: tuple[str, ...]
+) -> None:
+    """One list per choice, defined where it is validated: --help shows it, and a bad value is
+    refused before any work with every choice named."""
+    words = " ".join(cli(command, "--help").stdout.split())
+    assert f"{option} <{'|'.join(choices)}>" in words
+    result = cli(command, *(["nope.csv"] if command == "ingest" else []), option, "bogus")
+    assert result.exit_code == 2
+    assert all(f"'{c}'" in result.stderr for c in choices), result.stderr
 
 
 def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
@@ -145,7 +154,7 @@ def test_train_rows_per_epoch_on_a_panel_logs_a_normal_run(cli, raw: Path, home:
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    ws = Workspace(home)
+    ws = Paths(home)
     run = tracking.get_run(ws, payload["run_id"])
     assert run.params["train.rows_per_epoch"] == "500" and run.metrics["val_mae_vs_naive"] > 0
     windows = feats.build(ws, feats.FeatureSpec((14,)))[14]
@@ -159,7 +168,7 @@ def test_train_rows_per_epoch_on_a_panel_logs_a_normal_run(cli, raw: Path, home:
 def test_json_of_sweep_ingest_select_submit(cli, swept: Path, raw: Path, tiny_grid: Path) -> None:
     swept_again = json.loads(cli("sweep", "--grid", tiny_grid, "--json").stdout)
     assert (swept_again["total"], swept_again["resumed"], swept_again["ran"]) == (7, 7, 0)
-    assert swept_again["run_id"] == tracking.latest_sweep(Workspace(swept))
+    assert swept_again["run_id"] == tracking.latest_sweep(Paths(swept))
     ingested = json.loads(cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--json").stdout)
     assert ingested["files"][0][1:] == [365, 1] and ingested["added"] == {"Totals": 365}
     chosen = json.loads(cli("select", "--json").stdout)

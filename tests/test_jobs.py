@@ -18,13 +18,13 @@ from pipeline import jobs, tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import FeatureSpec
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.train import TrainConfig
 from tests.conftest import FORTNIGHT, export, snapshot, synthetic_views, write_totals
 
 
 def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
-    ws = Workspace(home)
+    ws = Paths(home)
     path = write_totals(home.parent / "a.csv", synthetic_views(300, seed=3))
     with pytest.raises(ViewcastError, match="--test-days must be at least 2"):
         jobs.ingest(ws, [(path, "a")], test_days=1)  # the library refuses what the CLI does
@@ -40,7 +40,7 @@ def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
     assert cli("ingest", path, "--name", "a", "--test-days", "1").exit_code == 2
 
 
-def run_count(ws: Workspace) -> tuple[int, int]:
+def run_count(ws: Paths) -> tuple[int, int]:
     runs = tracking.all_runs(ws)
     mon = [r for r in runs if r.stage == tracking.Stage.MONITOR]
     points = len(tracking.metric_steps(ws, mon[0].run_id, "live_mae")) if mon else 0
@@ -50,7 +50,7 @@ def run_count(ws: Workspace) -> tuple[int, int]:
 def test_a_simulated_fortnight(production: Path, series: pd.DataFrame, cli):
     """Day by day: one more day of the series arrives, `daily` runs. From day 8 the views jump
     twentyfold: drift must fire on the third shifted day monitored, and not before."""
-    ws = Workspace(production)
+    ws = Paths(production)
     shifted = series.copy()
     shift_from = len(series) - FORTNIGHT + 7  # the 8th day of the fortnight
     shifted.loc[shift_from:, "Views"] *= 20
@@ -97,7 +97,7 @@ def test_daily_reads_a_folder_oldest_first_and_moves_what_it_ingested(production
     stale file would be read last and win; by age the revised one wins. Both move to done/."""
     from pipeline.data.table import concat
 
-    ws = Workspace(production)
+    ws = Paths(production)
     incoming = production.parent / "incoming"
     incoming.mkdir()
     end = len(series) - FORTNIGHT + 1  # one new day and 27 days the store already has

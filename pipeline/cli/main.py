@@ -16,10 +16,24 @@ from pipeline.cli import terminal as show
 from pipeline.cli.terminal import console
 from pipeline.data.check import require_whole
 from pipeline.data.errors import ViewcastError
+from pipeline.data.features import Transform
+from pipeline.data.ingest import Format
+from pipeline.data.table import Fill
 from pipeline.data.workspace import DEFAULT_TEST_DAYS as TEST_DAYS
 from pipeline.data.workspace import DEFAULT_VAL_DAYS as VAL_DAYS
-from pipeline.data.workspace import HOME_ENV, TRACKING_ENV, Workspace
+from pipeline.data.workspace import HOME_ENV, TRACKING_ENV, Paths
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD as DEFAULT_METHOD
+from pipeline.models.config import (
+    Calendar,
+    Device,
+    EnsembleMethod,
+    Family,
+    Loss,
+    Optimizer,
+    Scaling,
+    Schedule,
+    Solver,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -31,19 +45,8 @@ app = typer.Typer(
 Opt, Arg = typer.Option, typer.Argument
 JsonFlag = Annotated[bool, Opt("--json", help="Print JSON on stdout (tables go to stderr).")]
 SeriesFilter = Annotated[list[str] | None, Opt(help="Only these series (repeat the option).")]
-# choices: --help lists them and a bad value is refused before any work (tests/test_cli.py checks
-# that each list is the one its module validates against)
-Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long"]
-Fill = Literal["linear", "ffill", "zero"]
-Transform = Literal["none", "log1p"]
-Family = Literal["linear", "sigmoid", "relu", "naive", "hgb"]
-Scaling = Literal["none", "window-mean", "window-median", "last-week-mean"]
-Calendar = Literal["none", "weekday"]
-Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
-Schedule = Literal["constant", "linear", "cosine", "step"]
-Loss = Literal["mae", "mse", "huber"]
-Solver = Literal["gd", "lstsq"]
-Device = Literal["auto", "cpu", "cuda"]
+# choices (defined once, in the modules that validate them): --help lists them and a bad value
+# is refused before any work
 ExperimentName = Literal["lecture"]
 Task = Literal["views", "direction"]
 Name = Annotated[str | None, Opt("--name", help="Series id of single-series files.")]
@@ -119,7 +122,7 @@ def main(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        Opt(envvar=HOME_ENV, help="Workspace folder holding data/ and mlruns/ (default: here)."),
+        Opt(envvar=HOME_ENV, help="Paths folder holding data/ and mlruns/ (default: here)."),
     ] = None,
     wait: Annotated[float, Opt(envvar="VIEWCAST_WAIT", help="Seconds a writer waits if busy.")] = 5,
     tracking_uri: Annotated[
@@ -136,7 +139,7 @@ def main(
         if not tracking_uri.startswith(("http://", "https://")):
             raise typer.BadParameter("a tracking server's URL: http://host:port or https://...")
         os.environ[TRACKING_ENV] = tracking_uri  # every module (and subprocess) sees it
-    ctx.obj = Workspace.resolve(home)
+    ctx.obj = Paths.resolve(home)
     ctx.meta["wait"] = wait
     ctx.meta["debug"] = debug
 
@@ -353,8 +356,8 @@ def sweep(
         show.emit({"grid": grid, **show.plain(report)})
 
 
-EnsembleMethod = Annotated[
-    Literal["top", "greedy"],
+EnsembleChoice = Annotated[
+    EnsembleMethod,
     Opt(
         help="greedy: forward selection on the folds' validation forecasts; "
         "top: the mean of the K best (no --folds)."
@@ -371,7 +374,7 @@ def select(
     sweep_run: Annotated[str | None, Opt("--sweep", help="Parent run (default: latest).")] = None,
     top: Annotated[int, Opt(help="Rows of the table.")] = 10,
     ensemble: Annotated[int, Opt(help="Let one ensemble compete (K >= 2); 0 = no.")] = 5,
-    ensemble_method: EnsembleMethod = DEFAULT_METHOD,
+    ensemble_method: EnsembleChoice = DEFAULT_METHOD,
     as_json: JsonFlag = False,
 ) -> None:
     """Pick the champion on validation MAE and register it with the alias `champion`."""
@@ -448,12 +451,12 @@ def run_all(
     max_minutes: Annotated[float, Opt(help="Time budget of the sweep (cuts the grid).")] = 5.0,
     folds: Annotated[int, Opt(help="Rolling-origin validation windows.")] = 1,
     ensemble: Annotated[int, Opt(help="Let one ensemble compete (K >= 2); 0 = no.")] = 5,
-    ensemble_method: EnsembleMethod = DEFAULT_METHOD,
+    ensemble_method: EnsembleChoice = DEFAULT_METHOD,
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
-    ws: Workspace = ctx.obj
+    ws: Paths = ctx.obj
     files = [(path, None) for path in jobs.expand(paths)] if paths else None
     on_stage = show.run_stage()
     with show.sweep_progress() as step:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from pipeline import jobs
 from pipeline import plots as reports
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 
 console = Console(highlight=False)
 if not console.is_terminal:  # logs and pipes: wide tables instead of folded cells
@@ -316,7 +316,7 @@ def epoch_progress(epochs: int):
         yield on_epoch
 
 
-def ui_links(ws: Workspace, urls: dict[str, str]) -> None:
+def ui_links(ws: Paths, urls: dict[str, str]) -> None:
     console.print(f"MLflow UI for {ws.home} (Ctrl-C stops it):")
     console.print(f"  runs (sweeps, trainings, tests): {urls['runs']}")
     console.print(f"  daily forecasts and monitoring:  {urls['daily']}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.store import DEV_FILE, MANIFEST_FILE, SEALED_FILE, SPLITS_FILE, Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 
 GENERATION_FILES = (DEV_FILE, SEALED_FILE, SPLITS_FILE, MANIFEST_FILE)
 
@@ -52,7 +52,7 @@ def generation_problems(gen: Path) -> list[str]:
     return out
 
 
-def check_store(ws: Workspace, repair: bool) -> list[Finding]:
+def check_store(ws: Paths, repair: bool) -> list[Finding]:
     """CURRENT, the live generation's files and splits, and leftovers of crashed writes."""
     root = ws.store
     if not root.exists():
@@ -97,7 +97,7 @@ def _repair_pointer(root: Path, live: Path | None, repair: bool) -> list[Finding
     return [Finding(str(root / "CURRENT"), f"{problem}; --repair points it at {whole[0].name}")]
 
 
-def _check_live(ws: Workspace) -> list[Finding]:
+def _check_live(ws: Paths) -> list[Finding]:
     """The live generation reads, and its splits agree with its data."""
     store = Store(ws)
     try:
@@ -126,7 +126,7 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def require_whole(findings: list[Finding], ws: Workspace, repaired: bool) -> None:
+def require_whole(findings: list[Finding], ws: Paths, repaired: bool) -> None:
     """ViewcastError (exit 2) while any finding is left unrepaired."""
     left = [f for f in findings if not f.repaired]
     if left:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,10 @@ from pipeline.data.calendar import weekday
 from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Splits, Store
 from pipeline.data.table import ViewsTable
-from pipeline.data.workspace import DEFAULT_LAGS, Workspace
+from pipeline.data.workspace import DEFAULT_LAGS, Paths
 
-TARGET_TRANSFORMS = ("none", "log1p")
+Transform = Literal["none", "log1p"]  # applied to every views value
+TARGET_TRANSFORMS = get_args(Transform)
 SPLIT_NAMES = ("train", "val")
 SPEC_FILE = "features.json"
 PREDICT_CHUNK = 2**17  # windows scored at a time (56 lags: 57 MB of float64)
@@ -161,7 +163,7 @@ def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
     return windows.subset(keep, split=(windows.day >= start).astype(np.int8))
 
 
-def build(ws: Workspace, spec: FeatureSpec) -> dict[int, LagWindows]:
+def build(ws: Paths, spec: FeatureSpec) -> dict[int, LagWindows]:
     """Every window of the spec over the workspace's dev days (test days are never read)."""
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
@@ -187,7 +189,7 @@ def summary_row(w: LagWindows) -> dict:
     }
 
 
-def summarise_spec(ws: Workspace, spec: FeatureSpec) -> list[dict]:
+def summarise_spec(ws: Paths, spec: FeatureSpec) -> list[dict]:
     """summarise(build(ws, spec)), one window at a time (at Kaggle scale each window's row
     arrays are 1.7 GB; four at once would be 7)."""
     store = Store(ws)
@@ -197,7 +199,7 @@ def summarise_spec(ws: Workspace, spec: FeatureSpec) -> list[dict]:
     return [summary_row(lag_windows(dev, splits, n)) for n in spec.lags]
 
 
-def save_spec(ws: Workspace, spec: FeatureSpec, summary: list[dict]) -> Path:
+def save_spec(ws: Paths, spec: FeatureSpec, summary: list[dict]) -> Path:
     """Record the spec beside the store generation it was built from."""
     ws.features.mkdir(parents=True, exist_ok=True)
     gen = Store(ws).generation()
@@ -207,7 +209,7 @@ def save_spec(ws: Workspace, spec: FeatureSpec, summary: list[dict]) -> Path:
     return path
 
 
-def load_spec(ws: Workspace) -> FeatureSpec:
+def load_spec(ws: Paths) -> FeatureSpec:
     """The spec the last `viewcast features` recorded."""
     path = ws.features / SPEC_FILE
     if not path.exists():
@@ -239,7 +241,7 @@ def select_series(windows: LagWindows, names: list[str] | None) -> LagWindows:
     return windows.subset(np.isin(windows.names.astype(str)[windows.code], names))
 
 
-def data_params(ws: Workspace, windows: LagWindows) -> dict:
+def data_params(ws: Paths, windows: LagWindows) -> dict:
     """The data.* params of a run: which store generation, series and rows it saw."""
     gen = Store(ws).generation()
     series = np.unique(windows.code)

@@ -19,6 +19,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +28,8 @@ import pyarrow.csv as pacsv
 
 from pipeline.data.errors import InputError
 
-FORMATS = ("auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long")
+Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long"]
+FORMATS = get_args(Format)
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%b %d, %Y", "%Y/%m/%d")
 _NUMBER = r"^[0-9]+(\.[0-9]*)?$"
 _SNIFF_BYTES = 8192

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pipeline.data.errors import LockedError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 
 LOCK_FILE = ".viewcast.lock"
 POLL = 0.1  # seconds between tries while waiting
@@ -22,7 +22,7 @@ _HELD: dict[str, int] = {}  # lock path -> how deep this process holds it
 
 
 @contextmanager
-def workspace_lock(ws: Workspace, wait: float = 0.0) -> Iterator[None]:
+def workspace_lock(ws: Paths, wait: float = 0.0) -> Iterator[None]:
     """Hold <home>/.viewcast.lock; another holder: wait up to `wait` seconds, then LockedError."""
     ws.home.mkdir(parents=True, exist_ok=True)
     path = ws.home / LOCK_FILE

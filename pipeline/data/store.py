@@ -40,7 +40,7 @@ from pipeline.data.table import (
     diff,
     merge,
 )
-from pipeline.data.workspace import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS, Workspace
+from pipeline.data.workspace import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS, Paths
 
 DEV_FILE, SEALED_FILE, SPLITS_FILE, MANIFEST_FILE = (
     "dev.parquet",
@@ -141,7 +141,7 @@ def fix_splits(table: ViewsTable, splits: Splits) -> tuple[Splits, list[str], li
 class Store:
     """The workspace's views store. Training-side code calls only `read_dev` and `read_splits`."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Paths) -> None:
         self.ws = ws
         self.root = ws.store
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +16,8 @@ from pipeline.data.atomic import fsync
 from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import Observations
 
-FILL_RULES = ("linear", "ffill", "zero")
+Fill = Literal["linear", "ffill", "zero"]  # missing days: interpolated, carried, or zero
+FILL_RULES = get_args(Fill)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Workspace paths and frozen settings; nothing runs on import."""
+"""Paths paths and frozen settings; nothing runs on import."""
 
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ DEMO_FILES = {
 
 
 @dataclass(frozen=True)
-class Workspace:
-    """One folder holding everything a run reads and writes: data/ and mlruns/."""
+class Paths:
+    """A workspace's folders and tracking URI: everything a run reads and writes (data/, mlruns/,
+    reports/). The Python API's `pipeline.Workspace` wraps one (its `.paths`)."""
 
     home: Path
 
     @classmethod
-    def resolve(cls, home: str | Path | None = None) -> Workspace:
+    def resolve(cls, home: str | Path | None = None) -> Paths:
         """--home wins, then $VIEWCAST_HOME, then the current folder."""
         chosen = home if home is not None else os.environ.get(HOME_ENV) or Path.cwd()
         return cls(Path(chosen).expanduser().resolve())
@@ -86,7 +87,7 @@ class Workspace:
 TRACKING_ENV = "MLFLOW_TRACKING_URI"  # also `viewcast --tracking-uri`
 
 
-def read_final(ws: Workspace) -> dict:
+def read_final(ws: Paths) -> dict:
     """The sealed test's final scores (reports/final.json), or an error: not finalized yet."""
     path = ws.final_report
     if not path.exists():

@@ -23,7 +23,8 @@ import torch
 from torch.func import functional_call, grad, hessian, jvp
 
 from pipeline.lecture import report as lecture_report
-from pipeline.models.train import HUBER_DELTA, LOSSES
+from pipeline.models.config import LOSSES
+from pipeline.models.train import HUBER_DELTA
 
 EXACT_LIMIT = 2_000  # parameters up to which the full Hessian is formed
 Flat = torch.Tensor

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace, read_final
+from pipeline.data.workspace import Paths, read_final
 from pipeline.lecture import REPORT, STUDIES
 from pipeline.lecture import report as lecture_report
 from pipeline.models.outcome import training_outcome
@@ -142,7 +142,7 @@ def pick(grid: list[Candidate], model: str, lags: int = 56, **fields) -> Candida
 class LectureRuns:
     """The lecture sweep's runs by configuration, and what scoring them needs."""
 
-    ws: Workspace
+    ws: Paths
     runs: dict[str, RunRecord]  # config key -> finished run
     series: list[str]
     scorer: object | None  # a holdout.Holdout once the test is finalized, else None
@@ -177,7 +177,7 @@ class LectureRuns:
 
 
 def lecture_sweep(
-    ws: Workspace, series, epochs: int | None, on_step
+    ws: Paths, series, epochs: int | None, on_step
 ) -> tuple[list[Candidate], LectureRuns, str]:
     """The lecture grid as a sweep (tagged as the experiment's: `select` never picks it)."""
     from pipeline import tracking
@@ -206,7 +206,7 @@ def lecture_sweep(
 
 
 def run(
-    ws: Workspace,
+    ws: Paths,
     series: list[str] | None = None,
     epochs: int | None = None,
     study_epochs: int = 200,
@@ -267,7 +267,7 @@ def run(
     return report
 
 
-def _studies(ws: Workspace, report: LectureReport, windows, epochs: int, tmp: Path) -> None:
+def _studies(ws: Paths, report: LectureReport, windows, epochs: int, tmp: Path) -> None:
     """The batch-size and optimiser studies as nested runs of one `experiment lecture` run,
     which also holds the page and its figures."""
     from pipeline import tracking
@@ -440,7 +440,7 @@ def _optimiser_study(ws, windows, epochs: int, parent: str):
 # --- the rest of the lecture: L4-L8 studies (pipeline/studies.py) -------------------------------
 
 
-def assemble(ws: Workspace) -> None:
+def assemble(ws: Paths) -> None:
     """reports/lecture.md: the grid's page (when the grid has run) and every study section
     written so far, in the lecture's order."""
     from pipeline.data.atomic import atomic_write

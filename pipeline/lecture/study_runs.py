@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.lecture import STUDIES
 from pipeline.lecture import report as lecture_report
 from pipeline.lecture.experiment import STUDY_FOLDER, assemble
@@ -13,7 +13,7 @@ from pipeline.tracking import Stage
 
 
 def run_studies(
-    ws: Workspace,
+    ws: Paths,
     names: tuple[str, ...],
     series: list[str] | None = None,
     epochs: int = 200,

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from pipeline.data.errors import ViewcastError
 
-MODEL_FAMILIES = ("linear", "sigmoid", "relu", "naive", "hgb")  # hgb: gradient-boosted trees
-SCALINGS = ("none", "window-mean", "window-median", "last-week-mean")
+# Every choice list is defined once, here (light: the CLI reads them for its choices and help)
+Family = Literal["linear", "sigmoid", "relu", "naive", "hgb"]  # hgb: gradient-boosted trees
+Scaling = Literal["none", "window-mean", "window-median", "last-week-mean"]
+Calendar = Literal["none", "weekday"]
+Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
+Schedule = Literal["constant", "linear", "cosine", "step"]
+Loss = Literal["mae", "mse", "huber"]
+Solver = Literal["gd", "lstsq"]
+Device = Literal["auto", "cpu", "cuda"]
+EnsembleMethod = Literal["top", "greedy"]
+MODEL_FAMILIES = get_args(Family)
+OPTIMIZERS, SCHEDULES = get_args(Optimizer), get_args(Schedule)
+LOSSES, SOLVERS, DEVICES = get_args(Loss), get_args(Solver), get_args(Device)
+ENSEMBLE_METHODS = get_args(EnsembleMethod)
+SCALINGS = get_args(Scaling)
 # calendar inputs beside the lags: none, or weekday (the target day's day of week, one-hot)
-CALENDARS = ("none", "weekday")
+CALENDARS = get_args(Calendar)
 
 
 @dataclass(frozen=True)

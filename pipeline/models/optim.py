@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from pipeline.data.errors import ViewcastError
+from pipeline.models.config import OPTIMIZERS, SCHEDULES
 
 if TYPE_CHECKING:
     from pipeline.models.train import TrainConfig
-
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
-SCHEDULES = ("constant", "linear", "cosine", "step")
 
 
 class LectureAdagrad(torch.optim.Optimizer):

@@ -14,6 +14,7 @@ import torch
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
+from pipeline.models.config import DEVICES, LOSSES, SOLVERS
 from pipeline.models.device_rows import (
     FullRows,
     SampledRows,
@@ -23,11 +24,9 @@ from pipeline.models.device_rows import (
 from pipeline.models.families import ModelConfig, ViewsModel
 from pipeline.models.optim import OPTIMIZERS, SCHEDULES, get_lr, make_optimizer
 
-LOSSES = ("mae", "mse", "huber")
 TREE_LOSSES = {"mae": "absolute_error", "mse": "squared_error"}  # scikit-learn names
 # huber: squared within one standard deviation of the training targets, linear beyond
 HUBER_DELTA = 1.0
-SOLVERS = ("gd", "lstsq")
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class TrainConfig:
             "schedule": (self.schedule, SCHEDULES),
             "loss": (self.loss, LOSSES),
             "solver": (self.solver, SOLVERS),
-            "device": (self.device, ("auto", "cpu", "cuda")),
+            "device": (self.device, DEVICES),
         }
         for option, (value, allowed) in checks.items():
             if value not in allowed:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.outcome import kept_intervals
 from pipeline.tracking import RunRecord, Tag
 
@@ -105,7 +105,7 @@ def aligned(forecasts: list[Forecasts]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def ensemble_run(
-    ws: Workspace,
+    ws: Paths,
     sweep_id: str,
     runs: list[RunRecord],
     children: list[RunRecord],
@@ -122,7 +122,7 @@ def ensemble_run(
 
 
 def greedy_run(
-    ws: Workspace,
+    ws: Paths,
     sweep_id: str,
     runs: list[RunRecord],
     children: list[RunRecord],
@@ -165,7 +165,7 @@ def greedy_run(
 
 
 def _ensemble_record(
-    ws: Workspace,
+    ws: Paths,
     sweep_id: str,
     children: list[RunRecord],
     members: list[str],

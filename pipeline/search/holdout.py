@@ -28,7 +28,7 @@ from pipeline.data.atomic import atomic_write
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows, lag_windows
 from pipeline.data.store import Splits, Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.families import ViewsModel
 from pipeline.tracking import Stage
 
@@ -123,7 +123,7 @@ class TestData:
 class Holdout:
     """The scoring side of the store: loads all days once, windows them per lag count."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Paths) -> None:
         store = Store(ws)
         self.generation = store.require()
         self.splits = store.read_splits()
@@ -180,7 +180,7 @@ def _log_test_input(run: tracking.RunWriter, data: TestData, period: str) -> Non
     run.dataset(x, w.y(rows), data.source, f"test-{period}-lags{w.n}", key, f"test-{period}")
 
 
-def _source_run(ws: Workspace, run_id: str) -> tracking.RunRecord:
+def _source_run(ws: Paths, run_id: str) -> tracking.RunRecord:
     run = tracking.get_run(ws, run_id)
     if run.stage != Stage.TRAIN:
         raise ViewcastError(f"run {run_id} is not a training run (its stage is {run.stage})")
@@ -208,7 +208,7 @@ class Submission:
     budget: int
 
 
-def submit(ws: Workspace, run_id: str, budget: int | None = None) -> Submission:
+def submit(ws: Paths, run_id: str, budget: int | None = None) -> Submission:
     """Score a training run on the public test days; record it as a submission run."""
     budget = budget_per_day() if budget is None else budget
     source = _source_run(ws, run_id)
@@ -231,7 +231,7 @@ def submit(ws: Workspace, run_id: str, budget: int | None = None) -> Submission:
     return Submission(run.run_id, run_id, source.name, val_mae, public, used + 1, budget)
 
 
-def leaderboard(ws: Workspace) -> list[dict]:
+def leaderboard(ws: Paths) -> list[dict]:
     """Every submission, best public MAE first, with the validation MAE it was selected on."""
     rows = [
         {
@@ -255,7 +255,7 @@ def leaderboard(ws: Workspace) -> list[dict]:
 # --- finalize ----------------------------------------------------------------------------------
 
 
-def already_final(ws: Workspace) -> str | None:
+def already_final(ws: Paths) -> str | None:
     """Why a finalize must be refused, or None."""
     if ws.final_report.exists():
         return f"already finalized: see {ws.final_report}"
@@ -266,7 +266,7 @@ def already_final(ws: Workspace) -> str | None:
 
 
 def _score_baselines(
-    ws: Workspace, holdout: Holdout, sweep_id: str | None
+    ws: Paths, holdout: Holdout, sweep_id: str | None
 ) -> tuple[dict[str, dict], dict[str, ViewsModel]]:
     """Every period's MAE of the baselines: the naive ones computed here, the trained one (the
     closed-form linear model) read from the sweep the finalized run belongs to, found by its
@@ -287,7 +287,7 @@ def _score_baselines(
     return scores, models
 
 
-def finalize(ws: Workspace, run_ids: list[str], champion_id: str | None) -> dict:
+def finalize(ws: Paths, run_ids: list[str], champion_id: str | None) -> dict:
     """Reveal the private score once: the runs' val/public/private/test MAE, baselines beside."""
     if not 1 <= len(run_ids) <= 2:
         raise ViewcastError("finalize takes one or two runs (default: the champion)")
@@ -332,7 +332,7 @@ def finalize(ws: Workspace, run_ids: list[str], champion_id: str | None) -> dict
     return payload
 
 
-def _record_final(ws: Workspace, payload: dict, holdout: Holdout, champion, panels) -> None:
+def _record_final(ws: Paths, payload: dict, holdout: Holdout, champion, panels) -> None:
     """The record first (MLflow), then the report files: both say the test is spent."""
     entry = payload["champion"]
     scores = ("_mae", "_smape", "_mase", "_vs_naive")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from pipeline import tracking
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
-from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD
+from pipeline.data.workspace import Paths
+from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ENSEMBLE_METHODS
 from pipeline.search.ensembles import ensemble_run, greedy_run
 from pipeline.tracking import Tag
 
@@ -44,11 +44,8 @@ class Selection:
         return self.ranking[0]
 
 
-ENSEMBLE_METHODS = ("greedy", "top")
-
-
 def select(
-    ws: Workspace,
+    ws: Paths,
     metric: str = "val_mae",
     sweep_id: str | None = None,
     ensemble: int = 0,

@@ -26,7 +26,7 @@ import numpy as np
 from pipeline import plots, tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.outcome import training_outcome
 from pipeline.search import engines
 from pipeline.search.engines import Engine
@@ -63,7 +63,7 @@ def sweep_key(
 
 
 def sweep(
-    ws: Workspace,
+    ws: Paths,
     grid: str,
     candidates: list[Candidate],
     folds: int = 1,
@@ -141,7 +141,7 @@ def sweep(
     return report
 
 
-def _open_sweep(ws: Workspace, key: str, grid: str, purpose: SweepPurpose, params: dict) -> str:
+def _open_sweep(ws: Paths, key: str, grid: str, purpose: SweepPurpose, params: dict) -> str:
     """The parent run of the sweep with this key: found again (resumed), or started."""
     found = tracking.find_sweep(ws, key)
     if found is not None:
@@ -157,7 +157,7 @@ def _open_sweep(ws: Workspace, key: str, grid: str, purpose: SweepPurpose, param
     return parent.run_id
 
 
-def _close_sweep(ws: Workspace, parent: str, report: SweepReport, status: str) -> None:
+def _close_sweep(ws: Paths, parent: str, report: SweepReport, status: str) -> None:
     run = tracking.writer(ws, parent)
     run.metrics({"configs_run": report.ran, "configs_skipped": report.skipped})
     run.tags({"complete": str(report.skipped == 0 and status == "FINISHED")})
@@ -165,7 +165,7 @@ def _close_sweep(ws: Workspace, parent: str, report: SweepReport, status: str) -
 
 
 def _log_outcome(
-    ws: Workspace, data: SweepData, cand: Candidate, outcome, parent: str, key: str, stacked: bool
+    ws: Paths, data: SweepData, cand: Candidate, outcome, parent: str, key: str, stacked: bool
 ) -> float | None:
     """Log one configuration under the sweep; its validation MAE (the mean over folds), or None
     when it failed (a FAILED run says why)."""
@@ -233,7 +233,7 @@ def out_of_fold(data: SweepData, windows: LagWindows, results: list) -> Forecast
 PLOTTED = 10  # learning curves drawn after a stacked sweep: its best runs (others on demand)
 
 
-def plot_best(ws: Workspace, parent: str, most: int = PLOTTED) -> list[str]:
+def plot_best(ws: Paths, parent: str, most: int = PLOTTED) -> list[str]:
     """Draw the learning curve of the sweep's `most` best trained runs that lack one."""
     runs = [r for r in tracking.sweep_children(ws, parent) if r.metrics.get("epochs_run", 0) > 0]
     best = sorted(runs, key=lambda r: r.metrics.get("val_mae", math.inf))[:most]
@@ -245,7 +245,7 @@ def plot_best(ws: Workspace, parent: str, most: int = PLOTTED) -> list[str]:
     return drawn
 
 
-def draw_learning_curve(ws: Workspace, run_id: str) -> Path:
+def draw_learning_curve(ws: Paths, run_id: str) -> Path:
     """Draw a run's learning curve from its logged curves and log it as learning_curve.png;
     the file's path (inside the run's artifacts when they are local)."""
     history = tracking.epoch_history(ws, run_id)
@@ -261,7 +261,7 @@ def draw_learning_curve(ws: Workspace, run_id: str) -> Path:
     )
 
 
-def _finished_configs(ws: Workspace, parent: str) -> set[str]:
+def _finished_configs(ws: Paths, parent: str) -> set[str]:
     """Configurations of the sweep already done: finished, or failed for a reason that repeats."""
     return {
         r.tags[Tag.CONFIG_KEY]

@@ -13,13 +13,16 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace, read_final
+from pipeline.data.workspace import Paths, read_final
 from pipeline.models.intervals import (
     INTERVALS_FILE,
     LEVELS,
@@ -66,7 +69,7 @@ class Refit:
     train_mae: float
 
 
-def refit(ws: Workspace) -> Refit:
+def refit(ws: Paths) -> Refit:
     """Train the champion's configuration on all history; alias the result `production`.
     An ensemble champion refits each of its members."""
     from pipeline import tracking
@@ -135,7 +138,7 @@ def _all_rows(windows):
     return replace(windows, split=np.zeros_like(windows.split))
 
 
-def _refit_one(ws: Workspace, run, table, splits):
+def _refit_one(ws: Paths, run, table, splits):
     """One trained configuration again, on every observed day, for its best epoch count (each
     seed of a bagged configuration for its own)."""
     from pipeline import tracking
@@ -168,7 +171,7 @@ def _refit_one(ws: Workspace, run, table, splits):
 # --- intervals ---------------------------------------------------------------------------------
 
 
-def champion_intervals(ws: Workspace, run_id: str, dev, splits, dev_file: Path) -> Intervals:
+def champion_intervals(ws: Paths, run_id: str, dev, splits, dev_file: Path) -> Intervals:
     """The champion's validation intervals for these dev days: kept in
     data/forecasts/.intervals/ (per champion and dev-days hash), else the ones its training run
     logged with its model (computed from the validation forecasts it made anyway), else scored
@@ -198,7 +201,7 @@ class ForecastModel:
     alias: str
 
 
-def production_model(ws: Workspace) -> ForecastModel:
+def production_model(ws: Paths) -> ForecastModel:
     """The `production` model, or the champion when nothing was refit yet."""
     from pipeline import tracking
 
@@ -255,20 +258,18 @@ class Forecast:
     model_version: str
 
 
-def forecast_path(ws: Workspace, day: int) -> Path:
+def forecast_path(ws: Paths, day: int) -> Path:
     return ws.data / "forecasts" / f"{iso(day)}.csv"
 
 
-def forecast(
-    ws: Workspace, date: str | None = None, horizon: int = 1, force: bool = False
-) -> Forecast:
+def forecast(ws: Paths, date: str | None = None, horizon: int = 1, force: bool = False) -> Forecast:
     """Forecast day D..D+horizon-1 for every series from the days before D; write the CSV and
     the picture."""
     with Painter() as painter:
         return _forecast(ws, date, horizon, force, painter)
 
 
-def _forecast(ws: Workspace, date: str | None, horizon: int, force: bool, paint) -> Forecast:
+def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> Forecast:
     from pipeline import tracking
     from pipeline.data.atomic import atomic_write
     from pipeline.data.store import Store
@@ -360,7 +361,8 @@ class Painter:
         context = multiprocessing.get_context("spawn")  # never fork a process holding locks
         self._conn, child = context.Pipe()
         self._proc = context.Process(target=_paint_server, args=(child,), daemon=True)
-        self._proc.start()
+        with _this_package_first():
+            self._proc.start()
         self._used = False
         return self
 
@@ -379,6 +381,24 @@ class Painter:
             self._proc.terminate()
             self._proc.join()
         self._conn.close()
+
+
+@contextmanager
+def _this_package_first() -> Iterator[None]:
+    """sys.path without the folders whose `pipeline` is another package, while a spawned child
+    copies it: a pyfunc model loaded in this process (a notebook, a test) put its code copy, a
+    partial `pipeline` package, in front of ours."""
+    ours = Path(__file__).resolve().parents[2]
+    saved = sys.path[:]
+    sys.path[:] = [
+        p
+        for p in saved
+        if not (Path(p or ".") / "pipeline").is_dir() or Path(p or ".").resolve() == ours
+    ]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _paint_server(conn) -> None:
@@ -438,7 +458,7 @@ def forecast_frame(
     return frame
 
 
-def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
+def _guard_sealed_test(ws: Paths, splits, day: int) -> None:
     """Before finalize, a forecast of a test day (and monitoring it) would score the sealed test
     outside the leaderboard's record: refuse it."""
     test_end = max((s.test_end for s in splits.series.values()), default=None)
@@ -450,7 +470,7 @@ def _guard_sealed_test(ws: Workspace, splits, day: int) -> None:
     )
 
 
-def _relog(ws: Workspace, path: Path, day: int) -> str:
+def _relog(ws: Paths, path: Path, day: int) -> str:
     """The MLflow run of a forecast file whose run is missing, made from the file itself."""
     import pandas as pd
 
@@ -464,7 +484,7 @@ def _relog(ws: Workspace, path: Path, day: int) -> str:
     return _log_forecast(ws, path, day, frame["date"].nunique(), made_by, len(frame))
 
 
-def _log_forecast(ws: Workspace, path: Path, day: int, horizon: int, chosen, rows: int) -> str:
+def _log_forecast(ws: Paths, path: Path, day: int, horizon: int, chosen, rows: int) -> str:
     from pipeline import tracking
 
     tags = {

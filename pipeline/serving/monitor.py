@@ -16,12 +16,12 @@ import pandas as pd
 
 from pipeline.data.atomic import restore
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 
 DEFAULT_K, DEFAULT_M = 2.0, 3
 
 
-def live_errors(ws: Workspace) -> pd.DataFrame:
+def live_errors(ws: Paths) -> pd.DataFrame:
     """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast."""
     from pipeline.data.store import Store
 
@@ -83,9 +83,7 @@ class Monitoring:
         return self.drift_since is not None
 
 
-def monitor(
-    ws: Workspace, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True
-) -> Monitoring:
+def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True) -> Monitoring:
     """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
     from pipeline import tracking
 
@@ -117,7 +115,7 @@ def monitor(
     return result
 
 
-def _log(ws: Workspace, result: Monitoring) -> tuple[str, int]:
+def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
     """Append the days not logged yet to the workspace's monitor run (a time series by day)."""
     from pipeline import tracking
     from pipeline.tracking import Stage

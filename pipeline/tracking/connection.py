@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.tracking.records import (
     DAILY_EXPERIMENT,
     EXPERIMENT,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 _EXPERIMENTS: dict[tuple[str, int, str], str] = {}  # (store, inode, name) -> experiment id
 
 
-def connect(ws: Workspace):
+def connect(ws: Paths):
     """Point MLflow at the workspace's SQLite store (explicitly: never a global default). The
     experiment is looked up (or created) once per process and store file."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -62,7 +62,7 @@ def connect(ws: Workspace):
     return mlflow
 
 
-def _connect_server(ws: Workspace, mlflow):
+def _connect_server(ws: Paths, mlflow):
     """A team's tracking server ($MLFLOW_TRACKING_URI): runs, registry and artifacts there."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a dead server: fail soon
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # our output is ours
@@ -93,7 +93,7 @@ def _create_store(mlflow, db: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _experiment_id(ws: Workspace, mlflow, name: str = EXPERIMENT) -> str:
+def _experiment_id(ws: Paths, mlflow, name: str = EXPERIMENT) -> str:
     db = ws.mlruns / "mlflow.db"
     local = not ws.remote_tracking
     key = (ws.tracking_uri, db.stat().st_ino if local and db.exists() else -1, name)
@@ -129,14 +129,14 @@ class Session:
         return [_record(r) for r in runs]
 
 
-def session(ws: Workspace) -> Session:
+def session(ws: Paths) -> Session:
     """The workspace's store, ready for queries and writes."""
     mlflow = connect(ws)
     ids = _experiment_id(ws, mlflow), _experiment_id(ws, mlflow, DAILY_EXPERIMENT)
     return Session(mlflow, mlflow.tracking.MlflowClient(), *ids)
 
 
-def ui_urls(ws: Workspace, port: int) -> dict[str, str]:
+def ui_urls(ws: Paths, port: int) -> dict[str, str]:
     """Direct links into the MLflow UI: the runs tables of both experiments and the model.
     MLflow 3.x's UI keeps a global GenAI / model-training switch (GenAI by default, stored in the
     browser) that wins over the experiment's kind tag; the URL parameter sets it per link."""
@@ -149,7 +149,7 @@ def ui_urls(ws: Workspace, port: int) -> dict[str, str]:
     }
 
 
-def serve_ui(ws: Workspace, port: int, ready: Callable[[], None] = lambda: None) -> int:
+def serve_ui(ws: Paths, port: int, ready: Callable[[], None] = lambda: None) -> int:
     """Run the MLflow UI on 127.0.0.1:port against the workspace's store until it exits; its
     exit code. The server (mlflow, uvicorn, huey workers) runs in a process group of its own:
     SIGTERM or SIGINT (Ctrl-C) to this process is passed on to the whole group, which is waited

@@ -10,12 +10,12 @@ import sqlite3
 from pathlib import Path
 
 from pipeline.data.check import Finding
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.tracking.queries import running_runs
 from pipeline.tracking.writers import kill_run
 
 
-def check_mlflow(ws: Workspace, repair: bool) -> list[Finding]:
+def check_mlflow(ws: Paths, repair: bool) -> list[Finding]:
     """SQLite's integrity check, then runs left RUNNING (no writer is alive: check holds the
     workspace lock, which every writer holds)."""
     db = ws.mlruns / "mlflow.db"

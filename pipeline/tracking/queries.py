@@ -8,7 +8,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.config import ModelConfig
 from pipeline.tracking.connection import session
 from pipeline.tracking.records import RunRecord, Stage, SweepPurpose, Tag, _record
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # --- named queries ----------------------------------------------------------------------------
 
 
-def get_run(ws: Workspace, run_id: str) -> RunRecord:
+def get_run(ws: Paths, run_id: str) -> RunRecord:
     """One run by id; an unknown id is a one-line error."""
     from mlflow.exceptions import MlflowException
 
@@ -30,29 +30,29 @@ def get_run(ws: Workspace, run_id: str) -> RunRecord:
         raise ViewcastError(f"no run {run_id!r} in this workspace") from None
 
 
-def runs(ws: Workspace, stage: Stage, query: str = "", most: int = 50_000) -> list[RunRecord]:
+def runs(ws: Paths, stage: Stage, query: str = "", most: int = 50_000) -> list[RunRecord]:
     """Every run of one stage (newest first), optionally narrowed by an MLflow filter."""
     where = f"tags.{Tag.STAGE} = '{stage}'" + (f" and {query}" if query else "")
     return session(ws).search(where, ["attributes.start_time DESC"], most)
 
 
-def all_runs(ws: Workspace) -> list[RunRecord]:
+def all_runs(ws: Paths) -> list[RunRecord]:
     """Every run of the workspace's experiment."""
     return session(ws).search("")
 
 
-def running_runs(ws: Workspace) -> list[RunRecord]:
+def running_runs(ws: Paths) -> list[RunRecord]:
     """Runs whose status is still RUNNING (a writer is at work, or died without ending them)."""
     return session(ws).search("attributes.status = 'RUNNING'")
 
 
-def find_sweep(ws: Workspace, key: str) -> RunRecord | None:
+def find_sweep(ws: Paths, key: str) -> RunRecord | None:
     """The sweep with this content key, if one was started."""
     found = runs(ws, Stage.SWEEP, f"tags.{Tag.SWEEP_KEY} = '{key}'", most=1)
     return found[0] if found else None
 
 
-def latest_sweep(ws: Workspace) -> str:
+def latest_sweep(ws: Paths) -> str:
     """The newest selection sweep (the lecture experiment's sweep is not one)."""
     for run in runs(ws, Stage.SWEEP):
         if run.tags.get(Tag.SWEEP_PURPOSE, SweepPurpose.SELECTION) == SweepPurpose.SELECTION:
@@ -60,7 +60,7 @@ def latest_sweep(ws: Workspace) -> str:
     raise ViewcastError("no sweep in this workspace yet: run `viewcast sweep` first")
 
 
-def sweep_children(ws: Workspace, parent: str, finished_only: bool = True) -> list[RunRecord]:
+def sweep_children(ws: Paths, parent: str, finished_only: bool = True) -> list[RunRecord]:
     """The training runs of a sweep (finished ones, unless told otherwise)."""
     query = f"tags.{Tag.PARENT} = '{parent}' and tags.{Tag.STAGE} = '{Stage.TRAIN}'"
     if finished_only:
@@ -68,25 +68,25 @@ def sweep_children(ws: Workspace, parent: str, finished_only: bool = True) -> li
     return session(ws).search(query)
 
 
-def sweep_child(ws: Workspace, parent: str, config_key: str) -> RunRecord | None:
+def sweep_child(ws: Paths, parent: str, config_key: str) -> RunRecord | None:
     """The finished run of one configuration (by its content key) in a sweep."""
     found = [r for r in sweep_children(ws, parent) if r.tags.get(Tag.CONFIG_KEY) == config_key]
     return found[0] if found else None
 
 
-def children(ws: Workspace, parent: str) -> list[RunRecord]:
+def children(ws: Paths, parent: str) -> list[RunRecord]:
     """Every run nested under a parent run, whatever its stage."""
     return session(ws).search(f"tags.{Tag.PARENT} = '{parent}'")
 
 
-def submissions_today(ws: Workspace, now: dt.datetime) -> int:
+def submissions_today(ws: Paths, now: dt.datetime) -> int:
     """Submissions started since midnight UTC of `now`."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     since = int(midnight.timestamp() * 1000)
     return len(runs(ws, Stage.SUBMISSION, f"attributes.start_time >= {since}"))
 
 
-def epoch_history(ws: Workspace, run_id: str) -> dict[str, list[float]]:
+def epoch_history(ws: Paths, run_id: str) -> dict[str, list[float]]:
     """Per-epoch training loss, gradient norm and validation MAE a run logged."""
     client = session(ws).client
     out = {}
@@ -96,12 +96,12 @@ def epoch_history(ws: Workspace, run_id: str) -> dict[str, list[float]]:
     return out
 
 
-def metric_steps(ws: Workspace, run_id: str, key: str) -> dict[int, float]:
+def metric_steps(ws: Paths, run_id: str, key: str) -> dict[int, float]:
     """step -> value of one metric's history."""
     return {m.step: m.value for m in session(ws).client.get_metric_history(run_id, key)}
 
 
-def artifacts(ws: Workspace, run_id: str, path: str | None = None) -> set[str]:
+def artifacts(ws: Paths, run_id: str, path: str | None = None) -> set[str]:
     """Paths of a run's artifacts (at the top level, or under `path`)."""
     return {a.path for a in session(ws).client.list_artifacts(run_id, path)}
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.tracking.connection import connect, session
 from pipeline.tracking.records import MODEL_ARTIFACT, REGISTERED_MODEL, Tag
 
@@ -135,7 +135,7 @@ def log_pyfunc(
 # --- models and the registry ------------------------------------------------------------------
 
 
-def model_folder(ws: Workspace, run_id: str) -> Path:
+def model_folder(ws: Paths, run_id: str) -> Path:
     """The folder of a run's logged model: read in place from the workspace's local artifact
     store, downloaded only from a remote one."""
     from urllib.parse import unquote, urlparse
@@ -153,14 +153,14 @@ def model_folder(ws: Workspace, run_id: str) -> Path:
     return Path(folder)
 
 
-def load_model(ws: Workspace, run_id: str) -> ViewsModel:
+def load_model(ws: Paths, run_id: str) -> ViewsModel:
     """The exact model a training run logged (torch)."""
     from pipeline.models.families import load
 
     return load(model_folder(ws, run_id))
 
 
-def load_predictor(ws: Workspace, run_id: str):
+def load_predictor(ws: Paths, run_id: str):
     """A run's model for prediction only: NumPy (no torch import) when it has weights.npz."""
     from pipeline.models import infer
 
@@ -170,7 +170,7 @@ def load_predictor(ws: Workspace, run_id: str):
     return load_model(ws, run_id)  # logged before weights.npz existed
 
 
-def alias_run(ws: Workspace, alias: str) -> tuple[str, str] | None:
+def alias_run(ws: Paths, alias: str) -> tuple[str, str] | None:
     """(run id, version) behind an alias of the workspace's registered model, or None."""
     from mlflow.exceptions import MlflowException
 
@@ -181,7 +181,7 @@ def alias_run(ws: Workspace, alias: str) -> tuple[str, str] | None:
     return version.run_id, str(version.version)
 
 
-def champion_run(ws: Workspace) -> str:
+def champion_run(ws: Paths) -> str:
     """The run id behind the `champion` alias."""
     found = alias_run(ws, "champion")
     if found is None:
@@ -189,7 +189,7 @@ def champion_run(ws: Workspace) -> str:
     return found[0]
 
 
-def register_alias(ws: Workspace, run_id: str, alias: str, tags: dict[str, float | str]) -> str:
+def register_alias(ws: Paths, run_id: str, alias: str, tags: dict[str, float | str]) -> str:
     """Point an alias of the workspace's registered model at a run's model (a new version only
     when the alias moves to another run); returns the version."""
     from mlflow.exceptions import MlflowException

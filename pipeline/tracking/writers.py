@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.config import ModelConfig
 from pipeline.tracking.connection import _experiment_id, connect, session
 from pipeline.tracking.records import BATCH, DAILY_EXPERIMENT, MODEL_ARTIFACT, Stage, Tag
@@ -131,7 +131,7 @@ class RunWriter:
 
 @contextmanager
 def start_run(
-    ws: Workspace,
+    ws: Paths,
     name: str,
     stage: Stage,
     tags: dict[str, str] | None = None,
@@ -150,7 +150,7 @@ def start_run(
         yield RunWriter(mlflow, run.info.run_id, run.info.experiment_id)
 
 
-def create_run(ws: Workspace, name: str, stage: Stage, tags: dict[str, str]) -> RunWriter:
+def create_run(ws: Paths, name: str, stage: Stage, tags: dict[str, str]) -> RunWriter:
     """A run that stays open across calls (a sweep's parent, the monitor run)."""
     s = session(ws)
     experiment = s.daily if stage.experiment == DAILY_EXPERIMENT else s.experiment
@@ -158,18 +158,18 @@ def create_run(ws: Workspace, name: str, stage: Stage, tags: dict[str, str]) -> 
     return RunWriter(s.mlflow, run.info.run_id, run.info.experiment_id)
 
 
-def writer(ws: Workspace, run_id: str) -> RunWriter:
+def writer(ws: Paths, run_id: str) -> RunWriter:
     """Write to an existing run (annotations of a training run, a resumed sweep)."""
     return RunWriter(connect(ws), run_id)
 
 
-def kill_run(ws: Workspace, run_id: str, reason: str) -> None:
+def kill_run(ws: Paths, run_id: str, reason: str) -> None:
     """End a run whose writer died: KILLED, with the reason as a `killed_reason` tag."""
     writer(ws, run_id).tags({"killed_reason": reason})
     set_status(ws, run_id, "KILLED")
 
 
-def set_status(ws: Workspace, run_id: str, status: str) -> None:
+def set_status(ws: Paths, run_id: str, status: str) -> None:
     """RUNNING when a sweep resumes; FINISHED, KILLED or FAILED when it ends."""
     client = session(ws).client
     if status == "RUNNING":
@@ -179,7 +179,7 @@ def set_status(ws: Workspace, run_id: str, status: str) -> None:
 
 
 def log_training(
-    ws: Workspace,
+    ws: Paths,
     windows: LagWindows,
     mcfg: ModelConfig,
     tcfg: TrainConfig,
@@ -225,7 +225,7 @@ def example_rows(windows: LagWindows) -> tuple[np.ndarray, np.ndarray]:
 
 
 def log_ensemble(
-    ws: Workspace,
+    ws: Paths,
     windows: LagWindows,
     model,
     members: list[str],
@@ -252,9 +252,7 @@ def log_ensemble(
         return run.run_id
 
 
-def log_failure(
-    ws: Workspace, parent: str, name: str, mcfg: ModelConfig, tags: dict[str, str]
-) -> None:
+def log_failure(ws: Paths, parent: str, name: str, mcfg: ModelConfig, tags: dict[str, str]) -> None:
     """A configuration that cannot train (diverged, too few rows) is a FAILED run with why."""
     mlflow = connect(ws)
     experiment = _experiment_id(ws, mlflow)

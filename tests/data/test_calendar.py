@@ -13,7 +13,7 @@ import torch
 from pipeline import jobs, tracking
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.config import ModelConfig
 from pipeline.models.families import ViewsModel
 from pipeline.models.train import TrainConfig, fit
@@ -47,14 +47,14 @@ def weekly_views(days: int = 400, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def weekly(tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("calendar") / "ws")
+def weekly(tmp_path_factory) -> Paths:
+    ws = Paths(tmp_path_factory.mktemp("calendar") / "ws")
     path = write_totals(ws.home.parent / "weekly.csv", weekly_views(), start="2024-01-01")
     jobs.ingest(ws, [(path, "weekly")])
     return ws
 
 
-def test_the_weekday_lets_one_lag_see_the_weekly_cycle(weekly: Workspace):
+def test_the_weekday_lets_one_lag_see_the_weekly_cycle(weekly: Paths):
     """With lag 1 alone, a Saturday after a Friday looks like any weekday; the weekday input
     tells it apart: the validation MAE falls to the noise level (5 views of noise: MAE ~4)."""
     windows = feats.build(weekly, feats.FeatureSpec((1,)))[1]
@@ -81,7 +81,7 @@ def test_forecasts_feed_each_day_its_weekday():
     assert pred[:3].tolist() == [5.0, 6.0, 0.0]  # Saturday, Sunday, Monday
 
 
-def test_a_calendar_sweep_serves_with_a_date_column(weekly: Workspace, tmp_path: Path):
+def test_a_calendar_sweep_serves_with_a_date_column(weekly: Paths, tmp_path: Path):
     """A grid with the weekday calendar: the run is named for it, stacks, and its pyfunc model
     takes the forecast day as a `date` column (its signature and example say so)."""
     grid = tmp_path / "weekday.toml"
@@ -112,7 +112,7 @@ def test_a_calendar_sweep_serves_with_a_date_column(weekly: Workspace, tmp_path:
         served.predict(frame.drop(columns="date"))
 
 
-def test_diagnose_reads_each_training_rows_weekday(weekly: Workspace, tmp_path: Path):
+def test_diagnose_reads_each_training_rows_weekday(weekly: Paths, tmp_path: Path):
     """`viewcast diagnose` on a weekday-calendar run: the loss surface is taken on the training
     rows with their own weekdays (shifted by a day, the same weights fit far worse)."""
     from pipeline.lecture import diagnostics as diag

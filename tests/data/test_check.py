@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.tracking import connection
 
 
@@ -62,7 +62,7 @@ def test_a_broken_current_points_at_the_newest_whole_generation(two_series: Path
 
 
 def test_runs_left_running_are_ended_with_the_reason(swept: Path, cli):
-    ws = Workspace(swept)
+    ws = Paths(swept)
     s = tracking.session(ws)
     orphan = s.client.create_run(s.experiment, run_name="killed mid-run").info.run_id
     listed = json.loads(cli("check", "--json").stdout)

@@ -13,14 +13,14 @@ from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import read_views
 from pipeline.data.store import Splits, Store
 from pipeline.data.table import ViewsTable
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from tests.conftest import synthetic_views, write_totals
 
 
 @pytest.fixture
-def ws(home: Path, raw: Path) -> Workspace:
+def ws(home: Path, raw: Path) -> Paths:
     """A workspace holding the Kaggle sample (10 pages) and Peyton Manning (with 59 gaps)."""
-    ws = Workspace(home)
+    ws = Paths(home)
     Store(ws).ingest(
         [
             read_views(raw / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv"),
@@ -30,7 +30,7 @@ def ws(home: Path, raw: Path) -> Workspace:
     return ws
 
 
-def test_lag_j_of_t_is_the_views_of_t_minus_j(ws: Workspace) -> None:
+def test_lag_j_of_t_is_the_views_of_t_minus_j(ws: Paths) -> None:
     dev = Store(ws).read_dev()
     lookup = {
         (str(dev.names[c]), int(d)): v for c, d, v in zip(dev.code, dev.day, dev.views, strict=True)
@@ -47,7 +47,7 @@ def test_lag_j_of_t_is_the_views_of_t_minus_j(ws: Workspace) -> None:
                 assert x[row, j - 1] == lookup[(name, day - j)], (name, day, j)
 
 
-def test_first_n_days_of_each_series_have_no_row(ws: Workspace) -> None:
+def test_first_n_days_of_each_series_have_no_row(ws: Paths) -> None:
     dev = Store(ws).read_dev()
     starts, _ = dev.bounds()
     w = feats.build(ws, feats.FeatureSpec((28,)))[28]
@@ -56,7 +56,7 @@ def test_first_n_days_of_each_series_have_no_row(ws: Workspace) -> None:
         assert w.day[w.code == code].min() >= first_day + 28
 
 
-def test_imputed_days_are_inputs_never_targets(ws: Workspace) -> None:
+def test_imputed_days_are_inputs_never_targets(ws: Paths) -> None:
     dev = Store(ws).read_dev()
     w = feats.build(ws, feats.FeatureSpec((7,)))[7]
     assert not dev.imputed[w.target].any()
@@ -107,7 +107,7 @@ def test_changing_a_day_never_changes_the_features_of_earlier_days() -> None:
         assert not base.loc[cut:].equals(after.loc[cut:]), "the change must show from day k on"
 
 
-def test_split_labels_follow_the_boundaries(ws: Workspace) -> None:
+def test_split_labels_follow_the_boundaries(ws: Paths) -> None:
     splits = Store(ws).read_splits()
     w = feats.build(ws, feats.FeatureSpec((7,)))[7]
     for code, name in enumerate(w.names):
@@ -118,7 +118,7 @@ def test_split_labels_follow_the_boundaries(ws: Workspace) -> None:
         assert val_days.min() == s.val_start and val_days.max() == s.test_start - 1
 
 
-def test_features_never_open_the_sealed_test_rows(ws: Workspace, parquet_opens) -> None:
+def test_features_never_open_the_sealed_test_rows(ws: Paths, parquet_opens) -> None:
     windows = feats.build(ws, feats.FeatureSpec((1, 7, 28, 56)))
     assert parquet_opens and all(p.endswith("dev.parquet") for p in parquet_opens), parquet_opens
     splits = Store(ws).read_splits()
@@ -127,7 +127,7 @@ def test_features_never_open_the_sealed_test_rows(ws: Workspace, parquet_opens) 
         assert (w.day <= last_dev).all()
 
 
-def test_log1p_models_fit_log_views_and_predict_views(ws: Workspace) -> None:
+def test_log1p_models_fit_log_views_and_predict_views(ws: Paths) -> None:
     """With target transform log1p the closed-form linear model is log1p(y) = b + w.log1p(x):
     its prediction in views is expm1 of that, rebuilt here from the weights by hand."""
     from pipeline.models.families import ModelConfig
@@ -155,7 +155,7 @@ def test_features_command_records_spec_and_exports_train_val_rows(
     out = tmp_path / "x.parquet"
     result = cli("features", "--lags", "7,1", "--target-transform", "log1p", "--export", out)
     assert result.exit_code == 0, result.output
-    spec = feats.load_spec(Workspace(home))
+    spec = feats.load_spec(Paths(home))
     assert spec == feats.FeatureSpec((1, 7), "log1p")
     frame = pd.read_parquet(out)
     assert list(frame.columns) == ["series_id", "date", "split", "y"] + [
@@ -178,7 +178,7 @@ def _splits(day: np.ndarray):
     return Splits(60, 60, {"a": SeriesSplit(last - 119, last - 59, last - 29, last)})
 
 
-def test_validation_windows_alone_are_the_validation_rows_of_all(ws: Workspace) -> None:
+def test_validation_windows_alone_are_the_validation_rows_of_all(ws: Paths) -> None:
     """only="val" (the forecast's intervals): the same rows as every window's validation ones,
     over 11 series with gaps (imputed days are never targets there either)."""
     store = Store(ws)

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.data.errors import LockedError
 from pipeline.data.lock import workspace_lock
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from tests.conftest import FORTNIGHT, export, snapshot
 
 
@@ -23,9 +23,9 @@ def hold(home: Path) -> subprocess.Popen:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from pipeline.data.workspace import Workspace\n"
+            "from pipeline.data.workspace import Paths\n"
             "from pipeline.data.lock import workspace_lock\n"
-            f"with workspace_lock(Workspace.resolve({str(home)!r})):\n"
+            f"with workspace_lock(Paths.resolve({str(home)!r})):\n"
             "    print('locked', flush=True)\n"
             "    time.sleep(60)\n",
         ],
@@ -41,13 +41,13 @@ def test_a_second_holder_is_refused_at_once_and_named(home: Path):
     try:
         started = time.monotonic()
         busy = pytest.raises(LockedError, match=f"workspace busy .*pid {holder.pid}")
-        with busy, workspace_lock(Workspace(home)):
+        with busy, workspace_lock(Paths(home)):
             pass
         assert time.monotonic() - started < 1
     finally:
         holder.kill()
         holder.wait()
-    with workspace_lock(Workspace(home)):  # the kernel released it with its holder
+    with workspace_lock(Paths(home)):  # the kernel released it with its holder
         pass
 
 
@@ -142,7 +142,7 @@ def test_two_identical_sweeps_at_once_train_each_configuration_once(
         for _ in range(2)
     ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     (sweep,) = tracking.runs(ws, tracking.Stage.SWEEP)
     runs = tracking.sweep_children(ws, sweep.run_id, finished_only=False)
     keys = [r.tags["config_key"] for r in runs]

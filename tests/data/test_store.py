@@ -12,7 +12,7 @@ import pytest
 from pipeline.data.ingest import read_views
 from pipeline.data.store import Store
 from pipeline.data.table import fill_gaps
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from tests.conftest import snapshot, synthetic_views, write_totals
 
 
@@ -51,14 +51,14 @@ def test_newer_export_replaces_overlapping_days_and_reports_counts(
     )
     assert result.exit_code == 0, result.output
     assert "50 days added, 5 updated" in result.stdout
-    stored = _views(Store(Workspace(home)), "ch")
+    stored = _views(Store(Paths(home)), "ch")
     expected = views.copy()
     expected[145:150] += 7
     np.testing.assert_array_equal(stored.to_numpy(), expected)
 
 
 def test_missing_days_are_interpolated_and_flagged(raw: Path, home: Path) -> None:
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     report = store.ingest([read_views(raw / "wikipedia-peyton-manning" / "views.csv", "pm")])
     assert report.imputed == {"pm": 59}
     dev = store.read_dev()
@@ -98,7 +98,7 @@ def test_later_export_fills_an_imputed_day_and_counts_it_updated(cli, tmp_path: 
 
 
 def test_splits_are_in_time_order_without_overlap_and_sealed_apart(raw: Path, home: Path) -> None:
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     files = ["wikipedia-kaggle10/wikipedia_traffic_daily.csv", "codingtrain-2021/Totals.csv"]
     store.ingest([read_views(raw / f) for f in files], test_days=60, val_days=60)
     splits, dev, sealed = store.read_splits(), store.read_dev(), store.read_sealed()
@@ -128,7 +128,7 @@ def test_split_boundaries_do_not_move_when_later_data_arrives(
     assert result.exit_code == 0
     assert "100 days added" in result.stdout
     assert splits_file() == before
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     assert store.read_dev().day.max() == _day(before["series"]["ch"]["test_start"]) - 1
     assert store.read_sealed().day.max() == _day("2021-01-01") + 399  # after-test days stay sealed
 
@@ -139,7 +139,7 @@ def test_a_series_too_short_to_split_is_sealed_until_it_is_long_enough(
     views = synthetic_views(200, seed=3)
     result = cli("ingest", write_totals(tmp_path / "a.csv", views[:100]), "--name", "new")
     assert "too short to split" in result.stdout
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     assert len(store.read_dev()) == 0 and len(store.read_sealed()) == 100
     assert "new" not in store.read_splits().series
     cli("ingest", write_totals(tmp_path / "b.csv", views), "--name", "new")
@@ -148,7 +148,7 @@ def test_a_series_too_short_to_split_is_sealed_until_it_is_long_enough(
 
 
 def test_store_generation_swap_leaves_no_partial_state(home: Path, raw: Path) -> None:
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     store.ingest([read_views(raw / "codingtrain-2021" / "Totals.csv", "ct")])
     before = snapshot(home)
 
@@ -181,7 +181,7 @@ def test_a_crash_between_the_rename_and_current_does_not_block_the_next_ingest(
 ) -> None:
     """A write that renamed its generation into place but died before CURRENT named it leaves
     gen-000002 behind: the next ingest removes it and commits gen-000002 of its own."""
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     store.ingest([read_views(raw / "codingtrain-2021" / "Totals.csv", "ct")])
     orphan = home / "data" / "store" / "gen-000002"
     orphan.mkdir()
@@ -203,7 +203,7 @@ def test_a_full_disk_at_the_commit_point_leaves_the_old_store_and_the_next_inges
 
     import pipeline.data.store as store_module
 
-    store = Store(Workspace(home))
+    store = Store(Paths(home))
     store.ingest([read_views(raw / "codingtrain-2021" / "Totals.csv", "ct")])
     real = store_module.write_text
 
@@ -228,7 +228,7 @@ def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) ->
     revised[10] += 5
     second = write_totals(tmp_path / "second.csv", revised)
     assert cli("ingest", first, second, "--name", "ch").exit_code == 0
-    assert _views(Store(Workspace(home)), "ch").iloc[10] == views[10] + 5
+    assert _views(Store(Paths(home)), "ch").iloc[10] == views[10] + 5
 
 
 def _table(rng, names, lo, hi):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.lecture import diagnostics as diag
 from pipeline.lecture import experiment
 from pipeline.lecture.experiment import Row, depth_findings, views_weights
@@ -163,7 +163,7 @@ def test_depth_findings_name_overfitting_and_optimisation_problems():
 def test_the_lecture_report_lists_every_configuration(two_series: Path, cli):
     result = cli("experiment", "lecture", "--only", "grid", "--epochs", "5", "--study-epochs", "3")
     assert result.exit_code == 0, result.output
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     page = (ws.reports / experiment.REPORT).read_text()
     for cand in grids.lecture_grid():
         assert f"| {cand.name} |" in page, cand.name
@@ -206,7 +206,7 @@ def test_diagnose_reads_a_training_run(two_series: Path, cli):
     args = ("--lags", "7", "--model", "relu", "--layers", "1", "--width", "8", "--epochs", "30")
     trained = cli("train", *args)
     assert trained.exit_code == 0, trained.output
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     (run,) = tracking.runs(ws, tracking.Stage.TRAIN)
     result = cli("diagnose", run.run_id, "--json")
     assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.lecture import STUDIES, classify, experiment, studies, summaries
 
 
@@ -73,7 +73,7 @@ def test_the_sigmoid_nets_with_and_without_batch_norm_start_alike():
 
 @pytest.mark.slow
 def test_every_study_runs_and_writes_its_section_from_its_numbers(two_series: Path, cli):
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     (ws.reports).mkdir(parents=True, exist_ok=True)
     (ws.reports / experiment.GRID_PAGE).write_text("# The grid's page\n")
     args = [a for name in STUDIES for a in ("--only", name)]
@@ -110,7 +110,7 @@ def test_train_task_direction_logs_accuracies_against_baselines(two_series: Path
     result = cli("train", "--task", "direction", "--lags", "7", "--epochs", "30", "--json")
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
-    run = tracking.get_run(Workspace(two_series), found["run_id"])
+    run = tracking.get_run(Paths(two_series), found["run_id"])
     assert run.tags["task"] == "direction" and run.stage == tracking.Stage.STUDY
     for key in ("val_accuracy", "majority_accuracy", "persistence_accuracy"):
         assert 0 <= run.metrics[key] <= 1 and run.metrics[key] == pytest.approx(found[key])

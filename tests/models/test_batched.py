@@ -12,7 +12,7 @@ import torch
 from pipeline import jobs, tracking
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models import device_rows
 from pipeline.models.batched import fit_stack, gather_rows, stack_key, stackable
 from pipeline.models.config import ModelConfig
@@ -39,7 +39,7 @@ OPTIMISERS = [
 @pytest.fixture(scope="module")
 def windows(tmp_path_factory) -> feats.LagWindows:
     """The Coding Train's real daily views, 14-day windows."""
-    ws = Workspace(tmp_path_factory.mktemp("stack") / "ws")
+    ws = Paths(tmp_path_factory.mktemp("stack") / "ws")
     jobs.ingest(ws, [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
     return feats.build(ws, feats.FeatureSpec((14,)))[14]
 
@@ -216,16 +216,16 @@ SWEEP_GRID = grids.default_grid()[::3][:8]  # every structure of the grid, cheap
 def two_sweeps(tmp_path_factory) -> tuple[Path, Path]:
     """The Coding Train swept twice with the same configurations: stacked, and one at a time."""
     first = tmp_path_factory.mktemp("stacked") / "ws"
-    jobs.ingest(Workspace(first), [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
+    jobs.ingest(Paths(first), [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
     second = clone_workspace(first, tmp_path_factory.mktemp("alone") / "ws")
     grid = [replace(c, train=replace(c.train, epochs=150)) for c in SWEEP_GRID]
-    sweeps.sweep(Workspace(first), "part", grid, stack=True)
-    sweeps.sweep(Workspace(second), "part", grid, stack=False)
+    sweeps.sweep(Paths(first), "part", grid, stack=True)
+    sweeps.sweep(Paths(second), "part", grid, stack=False)
     return first, second
 
 
 def val_maes(home: Path) -> dict[str, float]:
-    ws = Workspace(home)
+    ws = Paths(home)
     parent = tracking.latest_sweep(ws)
     return {r.tags["config_key"]: r.metrics["val_mae"] for r in tracking.sweep_children(ws, parent)}
 
@@ -240,7 +240,7 @@ def test_a_stacked_sweep_gives_the_one_at_a_time_sweeps_models(two_sweeps):
 
 
 def test_a_stacked_sweep_logs_every_member_and_draws_only_the_best(two_sweeps):
-    ws = Workspace(two_sweeps[0])
+    ws = Paths(two_sweeps[0])
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))
     trained = [r for r in runs if r.metrics.get("epochs_run", 0) > 0]
     drawn = [r for r in trained if "learning_curve.png" in tracking.artifacts(ws, r.run_id)]
@@ -255,7 +255,7 @@ def test_a_stacked_sweep_logs_every_member_and_draws_only_the_best(two_sweeps):
 
 
 def test_seeds_bag_a_configuration_into_the_mean_of_its_seeds(tmp_path: Path):
-    ws = Workspace(tmp_path / "ws")
+    ws = Paths(tmp_path / "ws")
     jobs.ingest(ws, [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
     cand = grids.Candidate(
         "relu",
@@ -281,7 +281,7 @@ def test_a_bagged_champion_refits_each_seed_and_plots_on_demand(tmp_path: Path):
     from tests.conftest import invoke
 
     home = tmp_path / "ws"
-    ws = Workspace(home)
+    ws = Paths(home)
     jobs.ingest(ws, [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
     cand = grids.Candidate(
         "relu",

@@ -12,7 +12,7 @@ from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import read_views
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models import device_rows
 from pipeline.models.families import ModelConfig, ViewsModel
 from pipeline.models.train import TrainConfig, fit
@@ -21,7 +21,7 @@ from pipeline.models.train import TrainConfig, fit
 @pytest.fixture(scope="module")
 def coding_train(tmp_path_factory, raw_dir=Path(__file__).resolve().parents[2] / "data" / "raw"):
     """Lag windows 7 and 56 of The Coding Train's 2021 daily views (real data)."""
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    ws = Paths(tmp_path_factory.mktemp("ws"))
     Store(ws).ingest([read_views(raw_dir / "codingtrain-2021" / "Totals.csv", "ct")])
     return feats.build(ws, feats.FeatureSpec((7, 56)))
 
@@ -205,7 +205,7 @@ def test_normalisation_uses_training_rows_only(coding_train) -> None:
 @pytest.fixture(scope="module")
 def kaggle10(tmp_path_factory, raw_dir=Path(__file__).resolve().parents[2] / "data" / "raw"):
     """Lag window 14 of the 10 Wikipedia pages (real data): one global model over 10 series."""
-    ws = Workspace(tmp_path_factory.mktemp("k10"))
+    ws = Paths(tmp_path_factory.mktemp("k10"))
     Store(ws).ingest([read_views(raw_dir / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv")])
     return feats.build(ws, feats.FeatureSpec((14,)))[14]
 

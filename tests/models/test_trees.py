@@ -12,7 +12,7 @@ import pytest
 from pipeline import jobs, tracking
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models import device_rows, infer
 from pipeline.models.batched import stackable
 from pipeline.models.config import ModelConfig
@@ -36,7 +36,7 @@ BOOST = TrainConfig(lr=0.05, epochs=400, patience=40, seed=0)
 @pytest.fixture(scope="module")
 def windows(tmp_path_factory) -> feats.LagWindows:
     """The Coding Train's real daily views, 14-day windows."""
-    ws = Workspace(tmp_path_factory.mktemp("trees") / "ws")
+    ws = Paths(tmp_path_factory.mktemp("trees") / "ws")
     jobs.ingest(ws, [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
     return feats.build(ws, feats.FeatureSpec((14,)))[14]
 
@@ -81,7 +81,7 @@ def test_saved_trees_predict_alike_in_torch_numpy_and_an_ensemble(windows, boost
 def test_a_sweep_trains_trees_beside_stacked_nets_and_serves_them(tmp_path: Path):
     """A grid with an hgb configuration: trained alone (trees do not stack), logged like any run,
     its pyfunc model asks for scikit-learn and predicts like viewcast."""
-    ws = Workspace(tmp_path / "ws")
+    ws = Paths(tmp_path / "ws")
     jobs.ingest(ws, [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
     grid = tmp_path / "mixed.toml"
     grid.write_text(

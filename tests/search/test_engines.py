@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.search import engines, grids, selection, sweeps
 from pipeline.search.engines import Engine
 from pipeline.tracking import Stage
@@ -56,7 +56,7 @@ def two_homes(tmp_path_factory) -> tuple[Path, Path, Path]:
 
 
 def val_maes(home: Path) -> dict[str, float]:
-    ws = Workspace(home)
+    ws = Paths(home)
     runs = tracking.sweep_children(ws, tracking.latest_sweep(ws))
     return {r.tags["config_key"]: r.metrics["val_mae"] for r in runs}
 
@@ -73,10 +73,10 @@ def test_a_ray_sweep_trains_and_logs_what_a_local_one_does(ray_head, two_homes):
     assert here.keys() == there.keys() and len(here) == 7  # 3 baselines + 4 configurations
     for key, value in here.items():
         assert there[key] == pytest.approx(value, rel=1e-4), key
-    chosen = [selection.select(Workspace(h), ensemble=0).champion for h in (local, on_ray)]
+    chosen = [selection.select(Paths(h), ensemble=0).champion for h in (local, on_ray)]
     assert chosen[0].name == chosen[1].name, "the same champion"
     assert chosen[1].score == pytest.approx(chosen[0].score, rel=1e-4)
-    ws = Workspace(on_ray)
+    ws = Paths(on_ray)
     parent = tracking.latest_sweep(ws)
     assert tracking.get_run(ws, parent).params["engine"] == "ray"
     for run in tracking.sweep_children(ws, parent):  # the driver logged every member's run
@@ -93,7 +93,7 @@ def test_a_ray_sweep_resumes_a_local_sweep_cut_by_its_budget(ray_head, tmp_path:
     ingest_two_series(home)
     grid = tmp_path / "tiny.toml"
     grid.write_text(TINY_GRID)
-    ws, cands = Workspace(home), grids.load_grid(str(grid))
+    ws, cands = Paths(home), grids.load_grid(str(grid))
     cut = sweeps.sweep(ws, str(grid), cands, max_minutes=1e-6, stack=False)
     assert 0 < cut.ran < cut.total and cut.skipped == cut.total - cut.ran
     rest = sweeps.sweep(ws, str(grid), cands, stack=False, engine=Engine("ray", ray_head))
@@ -111,11 +111,11 @@ def test_the_cluster_runs_two_units_at_once(ray_head):
 
 def test_a_gpu_task_on_a_cpu_cluster_is_refused_before_any_run(ray_head, two_homes):
     _, home, grid = two_homes
-    before = tracking.all_runs(Workspace(home))
+    before = tracking.all_runs(Paths(home))
     done = invoke(home, "sweep", "--grid", grid, "--engine", "ray", "--address", ray_head,
                   "--gpus-per-task", 0.5)  # fmt: skip
     assert done.exit_code == 2 and "the Ray cluster has no GPU" in done.stderr
-    assert tracking.all_runs(Workspace(home)) == before, "no run opened, none changed"
+    assert tracking.all_runs(Paths(home)) == before, "no run opened, none changed"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_an_unreachable_cluster_is_refused_at_once(two_series: Path):
     done = invoke(two_series, "sweep", "--engine", "ray", "--address", f"127.0.0.1:{free_port()}")
     assert done.exit_code == 2 and "cannot reach the Ray cluster at 127.0.0.1:" in done.stderr
     assert time.perf_counter() - began < 30, "no minutes of Ray's own retries"
-    assert tracking.runs(Workspace(two_series), Stage.SWEEP) == [], "no sweep run was opened"
+    assert tracking.runs(Paths(two_series), Stage.SWEEP) == [], "no sweep run was opened"
 
 
 def test_without_ray_installed_the_engine_says_how_to_get_it(monkeypatch):

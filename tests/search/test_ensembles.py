@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from pipeline import tracking
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models import infer
 from pipeline.models.config import ModelConfig
 from pipeline.models.families import EnsembleModel, ViewsModel, load, save
@@ -101,7 +101,7 @@ def test_a_weighted_ensemble_is_saved_and_served_with_its_weights(tmp_path: Path
 def test_select_builds_a_greedy_ensemble_on_the_folds(two_series: Path, tiny_grid: Path, cli):
     """A sweep with --folds 2 keeps every run's forecasts of both folds; the greedy ensemble's
     val_mae is its folds' mean MAE, never above its best member's, and its weighted forecast."""
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     assert cli("sweep", "--grid", tiny_grid, "--folds", "2").exit_code == 0
     top = cli("select", "--ensemble-method", "top")
     assert top.exit_code == 0 and "no top-K ensemble on a sweep with --folds" in top.output

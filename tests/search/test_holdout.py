@@ -11,19 +11,19 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models.families import ModelConfig, ViewsModel
 from pipeline.search import holdout
 
 
 @pytest.fixture
-def ws_with_gaps(home: Path, raw: Path) -> Workspace:
+def ws_with_gaps(home: Path, raw: Path) -> Paths:
     """The 10 Kaggle pages, Peyton Manning (59 gaps) and a series too short to split."""
     from pipeline.data.ingest import read_views
     from tests.conftest import synthetic_views, write_totals
 
     short = write_totals(home.parent / "short.csv", synthetic_views(90), start="2016-01-01")
-    ws = Workspace(home)
+    ws = Paths(home)
     Store(ws).ingest(
         [
             read_views(raw / "wikipedia-kaggle10" / "wikipedia_traffic_daily.csv"),
@@ -36,7 +36,7 @@ def ws_with_gaps(home: Path, raw: Path) -> Workspace:
 
 
 def test_periods_partition_the_test_days(two_series: Path):
-    h = holdout.Holdout(Workspace(two_series))
+    h = holdout.Holdout(Paths(two_series))
     data = h.data(7)
     rows, w = data.rows, data.windows
     assert len(rows["public"]) + len(rows["private"]) == len(rows["test"]) == 2 * 60
@@ -50,7 +50,7 @@ def test_periods_partition_the_test_days(two_series: Path):
         assert priv.max() == s.test_end and len(pub) == len(priv) == 30
 
 
-def test_period_rows_are_each_series_days_in_its_periods(ws_with_gaps: Workspace):
+def test_period_rows_are_each_series_days_in_its_periods(ws_with_gaps: Paths):
     """The binary-searched runs equal a row-by-row reading of each series' boundaries, over
     11 real series with gaps, one unsplit series and series of other lengths; windows out of
     (series, day) order are refused."""
@@ -78,7 +78,7 @@ def test_test_days_are_predicted_one_day_ahead_from_the_real_previous_days(
     two_series: Path,
 ):
     """The naive model's public MAE is |y_t - y_(t-1)| over the public days of the raw CSV."""
-    h = holdout.Holdout(Workspace(two_series))
+    h = holdout.Holdout(Paths(two_series))
     scores = h.score(ViewsModel(ModelConfig(lags=1, model="naive")), ("public", "private"))
     errors = []
     for name in ("alpha", "beta"):
@@ -101,7 +101,7 @@ def test_submissions_are_recorded_and_budgeted(swept: Path, cli, monkeypatch):
     assert refused.exit_code == 2
     assert refused.stderr.startswith("viewcast: error: submission budget spent: 2 of 2 today")
 
-    subs = tracking.runs(Workspace(swept), tracking.Stage.SUBMISSION)
+    subs = tracking.runs(Paths(swept), tracking.Stage.SUBMISSION)
     assert len(subs) == 2, "a refused submission leaves no record and no score"
     for run in subs:
         assert [context for context, _ in run.inputs] == ["test-public"]
@@ -111,8 +111,8 @@ def test_submissions_are_recorded_and_budgeted(swept: Path, cli, monkeypatch):
     board = json.loads(cli("leaderboard", "--json").stdout)
     assert [row["public_mae"] for row in board] == [r.metrics["public_mae"] for r in subs]
     champion = board[0]["run_id"]
-    model = tracking.load_model(Workspace(swept), champion)
-    expected = holdout.Holdout(Workspace(swept)).score(model, ("public",))["public_mae"]
+    model = tracking.load_model(Paths(swept), champion)
+    expected = holdout.Holdout(Paths(swept)).score(model, ("public",))["public_mae"]
     assert board[0]["public_mae"] == pytest.approx(expected)
     assert "public leaderboard" in cli("leaderboard").output
 
@@ -120,7 +120,7 @@ def test_submissions_are_recorded_and_budgeted(swept: Path, cli, monkeypatch):
 def test_a_training_run_is_required(swept: Path, cli):
     result = cli("submit", "nosuchrun")
     assert result.exit_code == 2 and "no run 'nosuchrun'" in result.stderr
-    (sweep,) = tracking.runs(Workspace(swept), tracking.Stage.SWEEP)
+    (sweep,) = tracking.runs(Paths(swept), tracking.Stage.SWEEP)
     result = cli("submit", sweep.run_id)
     assert result.exit_code == 2 and "is not a training run (its stage is sweep)" in result.stderr
 
@@ -129,7 +129,7 @@ def test_the_linear_baseline_is_found_by_its_configuration_not_its_name(swept: P
     """Renaming the baseline's run (as a user may in the UI) does not lose it."""
     from pipeline.search.grids import baselines
 
-    ws = Workspace(swept)
+    ws = Paths(swept)
     (linear,) = [c for c in baselines() if c.model.model == "linear"]
     (sweep,) = tracking.runs(ws, tracking.Stage.SWEEP)
     run = tracking.sweep_child(ws, sweep.run_id, linear.key)
@@ -147,7 +147,7 @@ def test_finalize_reveals_the_private_score_once(swept: Path, cli):
     assert result.exit_code == 0, result.output
     final = json.loads(result.stdout)
     champion = final["champion"]
-    ws = Workspace(swept)
+    ws = Paths(swept)
     assert champion["run_id"] == tracking.champion_run(ws)
     assert champion["val_mae"] == pytest.approx(champion["selection_score"], rel=1e-5)
     for key in ("val_mae", "public_mae", "private_mae", "test_mae"):
@@ -178,7 +178,7 @@ def test_finalize_reveals_the_private_score_once(swept: Path, cli):
 def test_only_scoring_opens_the_sealed_file(swept: Path, cli, parquet_opens):
     assert cli("submit").exit_code == 0
     assert any("sealed" in p for p in parquet_opens)
-    sealed = Store(Workspace(swept)).generation() / "sealed.parquet"
+    sealed = Store(Paths(swept)).generation() / "sealed.parquet"
     assert str(sealed) in parquet_opens
 
 

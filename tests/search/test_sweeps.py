@@ -13,17 +13,17 @@ from pipeline import tracking
 from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.search import grids, sweeps
 
 
 def the_sweep(home: Path) -> tracking.RunRecord:
-    (parent,) = tracking.runs(Workspace(home), tracking.Stage.SWEEP)
+    (parent,) = tracking.runs(Paths(home), tracking.Stage.SWEEP)
     return parent
 
 
 def children(home: Path, parent: str) -> list[tracking.RunRecord]:
-    return tracking.children(Workspace(home), parent)
+    return tracking.children(Paths(home), parent)
 
 
 def test_lecture_grid_is_the_lectures_tables():
@@ -100,7 +100,7 @@ def test_bad_grid_file_is_one_clear_line(tmp_path: Path, cli, text: str, problem
 
 
 def test_fold_k_validates_on_the_days_before_fold_k_minus_1(two_series: Path):
-    store = Store(Workspace(two_series))
+    store = Store(Paths(two_series))
     dev, splits = store.read_dev(), store.read_splits()
     windows = feats.lag_windows(dev, splits, 7)
     assert feats.fold(windows, splits, 1) is windows
@@ -127,7 +127,7 @@ def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path)
 
     # the naive baseline's validation MAE is |y_t - y_(t-1)| over the validation days, by hand
     naive = next(r for r in runs if r.name == "naive")
-    store = Store(Workspace(swept))
+    store = Store(Paths(swept))
     dev, splits = store.read_dev(), store.read_splits()
     errors = []
     for code, name in enumerate(dev.names):
@@ -140,7 +140,7 @@ def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path)
 def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypatch):
     import pipeline.models.batched
 
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     grid = grids.toml_grid(tiny_grid)
     real_fit, calls = pipeline.models.batched.fit_stack, []
 
@@ -170,7 +170,7 @@ def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypa
 def test_a_resumed_sweep_ends_the_runs_a_killed_one_left_running(two_series: Path, tiny_grid: Path):
     """kill -9 in the middle of logging a configuration leaves its run RUNNING: the resumed
     sweep marks it KILLED (with the reason) and trains the configuration again."""
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     grid = grids.toml_grid(tiny_grid)
     sweeps.sweep(ws, "tiny", grid)
     parent = the_sweep(two_series)
@@ -185,14 +185,14 @@ def test_a_resumed_sweep_ends_the_runs_a_killed_one_left_running(two_series: Pat
 
 
 def test_time_budget_cuts_the_grid(two_series: Path, tiny_grid: Path):
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     report = sweeps.sweep(ws, "tiny", grids.toml_grid(tiny_grid), max_minutes=1e-6)
     assert (report.ran, report.skipped) == (1, 6)
     assert tracking.get_run(ws, report.run_id).tags["complete"] == "False"
 
 
 def test_folds_score_the_mean_of_rolling_origins(two_series: Path, tiny_grid: Path):
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     report = sweeps.sweep(ws, "tiny", grids.toml_grid(tiny_grid)[:1], folds=2)
     for run in children(two_series, report.run_id):
         m = run.metrics
@@ -204,8 +204,8 @@ def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
     parent = the_sweep(swept)
     runs = children(swept, parent.run_id)
     best = min(runs, key=lambda r: r.metrics["val_mae"])
-    run_id, version = tracking.alias_run(Workspace(swept), "champion")
-    assert run_id == best.run_id == tracking.champion_run(Workspace(swept))
+    run_id, version = tracking.alias_run(Paths(swept), "champion")
+    assert run_id == best.run_id == tracking.champion_run(Paths(swept))
     # selecting again keeps the same version; the table ranks by val_mae
     result = cli("select", "--top", "3")
     assert result.exit_code == 0
@@ -233,7 +233,7 @@ def test_selection_ignores_submissions(swept: Path, cli):
 def test_the_ensemble_is_the_mean_of_the_best_configurations(swept: Path, cli):
     from pipeline.models.families import ViewsModel
 
-    ws = Workspace(swept)
+    ws = Paths(swept)
     parent = the_sweep(swept)
     runs = children(swept, parent.run_id)
     (ens,) = [r for r in runs if "ensemble_key" in r.tags]
@@ -267,7 +267,7 @@ def test_select_by_the_scale_free_metric_weighs_every_series_alike(swept: Path, 
     naive baseline scores exactly 1, and the champion it picks is the run with the lowest."""
     from pipeline.data import metrics
 
-    ws = Workspace(swept)
+    ws = Paths(swept)
     children = tracking.sweep_children(ws, tracking.latest_sweep(ws))
     naive = next(r for r in children if r.tags.get(tracking.Tag.BASELINE_ROLE) == "naive")
     assert naive.metrics["val_mae_vs_naive"] == pytest.approx(1.0)
@@ -325,7 +325,7 @@ def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, 
     assert "sweep panel: 9 of 9 configurations trained" in done.output
     report = json.loads(done.stdout[done.stdout.index("{") :])
     assert report["grid"] == "panel" and report["failed"] == 0
-    ws = Workspace(two_series)
+    ws = Paths(two_series)
     parent = tracking.latest_sweep(ws)
     assert tracking.get_run(ws, parent).params["grid"] == "panel"
     trained = [r for r in tracking.sweep_children(ws, parent) if r.params["model.model"] != "naive"]

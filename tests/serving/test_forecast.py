@@ -15,7 +15,7 @@ from pipeline import tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import lag_windows
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.models import intervals as iv
 from pipeline.search import holdout
 from pipeline.serving import forecast as fc
@@ -69,7 +69,7 @@ def test_refit_prints_json_for_scripts(production: Path, cli):
     result = cli("refit", "--json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    assert tracking.alias_run(Workspace(production), "production") == (
+    assert tracking.alias_run(Paths(production), "production") == (
         printed["run_id"],
         printed["version"],
     )
@@ -77,7 +77,7 @@ def test_refit_prints_json_for_scripts(production: Path, cli):
 
 
 def test_refit_trains_on_all_history_and_keeps_the_champion(production: Path):
-    ws = Workspace(production)
+    ws = Paths(production)
     champion_id, _ = tracking.alias_run(ws, "champion")
     prod_id, _ = tracking.alias_run(ws, "production")
     assert prod_id != champion_id
@@ -98,7 +98,7 @@ def test_intervals_from_validation_cover_the_test_days(production: Path):
     """Calibrated on the validation days, checked on the 60 test days the calibration never saw
     (the test is finalized in this workspace): coverage near the nominal share, within two
     binomial standard deviations."""
-    ws = Workspace(production)
+    ws = Paths(production)
     model = tracking.load_model(ws, tracking.champion_run(ws))
     store = Store(ws)
     intervals = iv.validation_intervals(model, store.read_dev(), store.read_splits())
@@ -114,7 +114,7 @@ def test_intervals_from_validation_cover_the_test_days(production: Path):
 
 
 def test_forecast_uses_only_days_before_d(production: Path, series: pd.DataFrame, cli):
-    ws = Workspace(production)
+    ws = Paths(production)
     day = series["Date"].iloc[-FORTNIGHT - 5]  # a day already in the store
     assert cli("forecast", "--date", day, "--horizon", "3").exit_code == 0
     path = ws.data / "forecasts" / f"{day}.csv"
@@ -144,7 +144,7 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     result = cli("forecast", "--json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    ws = Workspace(production)
+    ws = Paths(production)
     (run,) = tracking.runs(ws, tracking.Stage.FORECAST)
     assert printed["run_id"] == run.run_id and len(printed["forecasts"]) == 1
     assert (
@@ -171,12 +171,27 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_the_picture_is_drawn_after_a_pyfunc_model_put_its_code_first(
+    production: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A pyfunc model loaded in the same process (a notebook) puts its code copy, a partial
+    `pipeline` package, first on sys.path; the painter's spawned process still finds ours."""
+    from pipeline.tracking.registry import _serving_code
+
+    copy = _serving_code(tmp_path / "code")  # what a logged model carries
+    monkeypatch.setattr(sys, "path", [str(copy.parent), *sys.path])  # as MLflow's load does
+    done = fc.forecast(Paths(production))
+    png = done.path.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sys.path[0] == str(copy.parent), "the caller's sys.path is left as it was"
+
+
 def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
     """No forecast scores the validation days again: the champion's training run logged its
     intervals with its model (from the validation forecasts it made anyway, equal to scoring
     them here), and the first forecast keeps them per champion and dev-days hash. A damaged
     kept file is read again from the run; without the run's file they are scored here."""
-    ws = Workspace(production)
+    ws = Paths(production)
     champion, _ = tracking.alias_run(ws, "champion")
     logged = tracking.model_folder(ws, champion) / iv.INTERVALS_FILE
     store = Store(ws)
@@ -245,7 +260,7 @@ def _intervals():
 def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Path, cli):
     """kill -9 between writing <D>.csv and logging its run: the next forecast of D logs the run
     from the file instead of saying 'nothing to do' forever."""
-    ws = Workspace(production)
+    ws = Paths(production)
     assert cli("forecast", "--horizon", "2").exit_code == 0
     (run,) = tracking.runs(ws, tracking.Stage.FORECAST)
     tracking.session(ws).client.delete_run(run.run_id)
@@ -263,9 +278,9 @@ def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Pa
 def test_forecast_does_not_import_torch(production: Path):
     code = (
         "import sys\n"
-        "from pipeline.data.workspace import Workspace\n"
+        "from pipeline.data.workspace import Paths\n"
         "from pipeline.serving.forecast import forecast\n"
-        f"forecast(Workspace.resolve({str(production)!r}), force=True)\n"
+        f"forecast(Paths.resolve({str(production)!r}), force=True)\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -276,7 +291,7 @@ def test_an_ensemble_champion_refits_every_member_and_forecasts(swept: Path, cli
     from pipeline.models import infer
     from pipeline.models.families import EnsembleModel
 
-    ws = Workspace(swept)
+    ws = Paths(swept)
     (sweep,) = tracking.runs(ws, tracking.Stage.SWEEP)
     (ens,) = [r for r in tracking.sweep_children(ws, sweep.run_id) if "ensemble_key" in r.tags]
     tracking.register_alias(ws, ens.run_id, "champion", {})  # whatever select preferred
@@ -301,7 +316,7 @@ def test_an_ensemble_champion_refits_every_member_and_forecasts(swept: Path, cli
 
 
 def test_no_forecast_of_a_test_day_before_finalize(swept: Path, cli):
-    ws = Workspace(swept)
+    ws = Paths(swept)
     test_day = fc.iso(Store(ws).read_splits().series["alpha"].test_start + 5)
     refused = cli("forecast", "--date", test_day)
     assert refused.exit_code == 2

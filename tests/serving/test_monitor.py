@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data.store import Store
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.serving.monitor import drift_run, monitor
 
 
@@ -23,7 +23,7 @@ def test_drift_needs_m_consecutive_days():
 
 
 def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production: Path):
-    ws = Workspace(production)
+    ws = Paths(production)
     table = Store(ws).read_all()
     days = table.day[-3:].astype("datetime64[D]").astype(str)
     actual = table.views[-3:]
@@ -61,7 +61,7 @@ def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
 
 
 def test_a_forecast_csv_never_starts_a_cell_with_a_formula(production: Path, cli, tmp_path):
-    ws = Workspace(production)
+    ws = Paths(production)
     table = Store(ws).read_all()
     rows = pd.DataFrame(
         {"Date": table.day[-200:].astype("datetime64[D]").astype(str), "Views": table.views[-200:]}

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from pipeline.tracking import registry as model_registry
 from pipeline.tracking.pyfunc import lag_columns
 from tests.conftest import free_port, peyton_until_summer_2015, venv_env, wait_for_http
@@ -31,7 +31,7 @@ def last_windows(lags: int, count: int = 3) -> pd.DataFrame:
 
 @pytest.fixture
 def registry(production: Path):
-    ws = Workspace(production)
+    ws = Paths(production)
     tracking.connect(ws)
     mlflow.set_tracking_uri(ws.tracking_uri)
     mlflow.set_registry_uri(ws.tracking_uri)

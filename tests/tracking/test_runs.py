@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def trained(cli, home: Path, raw: Path) -> str:
 
 
 def test_training_run_holds_params_curves_png_datasets_and_model(trained: str, home: Path) -> None:
-    ws = Workspace(home)
+    ws = Paths(home)
     assert ws.tracking_uri.startswith("sqlite:///") and (home / "mlruns" / "mlflow.db").exists()
     run = tracking.get_run(ws, trained)
     assert run.stage == tracking.Stage.TRAIN
@@ -53,7 +53,7 @@ def test_training_run_holds_params_curves_png_datasets_and_model(trained: str, h
 def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path) -> None:
     from pipeline.data import features as feats
 
-    ws = Workspace(home)
+    ws = Paths(home)
     model = tracking.load_model(ws, trained)
     windows = feats.build(ws, feats.FeatureSpec((56,)))[56]
     val = windows.rows("val")
@@ -99,10 +99,10 @@ def test_mlflow_is_imported_by_the_tracking_package_alone() -> None:
 
 
 def test_queries_find_runs_by_stage_and_the_workspace_alone(trained: str, home: Path) -> None:
-    ws = Workspace(home)
+    ws = Paths(home)
     assert [r.run_id for r in tracking.runs(ws, tracking.Stage.TRAIN)] == [trained]
     assert tracking.runs(ws, tracking.Stage.SWEEP) == []
-    other = Workspace(home.parent / "other")
+    other = Paths(home.parent / "other")
     assert tracking.all_runs(other) == [], "a second workspace has its own store"
     with pytest.raises(ViewcastError, match="no run 'nosuchrun'"):
         tracking.get_run(ws, "nosuchrun")
@@ -119,7 +119,7 @@ def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
     MLflow's API (no SQL in the package)."""
     from pipeline.models.outcome import CURVE_POINTS, Outcome, curve_points
 
-    ws = Workspace(home)
+    ws = Paths(home)
     run = tracking.get_run(ws, trained)
     mcfg, tcfg = tracking.run_config(run)
     values = [1000.0 - e for e in range(2000)]
@@ -144,7 +144,7 @@ def test_a_new_store_is_renamed_into_place_whole(tmp_path: Path, monkeypatch) ->
     mlflow.db at all, and the next command builds it."""
     import os
 
-    ws = Workspace(tmp_path / "ws")
+    ws = Paths(tmp_path / "ws")
     real = os.replace
 
     def die(src, dst):

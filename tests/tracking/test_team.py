@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from tests.conftest import TINY_GRID, free_port, peyton_until_summer_2015, venv_env, wait_for_http
 
 pytestmark = pytest.mark.slow  # a team's MLflow server, started and stopped
@@ -72,7 +72,7 @@ def test_every_stage_logs_to_the_team_server(server, home: Path, cli, monkeypatc
 
     # what the team sees on the server: the runs, the aliases, the artifacts
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    ws = Workspace(home)
+    ws = Paths(home)
     assert ws.remote_tracking and ws.tracking_uri == url
     sweep = tracking.latest_sweep(ws)
     assert len(tracking.sweep_children(ws, sweep)) == 8  # 7 configurations + select's ensemble

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from pipeline import tracking
-from pipeline.data.workspace import Workspace
+from pipeline.data.workspace import Paths
 from tests.conftest import clone_workspace, free_port, wait_for_http
 
 CHROMIUM = (
@@ -74,7 +74,7 @@ def ui(swept_template: Path, tmp_path_factory):
 def test_the_browser_shows_the_runs_the_curves_and_the_champion(
     chromium, ui, tmp_path: Path
 ) -> None:
-    ws = Workspace(ui["home"])
+    ws = Paths(ui["home"])
     urls = tracking.ui_urls(ws, ui["port"])
     sweep = tracking.latest_sweep(ws)
     trained = [r for r in tracking.sweep_children(ws, sweep) if "val_mae_epoch" in r.metrics]
@@ -124,7 +124,7 @@ def test_the_browser_shows_the_runs_the_curves_and_the_champion(
 
 
 def test_the_api_serves_every_run_and_the_champion_alias(ui) -> None:
-    ws = Workspace(ui["home"])
+    ws = Paths(ui["home"])
     base = f"http://127.0.0.1:{ui['port']}/api/2.0/mlflow"
     experiment_id = tracking.session(ws).experiment
     request = urllib.request.Request(
