@@ -72,9 +72,7 @@ def learning_curve(history: dict[str, list[float]], path: Path) -> None:
     ax_grad.set_ylabel("gradient norm")
     ax_grad.set_xlabel("epoch")
     fig.suptitle("learning curve")
-    save_figure(
-        fig, path, dpi=80, tight=False
-    )  # a fixed layout: drawn for many runs, it must be cheap
+    save_figure(fig, path, dpi=80, tight=False)  # a fixed layout: drawn for many runs
 
 
 def _views_over_dates(ax, title: str) -> None:
