@@ -64,7 +64,7 @@ class Paths:
     @property
     def demo_data(self) -> Path:
         """The workspace's data/raw when it has the demo files, else the source checkout's."""
-        for root in (self.data / "raw", Path(__file__).resolve().parents[1] / "data" / "raw"):
+        for root in (self.data / "raw", Path(__file__).resolve().parents[2] / "data" / "raw"):
             if all((root / name).is_file() for name in DEMO_FILES):
                 return root
         return self.data / "raw"

@@ -11,7 +11,6 @@ import pytest
 
 from pipeline.data.ingest import read_views
 from pipeline.data.store import Store
-from pipeline.data.table import fill_gaps
 from pipeline.data.workspace import Paths
 from tests.conftest import snapshot, synthetic_views, write_totals
 
@@ -74,15 +73,6 @@ def test_missing_days_are_interpolated_and_flagged(raw: Path, home: Path) -> Non
     manifest = store.read_manifest()
     assert manifest["fill"] == "linear" and manifest["series"]["pm"]["imputed"] == 59
     assert manifest["series"]["pm"]["days"] == 2964
-
-
-@pytest.mark.parametrize(
-    ("rule", "expected"),
-    [("linear", [1, 2, 3, 4, 10]), ("ffill", [1, 1, 1, 4, 10]), ("zero", [1, 0, 0, 4, 10])],
-)
-def test_fill_rules(rule: str, expected: list[float]) -> None:
-    values = np.array([1, np.nan, np.nan, 4, 10])
-    np.testing.assert_array_equal(fill_gaps(values, rule), expected)
 
 
 def test_later_export_fills_an_imputed_day_and_counts_it_updated(cli, tmp_path: Path) -> None:
@@ -229,45 +219,3 @@ def test_within_one_call_the_later_file_wins(cli, home: Path, tmp_path: Path) ->
     second = write_totals(tmp_path / "second.csv", revised)
     assert cli("ingest", first, second, "--name", "ch").exit_code == 0
     assert _views(Store(Paths(home)), "ch").iloc[10] == views[10] + 5
-
-
-def _table(rng, names, lo, hi):
-    """A (series, day)-sorted ViewsTable over some of `names`, days in [lo, hi)."""
-    from pipeline.data.table import ViewsTable
-
-    chosen = np.sort(rng.choice(len(names), size=rng.integers(1, len(names) + 1), replace=False))
-    rows = [(c, d) for c in chosen for d in np.sort(rng.choice(np.arange(lo, hi), 3, False))]
-    code = np.array([c for c, _ in rows], np.int32)
-    return ViewsTable(
-        np.array(names, dtype=object),
-        code,
-        np.array([d for _, d in rows], np.int32),
-        rng.random(len(rows)),
-        rng.random(len(rows)) < 0.3,
-    )
-
-
-@pytest.mark.parametrize("overlap", [False, True])
-def test_concat_is_the_sorted_union(overlap: bool) -> None:
-    """Dev then sealed (each series' days in a before those in b) takes the linear path; days
-    that interleave take the sort; both give the (series, day)-sorted union of the rows."""
-    from pipeline.data.table import concat
-
-    rng = np.random.default_rng(11)
-    for _ in range(20):
-        a = _table(rng, ["p", "q", "r", "s"], 0, 40)
-        b = _table(rng, ["q", "s", "t"], 20 if overlap else 40, 60)
-        got = concat(a, b)
-        frame = pd.DataFrame(
-            {
-                "name": np.concatenate([a.names[a.code], b.names[b.code]]).astype(str),
-                "day": np.concatenate([a.day, b.day]),
-                "views": np.concatenate([a.views, b.views]),
-                "imputed": np.concatenate([a.imputed, b.imputed]),
-            }
-        ).sort_values(["name", "day"], kind="stable")
-        assert list(got.names) == sorted(set(a.names) | set(b.names))
-        np.testing.assert_array_equal(got.names[got.code].astype(str), frame["name"])
-        np.testing.assert_array_equal(got.day, frame["day"])
-        np.testing.assert_array_equal(got.views, frame["views"])
-        np.testing.assert_array_equal(got.imputed, frame["imputed"])

@@ -108,39 +108,6 @@ def test_early_stopping_restores_the_best_validation_weights(coding_train) -> No
     assert min(result.history["val_mae"]) == best
 
 
-def test_batchnorm_evaluates_with_its_moving_averages() -> None:
-    torch.manual_seed(0)
-    model = ViewsModel(ModelConfig(4, "relu", 1, 3, batchnorm=True))
-    x = torch.rand(64, 4) * 100
-    model.train()
-    model(x)  # one training pass updates the running statistics
-    bn = model.net[1]
-    assert bn.num_batches_tracked.item() == 1
-    model.eval()
-    xs, _, scale = model.encode(x)
-    h = model.net[0](xs)
-    by_hand = (h - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-    out = model.net[3](torch.relu(by_hand))
-    torch.testing.assert_close(model(x), model.decode(out, scale))
-    batch_stats = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + bn.eps)
-    assert not torch.allclose(by_hand, batch_stats * bn.weight + bn.bias, atol=1e-3)
-
-
-def test_sigmoid_network_is_b_plus_c_sigmoid_b_plus_wx() -> None:
-    """The lecture's y = b + c^T sigmoid(b' + W x), computed by hand from the weights."""
-    torch.manual_seed(0)
-    net = ViewsModel(ModelConfig(5, "sigmoid", width=8)).net
-    x = torch.randn(4, 5)
-    (w, b1), (c, b) = (net[0].weight, net[0].bias), (net[2].weight[0], net[2].bias[0])
-    by_hand = torch.stack(
-        [
-            b + sum(c[i] * (1 / (1 + torch.exp(-(b1[i] + w[i] @ row)))) for i in range(8))
-            for row in x
-        ]
-    )
-    torch.testing.assert_close(net(x)[:, 0], by_hand)
-
-
 @pytest.mark.parametrize("transform", ["none", "log1p"])
 @pytest.mark.parametrize("scaling", ["none", "window-mean"])
 def test_transforms_and_scaling_train_and_round_trip(coding_train, transform, scaling) -> None:
@@ -292,14 +259,3 @@ def test_windows_too_many_to_gather_train_only_on_sampled_epochs(kaggle10, monke
     for name, value in gathered.model.state_dict().items():
         torch.testing.assert_close(state[name], value, rtol=1e-3, atol=1e-4)
     assert sampled.val_mae == pytest.approx(gathered.val_mae, rel=1e-4)
-
-
-def test_a_row_sample_is_seeded_ordered_and_whole_when_small():
-    from pipeline.models.device_rows import sample_rows
-
-    rows = np.arange(10, 1010, 3)
-    assert sample_rows(rows, len(rows)) is rows
-    picked = sample_rows(rows, 50, seed=1)
-    assert len(picked) == 50 and np.all(np.diff(picked) > 0) and np.isin(picked, rows).all()
-    np.testing.assert_array_equal(picked, sample_rows(rows, 50, seed=1))
-    assert not np.array_equal(picked, sample_rows(rows, 50, seed=2))

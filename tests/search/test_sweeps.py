@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,92 +10,10 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data import features as feats
-from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.search import grids, sweeps
-
-
-def the_sweep(home: Path) -> tracking.RunRecord:
-    (parent,) = tracking.runs(Paths(home), tracking.Stage.SWEEP)
-    return parent
-
-
-def children(home: Path, parent: str) -> list[tracking.RunRecord]:
-    return tracking.children(Paths(home), parent)
-
-
-def test_lecture_grid_is_the_lectures_tables():
-    grid = grids.lecture_grid()
-    shapes = [(c.model.model, c.model.lags, c.model.layers, c.model.width) for c in grid]
-    linear = [(m, n) for m, n, _, _ in shapes if m == "linear"]
-    assert linear == [("linear", 1), ("linear", 7), ("linear", 28), ("linear", 56)]
-    assert ("sigmoid", 56, 3, 100) in shapes  # layers is unused (canonical) for sigmoid
-    relu = sorted((k, w) for m, n, k, w in shapes if m == "relu" and n == 56)
-    assert relu == [(1, 10), (1, 100), (1, 1000), (2, 100), (3, 100), (4, 100)]
-    assert len({c.key for c in grid}) == len(grid) == 11
-    assert all(c.train.loss == "mae" and c.train.solver == "gd" for c in grid)
-
-
-def test_default_grid_covers_every_axis_without_duplicates():
-    grid = grids.default_grid()
-    assert len({c.key for c in grid}) == len(grid) == 144
-    nets = grid
-    assert {c.model.calendar for c in nets} == {"none", "weekday"}
-    assert {c.model.lags for c in nets} == {7, 28, 56}
-    assert {c.model.model for c in nets} == {"linear", "relu"}
-    assert {(c.train.optimizer, c.train.lr) for c in nets} == {
-        ("adam", 3e-3),
-        ("adam", 1e-3),
-        ("rmsprop", 1e-3),
-    }
-    assert {c.model.target_transform for c in nets} == {"log1p", "none"}
-    assert {c.model.batchnorm for c in nets} == {False, True}
-    # a time budget cuts the end: the first pass covers every structure with one optimiser
-    first = grid[: len(grid) // 3]
-    assert {(c.train.optimizer, c.train.lr) for c in first} == {("adam", 3e-3)}
-    assert {(c.model.lags, c.model.model, c.model.target_transform) for c in first} == {
-        (c.model.lags, c.model.model, c.model.target_transform) for c in grid
-    }
-
-
-def test_toml_grid_is_the_product_without_duplicates(tiny_grid: Path, tmp_path: Path):
-    grid = grids.toml_grid(tiny_grid)
-    assert [c.name for c in grid] == [
-        "linear-lags7-log1p-adam-0.01",
-        "relu-1x8-lags7-log1p-adam-0.01",
-        "linear-lags14-log1p-adam-0.01",
-        "relu-1x8-lags14-log1p-adam-0.01",
-    ]
-    assert all(c.train.epochs == 40 and c.model.scaling == "window-mean" for c in grid)
-    # layers means nothing to a linear model: two layer counts give one linear configuration
-    path = tmp_path / "dup.toml"
-    path.write_text('[grid]\nmodel = ["linear", "relu"]\nlayers = [1, 2]\nlags = 7\n')
-    assert [c.name for c in grids.toml_grid(path)] == [
-        "linear-lags7-adam-0.001",
-        "relu-1x100-lags7-adam-0.001",
-        "relu-2x100-lags7-adam-0.001",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("[grid]\nlayerz = [1]\n", "unknown keys layerz"),
-        ("[grid]\nmodel = ['cnn']\n", "unknown model 'cnn'"),
-        ("[grid\n", "cannot read the grid"),
-        ("[other]\nx = 1\n", "use [base] and [grid]"),
-    ],
-)
-def test_bad_grid_file_is_one_clear_line(tmp_path: Path, cli, text: str, problem: str):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(ViewcastError, match=re.escape(problem)):
-        grids.load_grid(str(path))
-    result = cli("sweep", "--grid", path)
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"viewcast: error: {path}: ")
-    assert "Traceback" not in result.output
+from tests.search.conftest import children, the_sweep
 
 
 def test_fold_k_validates_on_the_days_before_fold_k_minus_1(two_series: Path):
@@ -198,118 +115,6 @@ def test_folds_score_the_mean_of_rolling_origins(two_series: Path, tiny_grid: Pa
         m = run.metrics
         assert m["val_mae"] == pytest.approx((m["val_mae_fold1"] + m["val_mae_fold2"]) / 2)
         assert m["val_mae_fold1"] != m["val_mae_fold2"]
-
-
-def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
-    parent = the_sweep(swept)
-    runs = children(swept, parent.run_id)
-    best = min(runs, key=lambda r: r.metrics["val_mae"])
-    run_id, version = tracking.alias_run(Paths(swept), "champion")
-    assert run_id == best.run_id == tracking.champion_run(Paths(swept))
-    # selecting again keeps the same version; the table ranks by val_mae
-    result = cli("select", "--top", "3")
-    assert result.exit_code == 0
-    assert f"version {version}, alias champion" in result.output
-    assert best.run_id in result.output
-    assert cli("select", "--metric", "test_mae").exit_code == 2
-
-
-def test_selection_never_opens_test_rows(two_series: Path, tiny_grid: Path, cli, parquet_opens):
-    assert cli("sweep", "--grid", tiny_grid).exit_code == 0
-    assert cli("select").exit_code == 0
-    assert parquet_opens, "the spy must see the dev reads"
-    assert not [p for p in parquet_opens if "sealed" in p]
-
-
-def test_selection_ignores_submissions(swept: Path, cli):
-    before = cli("select").output
-    parent = the_sweep(swept)
-    worst = max(children(swept, parent.run_id), key=lambda r: r.metrics["val_mae"])
-    assert cli("submit", worst.run_id).exit_code == 0
-    assert cli("submit", "--champion").exit_code == 0
-    assert cli("select").output == before
-
-
-def test_the_ensemble_is_the_mean_of_the_best_configurations(swept: Path, cli):
-    from pipeline.models.families import ViewsModel
-
-    ws = Paths(swept)
-    parent = the_sweep(swept)
-    runs = children(swept, parent.run_id)
-    (ens,) = [r for r in runs if "ensemble_key" in r.tags]
-    singles = [r for r in runs if r.tags["baseline"] == "False" and r is not ens]
-    best = sorted(singles, key=lambda r: r.metrics["val_mae"])[:5]
-    members = ens.params["ensemble.members"].split(",")
-    assert members == [r.run_id for r in best] and len(members) == 4
-
-    # its val_mae is the MAE of the members' mean forecast on the validation days, by hand
-    store = Store(ws)
-    dev, splits = store.read_dev(), store.read_splits()
-    windows = feats.lag_windows(dev, splits, 14)
-    rows = windows.rows("val")
-    models = [tracking.load_model(ws, m) for m in members]
-    assert all(isinstance(m, ViewsModel) for m in models)
-    mean = np.mean([m.predict(windows.x(rows)[:, : m.cfg.lags]) for m in models], axis=0)
-    assert ens.metrics["val_mae"] == pytest.approx(np.abs(mean - windows.y(rows)).mean())
-    assert tracking.load_model(ws, ens.run_id).predict(windows.x(rows)) == pytest.approx(mean)
-
-    # selecting again logs no second ensemble; --ensemble 0 leaves it out of a new ranking
-    assert cli("select").exit_code == 0
-    assert len(children(swept, parent.run_id)) == len(runs)
-    without = cli("select", "--ensemble", "0", "--top", "20")
-    assert without.exit_code == 0 and "ensemble-top4" not in without.output
-    assert len(children(swept, parent.run_id)) == len(runs)
-    assert "ensemble-top4" in cli("select", "--top", "20").output
-
-
-def test_select_by_the_scale_free_metric_weighs_every_series_alike(swept: Path, cli):
-    """val_mae_vs_naive is the mean over series of (series MAE / naive MAE) on validation: the
-    naive baseline scores exactly 1, and the champion it picks is the run with the lowest."""
-    from pipeline.data import metrics
-
-    ws = Paths(swept)
-    children = tracking.sweep_children(ws, tracking.latest_sweep(ws))
-    naive = next(r for r in children if r.tags.get(tracking.Tag.BASELINE_ROLE) == "naive")
-    assert naive.metrics["val_mae_vs_naive"] == pytest.approx(1.0)
-    result = cli("select", "--metric", "val_mae_vs_naive", "--json")
-    assert result.exit_code == 0, result.output
-    chosen = json.loads(result.stdout)
-    scores = [r["score"] for r in chosen["ranking"]]
-    assert scores == sorted(scores) and chosen["metric"] == "val_mae_vs_naive"
-    run = tracking.get_run(ws, chosen["champion"]["run_id"])
-    model = tracking.load_model(ws, run.run_id)
-    store = Store(ws)
-    windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
-    assert metrics.validation_vs_naive(model, windows) == pytest.approx(
-        run.metrics["val_mae_vs_naive"]
-    )
-    assert metrics.mean_ratio_to_naive(
-        np.array([2.0, 4, 10, 10]),
-        np.array([1.0, 1, 10, 20]),
-        np.array([0.0, 0, 10, 10]),
-        np.array([0, 0, 1, 1]),
-    ) == pytest.approx(((1 + 3) / 2 / 1 + 10 / 10) / 2)
-
-
-def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monkeypatch):
-    from pipeline.models import device_rows
-
-    limit = device_rows.FULL_ROWS_LIMIT
-    assert grids.grid_for("default", lambda: limit // 56)[0] == "default"
-    assert grids.grid_for("default", lambda: limit // 56 + 1)[0] == "panel"
-    unasked = lambda: pytest.fail("the store's size is read for `default` only")  # noqa: E731
-    assert grids.grid_for("lecture", unasked)[0] == "lecture"
-    panel = grids.panel_grid()
-    assert len({c.key for c in panel}) == len(panel) == 6
-    assert all(c.train.rows_per_epoch == grids.PANEL_EPOCH for c in panel)
-    assert all(c.train.batch_size == 65_536 for c in panel)
-    assert {
-        (c.model.model, c.model.layers, c.model.width) for c in panel if c.model.lags == 56
-    } == {
-        ("linear", 3, 100),
-        ("relu", 2, 64),
-        ("relu", 3, 100),  # linear: canonical defaults
-    }
 
 
 def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, cli, monkeypatch):

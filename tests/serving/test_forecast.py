@@ -17,52 +17,9 @@ from pipeline.data.features import lag_windows
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.models import intervals as iv
-from pipeline.search import holdout
 from pipeline.serving import forecast as fc
+from pipeline.serving.painter import Painter
 from tests.conftest import FORTNIGHT, export
-
-
-def test_conformal_quantile_is_the_finite_sample_order_statistic():
-    errors = np.arange(1.0, 21.0)  # 20 errors: 1..20
-    assert iv.conformal_quantile(errors, 80) == 17.0  # ceil(21 * 0.8) = 17th smallest
-    assert iv.conformal_quantile(errors, 95) == 20.0  # ceil(21 * 0.95) = 20th
-    assert iv.conformal_quantile(errors[:10], 95) == np.inf  # too few errors for 95%
-
-
-def test_split_conformal_covers_fresh_exchangeable_errors():
-    """Calibrated on m errors, the interval covers a fresh error with probability
-    ceil((m+1) level) / (m+1): checked over 400 seeded calibration sets of 60 errors."""
-    rng = np.random.default_rng(0)
-    m = 60
-    for level in iv.LEVELS:
-        covered = []
-        for _ in range(400):
-            calibration, fresh = rng.exponential(10, m), rng.exponential(10, 2000)
-            covered.append(np.mean(fresh <= iv.conformal_quantile(calibration, level)))
-        expected = np.ceil((m + 1) * level / 100) / (m + 1)
-        assert np.mean(covered) == pytest.approx(expected, abs=0.01)
-        assert np.mean(covered) >= level / 100 - 0.01
-
-
-@pytest.mark.parametrize("layout", ["shuffled", "sorted", "uneven"])
-def test_grouped_conformal_quantile_matches_one_group_at_a_time(layout):
-    """Every layout: groups in any order (the padded table), in order (validation rows come
-    series by series), and one group far larger than the rest (one lexsort instead)."""
-    rng = np.random.default_rng(0)
-    group = rng.integers(0, 5, 300)
-    group[group == 3] = 4  # group 3 has no errors
-    if layout == "sorted":
-        group.sort()
-    if layout == "uneven":
-        group = np.concatenate([np.full(5000, 2), group])
-    errors = rng.exponential(10, len(group))
-    errors[:20] = errors[20:40]  # ties
-    for level in iv.LEVELS:
-        grouped = iv.grouped_conformal_quantile(errors, group, 6, level)
-        for g in range(6):
-            mine = errors[group == g]
-            expected = iv.conformal_quantile(mine, level) if len(mine) else np.nan
-            np.testing.assert_equal(grouped[g], expected)
 
 
 def test_refit_prints_json_for_scripts(production: Path, cli):
@@ -92,25 +49,6 @@ def test_refit_trains_on_all_history_and_keeps_the_champion(production: Path):
     every_day = lag_windows(store.read_all(), store.read_splits(), n)
     assert refit_run.metrics["rows_train"] == len(every_day)  # train, val and test days
     assert champion.status == "FINISHED" and "test_mae" not in champion.metrics
-
-
-def test_intervals_from_validation_cover_the_test_days(production: Path):
-    """Calibrated on the validation days, checked on the 60 test days the calibration never saw
-    (the test is finalized in this workspace): coverage near the nominal share, within two
-    binomial standard deviations."""
-    ws = Paths(production)
-    model = tracking.load_model(ws, tracking.champion_run(ws))
-    store = Store(ws)
-    intervals = iv.validation_intervals(model, store.read_dev(), store.read_splits())
-    data = holdout.Holdout(ws).data(model.cfg.lags)
-    rows = data.rows["test"]
-    err = np.abs(data.windows.y(rows) - model.predict(data.windows.x(rows)))
-    shares = {}
-    for level in iv.LEVELS:
-        shares[level] = np.mean(err <= intervals.width[level][0])
-        sd = np.sqrt(level / 100 * (1 - level / 100) / len(rows))
-        assert shares[level] >= level / 100 - 2 * sd, (level, shares[level])
-    assert shares[95] >= shares[80]
 
 
 def test_forecast_uses_only_days_before_d(production: Path, series: pd.DataFrame, cli):
@@ -243,7 +181,7 @@ def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands():
 
 
 def test_a_drawing_failure_is_one_line_naming_the_file(tmp_path: Path):
-    with fc.Painter() as paint, pytest.raises(ViewcastError, match=r"x\.png: drawing the forecast"):
+    with Painter() as paint, pytest.raises(ViewcastError, match=r"x\.png: drawing the forecast"):
         paint([], "no panels", str(tmp_path / "x.png"))  # subplots(0, 1) cannot be drawn
 
 

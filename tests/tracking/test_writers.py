@@ -1,31 +1,11 @@
-"""An MLflow run in a temporary workspace: params, curves, PNG, datasets, a model to load."""
+"""Run writers: params, curves, figures, datasets and the model of a training run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from pipeline import tracking
-from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
-
-
-@pytest.fixture
-def trained(cli, home: Path, raw: Path) -> str:
-    """`viewcast train` on The Coding Train's daily views; returns the run id."""
-    assert cli("ingest", raw / "codingtrain-2021" / "Totals.csv", "--name", "ct").exit_code == 0
-    assert cli("features", "--lags", "7,56").exit_code == 0
-    model = ("--lags", 56, "--model", "relu", "--layers", 2, "--width", 16)
-    optimiser = ("--epochs", 30, "--patience", 10, "--optimizer", "adam", "--lr", "3e-3")
-    result = cli("train", *model, *optimiser)
-    assert result.exit_code == 0, result.output
-    for column in ("train MAE", "val MAE", "epochs run", "best epoch", "seconds", "device"):
-        assert column in result.stdout
-    run_ids = [w for w in result.stdout.split() if len(w) == 32 and w.isalnum()]
-    assert len(run_ids) == 1, result.stdout
-    return run_ids[0]
 
 
 def test_training_run_holds_params_curves_png_datasets_and_model(trained: str, home: Path) -> None:
@@ -50,20 +30,6 @@ def test_training_run_holds_params_curves_png_datasets_and_model(trained: str, h
     assert len({digest for _, digest in run.inputs}) == 2
 
 
-def test_logged_model_loads_back_and_predicts_the_same(trained: str, home: Path) -> None:
-    from pipeline.data import features as feats
-
-    ws = Paths(home)
-    model = tracking.load_model(ws, trained)
-    windows = feats.build(ws, feats.FeatureSpec((56,)))[56]
-    val = windows.rows("val")
-    pred = model.predict(windows.x(val))
-    logged_val_mae = tracking.get_run(ws, trained).metrics["val_mae"]
-    assert np.abs(pred - windows.y(val)).mean() == pytest.approx(logged_val_mae, rel=1e-6)
-    again = tracking.load_model(ws, trained).predict(windows.x(val))
-    np.testing.assert_array_equal(pred, again)
-
-
 def test_train_never_opens_the_sealed_test_rows(cli, raw: Path, request) -> None:
     cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
     cli("features", "--lags", "7")
@@ -85,30 +51,6 @@ def test_train_refuses_bad_options_in_one_line(cli, home: Path, raw: Path) -> No
         result = cli("train", "--epochs", 1, *args)
         assert result.exit_code == 2 and words in result.stderr, result.output
         assert "Traceback" not in result.output
-
-
-def test_mlflow_is_imported_by_the_tracking_package_alone() -> None:
-    """The MLflow door is pipeline.tracking: no module outside it imports mlflow."""
-    package = Path(tracking.__file__).parents[1]
-    importers = sorted(
-        str(p.relative_to(package))
-        for p in package.rglob("*.py")
-        if "import mlflow" in p.read_text() or "from mlflow" in p.read_text()
-    )
-    assert importers and all(name.startswith("tracking/") for name in importers), importers
-
-
-def test_queries_find_runs_by_stage_and_the_workspace_alone(trained: str, home: Path) -> None:
-    ws = Paths(home)
-    assert [r.run_id for r in tracking.runs(ws, tracking.Stage.TRAIN)] == [trained]
-    assert tracking.runs(ws, tracking.Stage.SWEEP) == []
-    other = Paths(home.parent / "other")
-    assert tracking.all_runs(other) == [], "a second workspace has its own store"
-    with pytest.raises(ViewcastError, match="no run 'nosuchrun'"):
-        tracking.get_run(ws, "nosuchrun")
-    mcfg, tcfg = tracking.run_config(tracking.get_run(ws, trained))
-    assert (mcfg.model, mcfg.layers, mcfg.width, mcfg.lags) == ("relu", 2, 16, 56)
-    assert (tcfg.optimizer, tcfg.lr, tcfg.epochs, tcfg.patience) == ("adam", 3e-3, 30, 10)
 
 
 def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
@@ -137,23 +79,3 @@ def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
     assert tracking.get_run(ws, run_id).metrics["val_mae"] == 1.0
     sources = Path(tracking.__file__).parents[1].rglob("*.py")
     assert not [p for p in sources if "insert into" in p.read_text().lower()]
-
-
-def test_a_new_store_is_renamed_into_place_whole(tmp_path: Path, monkeypatch) -> None:
-    """Dying during MLflow's schema migrations (here: just before the rename) leaves no
-    mlflow.db at all, and the next command builds it."""
-    import os
-
-    ws = Paths(tmp_path / "ws")
-    real = os.replace
-
-    def die(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", die)
-    with pytest.raises(KeyboardInterrupt):
-        tracking.connect(ws)
-    monkeypatch.setattr(os, "replace", real)
-    assert not (ws.mlruns / "mlflow.db").exists() and not list(ws.mlruns.glob(".mlflow-*"))
-    tracking.connect(ws)
-    assert tracking.all_runs(ws) == [] and (ws.mlruns / "mlflow.db").stat().st_size > 0

@@ -1,0 +1,28 @@
+"""The daily commands in the order a new workspace meets them: each missing stage is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import RAW
+
+
+def test_each_daily_command_names_the_stage_it_needs(cli, home: Path) -> None:
+    assert cli("ingest", RAW / "codingtrain-2021" / "Totals.csv", "--name", "ct").exit_code == 0
+    expected = {
+        "refit": "run `viewcast finalize` first",
+        "monitor": "run `viewcast select` first",
+        "forecast": "no model to forecast with: run `viewcast select` (and `refit`) first",
+    }
+    for command, words in expected.items():
+        result = cli(command)
+        assert result.exit_code == 2, (command, result.output)
+        assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.output
+
+
+def test_the_old_drift_options_still_work_with_a_warning(cli, home: Path) -> None:
+    assert cli("ingest", RAW / "codingtrain-2021" / "Totals.csv", "--name", "ct").exit_code == 0
+    result = cli("monitor", "--k", "2", "--m", "3")
+    assert "--k is deprecated, use --drift-ratio" in result.stderr
+    assert "--m is deprecated, use --drift-days" in result.stderr

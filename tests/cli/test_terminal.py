@@ -1,0 +1,41 @@
+"""What the terminal shows and what --json prints: numbers, NaN as null, ids as ingested."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cli import terminal as show
+
+
+@dataclass
+class Result:
+    path: Path
+    mae: float
+    counts: tuple
+    nested: dict
+
+
+def test_plain_makes_results_json_ready() -> None:
+    found = show.plain(Result(Path("/tmp/x.csv"), math.nan, (np.int64(3), math.inf), {1: 2.5}))
+    assert found == {"path": "/tmp/x.csv", "mae": None, "counts": [3, None], "nested": {"1": 2.5}}
+    json.dumps(found, allow_nan=False)  # strict JSON: no NaN, no inf
+    assert show.pick(Result(Path("a"), 1.5, (), {}), ("mae",)) == {"mae": 1.5}
+
+
+def test_numbers_are_shown_with_separators_and_missing_as_a_dash() -> None:
+    assert show.fmt(1234.56) == "1,234.6"
+    assert show.fmt(None) == "-" and show.fmt(math.nan) == "-"
+
+
+def test_forecast_rows_give_back_the_series_ids_as_ingested(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("series_id,date,forecast\n'=1+1,2021-01-01,5.0\nplain,2021-01-01,nan\n")
+    assert show.csv_rows(path) == [
+        {"series_id": "=1+1", "date": "2021-01-01", "forecast": 5.0},
+        {"series_id": "plain", "date": "2021-01-01", "forecast": None},
+    ]
