@@ -89,3 +89,15 @@ def test_no_sql_is_written_into_mlflows_tables() -> None:
     assert offenders == []
     users = sorted(p.name for p in PACKAGE.rglob("*.py") if "sqlite3" in p.read_text())
     assert users == ["health.py"]
+
+
+def test_every_module_has_its_test_module() -> None:
+    """tests/ mirrors pipeline/: pipeline/data/store.py is tested in tests/data/test_store.py."""
+    tests = PACKAGE.parent / "tests"
+    missing = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+        and not (tests / p.parent.relative_to(PACKAGE) / f"test_{p.name}").is_file()
+    ]
+    assert missing == []

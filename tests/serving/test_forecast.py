@@ -12,13 +12,11 @@ import pandas as pd
 import pytest
 
 from pipeline import tracking
-from pipeline.data.errors import ViewcastError
 from pipeline.data.features import lag_windows
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.models import intervals as iv
 from pipeline.serving import forecast as fc
-from pipeline.serving.painter import Painter
 from tests.conftest import FORTNIGHT, export
 
 
@@ -109,21 +107,6 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_the_picture_is_drawn_after_a_pyfunc_model_put_its_code_first(
-    production: Path, tmp_path: Path, monkeypatch
-) -> None:
-    """A pyfunc model loaded in the same process (a notebook) puts its code copy, a partial
-    `pipeline` package, first on sys.path; the painter's spawned process still finds ours."""
-    from pipeline.tracking.registry import _serving_code
-
-    copy = _serving_code(tmp_path / "code")  # what a logged model carries
-    monkeypatch.setattr(sys, "path", [str(copy.parent), *sys.path])  # as MLflow's load does
-    done = fc.forecast(Paths(production))
-    png = done.path.with_suffix(".png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sys.path[0] == str(copy.parent), "the caller's sys.path is left as it was"
-
-
 def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
     """No forecast scores the validation days again: the champion's training run logged its
     intervals with its model (from the validation forecasts it made anyway, equal to scoring
@@ -178,11 +161,6 @@ def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands():
     assert panel.forecast_dates[0] == np.datetime64("2024-03-01") and panel.forecast[0] == 60.0
     lower, upper = panel.bands[95]
     assert lower[0] <= panel.bands[80][0][0] <= 60.0 <= panel.bands[80][1][0] <= upper[0]
-
-
-def test_a_drawing_failure_is_one_line_naming_the_file(tmp_path: Path):
-    with Painter() as paint, pytest.raises(ViewcastError, match=r"x\.png: drawing the forecast"):
-        paint([], "no panels", str(tmp_path / "x.png"))  # subplots(0, 1) cannot be drawn
 
 
 def _intervals():
