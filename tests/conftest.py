@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -157,18 +158,38 @@ def two_series(home: Path) -> Path:
     return ingest_two_series(home)
 
 
-@pytest.fixture(scope="session")
-def swept_template(tmp_path_factory) -> Path:
-    """Built once per test session: two series after `sweep --grid tiny.toml` and `select`."""
-    home = tmp_path_factory.mktemp("swept") / "ws"
-    home.mkdir()
+def shared_template(tmp_path_factory, name: str, build) -> Path:
+    """A workspace built once for the whole run: by the first pytest-xdist worker that needs it
+    (the others wait on a lock, then reuse it), or once per session without xdist. Tests get
+    copies (`clone_workspace`), never the template itself."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    home, done = root / f"template-{name}" / "ws", root / f"template-{name}.done"
+    with open(root / f"template-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(home.parent, ignore_errors=True)
+            home.mkdir(parents=True)
+            build(home)
+            done.touch()
+    return home
+
+
+def build_swept(home: Path) -> None:
+    """Two series after `sweep --grid tiny.toml` and `select`."""
     grid = home.parent / "tiny.toml"
     grid.write_text(TINY_GRID)
     ingest_two_series(home)
     for args in (("sweep", "--grid", grid), ("select",)):
         result = invoke(home, *args)
         assert result.exit_code == 0, result.output
-    return home
+
+
+@pytest.fixture(scope="session")
+def swept_template(tmp_path_factory) -> Path:
+    """Built once per test run: two series after `sweep --grid tiny.toml` and `select`."""
+    return shared_template(tmp_path_factory, "swept", build_swept)
 
 
 @pytest.fixture
@@ -217,13 +238,14 @@ def export(rows: pd.DataFrame, path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def production_template(tmp_path_factory) -> Path:
-    """Built once per test session: the series minus its last fortnight, swept, selected,
-    finalized and refit."""
-    home = tmp_path_factory.mktemp("production") / "ws"
-    home.mkdir()
+    """Built once per test run: the series minus its last fortnight, swept, selected, finalized
+    and refit."""
     rows = peyton_until_summer_2015().iloc[:-FORTNIGHT]
-    build_production(home, rows, PRODUCTION_GRID, "series", invoke)
-    return home
+    return shared_template(
+        tmp_path_factory,
+        "production",
+        lambda home: build_production(home, rows, PRODUCTION_GRID, "series", invoke),
+    )
 
 
 def build_production(home: Path, rows: pd.DataFrame, grid: str, series: str, run) -> None:
@@ -278,3 +300,17 @@ def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> Non
             assert proc.poll() is None, f"{proc.args[:4]} exited with {proc.returncode}"
             assert time.monotonic() < deadline, f"{url} did not answer in {seconds:.0f} s"
             time.sleep(0.5)
+
+
+# --- the fast tier -----------------------------------------------------------------------------
+
+# a test that needs one of these is `slow` (`make test-fast` leaves it out): a swept or production
+# workspace (built once per run, copied per test), a Ray cluster, a running server
+SLOW_FIXTURES = {"swept", "swept_template", "production", "production_template", "ray_head", "ui"}
+SLOW_FIXTURES |= {"two_sweeps", "registry"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -140,6 +140,7 @@ def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
     assert payload["model"]["lags"] == 7 and payload["val_mae"] > 0 and len(payload["run_id"]) == 32
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_train_rows_per_epoch_on_a_panel_logs_a_normal_run(cli, raw: Path, home: Path) -> None:
     """A global model over the 10 Wikipedia pages with sampled epochs: an ordinary run (params,
     curves, val_mae_vs_naive, a loadable model) whose val MAE is the model's on every

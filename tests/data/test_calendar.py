@@ -81,6 +81,7 @@ def test_forecasts_feed_each_day_its_weekday():
     assert pred[:3].tolist() == [5.0, 6.0, 0.0]  # Saturday, Sunday, Monday
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_a_calendar_sweep_serves_with_a_date_column(weekly: Paths, tmp_path: Path):
     """A grid with the weekday calendar: the run is named for it, stacks, and its pyfunc model
     takes the forecast day as a `date` column (its signature and example say so)."""

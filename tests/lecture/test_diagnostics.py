@@ -157,6 +157,7 @@ def test_depth_findings_name_overfitting_and_optimisation_problems():
     assert depth_findings(rows[:1])[0].startswith("Every deeper network")
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_diagnose_reads_a_training_run(two_series: Path, cli):
     assert cli("features").exit_code == 0
     args = ("--lags", "7", "--model", "relu", "--layers", "1", "--width", "8", "--epochs", "30")

@@ -254,6 +254,7 @@ def test_a_stacked_sweep_logs_every_member_and_draws_only_the_best(two_sweeps):
         assert run.tags["stacked"] == "True" and "model" in tracking.artifacts(ws, run.run_id)
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_seeds_bag_a_configuration_into_the_mean_of_its_seeds(tmp_path: Path):
     ws = Paths(tmp_path / "ws")
     jobs.ingest(ws, [(RAW / "codingtrain-2021" / "Totals.csv", "ct")])
@@ -276,6 +277,7 @@ def test_seeds_bag_a_configuration_into_the_mean_of_its_seeds(tmp_path: Path):
     assert run.metrics["val_mae"] == pytest.approx(np.abs(mean - w.y(rows)).mean(), rel=1e-3)
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_a_bagged_champion_refits_each_seed_and_plots_on_demand(tmp_path: Path):
     from pipeline.models.families import EnsembleModel
     from tests.conftest import invoke

@@ -78,6 +78,7 @@ def test_saved_trees_predict_alike_in_torch_numpy_and_an_ensemble(windows, boost
     np.testing.assert_allclose(infer.load(tmp_path / "e").predict(x, day), both, rtol=1e-5)
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_a_sweep_trains_trees_beside_stacked_nets_and_serves_them(tmp_path: Path):
     """A grid with an hgb configuration: trained alone (trees do not stack), logged like any run,
     its pyfunc model asks for scikit-learn and predicts like viewcast."""

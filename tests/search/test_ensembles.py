@@ -98,6 +98,7 @@ def test_a_weighted_ensemble_is_saved_and_served_with_its_weights(tmp_path: Path
         assert loaded.predict(x) == pytest.approx(model.predict(x), rel=1e-5)
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_select_builds_a_greedy_ensemble_on_the_folds(two_series: Path, tiny_grid: Path, cli):
     """A sweep with --folds 2 keeps every run's forecasts of both folds; the greedy ensemble's
     val_mae is its folds' mean MAE, never above its best member's, and its weighted forecast."""

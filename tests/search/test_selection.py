@@ -29,6 +29,7 @@ def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
     assert cli("select", "--metric", "test_mae").exit_code == 2
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_selection_never_opens_test_rows(two_series: Path, tiny_grid: Path, cli, parquet_opens):
     assert cli("sweep", "--grid", tiny_grid).exit_code == 0
     assert cli("select").exit_code == 0

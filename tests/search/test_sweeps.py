@@ -54,6 +54,7 @@ def test_sweep_logs_nested_runs_with_the_baselines(swept: Path, tiny_grid: Path)
     assert naive.metrics["val_mae"] == pytest.approx(np.mean(errors), rel=1e-6)
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypatch):
     import pipeline.models.batched
 
@@ -84,6 +85,7 @@ def test_sweep_resumes_after_a_crash(two_series: Path, tiny_grid: Path, monkeypa
     assert sweeps.sweep(ws, "tiny", grid).ran == 0, "a finished sweep trains nothing"
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_a_resumed_sweep_ends_the_runs_a_killed_one_left_running(two_series: Path, tiny_grid: Path):
     """kill -9 in the middle of logging a configuration leaves its run RUNNING: the resumed
     sweep marks it KILLED (with the reason) and trains the configuration again."""
@@ -108,6 +110,7 @@ def test_time_budget_cuts_the_grid(two_series: Path, tiny_grid: Path):
     assert tracking.get_run(ws, report.run_id).tags["complete"] == "False"
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_folds_score_the_mean_of_rolling_origins(two_series: Path, tiny_grid: Path):
     ws = Paths(two_series)
     report = sweeps.sweep(ws, "tiny", grids.toml_grid(tiny_grid)[:1], folds=2)
@@ -117,6 +120,7 @@ def test_folds_score_the_mean_of_rolling_origins(two_series: Path, tiny_grid: Pa
         assert m["val_mae_fold1"] != m["val_mae_fold2"]
 
 
+@pytest.mark.slow  # a sweep, end to end
 def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, cli, monkeypatch):
     """The two-series store made 'too large to gather': `sweep --seeds 2` says it trains the
     panel grid, every configuration on sampled epochs, its two seeds in one stack (sampled
