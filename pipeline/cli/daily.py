@@ -9,7 +9,7 @@ import typer
 
 from pipeline import jobs
 from pipeline.cli import terminal as show
-from pipeline.cli.main import Arg, JsonFlag, Name, OldName, Opt, command, deprecated
+from pipeline.cli.main import Arg, JsonFlag, Name, OldName, Opt, command
 from pipeline.data.errors import DriftError
 
 
@@ -94,7 +94,7 @@ def daily(
     Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
     the workspace."""
     found = jobs.expand(paths, by_age=True, allow_empty=archive is not None)
-    name = name or deprecated("--series", "--name", series)
+    name = name or show.deprecated("--series", "--name", series)
     files = [(p, name) for p in found]
     ratio, days = drift_options(drift_ratio, drift_days, k, m)
     jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive)
@@ -102,6 +102,6 @@ def daily(
 
 def drift_options(ratio: float, days: int, k: float | None, m: int | None) -> tuple[float, int]:
     """--drift-ratio and --drift-days, or the deprecated --k and --m (with a warning)."""
-    k = deprecated("--k", "--drift-ratio", k)
-    m = deprecated("--m", "--drift-days", m)
+    k = show.deprecated("--k", "--drift-ratio", k)
+    m = show.deprecated("--m", "--drift-days", m)
     return (ratio if k is None else k), (days if m is None else m)

@@ -55,13 +55,6 @@ OldName = Annotated[
 ]
 
 
-def deprecated(old: str, new: str, value: object) -> object:
-    """An old option's value, with a one-line warning on stderr when it was given."""
-    if value is not None:
-        typer.echo(f"viewcast: warning: {old} is deprecated, use {new}", err=True)
-    return value
-
-
 EXIT_BUG = 1  # an unexpected error: one line, the traceback with --debug
 
 
@@ -164,9 +157,8 @@ def ingest(
     series: OldName = None,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
-    files = [
-        (path, name or deprecated("--series", "--name", series)) for path in jobs.expand(paths)
-    ]
+    name = name or show.deprecated("--series", "--name", series)
+    files = [(path, name) for path in jobs.expand(paths)]
     done = jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates, max_bytes)
     show.ingested(done)
     if as_json:
@@ -310,6 +302,8 @@ def train(
     tcfg = TrainConfig(**{k: options[k] for k in TrainConfig.__dataclass_fields__ if k in options})
     with show.epoch_progress(epochs) as on_epoch:
         done = jobs.train_one(ctx.obj, mcfg, tcfg, series, on_epoch)
+    if done.made:
+        console.print(done.made)
     r = done.result
     how = "(closed-form least squares)" if solver == "lstsq" else f"({optimizer}, lr {lr:g})"
     header = ("train MAE", "val MAE", "epochs run", "best epoch", "seconds", "device", "run id")
@@ -443,8 +437,10 @@ def finalize(
 def run_all(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path] | None, Arg(help="Exports or folders (default: demo data).")
+        list[Path] | None,
+        Arg(help="Exports or folders (default: the workspace's series; demo data when empty)."),
     ] = None,
+    demo: Annotated[bool, Opt(help="Add the demo exports (data/raw) to the workspace.")] = False,
     grid: Annotated[
         str, Opt(help="lecture, default (panel on a large store), panel, or a TOML file.")
     ] = "default",
@@ -457,7 +453,10 @@ def run_all(
 ) -> None:
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
     ws: Paths = ctx.obj
-    files = [(path, None) for path in jobs.expand(paths)] if paths else None
+    given = [(path, None) for path in jobs.expand(paths)] if paths else None
+    files, note = jobs.run_inputs(ws, given, demo)
+    if note:
+        console.print(note)
     on_stage = show.run_stage()
     with show.sweep_progress() as step:
         sealed = jobs.run_all(

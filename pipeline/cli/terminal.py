@@ -425,3 +425,10 @@ def emit(payload: dict) -> None:
     import json
 
     typer.echo(json.dumps(_clean(payload), indent=1, ensure_ascii=False))
+
+
+def deprecated(old: str, new: str, value: object) -> object:
+    """An old option's value, with a one-line warning on stderr when it was given."""
+    if value is not None:
+        typer.echo(f"viewcast: warning: {old} is deprecated, use {new}", err=True)
+    return value

@@ -211,11 +211,22 @@ def save_spec(ws: Paths, spec: FeatureSpec, summary: list[dict]) -> Path:
 
 def load_spec(ws: Paths) -> FeatureSpec:
     """The spec the last `viewcast features` recorded."""
+    found = recorded_spec(ws)
+    if found is None:
+        raise ViewcastError(f"no features in {ws.features}: run `viewcast features` first")
+    return found[0]
+
+
+def recorded_spec(ws: Paths) -> tuple[FeatureSpec, bool] | None:
+    """The recorded spec and whether it was built from the live store generation (False: the
+    store changed since), or None when no spec was recorded."""
     path = ws.features / SPEC_FILE
     if not path.exists():
-        raise ViewcastError(f"no features in {ws.features}: run `viewcast features` first")
+        return None
     payload = json.loads(path.read_text())
-    return FeatureSpec(tuple(payload["lags"]), payload["target_transform"])
+    gen = Store(ws).generation()
+    fresh = payload.get("store_generation") == (gen.name if gen else None)
+    return FeatureSpec(tuple(payload["lags"]), payload["target_transform"]), fresh
 
 
 def export(windows: LagWindows, path: Path) -> None:

@@ -233,6 +233,29 @@ class Store:
             self._write(table, splits, fill)
         return report
 
+    def drop(self, names: Sequence[str]) -> list[str]:
+        """Take series out of the store in one new generation (atomic: a crash leaves the old
+        one); the series left. An unknown name is refused before anything is written."""
+        from pipeline.data.lock import workspace_lock
+
+        with workspace_lock(self.ws):
+            self.require()
+            table = concat(self.read_dev(), self.read_sealed())
+            stored = set(self.read_manifest()["series"])
+            unknown = sorted(set(names) - stored)
+            if unknown:
+                raise ViewcastError(
+                    f"no series {unknown[0]!r} in the store (`viewcast status` lists them)"
+                )
+            gone = np.isin(table.names.astype(str), list(names))
+            splits = self.read_splits()
+            kept = {k: v for k, v in splits.series.items() if k not in set(names)}
+            fill = self.read_manifest()["fill"]
+            self._write(
+                table.take(~gone[table.code]), Splits(splits.test_days, splits.val_days, kept), fill
+            )
+            return sorted(stored - set(names))
+
     def _write(self, table: ViewsTable, splits: Splits, fill: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self._drop_orphans()

@@ -37,3 +37,17 @@ def test_curve_points_name_the_epoch_curve_and_drop_non_finite_values() -> None:
     long = {"val_mae": [float(e) for e in range(3000)]}
     points = curve_points(long, best_epoch=1234)
     assert ("val_mae_epoch", 1234, 1233.0) in points and ("val_mae_epoch", 3000, 2999.0) in points
+
+
+def test_each_thinned_curve_keeps_its_own_minimum() -> None:
+    """The lecture's tables read a run's lowest training loss from its logged curve."""
+    rng = np.random.default_rng(3)
+    history = {
+        "train_loss": list(rng.uniform(1, 2, 2000)),
+        "grad_norm": list(rng.uniform(size=2000)),
+    }
+    history["train_loss"][1337] = 0.5
+    points = curve_points(history, best_epoch=10)
+    for key, values in history.items():
+        kept = [v for k, _, v in points if k == key]
+        assert min(kept) == min(values) and len(kept) <= CURVE_POINTS

@@ -1,9 +1,5 @@
-"""Jobs: the orchestration of the stages, for the CLI, the notebook and the tests alike.
-
-A job takes a workspace and plain arguments, calls the stage modules in order and returns what
-they produced; it never prints. Where a person waits, a job takes an optional callback (`on_stage`,
-`on_step`, `on_epoch`) that the CLI turns into progress bars and tables.
-"""
+"""Building models: ingest, features (made when missing or stale), training, sweeps, the main job
+(`viewcast run`) and taking series out of the store."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.data.errors import DriftError, ViewcastError
+from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import (
     DEFAULT_TEST_DAYS,
     DEFAULT_VAL_DAYS,
@@ -19,8 +15,6 @@ from pipeline.data.workspace import (
     Paths,
     read_final,
 )
-from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
-from pipeline.lecture import STUDIES as STUDIES  # the CLI's
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ModelConfig
 from pipeline.search.engines import Engine
 
@@ -99,6 +93,26 @@ def features(ws: Paths, spec) -> tuple[list[dict], Path]:
     return summary, feats.save_spec(ws, spec, summary)
 
 
+def made_features(ws: Paths):
+    """The recorded feature spec, made when it is missing (the default lags) or stale (the store
+    changed since: the same spec again). Each stage makes what it needs, like make: (spec, what
+    was made, '' when nothing)."""
+    from pipeline.data import features as feats
+
+    found = feats.recorded_spec(ws)
+    if found is not None and found[1]:
+        return found[0], ""
+    spec = found[0] if found is not None else feats.FeatureSpec()
+    features(ws, spec)
+    lags = ",".join(map(str, spec.lags))
+    if found is None:
+        return spec, f"features: none recorded yet, made them (lags {lags})"
+    return (
+        spec,
+        f"features: the store changed since they were recorded, made them again (lags {lags})",
+    )
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
@@ -107,6 +121,7 @@ class Trained:
     model: ModelConfig
     result: object  # train.TrainResult
     run_id: str
+    made: str = ""  # what was made first (features), '' when nothing
 
 
 def train_one(
@@ -124,7 +139,7 @@ def train_one(
     from pipeline.models.outcome import training_outcome
     from pipeline.models.train import fit
 
-    recorded = feats.load_spec(ws)
+    recorded, made = made_features(ws)
     mcfg = ModelConfig(
         **(model | {"target_transform": model.get("target_transform") or recorded.target_transform})
     )
@@ -136,7 +151,7 @@ def train_one(
     run_id = tracking.log_training(
         ws, windows, mcfg, tcfg, result.model, result.device, outcome, data
     )
-    return Trained(mcfg, result, run_id)
+    return Trained(mcfg, result, run_id, made)
 
 
 def train_direction(
@@ -225,6 +240,48 @@ class SealedTest:
     public_mae: float | None  # the champion's submission, None when already finalized
 
 
+def run_inputs(
+    ws: Paths, files: list[tuple[Path, str | None]] | None, demo: bool = False
+) -> tuple[list[tuple[Path, str | None]], str]:
+    """What `run` ingests, and a line saying so when it is the demo data: the files given (and
+    the demo exports with `demo`); without files, nothing when the workspace holds series of its
+    own, the demo exports only into an empty workspace."""
+    from pipeline.data.store import Store
+
+    chosen = list(files or [])
+    if demo:
+        return chosen + demo_files(ws), ""
+    if chosen:
+        return chosen, ""
+    store = Store(ws)
+    if store.generation() is not None and store.read_manifest()["series"]:
+        return [], ""
+    return demo_files(ws), f"no data yet: running on the demo exports in {ws.demo_data}"
+
+
+def drop(ws: Paths, names: list[str], force: bool = False) -> list[str]:
+    """Take series out of the store (atomically, under the workspace lock); the series left.
+    Refused once the sealed test is finalized (those days were scored), unless `force`, which
+    is recorded in MLflow (a `drop` run naming the series)."""
+    from pipeline import tracking
+    from pipeline.data.store import Store
+    from pipeline.search import holdout
+
+    with locked(ws):
+        final = holdout.already_final(ws)
+        if final is not None and not force:
+            raise ViewcastError(
+                f"{final}: its scores cover these series; `viewcast drop --force` drops them "
+                "anyway (recorded in MLflow)"
+            )
+        left = Store(ws).drop(names)
+        if final is not None:
+            tags = {"dropped": ",".join(names), "forced": "True", "reason": final}
+            with tracking.start_run(ws, "drop", tracking.Stage.DROP, tags) as run:
+                run.params({"series": ",".join(names), "left": len(left)})
+    return left
+
+
 def run_all(
     ws: Paths,
     files: list[tuple[Path, str | None]] | None = None,
@@ -237,12 +294,12 @@ def run_all(
     seeds: int = 1,
     method: str = DEFAULT_ENSEMBLE_METHOD,
 ) -> SealedTest:
-    """Ingest (default: the demo data), features, sweep, select, submit and finalize. A
-    workspace whose test was finalized shows that result instead of scoring again."""
+    """Ingest (`files`; None: what `run_inputs` chooses), features, sweep, select, submit and
+    finalize. A workspace whose test was finalized shows that result instead of scoring again."""
     from pipeline.data import features as feats
     from pipeline.search import holdout, selection
 
-    files = files if files is not None else demo_files(ws)
+    files = files if files is not None else run_inputs(ws, None)[0]
     steps: list[tuple[str, Callable[[], object]]] = [
         ("ingest", lambda: ingest(ws, files) if files else None),  # [] : already ingested
         ("features", lambda: features(ws, feats.FeatureSpec())[0]),
@@ -268,62 +325,6 @@ def run_all(
 # --- every morning ------------------------------------------------------------------------------
 
 
-def archive(files: list[Path], folder: Path) -> list[Path]:
-    """Move ingested exports into `folder`, each name prefixed with its modification time (the
-    same export name every day never collides); the new paths."""
-    import shutil
-    import time
-
-    folder.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for path in files:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(path.stat().st_mtime))
-        target, n = folder / f"{stamp}-{path.name}", 1
-        while target.exists():
-            target, n = folder / f"{stamp}-{n}-{path.name}", n + 1
-        moved.append(Path(shutil.move(path, target)))
-    return moved
-
-
-def daily(
-    ws: Paths,
-    files: list[tuple[Path, str | None]],
-    k: float = 2.0,
-    m: int = 3,
-    horizon: int = 1,
-    on_stage: StageHook = _quiet,
-    done: Path | None = None,
-) -> None:
-    """Ingest, monitor and forecast under the workspace lock (another holder: LockedError, exit
-    4); DriftError (exit 3) after the forecast is written when monitoring found drift. With
-    `done`, the ingested files move there once they are in the store (no file: no ingest)."""
-    from pipeline.data.lock import workspace_lock
-    from pipeline.serving.forecast import forecast
-    from pipeline.serving.monitor import monitor
-
-    def take_in():
-        if not files:
-            return None
-        result = ingest(ws, files)
-        if done is not None:
-            archive([path for path, _ in files], done)
-        return result
-
-    with workspace_lock(ws):
-        for name, step in (
-            ("ingest", take_in),
-            ("monitor", lambda: monitor(ws, k, m)),
-            ("forecast", lambda: forecast(ws, None, horizon, force=False)),
-        ):
-            on_stage(name, None)
-            result = step()
-            on_stage(name, result)
-            if name == "monitor":
-                monitoring = result
-    if monitoring.drift:
-        raise DriftError(f"drift since {monitoring.drift_since}: see `viewcast monitor`")
-
-
 # --- one stage each: what the entry points call ---------------------------------------------------
 
 
@@ -334,118 +335,4 @@ def locked(ws: Paths, wait: float = 0.0):
     return workspace_lock(ws, wait)
 
 
-def check(ws: Paths, repair: bool = False) -> list:
-    """Every finding of the store and of MLflow (repaired where it is safe with `repair`)."""
-    from pipeline.data.check import check_store
-    from pipeline.tracking.health import check_mlflow
-
-    return check_store(ws, repair) + check_mlflow(ws, repair)
-
-
-def select(
-    ws: Paths,
-    metric: str = "val_mae",
-    sweep_run: str | None = None,
-    ensemble: int = 5,
-    method: str = DEFAULT_ENSEMBLE_METHOD,
-):
-    """The champion of a sweep (default: the latest) on validation, aliased `champion`."""
-    from pipeline.search import selection
-
-    return selection.select(ws, metric, sweep_run, ensemble, method)
-
-
-def plot(ws: Paths, run_id: str) -> Path:
-    """A training run's learning curve, drawn from its logged curves and logged beside them."""
-    from pipeline.search.sweeps import draw_learning_curve
-
-    return draw_learning_curve(ws, run_id)
-
-
-def submit(ws: Paths, run_id: str | None = None):
-    """One public test score of a run (default: the champion), within the daily budget."""
-    from pipeline import tracking
-    from pipeline.search import holdout
-
-    return holdout.submit(ws, run_id or tracking.champion_run(ws))
-
-
-def leaderboard(ws: Paths) -> list[dict]:
-    """Every submission's public score, best first."""
-    from pipeline.search import holdout
-
-    return holdout.leaderboard(ws)
-
-
-def finalize(ws: Paths, run_ids: list[str] | None = None) -> dict:
-    """The one reveal of the private test scores (default: the champion)."""
-    from pipeline.search import holdout
-
-    return holdout.finalize(ws, *champion_or(ws, run_ids))
-
-
-def ui(ws: Paths, port: int, ready: Callable[[dict[str, str]], None]) -> int:
-    """The MLflow UI on the workspace's runs (blocks until it stops); its exit code."""
-    from pipeline import tracking
-
-    urls = tracking.ui_urls(ws, port)
-    return tracking.serve_ui(ws, port, lambda: ready(urls))
-
-
-def refit(ws: Paths):
-    """The champion's configuration on all history, aliased `production`."""
-    from pipeline.serving.forecast import refit as refit_champion
-
-    return refit_champion(ws)
-
-
-def forecast(ws: Paths, date: str | None = None, horizon: int = 1, force: bool = False):
-    """Days D..D+H-1 of every series with intervals (data/forecasts/<D>.csv and .png)."""
-    from pipeline.serving.forecast import forecast as forecast_days
-
-    return forecast_days(ws, date, horizon, force)
-
-
-def monitor(ws: Paths, ratio: float = 2.0, days: int = 3):
-    """Live MAE of past forecasts against the ingested actuals (the result says drift)."""
-    from pipeline.serving.monitor import monitor as live_errors
-
-    return live_errors(ws, ratio, days)
-
-
 # --- the lecture ---------------------------------------------------------------------------------
-
-
-def experiment(ws: Paths, series, epochs, study_epochs: int, on_config) -> object:
-    """The lecture's grid, tables, figures and diagnostics: reports/lecture.md."""
-    from pipeline.lecture import experiment as lecture
-
-    return lecture.run(ws, series, epochs, study_epochs, on_config)
-
-
-def studies(ws: Paths, chosen: tuple[str, ...], series, epochs: int, on_study) -> None:
-    """The lecture's studies (L4-L8), appended to reports/lecture.md."""
-    from pipeline.lecture.study_runs import run_studies
-
-    run_studies(ws, chosen, series, epochs, on_study)
-
-
-def diagnose(ws: Paths, run_id: str, loss: str = "mae"):
-    """Where a training ended (Hessian eigenvalues) and its gradient norm against the loss."""
-    from pipeline.lecture import diagnostics
-
-    return diagnostics.diagnose_run(ws, run_id, loss)
-
-
-def escape(ws: Paths, run_id: str, loss: str, steps: int, lr: float):
-    """L4: the loss along the lowest-curvature eigenvector from where a training ended."""
-    from pipeline.lecture import diagnostics
-
-    return diagnostics.escape_run(ws, run_id, loss, steps, lr)
-
-
-def critical_point_sentence(point) -> str:
-    """The lecture's one-sentence reading of a critical point."""
-    from pipeline.lecture.report import critical_point_sentence as sentence
-
-    return sentence(point)

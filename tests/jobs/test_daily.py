@@ -14,30 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import jobs, tracking
-from pipeline.data.errors import ViewcastError
-from pipeline.data.features import FeatureSpec
+from pipeline import tracking
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
-from pipeline.models.train import TrainConfig
-from tests.conftest import FORTNIGHT, export, snapshot, synthetic_views, write_totals
-
-
-def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
-    ws = Paths(home)
-    path = write_totals(home.parent / "a.csv", synthetic_views(300, seed=3))
-    with pytest.raises(ViewcastError, match="--test-days must be at least 2"):
-        jobs.ingest(ws, [(path, "a")], test_days=1)  # the library refuses what the CLI does
-    assert Store(ws).generation() is None, "a refused ingest writes nothing"
-    done = jobs.ingest(ws, [(path, "a")])
-    assert done.files == [(path, 300, 1)] and done.report.added == {"a": 300}
-    jobs.features(ws, FeatureSpec((7,), "log1p"))
-    trained = jobs.train_one(ws, {"lags": 7, "model": "linear"}, TrainConfig(solver="lstsq"))
-    assert trained.model.target_transform == "log1p", "the recorded spec is the default"
-    run = tracking.get_run(ws, trained.run_id)
-    assert run.metrics["val_mae"] == pytest.approx(trained.result.val_mae)
-    assert run.params["model.target_transform"] == "log1p"
-    assert cli("ingest", path, "--name", "a", "--test-days", "1").exit_code == 2
+from tests.conftest import FORTNIGHT, export, snapshot
 
 
 def run_count(ws: Paths) -> tuple[int, int]:

@@ -1,0 +1,69 @@
+"""Every morning: ingest the new exports, monitor, forecast, under the workspace lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.data.errors import DriftError
+from pipeline.data.workspace import (
+    Paths,
+)
+from pipeline.jobs.build import StageHook, _quiet, ingest
+from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
+from pipeline.lecture import STUDIES as STUDIES  # the CLI's
+
+
+def archive(files: list[Path], folder: Path) -> list[Path]:
+    """Move ingested exports into `folder`, each name prefixed with its modification time (the
+    same export name every day never collides); the new paths."""
+    import shutil
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for path in files:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(path.stat().st_mtime))
+        target, n = folder / f"{stamp}-{path.name}", 1
+        while target.exists():
+            target, n = folder / f"{stamp}-{n}-{path.name}", n + 1
+        moved.append(Path(shutil.move(path, target)))
+    return moved
+
+
+def daily(
+    ws: Paths,
+    files: list[tuple[Path, str | None]],
+    k: float = 2.0,
+    m: int = 3,
+    horizon: int = 1,
+    on_stage: StageHook = _quiet,
+    done: Path | None = None,
+) -> None:
+    """Ingest, monitor and forecast under the workspace lock (another holder: LockedError, exit
+    4); DriftError (exit 3) after the forecast is written when monitoring found drift. With
+    `done`, the ingested files move there once they are in the store (no file: no ingest)."""
+    from pipeline.data.lock import workspace_lock
+    from pipeline.serving.forecast import forecast
+    from pipeline.serving.monitor import monitor
+
+    def take_in():
+        if not files:
+            return None
+        result = ingest(ws, files)
+        if done is not None:
+            archive([path for path, _ in files], done)
+        return result
+
+    with workspace_lock(ws):
+        for name, step in (
+            ("ingest", take_in),
+            ("monitor", lambda: monitor(ws, k, m)),
+            ("forecast", lambda: forecast(ws, None, horizon, force=False)),
+        ):
+            on_stage(name, None)
+            result = step()
+            on_stage(name, result)
+            if name == "monitor":
+                monitoring = result
+    if monitoring.drift:
+        raise DriftError(f"drift since {monitoring.drift_since}: see `viewcast monitor`")

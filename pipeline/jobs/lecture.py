@@ -1,0 +1,44 @@
+"""The lecture's jobs: its grid, studies and diagnostics."""
+
+from __future__ import annotations
+
+from pipeline.data.workspace import (
+    Paths,
+)
+from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
+from pipeline.lecture import STUDIES as STUDIES  # the CLI's
+
+
+def experiment(ws: Paths, series, epochs, study_epochs: int, on_config) -> object:
+    """The lecture's grid, tables, figures and diagnostics: reports/lecture.md."""
+    from pipeline.lecture import experiment as lecture
+
+    return lecture.run(ws, series, epochs, study_epochs, on_config)
+
+
+def studies(ws: Paths, chosen: tuple[str, ...], series, epochs: int, on_study) -> None:
+    """The lecture's studies (L4-L8), appended to reports/lecture.md."""
+    from pipeline.lecture.study_runs import run_studies
+
+    run_studies(ws, chosen, series, epochs, on_study)
+
+
+def diagnose(ws: Paths, run_id: str, loss: str = "mae"):
+    """Where a training ended (Hessian eigenvalues) and its gradient norm against the loss."""
+    from pipeline.lecture import diagnostics
+
+    return diagnostics.diagnose_run(ws, run_id, loss)
+
+
+def escape(ws: Paths, run_id: str, loss: str, steps: int, lr: float):
+    """L4: the loss along the lowest-curvature eigenvector from where a training ended."""
+    from pipeline.lecture import diagnostics
+
+    return diagnostics.escape_run(ws, run_id, loss, steps, lr)
+
+
+def critical_point_sentence(point) -> str:
+    """The lecture's one-sentence reading of a critical point."""
+    from pipeline.lecture.report import critical_point_sentence as sentence
+
+    return sentence(point)

@@ -1,0 +1,93 @@
+"""One stage each, as the entry points call them (the CLI and the Python API call jobs only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.data.workspace import (
+    Paths,
+)
+from pipeline.jobs.build import champion_or
+from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
+from pipeline.lecture import STUDIES as STUDIES  # the CLI's
+from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD
+
+
+def check(ws: Paths, repair: bool = False) -> list:
+    """Every finding of the store and of MLflow (repaired where it is safe with `repair`)."""
+    from pipeline.data.check import check_store
+    from pipeline.tracking.health import check_mlflow
+
+    return check_store(ws, repair) + check_mlflow(ws, repair)
+
+
+def select(
+    ws: Paths,
+    metric: str = "val_mae",
+    sweep_run: str | None = None,
+    ensemble: int = 5,
+    method: str = DEFAULT_ENSEMBLE_METHOD,
+):
+    """The champion of a sweep (default: the latest) on validation, aliased `champion`."""
+    from pipeline.search import selection
+
+    return selection.select(ws, metric, sweep_run, ensemble, method)
+
+
+def plot(ws: Paths, run_id: str) -> Path:
+    """A training run's learning curve, drawn from its logged curves and logged beside them."""
+    from pipeline.search.sweeps import draw_learning_curve
+
+    return draw_learning_curve(ws, run_id)
+
+
+def submit(ws: Paths, run_id: str | None = None):
+    """One public test score of a run (default: the champion), within the daily budget."""
+    from pipeline import tracking
+    from pipeline.search import holdout
+
+    return holdout.submit(ws, run_id or tracking.champion_run(ws))
+
+
+def leaderboard(ws: Paths) -> list[dict]:
+    """Every submission's public score, best first."""
+    from pipeline.search import holdout
+
+    return holdout.leaderboard(ws)
+
+
+def finalize(ws: Paths, run_ids: list[str] | None = None) -> dict:
+    """The one reveal of the private test scores (default: the champion)."""
+    from pipeline.search import holdout
+
+    return holdout.finalize(ws, *champion_or(ws, run_ids))
+
+
+def ui(ws: Paths, port: int, ready: Callable[[dict[str, str]], None]) -> int:
+    """The MLflow UI on the workspace's runs (blocks until it stops); its exit code."""
+    from pipeline import tracking
+
+    urls = tracking.ui_urls(ws, port)
+    return tracking.serve_ui(ws, port, lambda: ready(urls))
+
+
+def refit(ws: Paths):
+    """The champion's configuration on all history, aliased `production`."""
+    from pipeline.serving.forecast import refit as refit_champion
+
+    return refit_champion(ws)
+
+
+def forecast(ws: Paths, date: str | None = None, horizon: int = 1, force: bool = False):
+    """Days D..D+H-1 of every series with intervals (data/forecasts/<D>.csv and .png)."""
+    from pipeline.serving.forecast import forecast as forecast_days
+
+    return forecast_days(ws, date, horizon, force)
+
+
+def monitor(ws: Paths, ratio: float = 2.0, days: int = 3):
+    """Live MAE of past forecasts against the ingested actuals (the result says drift)."""
+    from pipeline.serving.monitor import monitor as live_errors
+
+    return live_errors(ws, ratio, days)

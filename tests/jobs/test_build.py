@@ -1,0 +1,148 @@
+"""Building models through the jobs: ingest and train without the CLI, the main job on a user's
+own series, features made when missing or stale, series dropped from the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import jobs, tracking
+from pipeline.data.errors import ViewcastError
+from pipeline.data.features import FeatureSpec
+from pipeline.data.store import Store
+from pipeline.data.workspace import DEMO_FILES, Paths
+from pipeline.models.train import TrainConfig
+from tests.conftest import snapshot, synthetic_views, write_totals
+
+
+def test_jobs_ingest_and_train_without_the_cli(home: Path, cli):
+    ws = Paths(home)
+    path = write_totals(home.parent / "a.csv", synthetic_views(300, seed=3))
+    with pytest.raises(ViewcastError, match="--test-days must be at least 2"):
+        jobs.ingest(ws, [(path, "a")], test_days=1)  # the library refuses what the CLI does
+    assert Store(ws).generation() is None, "a refused ingest writes nothing"
+    done = jobs.ingest(ws, [(path, "a")])
+    assert done.files == [(path, 300, 1)] and done.report.added == {"a": 300}
+    jobs.features(ws, FeatureSpec((7,), "log1p"))
+    trained = jobs.train_one(ws, {"lags": 7, "model": "linear"}, TrainConfig(solver="lstsq"))
+    assert trained.model.target_transform == "log1p", "the recorded spec is the default"
+    run = tracking.get_run(ws, trained.run_id)
+    assert run.metrics["val_mae"] == pytest.approx(trained.result.val_mae)
+    assert run.params["model.target_transform"] == "log1p"
+    assert cli("ingest", path, "--name", "a", "--test-days", "1").exit_code == 2
+
+
+@pytest.mark.slow  # end to end: `viewcast run`
+def test_run_is_the_whole_job_and_reruns_safely(home: Path, tiny_grid: Path, cli):
+    files = [
+        write_totals(home.parent / f"{name}.csv", synthetic_views(300, seed=seed))
+        for seed, name in ((0, "alpha"), (1, "beta"))
+    ]
+    result = cli("run", *files, "--grid", tiny_grid, "--max-minutes", "5")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for stage in ("1. ingest", "2. features", "3. sweep", "4. select", "5. sealed test"):
+        assert stage in out
+    assert "7 of 7 configurations trained" in out
+    for row in ("(champion)", "naive (baseline)", "seasonal-naive (baseline)"):
+        assert row in out
+    final = json.loads((home / "reports" / "final.json").read_text())
+    assert final["series"] == 2 and final["champion"]["run_id"] in out
+
+    again = cli("run", *files, "--grid", tiny_grid, "--json")
+    assert again.exit_code == 0, again.output
+    assert "store unchanged" in again.stderr  # --json: the tables went to stderr
+    assert "0 of 7 configurations trained" in again.stderr
+    assert json.loads(again.stdout)["champion"] == final["champion"]
+    assert "the test was finalized on" in again.stderr
+    assert json.loads((home / "reports" / "final.json").read_text()) == final
+
+
+def test_train_right_after_ingest_makes_the_features_it_needs(home: Path, cli) -> None:
+    """Each stage makes what it needs, like make: no `viewcast features` before `train`."""
+    path = write_totals(home.parent / "mine.csv", synthetic_views(300, seed=5))
+    assert cli("ingest", path, "--name", "mine").exit_code == 0
+    result = cli("train", "--lags", "7", "--model", "linear", "--solver", "lstsq")
+    assert result.exit_code == 0, result.output
+    assert "features: none recorded yet, made them (lags 1,7,28,56)" in result.stdout
+    recorded = json.loads((home / "data" / "features" / "features.json").read_text())
+    assert recorded["lags"] == [1, 7, 28, 56] and recorded["windows"][0]["series"] == 1
+    again = cli("train", "--lags", "7", "--model", "linear", "--solver", "lstsq")
+    assert again.exit_code == 0 and "features:" not in again.stdout, "fresh: nothing made"
+    more = write_totals(home.parent / "more.csv", synthetic_views(300, seed=6))
+    assert cli("ingest", more, "--name", "more").exit_code == 0
+    stale = cli("train", "--lags", "7", "--model", "linear", "--solver", "lstsq")
+    assert "the store changed since they were recorded, made them again" in stale.stdout
+    recorded = json.loads((home / "data" / "features" / "features.json").read_text())
+    assert recorded["windows"][0]["series"] == 2
+
+
+def test_run_chooses_the_workspaces_own_series_and_the_demo_only_when_empty(tmp_path: Path) -> None:
+    ws = Paths(tmp_path / "ws")
+    files, note = jobs.run_inputs(ws, None)
+    assert [p.name for p, _ in files] == [Path(name).name for name in DEMO_FILES]
+    assert note == f"no data yet: running on the demo exports in {ws.demo_data}"
+    own = write_totals(tmp_path / "mine.csv", synthetic_views(300, seed=7))
+    jobs.ingest(ws, [(own, "mine")])
+    assert jobs.run_inputs(ws, None) == ([], ""), "a workspace with series runs on them alone"
+    assert jobs.run_inputs(ws, [(own, "mine")]) == ([(own, "mine")], "")
+    with_demo, note = jobs.run_inputs(ws, None, demo=True)
+    assert len(with_demo) == len(DEMO_FILES) and note == "", "--demo: an explicit choice"
+
+
+@pytest.mark.slow  # end to end: a user's own export through run, refit and forecast
+def test_a_users_export_and_run_forecast_that_series_alone(home: Path, tiny_grid: Path, cli):
+    """The README's walkthrough with one's own export: run never mixes the demo data in."""
+    path = write_totals(home.parent / "mychannel.csv", synthetic_views(300, seed=8))
+    assert cli("ingest", path, "--name", "mychannel").exit_code == 0
+    result = cli("run", "--grid", tiny_grid, "--max-minutes", "1")
+    assert result.exit_code == 0, result.output
+    assert "demo" not in result.output
+    assert list(Store(Paths(home)).read_manifest()["series"]) == ["mychannel"]
+    assert cli("refit").exit_code == 0
+    forecast = cli("forecast", "--json")
+    assert forecast.exit_code == 0, forecast.output
+    rows = json.loads(forecast.stdout)["forecasts"]
+    assert {row["series_id"] for row in rows} == {"mychannel"}
+
+
+@pytest.mark.slow  # ingests the demo exports (13 series) and sweeps a tiny grid
+def test_an_empty_workspace_runs_on_the_demo_and_says_so(home: Path, tiny_grid: Path, cli):
+    result = cli("run", "--grid", tiny_grid, "--max-minutes", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "no data yet: running on the demo exports in" in result.stdout
+    assert len(Store(Paths(home)).read_manifest()["series"]) == 13
+
+
+def test_drop_takes_series_out_until_the_test_is_finalized(home: Path, cli) -> None:
+    ws = Paths(home)
+    for seed, name in ((0, "alpha"), (1, "beta"), (2, "gamma")):
+        write_totals(home.parent / f"{name}.csv", synthetic_views(300, seed=seed))
+        assert cli("ingest", home.parent / f"{name}.csv", "--name", name).exit_code == 0
+    before = snapshot(ws.store)
+    refused = cli("drop", "alpha", "nope")
+    assert refused.exit_code == 2 and "no series 'nope' in the store" in refused.stderr
+    assert snapshot(ws.store) == before, "a refused drop writes nothing"
+    done = cli("drop", "alpha")
+    assert done.exit_code == 0, done.output
+    assert "dropped alpha from the store; 2 series left" in done.stdout
+    store = Store(ws)
+    assert list(store.read_manifest()["series"]) == ["beta", "gamma"]
+    assert set(store.read_splits().series) == {"beta", "gamma"}
+    assert set(store.read_dev().names) == {"beta", "gamma"}
+    assert set(store.read_sealed().names) == {"beta", "gamma"}
+    assert tracking.runs(ws, tracking.Stage.DROP) == [], "before finalize: nothing to record"
+
+    ws.reports.mkdir(exist_ok=True)
+    ws.final_report.write_text(json.dumps({"champion": {}}))  # as `viewcast finalize` leaves it
+    refused = cli("drop", "beta")
+    assert refused.exit_code == 2 and "already finalized" in refused.stderr
+    assert "--force" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert list(Store(ws).read_manifest()["series"]) == ["beta", "gamma"]
+    forced = cli("drop", "beta", "--force", "--json")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(forced.stdout) == {"dropped": ["beta"], "left": ["gamma"]}
+    (run,) = tracking.runs(ws, tracking.Stage.DROP)
+    assert run.tags["dropped"] == "beta" and run.tags["forced"] == "True"
