@@ -51,21 +51,27 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 # --- training curves --------------------------------------------------------------------------
 
 
-def learning_curve(history: dict[str, list[float]], path: Path) -> None:
-    """Loss and validation MAE over epochs, with the gradient norm on its own axis."""
+def learning_curve(
+    history: dict[str, list[float]], path: Path, epochs: dict[str, list[int]] | None = None
+) -> None:
+    """Loss and validation MAE over epochs, with the gradient norm on its own axis. `epochs`:
+    each curve's epochs when they are not 1..N (a logged curve thinned to some of its epochs)."""
     plt = pyplot()
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
+
+    def along(key: str) -> tuple[np.ndarray, list[float]]:
+        values = history.get(key, [])
+        x = (epochs or {}).get(key) or range(1, len(values) + 1)
+        return np.asarray(list(x)), values
+
     fig, (ax_loss, ax_val, ax_grad) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
     fig.subplots_adjust(left=0.14, right=0.97, top=0.94, bottom=0.07, hspace=0.12)
-    ax_loss.plot(epochs, history["train_loss"], label="training loss (scaled)")
+    ax_loss.plot(*along("train_loss"), label="training loss (scaled)")
     ax_loss.set_ylabel("training loss")
     ax_loss.set_yscale("log")
-    ax_val.plot(
-        epochs[: len(history.get("val_mae", []))], history.get("val_mae", []), color="tab:orange"
-    )
+    ax_val.plot(*along("val_mae"), color="tab:orange")
     ax_val.set_ylabel("validation MAE (views)")
     if history.get("grad_norm"):
-        ax_grad.plot(epochs, history["grad_norm"], color="tab:green")
+        ax_grad.plot(*along("grad_norm"), color="tab:green")
         ax_grad.set_yscale("log")
     else:  # boosted trees: no gradient descent, each epoch one more tree
         ax_grad.text(0.5, 0.5, "no gradient: trees", ha="center", transform=ax_grad.transAxes)

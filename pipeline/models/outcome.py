@@ -53,16 +53,20 @@ def thin_epochs(epochs: int, keep: Iterable[int] = (), most: int = CURVE_POINTS)
 def curve_points(
     history: dict[str, list[float]], best_epoch: int, most: int = CURVE_POINTS
 ) -> list[tuple[str, int, float]]:
-    """(key, epoch, value) points of every finite curve value on the kept epochs: evenly spaced,
-    with the best epoch, the last, and each curve's own lowest value (its minimum stays exact)."""
+    """(key, epoch, value) points of every finite curve value on the kept epochs, the same
+    epochs for every curve of the run: evenly spaced, with the best epoch, the last, and each
+    curve's lowest value (so its minimum stays exact)."""
+    keep = {best_epoch}
+    for values in history.values():
+        if len(values):
+            keep.add(int(np.argmin(np.where(np.isfinite(values), values, np.inf))) + 1)
+    longest = max((len(v) for v in history.values()), default=0)
+    epochs = thin_epochs(longest, keep, most)
     points = []
     for key, values in history.items():
-        finite = np.where(np.isfinite(values), values, np.inf)
-        lowest = int(np.argmin(finite)) + 1 if len(values) else 0
-        for epoch in thin_epochs(len(values), (best_epoch, lowest), most):
-            value = float(values[epoch - 1])
-            if math.isfinite(value):
-                points.append((CURVE_NAMES.get(key, key), epoch, value))
+        for epoch in epochs:
+            if epoch <= len(values) and math.isfinite(values[epoch - 1]):
+                points.append((CURVE_NAMES.get(key, key), epoch, float(values[epoch - 1])))
     return points
 
 

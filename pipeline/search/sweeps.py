@@ -248,13 +248,14 @@ def plot_best(ws: Paths, parent: str, most: int = PLOTTED) -> list[str]:
 def draw_learning_curve(ws: Paths, run_id: str) -> Path:
     """Draw a run's learning curve from its logged curves and log it as learning_curve.png;
     the file's path (inside the run's artifacts when they are local)."""
-    history = tracking.epoch_history(ws, run_id)
-    if not history["train_loss"]:
+    logged = tracking.epoch_curves(ws, run_id)
+    if not logged["train_loss"][1]:
         raise ViewcastError(f"run {run_id} has no learning curve (nothing was trained by descent)")
-    curves = {"train_loss": history["train_loss"], "grad_norm": history["grad_norm"]}
-    curves["val_mae"] = history["val_mae_epoch"]
+    names = {"train_loss": "train_loss", "grad_norm": "grad_norm", "val_mae": "val_mae_epoch"}
+    curves = {key: logged[name][1] for key, name in names.items()}
+    epochs = {key: logged[name][0] for key, name in names.items()}
     tracking.writer(ws, run_id).figures(
-        {"learning_curve.png": lambda path: plots.learning_curve(curves, path)}
+        {"learning_curve.png": lambda path: plots.learning_curve(curves, path, epochs)}
     )
     return Path(tracking.get_run(ws, run_id).artifact_uri.removeprefix("file://")) / (
         "learning_curve.png"

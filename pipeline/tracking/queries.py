@@ -86,14 +86,20 @@ def submissions_today(ws: Paths, now: dt.datetime) -> int:
     return len(runs(ws, Stage.SUBMISSION, f"attributes.start_time >= {since}"))
 
 
-def epoch_history(ws: Paths, run_id: str) -> dict[str, list[float]]:
-    """Per-epoch training loss, gradient norm and validation MAE a run logged."""
+def epoch_curves(ws: Paths, run_id: str) -> dict[str, tuple[list[int], list[float]]]:
+    """The epochs and values of the training loss, gradient norm and validation MAE a run logged
+    (a long curve keeps some of its epochs: pipeline.models.outcome)."""
     client = session(ws).client
     out = {}
     for key in ("train_loss", "grad_norm", "val_mae_epoch"):
         points = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        out[key] = [m.value for m in points]
+        out[key] = ([m.step for m in points], [m.value for m in points])
     return out
+
+
+def epoch_history(ws: Paths, run_id: str) -> dict[str, list[float]]:
+    """The logged values of the training loss, gradient norm and validation MAE, epoch order."""
+    return {key: values for key, (_, values) in epoch_curves(ws, run_id).items()}
 
 
 def metric_steps(ws: Paths, run_id: str, key: str) -> dict[int, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import tracking
+from pipeline import jobs, tracking
 from pipeline.data.workspace import Paths
 
 
@@ -66,7 +66,10 @@ def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
     mcfg, tcfg = tracking.run_config(run)
     values = [1000.0 - e for e in range(2000)]
     values[1234] = 1.0  # the best epoch: 1,235
-    outcome = Outcome({"val_mae": 1.0}, curve_points({"val_mae": values}, best_epoch=1235))
+    history = {"train_loss": [2.0 + (e % 7) for e in range(2000)], "val_mae": values}
+    history["grad_norm"] = [1.0 + (e % 5) for e in range(2000)]
+    history["train_loss"][1500] = 0.5  # the lowest training loss: epoch 1,501
+    outcome = Outcome({"val_mae": 1.0}, curve_points(history, best_epoch=1235))
     model = tracking.load_model(ws, trained)
     from pipeline.data import features as feats
 
@@ -77,5 +80,10 @@ def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
     assert len(steps) <= CURVE_POINTS and {1, 1235, 2000} <= set(steps)
     assert all(steps[e] == values[e - 1] for e in steps)
     assert tracking.get_run(ws, run_id).metrics["val_mae"] == 1.0
+    curves = tracking.epoch_curves(ws, run_id)
+    assert curves["train_loss"][0] == curves["grad_norm"][0] == sorted(steps), "shared epochs"
+    assert 1501 in curves["train_loss"][0] and min(curves["train_loss"][1]) == 0.5
+    png = jobs.plot(ws, run_id)  # drawn from the thinned curves, on their own epochs
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     sources = Path(tracking.__file__).parents[1].rglob("*.py")
     assert not [p for p in sources if "insert into" in p.read_text().lower()]
