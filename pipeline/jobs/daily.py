@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.errors import DriftError
-from pipeline.data.workspace import (
-    Paths,
-)
+from pipeline.data.workspace import Paths
 from pipeline.jobs.build import StageHook, _quiet, ingest
-from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
-from pipeline.lecture import STUDIES as STUDIES  # the CLI's
 
 
 def archive(files: list[Path], folder: Path) -> list[Path]:

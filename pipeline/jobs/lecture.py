@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.data.workspace import (
-    Paths,
-)
-from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
-from pipeline.lecture import STUDIES as STUDIES  # the CLI's
+from pipeline.data.workspace import Paths
 
 
 def experiment(ws: Paths, series, epochs, study_epochs: int, on_config) -> object:

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.data.workspace import (
-    Paths,
-)
+from pipeline.data.workspace import Paths
 from pipeline.jobs.build import champion_or
-from pipeline.lecture import REPORT as LECTURE_REPORT  # noqa: F401  (the CLI's)
-from pipeline.lecture import STUDIES as STUDIES  # the CLI's
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD
 
 

@@ -110,7 +110,7 @@ def test_daily_reads_a_folder_oldest_first_and_moves_what_it_ingested(production
 
 
 def test_deploy_recipes_run_daily_with_a_persistent_timer(tmp_path: Path):
-    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
     timer = configparser.ConfigParser()
     timer.read(deploy / "viewcast-daily.timer")
     assert timer["Timer"]["Persistent"] == "true"
