@@ -1,10 +1,9 @@
 """A chaos harness: run a `viewcast` command in a process, kill -9 it at a seeded random instant,
-then `check --repair` and prove nothing committed was lost. Used by tests/test_chaos.py (a few
-kills per stage) and bench/bench_soak.py (a hundred)."""
+then `check --repair` (in this process) and prove nothing committed was lost. Used by
+tests/test_chaos.py (a few kills per stage) and bench/bench_soak.py (a hundred)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import tracking
+from pipeline import jobs, tracking
+from pipeline.data.check import require_whole
+from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,19 +59,27 @@ class Tally:
 
 
 def series_in(home: Path) -> set[str]:
-    result = viewcast(home, "status", "--json")
-    return set(json.loads(result.stdout)["series"]) if result.returncode == 0 else set()
+    """The stored series, read in this process (a reader needs no process of its own)."""
+    store = Store(Paths(home))
+    try:
+        return set(store.read_manifest()["series"]) if store.generation() else set()
+    except ViewcastError:
+        return set()
 
 
 def repair(home: Path, tally: Tally) -> None:
-    """`check --repair` must leave a whole workspace (exit 0) after any kill."""
-    result = viewcast(home, "check", "--repair", "--json")
-    if result.returncode != 0:
-        tally.lost.append(f"check --repair exit {result.returncode}: {result.stderr.strip()}")
+    """`check --repair` (its job, in this process, under the lock) must leave a whole workspace
+    after any kill."""
+    ws = Paths(home)
+    try:
+        with jobs.locked(ws):
+            found = jobs.check(ws, repair=True)
+        require_whole(found, ws, repaired=True)
+    except ViewcastError as err:
+        tally.lost.append(f"check --repair: {err}")
         return
-    found = len(json.loads(result.stdout))
-    tally.repaired += found
-    tally.damaged_rounds += found > 0
+    tally.repaired += len(found)
+    tally.damaged_rounds += bool(found)
 
 
 def chaos_ingest(home: Path, exports: list[Path], rng: np.random.Generator, most: float) -> Tally:
