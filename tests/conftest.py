@@ -314,3 +314,6 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+    # the slow tests first (in their modules' order): the two workers then end together instead
+    # of one waiting for the other's last long test
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

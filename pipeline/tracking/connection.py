@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.data.atomic import fsync
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
 from pipeline.tracking.records import (
@@ -78,16 +79,26 @@ def _connect_server(ws: Paths, mlflow):
     return mlflow
 
 
+_EMPTY_STORES: dict[str, bytes] = {}  # MLflow version -> a new store's file after its migrations
+
+
 def _create_store(mlflow, db: Path) -> None:
-    """A new store is built (MLflow's schema migrations, seconds long) in a temporary file and
-    renamed into place, so a kill during the migrations never leaves a half-made database."""
+    """A new store is built in a temporary file and renamed into place, so a kill never leaves a
+    half-made database. MLflow's schema migrations (1-2 s) run once per process: an empty store
+    is the same file for one MLflow version, so later stores start from a copy of the first."""
     import uuid
 
     # a name of its own each time: MLflow keeps one engine per store URI for the whole process
     tmp = db.with_name(f".mlflow-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
     try:
-        mlflow.set_tracking_uri(f"sqlite:///{tmp}")
-        mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # runs the migrations
+        empty = _EMPTY_STORES.get(mlflow.__version__)
+        if empty is None:
+            mlflow.set_tracking_uri(f"sqlite:///{tmp}")
+            mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # the migrations
+            _EMPTY_STORES[mlflow.__version__] = tmp.read_bytes()
+        else:
+            tmp.write_bytes(empty)
+        fsync(tmp)
         os.replace(tmp, db)
     finally:
         tmp.unlink(missing_ok=True)
