@@ -1,7 +1,7 @@
 """viewcast: forecast tomorrow's daily views with the models of ML2021 lectures 1-8.
 
 `from pipeline import Workspace` is the Python API (pipeline.api); it is imported on first use,
-so `import pipeline.infer` (the torch-free forecast path) stays light.
+so `import pipeline.models.infer` (the torch-free forecast path) stays light.
 """
 
 __version__ = "0.1.0"

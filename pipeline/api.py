@@ -11,7 +11,7 @@ pandas DataFrames.
 
 Each method that writes holds the workspace lock, as the CLI's commands do, so a notebook and a
 timer never write at the same time (a busy workspace raises LockedError after `wait` seconds).
-Errors are `pipeline.errors.ViewcastError`s with the same one-line messages as the CLI's.
+Errors are `pipeline.data.errors.ViewcastError`s with the same one-line messages as the CLI's.
 """
 
 from __future__ import annotations

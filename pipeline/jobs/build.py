@@ -199,7 +199,7 @@ def sweep(
 ):
     """A grid by name (lecture, default or a TOML file) as a resumable sweep: stacked (one
     model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds,
-    trained here or on a Ray cluster (`engine`, a pipeline.engines.Engine)."""
+    trained here or on a Ray cluster (`engine`, a pipeline.search.engines.Engine)."""
     from pipeline.data.store import Store
     from pipeline.search import grids, sweeps
 

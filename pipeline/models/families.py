@@ -204,7 +204,7 @@ def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
     torch.save(state, folder / STATE_FILE)
     if model.trees is not None:  # scikit-learn's own persistence: a pickle, as MLflow's flavour
         (folder / TREES_FILE).write_bytes(pickle.dumps(model.trees))
-    # the same weights for torch-free inference (pipeline.infer): forecasts need no torch import
+    # the same weights for torch-free inference (pipeline.models.infer): no torch in forecasts
     np.savez(folder / WEIGHTS_FILE, **{k: v.numpy() for k, v in state.items()})
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
 

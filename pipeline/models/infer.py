@@ -1,7 +1,7 @@
 """Torch-free inference: a saved model's forward pass in NumPy, for fast daily forecasts.
 
 `viewcast forecast` runs from a timer; importing torch costs over a second, more than the whole
-prediction. Every saved model also holds its weights as weights.npz (see models.save), and this
+prediction. Every saved model also holds its weights as weights.npz (see families.save), and this
 module replays `ViewsModel.forward` in evaluation mode with them: the same transform, per-row scale
 and standardisation, then the layers in `build_net`'s order (batch norm with its moving averages,
 dropout as the identity). A test checks it against torch for every family.

@@ -9,7 +9,7 @@ params `model.*`, `train.*`, `data.*`; per-epoch metrics `train_loss`, `val_mae_
 `lr`; final metrics `train_mae`, `val_mae` (the returned, best-epoch model: what selection reads),
 `best_epoch`, `epochs_run`, `train_seconds`.
 A training run never logs a test metric: test rows are not even opened on this path. Test scores
-live only in submission and final runs (see pipeline.holdout).
+live only in submission and final runs (see pipeline.search.holdout).
 """
 
 # ruff: noqa: F401  (the package's public names, re-exported from its modules)
