@@ -306,8 +306,10 @@ def wait_for_http(url: str, proc: subprocess.Popen, seconds: float = 120) -> Non
 
 # a test that needs one of these is `slow` (`make test-fast` leaves it out): a swept or production
 # workspace (built once per run, copied per test), a Ray cluster, a running server
-SLOW_FIXTURES = {"swept", "swept_template", "production", "production_template", "ray_head", "ui"}
-SLOW_FIXTURES |= {"two_sweeps", "registry"}
+SLOW_FIXTURES = {
+    *("swept", "swept_template", "production", "production_template", "two_sweeps", "registry"),
+    *("ray_head", "ui"),
+}
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -239,22 +239,20 @@ class Store:
         from pipeline.data.lock import workspace_lock
 
         with workspace_lock(self.ws):
-            self.require()
-            table = concat(self.read_dev(), self.read_sealed())
-            stored = set(self.read_manifest()["series"])
-            unknown = sorted(set(names) - stored)
+            manifest = self.read_manifest()
+            stored, gone = set(manifest["series"]), set(names)
+            unknown = sorted(gone - stored)
             if unknown:
                 raise ViewcastError(
                     f"no series {unknown[0]!r} in the store (`viewcast status` lists them)"
                 )
-            gone = np.isin(table.names.astype(str), list(names))
+            table = concat(self.read_dev(), self.read_sealed())
+            rows = ~np.isin(table.names.astype(str), list(gone))[table.code]
             splits = self.read_splits()
-            kept = {k: v for k, v in splits.series.items() if k not in set(names)}
-            fill = self.read_manifest()["fill"]
-            self._write(
-                table.take(~gone[table.code]), Splits(splits.test_days, splits.val_days, kept), fill
-            )
-            return sorted(stored - set(names))
+            kept = {k: v for k, v in splits.series.items() if k not in gone}
+            left = Splits(splits.test_days, splits.val_days, kept)
+            self._write(table.take(rows), left, manifest["fill"])
+            return sorted(stored - gone)
 
     def _write(self, table: ViewsTable, splits: Splits, fill: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
