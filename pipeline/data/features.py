@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
-import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.data.atomic import atomic_write, neutralise, write_text
@@ -24,6 +23,9 @@ from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Splits, Store
 from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import DEFAULT_LAGS, Paths
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Transform = Literal["none", "log1p"]  # applied to every views value
 TARGET_TRANSFORMS = get_args(Transform)
@@ -114,6 +116,8 @@ class LagWindows:
 
     def frame(self) -> pd.DataFrame:
         """An inspectable table: series_id, date, split, y, lag_1..lag_N."""
+        import pandas as pd  # only here: the CLI's start-up never pays for pandas
+
         out = pd.DataFrame(
             {
                 "series_id": pd.Categorical.from_codes(self.code, self.names.astype(str)),
