@@ -5,6 +5,7 @@ pandas DataFrames.
 
     vc = Workspace("/tmp/ws")
     vc.ingest(frame, name="mychannel")  # a DataFrame (date, views) or export paths
+    vc.pull("R (programming language)")  # or pull a Wikipedia article's daily views
     vc.run(max_minutes=1)  # features, sweep, select, submit, finalize
     vc.refit()
     vc.forecast(horizon=7)  # a DataFrame: series_id, date, forecast, lower_80 ... upper_95
@@ -64,6 +65,18 @@ class Workspace:
         files = [(path, name) for path in jobs.expand([Path(p) for p in paths])]
         with self._lock():
             return jobs.ingest(self.paths, files, fill=fill).report
+
+    def pull(self, *articles: str, project: str = "en.wikipedia", youtube: bool = False):
+        """Pull Wikipedia articles' daily views (and the authorised YouTube channel's with
+        `youtube=True`) into the store, registering them; with nothing named, every registered
+        source. Each source's outcome (days, last day, revisions) as a list."""
+        wanted = [
+            jobs.wikipedia_source(a, project, "all-access", "user", None, None) for a in articles
+        ]
+        if youtube:
+            wanted.append(jobs.youtube_source("MINE", None, None))
+        with self._lock():
+            return jobs.pull(self.paths, wanted or None).sources
 
     def status(self) -> pd.DataFrame:
         """One row per series: first and last date, days, imputed days, split boundaries."""

@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from tests.sources.fixtures import apis  # noqa: F401  (the fake source APIs, for every test)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"

@@ -10,7 +10,7 @@ import typer
 from pipeline import jobs
 from pipeline.cli import terminal as show
 from pipeline.cli.main import Arg, JsonFlag, Name, OldName, Opt, command
-from pipeline.data.errors import DriftError
+from pipeline.data.errors import DriftError, ViewcastError
 
 
 @command()
@@ -76,7 +76,9 @@ def monitor_command(
 @command(wait=0)  # a timer's run exits at once when the workspace is busy (exit 4)
 def daily(
     ctx: typer.Context,
-    paths: Annotated[list[Path], Arg(help="The new exports (files or folders).")],
+    paths: Annotated[
+        list[Path] | None, Arg(help="The new exports (files or folders); none with --pull.")
+    ] = None,
     name: Name = None,
     drift_ratio: Drift = 2.0,
     drift_days: DriftDays = 3,
@@ -84,20 +86,27 @@ def daily(
     archive: Annotated[
         Path | None, Opt(help="Move ingested files here (an empty folder is no new export).")
     ] = None,
+    pull: Annotated[
+        bool, Opt(help="Pull every registered source first (`viewcast sources` lists them).")
+    ] = False,
     series: OldName = None,
     k: OldK = None,
     m: OldM = None,
 ) -> None:
-    """For a timer: ingest, monitor, forecast, under an exclusive workspace lock. Folders are
-    read oldest file first (the newest export's revised days win).
+    """For a timer: pull the registered sources (--pull) and ingest the new exports, monitor,
+    forecast, under an exclusive workspace lock. Folders are read oldest file first (the newest
+    export's revised days win).
 
-    Exit codes: 0 done, 2 error, 3 drift (the forecast is still written), 4 another run holds
-    the workspace."""
-    found = jobs.expand(paths, by_age=True, allow_empty=archive is not None)
+    Exit codes: 0 done, 2 error, 3 drift, 5 a source stayed down, 6 a source refused its
+    credentials (3, 5 and 6: the forecast is still written, from what arrived), 4 another run
+    holds the workspace."""
+    if not paths and not pull:
+        raise ViewcastError("give the new exports (files or folders), or --pull")
+    found = jobs.expand(paths or [], by_age=True, allow_empty=archive is not None)
     name = name or show.deprecated("--series", "--name", series)
     files = [(p, name) for p in found]
     ratio, days = drift_options(drift_ratio, drift_days, k, m)
-    jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive)
+    jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive, pull)
 
 
 def drift_options(ratio: float, days: int, k: float | None, m: int | None) -> tuple[float, int]:

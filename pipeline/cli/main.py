@@ -13,6 +13,7 @@ import typer
 
 from pipeline import jobs
 from pipeline.cli import terminal as show
+from pipeline.cli.guard import guard
 from pipeline.cli.terminal import console
 from pipeline.data.check import require_whole
 from pipeline.data.errors import ViewcastError
@@ -55,51 +56,27 @@ OldName = Annotated[
 ]
 
 
-EXIT_BUG = 1  # an unexpected error: one line, the traceback with --debug
-
-
 def command(
-    name: str | None = None, writes: bool = True, wait: float | None = None
+    name: str | None = None,
+    writes: bool = True,
+    wait: float | None = None,
+    group: typer.Typer | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A Typer command whose ViewcastError becomes one line on stderr and its exit code (2, 3
-    drift, 4 busy), never a traceback. A command that `writes` the workspace holds its lock
+    """A Typer command (of `app`, or of a `group` such as `pull`) whose ViewcastError becomes
+    one line on stderr and its exit code (2, 3 drift, 4 busy, 5 a source down, 6 a source's
+    credentials), never a traceback. A command that `writes` the workspace holds its lock
     (another writer waits up to --wait seconds, or `wait`, then exits 4); readers do not."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             ctx = kwargs.get("ctx") or args[0]
-            seconds = ctx.meta.get("wait", 0.0) if wait is None else wait
-            try:
-                with show.tables_to_stderr(bool(kwargs.get("as_json"))):
-                    if not writes:
-                        return function(*args, **kwargs)
-                    with jobs.locked(ctx.obj, seconds):
-                        return function(*args, **kwargs)
-            except ViewcastError as err:
-                typer.echo(f"viewcast: error: {_one_line(str(err))}", err=True)
-                raise typer.Exit(err.exit_code) from None
-            except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as err:
-                if ctx.meta.get("debug"):
-                    raise
-                where = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                typer.echo(
-                    f"viewcast: unexpected error ({where}); run `viewcast --debug "
-                    f"{ctx.info_name} ...` for the traceback and please report it",
-                    err=True,
-                )
-                raise typer.Exit(EXIT_BUG) from None
+            call = functools.partial(function, *args, **kwargs)
+            return guard(ctx, call, writes, wait, bool(kwargs.get("as_json")))
 
-        return app.command(name)(wrapper)
+        return (group or app).command(name)(wrapper)
 
     return decorate
-
-
-def _one_line(text: str) -> str:
-    """Control characters (a damaged file's header may hold any) escaped: one line, always."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _version(value: bool) -> None:

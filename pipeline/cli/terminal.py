@@ -269,9 +269,30 @@ def run_stage():
 
 def daily_stage(stage: str, result) -> None:
     """`viewcast daily`'s stage callback: what ingest, monitor and forecast did."""
-    printers = {"ingest": ingested, "monitor": monitoring, "forecast": forecast}
+    printers = {"pull": pulled, "ingest": ingested, "monitor": monitoring, "forecast": forecast}
     if result is not None:
         printers[stage](result)
+
+
+def pulled(done: jobs.Pulled) -> None:
+    """Each source's pull, then what the store took in."""
+    rows = []
+    for s in done.sources:
+        what = (
+            f"failed: {s.error}"
+            if s.error
+            else "nothing new"
+            if s.nothing_new
+            else f"{s.days:,} day{'s' * (s.days != 1)} to {s.last_day} (final to {s.final_through})"
+        )
+        rows.append([s.source, s.name, what, f"{s.revised:,}" if s.revised else ""])
+    table("pull", ("source", "series", "pulled", "revised"), rows)
+    if done.report is not None and done.report.changed:
+        added = sum(done.report.added.values())
+        updated = sum(done.report.updated.values())
+        console.print(f"store: {added:,} days added, {updated:,} updated")
+    elif not any(s.error for s in done.sources):
+        console.print("store unchanged")
 
 
 def findings(found: list, ws, as_json: bool = False) -> None:

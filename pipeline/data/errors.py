@@ -1,4 +1,5 @@
-"""The error types the CLI turns into one line on stderr and an exit code (2, 3 drift, 4 locked)."""
+"""The error types the CLI turns into one line on stderr and an exit code (2, 3 drift, 4 locked,
+5 a source down, 6 a source refused its credentials)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ class LockedError(ViewcastError):
     """Another `viewcast daily` holds the workspace: this one exits at once."""
 
     exit_code = 4
+
+
+class SourceDownError(ViewcastError):
+    """A data source (Wikimedia, YouTube) stayed unreachable or kept failing after the retries:
+    timeouts, refused connections, 429 and 5xx answers. Nothing was written."""
+
+    exit_code = 5
+
+
+class AuthError(ViewcastError):
+    """A source refused its credentials (401/403, a revoked or missing token, a token file that
+    others can read): run `viewcast auth youtube` again. Nothing was written."""
+
+    exit_code = 6

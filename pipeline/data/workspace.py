@@ -45,6 +45,16 @@ class Paths:
         return self.data / "store"
 
     @property
+    def sources(self) -> Path:
+        """The registered data sources and what each has pulled (`viewcast pull`)."""
+        return self.data / "sources.json"
+
+    @property
+    def secrets(self) -> Path:
+        """Tokens (mode 0600, in a 0700 folder): never in data/, never sent to MLflow."""
+        return self.home / "secrets"
+
+    @property
     def features(self) -> Path:
         return self.data / "features"
 

@@ -40,6 +40,14 @@ from pipeline.jobs.lecture import (
     experiment,
     studies,
 )
+from pipeline.jobs.pull import (
+    Pulled,
+    authorize,
+    pull,
+    sources,
+    wikipedia_source,
+    youtube_source,
+)
 from pipeline.jobs.stages import (
     check,
     finalize,
@@ -55,3 +63,7 @@ from pipeline.jobs.stages import (
 from pipeline.lecture import REPORT as LECTURE_REPORT  # the CLI's: the lecture's page
 from pipeline.lecture import STUDIES  # the CLI's: `experiment --only`
 from pipeline.search.engines import Engine  # the CLI builds one for `sweep --engine`
+from pipeline.sources.http import CONTACT_ENV  # the CLI's: `pull --contact`
+from pipeline.sources.wikipedia import BASE_ENV as WIKIMEDIA_ENV  # the CLI's: `--base-url`
+from pipeline.sources.wikipedia import Access, Agent  # the CLI's: `pull wikipedia` choices
+from pipeline.sources.youtube import BASE_ENV as YOUTUBE_ENV

@@ -1,4 +1,5 @@
-"""Every morning: ingest the new exports, monitor, forecast, under the workspace lock."""
+"""Every morning: pull the registered sources and ingest the new exports, monitor, forecast,
+under the workspace lock."""
 
 from __future__ import annotations
 
@@ -34,11 +35,16 @@ def daily(
     horizon: int = 1,
     on_stage: StageHook = _quiet,
     done: Path | None = None,
+    pull: bool = False,
 ) -> None:
-    """Ingest, monitor and forecast under the workspace lock (another holder: LockedError, exit
-    4); DriftError (exit 3) after the forecast is written when monitoring found drift. With
-    `done`, the ingested files move there once they are in the store (no file: no ingest)."""
+    """Pull, ingest, monitor and forecast under the workspace lock (another holder:
+    LockedError, exit 4). With `pull`, every registered source is pulled first; a source that
+    fails leaves its series as it was, the others go on, and its error (exit 5 down, 6
+    credentials, 2 otherwise) is raised after the forecast is written. DriftError (exit 3)
+    likewise when monitoring found drift. With `done`, the ingested files move there once they
+    are in the store (no file: no ingest)."""
     from pipeline.data.lock import workspace_lock
+    from pipeline.jobs.pull import pull as pull_sources
     from pipeline.serving.forecast import forecast
     from pipeline.serving.monitor import monitor
 
@@ -51,6 +57,11 @@ def daily(
         return result
 
     with workspace_lock(ws):
+        pulled = None
+        if pull:
+            on_stage("pull", None)
+            pulled = pull_sources(ws, None, keep_going=True)
+            on_stage("pull", pulled)
         for name, step in (
             ("ingest", take_in),
             ("monitor", lambda: monitor(ws, k, m)),
@@ -61,5 +72,7 @@ def daily(
             on_stage(name, result)
             if name == "monitor":
                 monitoring = result
+    if pulled is not None and pulled.failure is not None:
+        raise pulled.failure
     if monitoring.drift:
         raise DriftError(f"drift since {monitoring.drift_since}: see `viewcast monitor`")

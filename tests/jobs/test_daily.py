@@ -118,15 +118,18 @@ def test_deploy_recipes_run_daily_with_a_persistent_timer(tmp_path: Path):
     service = configparser.ConfigParser(strict=False, interpolation=None)
     service.read(deploy / "viewcast-daily.service")
     unit, run = service["Unit"], service["Service"]
-    assert " daily " in run["ExecStart"] and run["Type"] == "oneshot"
-    assert "--name " in run["ExecStart"] and "--archive " in run["ExecStart"]
+    assert " daily --pull " in run["ExecStart"] and run["Type"] == "oneshot"
+    assert "VIEWCAST_CONTACT=" in " ".join(service.get("Service", "Environment", raw=True).split())
+    csv = (deploy / "viewcast-daily.service").read_text()
+    drop = "/srv/viewcast/incoming --name mychannel --archive /srv/viewcast/incoming/done"
+    assert f"#   {drop}" in csv, "the CSV variant stays, in a comment"
     assert run["SuccessExitStatus"].split() == ["4"], "busy (exit 4) is not a failure"
     assert run["ProtectSystem"] == "strict" and run["ReadWritePaths"] == run["WorkingDirectory"]
     assert run["NoNewPrivileges"] == run["PrivateTmp"] == "true"
     assert unit["OnFailure"] == "viewcast-alert@%n.service"
     assert (deploy / "viewcast-alert@.service").exists()
     cron = [ln for ln in (deploy / "crontab.txt").read_text().splitlines() if ln[:1].isdigit()]
-    assert len(cron) == 1 and "viewcast daily" in cron[0] and "-eq 4" in cron[0]
+    assert len(cron) == 1 and "viewcast daily --pull" in cron[0] and "-eq 4" in cron[0]
     if shutil.which("systemd-analyze"):  # systemd's own check, with the paths made real
         root = tmp_path / "srv"
         (root / ".venv" / "bin").mkdir(parents=True)
