@@ -55,3 +55,15 @@ def test_a_dataframe_of_several_series_ingests_like_an_export(tmp_path: Path) ->
         vc.ingest(frame.drop(columns="series_id"))
     with pytest.raises(ViewcastError, match="lacks the columns"):
         vc.ingest(frame.rename(columns={"views": "v"}))
+
+
+def test_pull_registers_and_pulls_articles_then_every_registered_source(tmp_path: Path, apis):
+    from tests.sources.fake_apis import daily_views
+
+    apis.articles["Peyton_Manning"] = daily_views("2019-01-01", "2019-12-31", seed=7)
+    vc = Workspace(tmp_path / "ws")
+    (first,) = vc.pull("Peyton Manning")
+    assert (first.name, first.days, first.last_day) == ("Peyton_Manning", 365, "2019-12-31")
+    assert list(vc.status()["series_id"]) == ["Peyton_Manning"]
+    (again,) = vc.pull()
+    assert again.nothing_new and again.error is None

@@ -143,6 +143,14 @@ def test_a_source_that_stays_down_exits_5_and_one_that_recovers_lands(apis, cli,
     assert back.exit_code == 0, back.output
     assert len(stored(home)) == 365
 
+    # a store and a registry exist: a source down on the next pull leaves both as they were
+    apis.articles[ARTICLE] |= daily_views("2020-01-01", "2020-01-05", seed=5)
+    data = snapshot(home / "data")
+    apis.fault("/wikimedia", *[Fault(500)] * 3)
+    assert cli("pull").exit_code == 5
+    assert snapshot(home / "data") == data
+    assert cli("pull").exit_code == 0 and len(stored(home)) == 370
+
 
 def test_one_series_per_article_and_names_never_collide(apis, cli, home):
     apis.articles["Alpha"] = daily_views("2019-01-01", "2019-06-30", seed=5)
