@@ -346,10 +346,16 @@ def select(
     top: Annotated[int, Opt(help="Rows of the table.")] = 10,
     ensemble: Annotated[int, Opt(help="Let one ensemble compete (K >= 2); 0 = no.")] = 5,
     ensemble_method: EnsembleChoice = DEFAULT_METHOD,
+    log_models: Annotated[
+        bool, Opt(help="Also make the --top runs MLflow models (the champion always is).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Pick the champion on validation MAE and register it with the alias `champion`."""
-    chosen = jobs.select(ctx.obj, metric, sweep_run, ensemble, ensemble_method)
+    """Pick the champion on validation MAE and register it with the alias `champion` (an
+    MLflow pyfunc model, as are an ensemble's members; other runs keep their model folder)."""
+    chosen = jobs.select(
+        ctx.obj, metric, sweep_run, ensemble, ensemble_method, top if log_models else 0
+    )
     show.champion(chosen, top)
     if as_json:
         show.emit(show.plain(chosen) | {"champion": show.plain(chosen.champion)})

@@ -53,6 +53,7 @@ from pipeline.jobs.stages import (
     finalize,
     forecast,
     leaderboard,
+    log_models,
     monitor,
     plot,
     refit,

@@ -24,11 +24,20 @@ def select(
     sweep_run: str | None = None,
     ensemble: int = 5,
     method: str = DEFAULT_ENSEMBLE_METHOD,
+    log_models: int = 0,
 ):
-    """The champion of a sweep (default: the latest) on validation, aliased `champion`."""
+    """The champion of a sweep (default: the latest) on validation, aliased `champion`; with
+    `log_models` K the K best runs become MLflow models too."""
     from pipeline.search import selection
 
-    return selection.select(ws, metric, sweep_run, ensemble, method)
+    return selection.select(ws, metric, sweep_run, ensemble, method, log_models)
+
+
+def log_models(ws: Paths, run_ids: list[str]) -> list[tuple[str, str]]:
+    """`viewcast model log`: each run's MLflow pyfunc model, made if it has none; (run, id)."""
+    from pipeline import tracking
+
+    return [(run_id, tracking.materialise(ws, run_id)) for run_id in run_ids]
 
 
 def plot(ws: Paths, run_id: str) -> Path:

@@ -14,7 +14,6 @@ plus its `ModelConfig` reproduce predictions exactly:
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,11 +24,12 @@ from torch import nn
 
 from pipeline.data.errors import ViewcastError
 from pipeline.models.config import EnsembleConfig, ModelConfig
-from pipeline.models.infer import TREES_FILE, combine
+from pipeline.models.infer import combine
+from pipeline.models.safe import TREES_FILE, check_folder, load_arrays, load_trees, save_trees
 
 __all__ = ["EnsembleModel", "ModelConfig", "ViewsModel", "build_net", "combine", "load", "save"]
 
-STATE_FILE, CONFIG_FILE, WEIGHTS_FILE = "state.pt", "model.json", "weights.npz"
+CONFIG_FILE, WEIGHTS_FILE = "model.json", "weights.npz"
 ENSEMBLE_FILE = "ensemble.json"
 
 
@@ -190,7 +190,8 @@ class EnsembleModel(nn.Module):
 
 
 def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
-    """state_dict + config: the exact model, loadable without pickled classes."""
+    """state_dict as weights.npz + config as JSON (+ trees in skops' format): the exact model,
+    bit for bit, with nothing pickled."""
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(model, EnsembleModel):
         for i, member in enumerate(model.members):
@@ -201,23 +202,26 @@ def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
         (folder / ENSEMBLE_FILE).write_text(json.dumps(spec))
         return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, folder / STATE_FILE)
-    if model.trees is not None:  # scikit-learn's own persistence: a pickle, as MLflow's flavour
-        (folder / TREES_FILE).write_bytes(pickle.dumps(model.trees))
-    # the same weights for torch-free inference (pipeline.models.infer): no torch in forecasts
+    if model.trees is not None:
+        save_trees(model.trees, folder / TREES_FILE)
+    # read back by torch (load) and by the torch-free inference (pipeline.models.infer)
     np.savez(folder / WEIGHTS_FILE, **{k: v.numpy() for k, v in state.items()})
     (folder / CONFIG_FILE).write_text(json.dumps(asdict(model.cfg), indent=1))
 
 
-def load(folder: Path) -> ViewsModel | EnsembleModel:
-    """Rebuild a saved model on the CPU, in evaluation mode."""
+def load(folder: Path, checked: bool = False) -> ViewsModel | EnsembleModel:
+    """Rebuild a saved model on the CPU, in evaluation mode (a folder holding a pickle is
+    refused: pipeline.models.safe)."""
+    if not checked:
+        check_folder(folder)
     if (folder / ENSEMBLE_FILE).exists():
         spec = json.loads((folder / ENSEMBLE_FILE).read_text())
-        members = [load(folder / f"member-{i}") for i in range(spec["members"])]
+        members = [load(folder / f"member-{i}", True) for i in range(spec["members"])]
         return EnsembleModel(members, spec.get("weights")).eval()
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     model = ViewsModel(cfg)
-    model.load_state_dict(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True))
+    arrays = load_arrays(folder / WEIGHTS_FILE)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
     if (folder / TREES_FILE).exists():
-        model.trees = pickle.loads((folder / TREES_FILE).read_bytes())
+        model.trees = load_trees(folder / TREES_FILE)
     return model.eval()

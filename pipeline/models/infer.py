@@ -10,16 +10,15 @@ dropout as the identity). A test checks it against torch for every family.
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.models.config import EnsembleConfig, ModelConfig
+from pipeline.models.safe import TREES_FILE, check_folder, load_arrays, load_trees
 
 CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE = "model.json", "weights.npz", "ensemble.json"
-TREES_FILE = "trees.pkl"
 BATCHNORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default
 
 
@@ -29,7 +28,7 @@ class NumpyModel:
 
     cfg: ModelConfig
     weights: dict[str, np.ndarray]
-    trees: object = None  # hgb: the fitted scikit-learn trees (trees.pkl)
+    trees: object = None  # hgb: the fitted scikit-learn trees (trees.skops)
 
     def _transform(self, v: np.ndarray) -> np.ndarray:
         return np.log1p(v) if self.cfg.target_transform == "log1p" else v
@@ -115,17 +114,20 @@ def has_weights(folder: Path) -> bool:
     return (folder / WEIGHTS_FILE).exists()
 
 
-def load(folder: Path) -> NumpyModel | NumpyEnsemble:
-    """The model saved in `folder` (model.json + weights.npz), without torch."""
+def load(folder: Path, checked: bool = False) -> NumpyModel | NumpyEnsemble:
+    """The model saved in `folder` (model.json + weights.npz), without torch or pickle (a
+    folder holding a pickle is refused: pipeline.models.safe)."""
+    if not checked:
+        check_folder(folder)
     if (folder / ENSEMBLE_FILE).exists():
         spec = json.loads((folder / ENSEMBLE_FILE).read_text())
-        members = tuple(load(folder / f"member-{i}") for i in range(spec["members"]))
+        members = tuple(load(folder / f"member-{i}", True) for i in range(spec["members"]))
         weights = spec.get("weights")
         return NumpyEnsemble(members, None if weights is None else tuple(weights))
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-    with np.load(folder / WEIGHTS_FILE) as arrays:
-        weights = {k: arrays[k].astype(np.float32) for k in arrays.files}
+    arrays = load_arrays(folder / WEIGHTS_FILE)
+    weights = {k: v.astype(np.float32) for k, v in arrays.items()}
     trees = None
-    if (folder / TREES_FILE).exists():  # scikit-learn is imported when the pickle is read
-        trees = pickle.loads((folder / TREES_FILE).read_bytes())
+    if (folder / TREES_FILE).exists():  # scikit-learn (and skops) imported only here
+        trees = load_trees(folder / TREES_FILE)
     return NumpyModel(cfg, weights, trees)

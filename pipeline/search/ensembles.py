@@ -217,4 +217,6 @@ def _ensemble_record(
         parent_run_id=sweep_id,
         model_files=[kept] if kept else [],
     )
+    for member in members:  # whoever loads the ensemble may load its members
+        tracking.materialise(ws, member)
     return tracking.get_run(ws, run_id)

@@ -50,12 +50,14 @@ def select(
     sweep_id: str | None = None,
     ensemble: int = 0,
     method: str = DEFAULT_ENSEMBLE_METHOD,
+    log_models: int = 0,
 ) -> Selection:
     """Rank a sweep's finished training runs by a validation metric; register the best as the
     `champion` alias of the workspace's registered model. With `ensemble` K >= 2 one ensemble
     competes as one more run: `greedy`, members chosen by forward selection on the folds'
     validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
-    configurations (a sweep without --folds only)."""
+    configurations (a sweep without --folds only). The champion becomes an MLflow pyfunc model
+    (registered); with `log_models` K, so do the K best runs (baselines left out)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
     if method not in ENSEMBLE_METHODS:
@@ -90,4 +92,6 @@ def select(
         key=lambda row: (row.score, row.name),
     )
     version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
+    for row in [r for r in ranking if not r.baseline][:log_models]:
+        tracking.materialise(ws, row.run_id)
     return Selection(sweep_id, metric, ranking, version, note)

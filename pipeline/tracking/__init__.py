@@ -52,6 +52,7 @@ from pipeline.tracking.registry import (
     load_model,
     load_predictor,
     log_pyfunc,
+    materialise,
     model_folder,
     register_alias,
 )

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
     from pipeline.models.families import ViewsModel
 
 
+EXAMPLE_FILE = "example.npz"  # in the model folder: the pyfunc input example (x, days)
+# the pyfunc model as code (MLflow's "models from code"), not a pickled PythonModel: loading it
+# runs this file from the model's own copy of the serving code, and unpickles nothing
+MODEL_CODE = """\
+import mlflow
+
+from pipeline.tracking.pyfunc import ViewcastModel
+
+mlflow.models.set_model(ViewcastModel())
+"""
+
+
 def _signature(cfg):
     from mlflow.models.signature import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -35,6 +47,7 @@ def _signature(cfg):
 SERVING_CODE = (  # what a pyfunc model runs, as paths inside the package
     "tracking/pyfunc.py",
     "models/infer.py",
+    "models/safe.py",
     "models/config.py",
     "data/errors.py",
     "data/calendar.py",
@@ -102,21 +115,25 @@ def log_pyfunc(
         frame[serving.DATE_COLUMN] = np.asarray(days).astype("datetime64[D]").astype(str)
     requirements = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
     requirements.append(f"pandas=={pd.__version__}")
-    if cfg.trees:  # the hgb family's pickled trees
+    if cfg.trees:  # the hgb family's trees, in skops' format
         import sklearn
+        import skops
 
         requirements.append(f"scikit-learn=={sklearn.__version__}")
+        requirements.append(f"skops=={skops.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pyfunc"
         meta = Model(artifact_path=MODEL_ARTIFACT, run_id=run_id, model_id=logged.model_id)
         mlflow_logger = logging.getLogger("mlflow")
         level = mlflow_logger.level
-        mlflow_logger.setLevel(logging.ERROR)  # "python_model is pickled": by reference, known
+        mlflow_logger.setLevel(logging.ERROR)
+        code = Path(tmp) / "viewcast_model.py"  # MLflow's models from code: nothing pickled
+        code.write_text(MODEL_CODE)
         try:
             with _no_requirement_check():
                 mlflow.pyfunc.save_model(
                     path,
-                    python_model=serving.ViewcastModel(),
+                    python_model=str(code),
                     artifacts={serving.MODEL_FOLDER: str(folder)},
                     code_paths=[str(_serving_code(Path(tmp) / "code"))],
                     signature=_signature(cfg),
@@ -151,6 +168,33 @@ def model_folder(ws: Paths, run_id: str) -> Path:
     except Exception as err:  # MLflow raises several types for an unknown run
         raise ViewcastError(f"no model logged under run {run_id!r}: {err}") from None
     return Path(folder)
+
+
+def materialise(ws: Paths, run_id: str) -> str:
+    """The run's MLflow pyfunc model, made from its model folder if it has none yet (the
+    champion, an ensemble's members, `viewcast model log`, `select --top K`); idempotent: the
+    logged model's id."""
+    from pipeline.models import infer
+    from pipeline.models.safe import load_arrays
+
+    s = session(ws)
+    try:
+        run = s.client.get_run(run_id)
+    except Exception as err:  # MLflow raises several types for an unknown run
+        raise ViewcastError(f"no run {run_id!r} in {ws.mlruns}: {type(err).__name__}") from None
+    found = run.data.tags.get(Tag.MODEL_ID)
+    if found:
+        return found
+    folder = model_folder(ws, run_id)
+    if not (folder / EXAMPLE_FILE).exists():
+        raise ViewcastError(f"run {run_id} has no model folder with an input example to log")
+    cfg = infer.load(folder).cfg  # refuses a folder holding a pickle
+    example = load_arrays(folder / EXAMPLE_FILE)
+    model_id = log_pyfunc(
+        s.client, run_id, folder, cfg, (example["x"], example["days"]), run.info.experiment_id
+    )
+    s.client.set_tag(run_id, Tag.MODEL_ID, model_id)
+    return model_id
 
 
 def load_model(ws: Paths, run_id: str) -> ViewsModel:
@@ -206,6 +250,9 @@ def register_alias(ws: Paths, run_id: str, alias: str, tags: dict[str, float | s
             )
     run = client.get_run(run_id)
     model_id = run.data.tags.get(Tag.MODEL_ID)
+    logged = {f.path for f in client.list_artifacts(run_id, MODEL_ARTIFACT)}
+    if not model_id and f"{MODEL_ARTIFACT}/{EXAMPLE_FILE}" in logged:
+        model_id = materialise(ws, run_id)  # a lazy run: its pyfunc model, now
     if model_id:  # the pyfunc model: models:/viewcast@alias loads with mlflow.pyfunc
         version = client.create_model_version(
             REGISTERED_MODEL, f"models:/{model_id}", run_id=run_id, model_id=model_id

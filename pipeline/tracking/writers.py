@@ -19,7 +19,7 @@ from pipeline.data.workspace import Paths
 from pipeline.models.config import ModelConfig
 from pipeline.tracking.connection import _experiment_id, connect, session
 from pipeline.tracking.records import BATCH, DAILY_EXPERIMENT, MODEL_ARTIFACT, Stage, Tag
-from pipeline.tracking.registry import log_pyfunc
+from pipeline.tracking.registry import EXAMPLE_FILE, log_pyfunc
 
 if TYPE_CHECKING:
     from pipeline.data.features import LagWindows
@@ -110,23 +110,36 @@ class RunWriter:
                 draw(Path(tmp) / name)
             self.artifacts(Path(tmp))
 
-    def model(self, model, data: dict, example: tuple[np.ndarray, np.ndarray], files=()) -> None:
-        """The model folder (weights, config, the data it saw, and what each of `files` writes
-        into it) as the run's `model/` artifact, and the same folder as an MLflow pyfunc model
-        linked to the run (see `log_pyfunc`)."""
+    def model(
+        self,
+        model,
+        data: dict,
+        example: tuple[np.ndarray, np.ndarray],
+        files=(),
+        pyfunc: bool = True,
+    ) -> None:
+        """The model folder (weights, config, the data it saw, the pyfunc input example and what
+        each of `files` writes into it) as the run's `model/` artifact; with `pyfunc`, the same
+        folder as an MLflow pyfunc model linked to the run (see `log_pyfunc`). Without it the
+        run stays cheap and `registry.materialise` makes the pyfunc model later, from the
+        folder alone."""
         from pipeline.models.families import save
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / MODEL_ARTIFACT
             save(model, folder)
             (folder / "data.json").write_text(json.dumps(data, indent=1))
+            x, days = example
+            np.savez(folder / EXAMPLE_FILE, x=np.asarray(x), days=np.asarray(days))
             for write in files:
                 write(folder)
             self.artifacts(folder, MODEL_ARTIFACT)
-            model_id = log_pyfunc(
-                self._client, self.run_id, folder, model.cfg, example, self.experiment_id
-            )
-        self.tags({Tag.MODEL_ID: model_id})
+            if pyfunc:
+                model_id = log_pyfunc(
+                    self._client, self.run_id, folder, model.cfg, example, self.experiment_id
+                )
+        if pyfunc:
+            self.tags({Tag.MODEL_ID: model_id})
 
 
 @contextmanager
@@ -191,10 +204,12 @@ def log_training(
     tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
     stage: Stage = Stage.TRAIN,
+    pyfunc: bool = False,
 ) -> str:
     """One MLflow run per training, written as `outcome` (pipeline.models.outcome) says: params,
     final metrics and curves in one log_batch (more only past 1,000 points), the dataset inputs
-    in one call, its figures, and the model folder with the outcome's files."""
+    in one call, its figures, and the model folder with the outcome's files; an MLflow pyfunc
+    model only with `pyfunc` (a refit), else when someone needs one (`materialise`)."""
     from mlflow.entities import Metric, Param
 
     s = session(ws)
@@ -213,7 +228,7 @@ def log_training(
     run.batch(points[BATCH:])
     _log_datasets(run, windows, data)
     run.figures(outcome.figures)
-    run.model(model, data, example_rows(windows), outcome.model_files)
+    run.model(model, data, example_rows(windows), outcome.model_files, pyfunc)
     s.client.set_terminated(run.run_id, "FINISHED")
     return run.run_id
 

@@ -100,7 +100,7 @@ def test_a_calendar_sweep_serves_with_a_date_column(weekly: Paths, tmp_path: Pat
     (run,) = [r for r in runs if r.name.endswith("weekday-adam-0.01")]
     assert run.params["model.calendar"] == "weekday"
     mlflow.set_tracking_uri(weekly.tracking_uri)
-    uri = f"models:/{run.tags[tracking.Tag.MODEL_ID]}"
+    uri = f"models:/{tracking.materialise(weekly, run.run_id)}"
     served = mlflow.pyfunc.load_model(uri)
     assert served.metadata.get_input_schema().input_names() == [*lag_columns(7), "date"]
     ours = tracking.load_model(weekly, run.run_id)

@@ -101,7 +101,9 @@ def test_a_sweep_trains_trees_beside_stacked_nets_and_serves_them(tmp_path: Path
     assert tree.params["model.leaves"] == "7" and tree.metrics["epochs_run"] <= 60
     assert not stackable(candidates[0].model, candidates[0].train)  # trained alone
     mlflow.set_tracking_uri(ws.tracking_uri)
-    uri = f"models:/{tree.tags[tracking.Tag.MODEL_ID]}"
+    files = {p.name for p in tracking.model_folder(ws, tree.run_id).iterdir()}
+    assert "trees.skops" in files and not [f for f in files if f.endswith((".pkl", ".pt"))]
+    uri = f"models:/{tracking.materialise(ws, tree.run_id)}"
     local = Path(mlflow.artifacts.download_artifacts(uri))
     assert any(
         line.startswith("scikit-learn==")

@@ -1,4 +1,5 @@
-"""Every logged model is an MLflow pyfunc model: loaded by MLflow, served by MLflow."""
+"""The models someone loads (champion, ensemble members, production, `viewcast model log`) are
+MLflow pyfunc models: loaded by MLflow, served by MLflow; the others stay model folders."""
 
 from __future__ import annotations
 
@@ -60,14 +61,44 @@ def test_the_aliases_load_with_mlflow_pyfunc_and_predict_like_viewcast(registry,
     assert source.source == f"models:/{meta.model_id}"
 
 
-def test_every_sweep_child_is_a_logged_model_of_its_run(registry):
+def test_only_the_models_someone_loads_are_mlflow_models(registry, cli):
+    """A sweep logs each configuration's model folder, not a pyfunc model: MLflow's models list
+    holds the champion (an ensemble's members too) and the production refit, and `viewcast
+    model log` turns any other run into one, once."""
     ws = registry
     s = tracking.session(ws)
     children = tracking.sweep_children(ws, tracking.latest_sweep(ws))
     logged = s.client.search_logged_models([s.experiment], max_results=1000)
     by_run = {m.source_run_id: m for m in logged}
-    assert children and all(c.run_id in by_run for c in children)
-    assert all(by_run[c.run_id].model_id == c.tags[tracking.Tag.MODEL_ID] for c in children)
+    champion, _ = tracking.alias_run(ws, "champion")
+    production, _ = tracking.alias_run(ws, "production")
+    wanted = {champion, production}
+    ensemble = tracking.get_run(ws, champion).params.get("ensemble.members")
+    wanted |= set(ensemble.split(",")) if ensemble else set()
+    assert set(by_run) == wanted
+    assert all(
+        by_run[r].model_id == tracking.get_run(ws, r).tags[tracking.Tag.MODEL_ID] for r in wanted
+    )
+    lazy = [c for c in children if c.run_id not in wanted]  # the baselines, here
+    assert lazy and all(tracking.Tag.MODEL_ID not in c.tags for c in lazy)
+    files = {p.name for p in tracking.model_folder(ws, lazy[0].run_id).iterdir()}
+    assert {"model.json", "weights.npz", "example.npz"} <= files
+
+    first = cli("model", "log", lazy[0].run_id, "--json")
+    assert first.exit_code == 0, first.output
+    (made,) = json.loads(first.stdout)
+    again = json.loads(cli("model", "log", lazy[0].run_id, "--json").stdout)
+    assert again == [made], "idempotent"
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{made['model_id']}"))
+    assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle", ".pt")]
+    x = last_windows(lazy[0].metrics and tracking.load_predictor(ws, lazy[0].run_id).cfg.lags)
+    served = mlflow.pyfunc.load_model(f"models:/{made['model_id']}").predict(x)["views"]
+    ours = np.maximum(
+        tracking.load_predictor(ws, lazy[0].run_id).predict(x.to_numpy(np.float32)), 0
+    )
+    np.testing.assert_allclose(served.to_numpy(), ours, rtol=1e-6)
+    unknown = cli("model", "log", "0" * 32)
+    assert unknown.exit_code == 2 and "no run" in unknown.stderr
 
 
 def test_a_logged_model_pins_the_versions_it_was_saved_with(registry):
@@ -76,8 +107,10 @@ def test_a_logged_model_pins_the_versions_it_was_saved_with(registry):
     from mlflow.utils import environment
 
     ws = registry
-    child = tracking.sweep_children(ws, tracking.latest_sweep(ws))[0]
-    local = mlflow.artifacts.download_artifacts(f"models:/{child.tags[tracking.Tag.MODEL_ID]}")
+    champion, _ = tracking.alias_run(ws, "champion")
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{tracking.get_run(ws, champion).tags[tracking.Tag.MODEL_ID]}"
+    )
     pins = (Path(local) / "requirements.txt").read_text().split()
     assert pins == [
         f"mlflow=={mlflow.__version__}",
