@@ -81,7 +81,7 @@ def read_intervals(path: Path, names: np.ndarray, key: str) -> Intervals | None:
     """Intervals kept for these dev days (`key`, series `names`), or None: not there, made
     for other dev days, or damaged."""
     try:
-        with np.load(path) as saved:
+        with np.load(path, allow_pickle=False) as saved:
             width = {lv: saved[f"width_{lv}"] for lv in LEVELS}
             if str(saved["key"]) != key or any(len(w) != len(names) for w in width.values()):
                 return None

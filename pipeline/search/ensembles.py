@@ -48,7 +48,7 @@ class Forecasts:
     def read(cls, path: Path) -> Forecasts | None:
         """The forecasts kept in `path`; None when the file is missing or damaged."""
         try:
-            with np.load(path) as f:
+            with np.load(path, allow_pickle=False) as f:
                 return cls(f["target"], f["fold"], f["pred"])
         except (OSError, KeyError, ValueError):
             return None

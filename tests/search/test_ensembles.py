@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,4 +134,20 @@ def test_select_builds_a_greedy_ensemble_on_the_folds(two_series: Path, tiny_gri
     # the logged model is the weighted mean of the members' (fold 1) models
     model = tracking.load_model(ws, ens.run_id)
     assert model.cfg.weights == pytest.approx(tuple(weights))
+    # the ensemble and each member are MLflow pyfunc models (who loads one may load the others)
+    import mlflow
+
+    mlflow.set_tracking_uri(ws.tracking_uri)
+    for run_id in (ens.run_id, *members):
+        assert tracking.Tag.MODEL_ID in tracking.get_run(ws, run_id).tags
+    served = mlflow.pyfunc.load_model(
+        f"models:/{tracking.get_run(ws, ens.run_id).tags['model_id']}"
+    )
+    x = np.random.default_rng(0).uniform(10, 100, (5, model.cfg.lags))
+    frame = pd.DataFrame(x, columns=[f"lag_{j}" for j in range(1, model.cfg.lags + 1)])
+    np.testing.assert_allclose(
+        served.predict(frame)["views"].to_numpy(),
+        np.maximum(tracking.load_predictor(ws, ens.run_id).predict(x.astype(np.float32)), 0),
+        rtol=1e-6,
+    )
     assert selection.select(ws, ensemble=5).ranking[0].score <= best + 1e-6
