@@ -94,7 +94,7 @@ def pull(
                 else:
                     pulled.append((source, fetched))
         batches = [fetched.observations for _, fetched in pulled]
-        stored = _stored_views(Store(ws)) if batches else {}
+        stored = _stored_views(Store(ws), {s.name for s, _ in pulled}) if batches else {}
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         states = list(quiet)
         for source, fetched in pulled:
@@ -135,16 +135,17 @@ def _pulled(source, states) -> bool:
     return source.final_through is not None or any(s.key == source.key for s in states)
 
 
-def _stored_views(store) -> dict[str, dict[int, float]]:
-    """Each series' observed (not imputed) views by day, for spotting revisions."""
-    from pipeline.data.table import concat
-
+def _stored_views(store, names: set[str]) -> dict[str, dict[int, float]]:
+    """The named series' observed (not imputed) views by day, for spotting revisions (only
+    those: a Kaggle-sized store holds 145k series)."""
     if store.generation() is None:
         return {}
-    table = concat(store.read_dev(), store.read_sealed())
+    table = store.read_all()
     out: dict[str, dict[int, float]] = {}
     starts, ends = table.bounds()
     for i, name in enumerate(table.names):
+        if str(name) not in names:
+            continue
         rows = slice(starts[i], ends[i])
         seen = ~table.imputed[rows]
         out[str(name)] = dict(
