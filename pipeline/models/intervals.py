@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import features as feats
 from pipeline.data.atomic import atomic_write
 
 LEVELS = (80, 95)
@@ -31,27 +30,87 @@ def conformal_quantile(errors: np.ndarray, level: int) -> float:
 
 @dataclass(frozen=True)
 class Intervals:
-    """Per-series half-widths at each level, and the pooled relative fallback."""
+    """Per-series half-widths for each forecast step h = 1..H at each level, and the pooled
+    relative fallback per step."""
 
     names: np.ndarray
-    width: dict[int, np.ndarray]  # level -> (series,) absolute half-width, nan = use relative
-    relative: dict[int, float]  # level -> pooled quantile of |error| / max(forecast, 1)
+    width: dict[int, np.ndarray]  # level -> (H, series) absolute half-width, nan/inf = relative
+    relative: dict[int, np.ndarray]  # level -> (H,) pooled quantile of |error| / max(forecast, 1)
+
+    @property
+    def horizons(self) -> int:
+        """How many steps ahead the half-widths reach."""
+        return int(self.width[LEVELS[0]].shape[0])
+
+    def half_width(self, level: int, series: np.ndarray, steps: np.ndarray, pred: np.ndarray):
+        """The half-width of each forecast row (its series name, its step from 1, its forecast):
+        the series' own, or the pooled relative one times the forecast where the series has too
+        few errors at that step (or none)."""
+        if len(steps) and int(np.max(steps)) > self.horizons:
+            raise ValueError(f"intervals reach {self.horizons} days, asked {int(np.max(steps))}")
+        position = {name: i for i, name in enumerate(self.names)}
+        col = np.array([position.get(str(n), -1) for n in series], dtype=np.int64)
+        step = np.asarray(steps, dtype=np.int64) - 1
+        own = np.where(col >= 0, self.width[level][step, np.maximum(col, 0)], np.nan)
+        fallback = self.relative[level][step] * np.asarray(pred)
+        return np.where(np.isfinite(own), own, fallback)
 
 
-def validation_intervals(model, dev, splits) -> Intervals:
-    """Half-widths from a model's one-day-ahead errors on the validation days of `dev`."""
-    windows = feats.lag_windows(dev, splits, model.cfg.lags, only="val")
-    rows = windows.rows("val")
-    return intervals_from(windows, rows, windows.predict(model, rows))
+def validation_intervals(model, dev, splits, horizon: int = 1) -> Intervals:
+    """Half-widths from a model's out-of-sample errors h = 1..H days ahead: forecasts from every
+    validation day of `dev` as origin (the days before it as inputs, predictions fed back), each
+    scored on the validation days it reaches. Step h has val_days - h + 1 errors a series."""
+    from pipeline.models.horizons import forecast_paths, origins_between
+
+    val_start, val_end = validation_bounds(dev, splits)
+    origins = origins_between(dev, val_start, val_end, model.cfg.lags)
+    found = forecast_paths(model, dev, origins, horizon, val_end)
+    return intervals_of(dev.names, found.code, found.pred, found.actual)
+
+
+def validation_bounds(table, splits) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' first and last validation day (an unsplit series: an empty range)."""
+    none = (np.iinfo(np.int32).max, np.iinfo(np.int32).min)
+    bounds = [
+        (s.val_start, s.test_start - 1) if (s := splits.series.get(str(n))) else none
+        for n in table.names
+    ]
+    arr = np.array(bounds, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def intervals_of(names: np.ndarray, code: np.ndarray, pred: np.ndarray, actual: np.ndarray):
+    """Half-widths at each step from (origins, H) forecasts and what happened (nan: not seen)."""
+    pred, actual = np.atleast_2d(pred.T).T, np.atleast_2d(actual.T).T  # 1-D: one step
+    horizon = pred.shape[1]
+    width = {lv: np.full((horizon, len(names)), np.nan) for lv in LEVELS}
+    relative = {lv: np.full(horizon, np.inf) for lv in LEVELS}
+    for h in range(horizon):
+        seen = ~np.isnan(actual[:, h])
+        err = np.abs(actual[seen, h] - pred[seen, h])
+        per_series = grouped_conformal_quantiles(err, code[seen], len(names), LEVELS)
+        for lv in LEVELS:
+            width[lv][h] = per_series[lv]
+            relative[lv][h] = conformal_quantile(err / np.maximum(pred[seen, h], 1.0), lv)
+    return Intervals(names.astype(str), width, relative)
 
 
 def intervals_from(windows, rows: np.ndarray, pred: np.ndarray) -> Intervals:
-    """Half-widths from forecasts `pred` of the windows' validation `rows` (per series, and the
-    pooled relative fallback)."""
-    err = np.abs(windows.y(rows) - pred)
-    width = grouped_conformal_quantiles(err, windows.code[rows], len(windows.names), LEVELS)
-    relative = {lv: conformal_quantile(err / np.maximum(pred, 1.0), lv) for lv in LEVELS}
-    return Intervals(windows.names.astype(str), width, relative)
+    """One-day-ahead half-widths from forecasts `pred` of the windows' validation `rows` (never
+    negative, as a forecast is)."""
+    pred = np.maximum(pred, 0.0)
+    return intervals_of(windows.names, windows.code[rows], pred, windows.y(rows))
+
+
+def sqrt_widths(one_day: Intervals, horizon: int) -> Intervals:
+    """The old heuristic, kept to be measured against: step h's half-width is step 1's times
+    sqrt(h) (calibrated for h = 1 only)."""
+    grow = np.sqrt(np.arange(1, horizon + 1))
+    return Intervals(
+        one_day.names,
+        {lv: grow[:, None] * one_day.width[lv][:1] for lv in LEVELS},
+        {lv: grow * one_day.relative[lv][0] for lv in LEVELS},
+    )
 
 
 INTERVALS_FILE = "intervals.npz"
@@ -66,27 +125,32 @@ def dev_key(dev_file: Path) -> str:
 
 
 def write_intervals(path: Path, found: Intervals, key: str) -> None:
-    """Half-widths in series order (the dev days' own: no names), with the dev days' key."""
+    """Half-widths (H, series) in series order (the dev days' own: no names), with the dev
+    days' key."""
 
     def write(tmp: str) -> None:
         arrays = {f"width_{lv}": found.width[lv] for lv in LEVELS}
-        arrays |= {f"relative_{lv}": np.float64(found.relative[lv]) for lv in LEVELS}
+        arrays |= {f"relative_{lv}": np.asarray(found.relative[lv]) for lv in LEVELS}
         with open(tmp, "wb") as handle:
             np.savez(handle, key=np.array(key), **arrays)
 
     atomic_write(path, write)
 
 
-def read_intervals(path: Path, names: np.ndarray, key: str) -> Intervals | None:
-    """Intervals kept for these dev days (`key`, series `names`), or None: not there, made
-    for other dev days, or damaged."""
+def read_intervals(path: Path, names: np.ndarray, key: str, horizon: int = 1) -> Intervals | None:
+    """Intervals kept for these dev days (`key`, series `names`) reaching `horizon` days, or
+    None: not there, made for other dev days or fewer days, or damaged. (A file of one step
+    written before horizons holds (series,) widths.)"""
     try:
         with np.load(path, allow_pickle=False) as saved:
-            width = {lv: saved[f"width_{lv}"] for lv in LEVELS}
-            if str(saved["key"]) != key or any(len(w) != len(names) for w in width.values()):
-                return None
-            relative = {lv: float(saved[f"relative_{lv}"]) for lv in LEVELS}
+            width = {lv: np.atleast_2d(saved[f"width_{lv}"]) for lv in LEVELS}
+            relative = {lv: np.atleast_1d(saved[f"relative_{lv}"]) for lv in LEVELS}
+            key_ok = str(saved["key"]) == key
     except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if not key_ok or any(w.shape[1] != len(names) for w in width.values()):
+        return None
+    if any(w.shape[0] < horizon or len(relative[lv]) < horizon for lv, w in width.items()):
         return None
     return Intervals(names.astype(str), width, relative)
 

@@ -5,10 +5,10 @@
 - `forecast`: day D (default: the day after the last ingested day) for every series, from the days
   before D only. Horizons above one feed each prediction back as the next day's x_1. A series whose
   data ends before D-1 is first rolled forward the same way over its missing days.
-- Intervals are split-conformal: per series, the quantiles of the champion's absolute one-day-ahead
-  errors on its validation days (out of sample; the production model has seen those days). A series
-  without validation days uses the pooled relative errors of all series. For step h > 1 the
-  half-width is multiplied by sqrt(h): a heuristic, calibrated only for h = 1.
+- Intervals are split-conformal per step h: per series, the quantiles of the champion's absolute
+  errors h days ahead, forecast from each of its validation days (out of sample; the production
+  model has seen those days; see intervals.validation_intervals). A series with too few errors at a
+  step (the 95% level needs 19) uses the pooled relative errors of all series at that step.
 """
 
 from __future__ import annotations
@@ -169,21 +169,25 @@ def _refit_one(ws: Paths, run, table, splits):
 # --- intervals ---------------------------------------------------------------------------------
 
 
-def champion_intervals(ws: Paths, run_id: str, dev, splits, dev_file: Path) -> Intervals:
-    """The champion's validation intervals for these dev days: kept in
+def champion_intervals(
+    ws: Paths, run_id: str, dev, splits, dev_file: Path, horizon: int = 1
+) -> Intervals:
+    """The champion's validation intervals for steps 1..horizon on these dev days: kept in
     data/forecasts/.intervals/ (per champion and dev-days hash), else the ones its training run
-    logged with its model (computed from the validation forecasts it made anyway), else scored
-    here (8M validation windows of 145k series: about 15 s on 2 cores) and kept."""
+    logged with its model (one step: computed from the validation forecasts it made anyway),
+    else scored here (8M validation windows of 145k series: about 15 s a step on 2 cores) and
+    kept."""
     from pipeline import tracking
 
     key = dev_key(dev_file)
     path = ws.data / "forecasts" / ".intervals" / f"{run_id}-{key}.npz"
-    found = read_intervals(path, dev.names, key)
+    found = read_intervals(path, dev.names, key, horizon)
     if found is None:
         logged = tracking.model_folder(ws, run_id) / INTERVALS_FILE
-        found = read_intervals(logged, dev.names, key)
+        found = read_intervals(logged, dev.names, key, horizon)
         if found is None:
-            found = validation_intervals(tracking.load_predictor(ws, run_id), dev, splits)
+            model = tracking.load_predictor(ws, run_id)
+            found = validation_intervals(model, dev, splits, horizon)
         write_intervals(path, found, key)
     return found
 
@@ -301,7 +305,7 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
         raise ViewcastError("no champion: run `viewcast select` first")
     # the champion's errors, out of sample (the production model has seen the validation days)
     dev_file = store.require() / "dev.parquet"
-    intervals = champion_intervals(ws, champion[0], dev, splits, dev_file)
+    intervals = champion_intervals(ws, champion[0], dev, splits, dev_file, horizon)
     series = np.array(names, dtype=object)[idx] if len(idx) else np.array([], dtype=object)
     frame = forecast_frame(series, days, steps, pred, intervals)
     frame["model_version"] = chosen.version
@@ -368,7 +372,7 @@ def histories_before(table, day: int, n: int):
 def forecast_frame(
     series: np.ndarray, days: np.ndarray, steps: np.ndarray, pred: np.ndarray, intervals
 ):
-    """The forecast rows with their conformal bounds at each level (widened by sqrt(step))."""
+    """The forecast rows with their conformal bounds at each level, each step its own."""
     import pandas as pd
 
     from pipeline.data.atomic import neutralise
@@ -380,13 +384,8 @@ def forecast_frame(
             "forecast": pred,
         }
     )
-    position = {name: i for i, name in enumerate(intervals.names)}
     for level in LEVELS:
-        width = np.array(
-            [intervals.width[level][position[n]] if n in position else np.nan for n in series]
-        )
-        width = np.where(np.isnan(width), intervals.relative[level] * pred, width)
-        width = width * np.sqrt(steps)
+        width = intervals.half_width(level, series, steps, pred)
         frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)
         frame[f"upper_{level}"] = pred + width
     return frame

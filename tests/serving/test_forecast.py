@@ -164,13 +164,10 @@ def test_the_forecast_picture_shows_the_busiest_series_last_90_days_and_bands():
 
 
 def _intervals():
-    """Conformal widths of 5 (80%) and 9 (95%) views for every series."""
-    from types import SimpleNamespace
-
-    width = {80: np.full(8, 5.0), 95: np.full(8, 9.0)}
-    return SimpleNamespace(
-        names=[f"s{i}" for i in range(8)], width=width, relative={80: 0.1, 95: 0.2}
-    )
+    """Conformal widths of 5 (80%) and 9 (95%) views for every series, one step ahead."""
+    width = {80: np.full((1, 8), 5.0), 95: np.full((1, 8), 9.0)}
+    names = np.array([f"s{i}" for i in range(8)])
+    return iv.Intervals(names, width, {80: np.array([0.1]), 95: np.array([0.2])})
 
 
 def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Path, cli):

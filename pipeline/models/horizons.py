@@ -1,0 +1,102 @@
+"""Forecasts H days ahead from one origin, and their errors: the part of every horizon's
+evaluation that is pure NumPy (validation intervals per horizon, rolling-origin backtests).
+
+An origin is a row position p of a complete daily table: the forecast of day[p] + k (k = 0..H-1)
+reads the views of the N days before day[p] only. A recursive model feeds each prediction back as
+the next day's x_1 (the lecture's one-day model used H times); a direct model (`cfg.horizon` > 1)
+predicts the H days at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pipeline.data.calendar import weekday
+from pipeline.data.table import ViewsTable
+
+PATH_CHUNK = 2**16  # origins forecast at a time
+
+
+def recursive_paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
+    """(origins, horizon) forecasts of days first_day .. first_day + horizon - 1 from windows `x`
+    (rows of lag_1..lag_N), each prediction fed back as the next day's lag_1; never negative."""
+    window = np.array(x, dtype=np.float64)
+    out = np.empty((len(window), horizon))
+    for k in range(horizon):
+        pred = np.maximum(model.predict(window, weekday(first_day + k)), 0.0)
+        out[:, k] = pred
+        window = np.concatenate([pred[:, None], window[:, :-1]], axis=1)
+    return out
+
+
+def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
+    """(origins, horizon) forecasts: the model's own multi-day outputs when it has them (a
+    direct model, read as far as it reaches, then fed back), else recursive."""
+    reach = getattr(model, "reach", 1)
+    if reach <= 1:
+        return recursive_paths(model, x, first_day, horizon)
+    window = np.array(x, dtype=np.float64)
+    parts, done = [], 0
+    while done < horizon:
+        block = np.maximum(model.predict_days(window, weekday(first_day + done)), 0.0)
+        block = block[:, : horizon - done]
+        parts.append(block)
+        done += block.shape[1]
+        fed = np.concatenate([block[:, ::-1], window], axis=1)
+        window = fed[:, : window.shape[1]]
+    return np.concatenate(parts, axis=1)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Forecasts from a set of origins with what happened after them."""
+
+    code: np.ndarray  # (origins,) series of each origin
+    day: np.ndarray  # (origins,) first forecast day
+    pred: np.ndarray  # (origins, H)
+    actual: np.ndarray  # (origins, H), nan where the day is past the end or was imputed
+
+    @property
+    def errors(self) -> np.ndarray:
+        """|actual - pred|, nan where there is nothing to compare."""
+        return np.abs(self.actual - self.pred)
+
+
+def origins_between(table: ViewsTable, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Row positions of every day in [lo[s], hi[s]] of each series s that has N days before it."""
+    starts, ends = table.bounds()
+    first = table.day[np.minimum(starts, max(len(table) - 1, 0))].astype(np.int64)
+    lo_pos = np.maximum(starts + (lo - first), starts + n)
+    hi_pos = np.minimum(starts + (hi - first), ends - 1)
+    counts = np.maximum(hi_pos - lo_pos + 1, 0)
+    counts[ends == starts] = 0
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return (np.repeat(lo_pos, counts) + offsets).astype(np.int64)
+
+
+def forecast_paths(
+    model, table: ViewsTable, origins: np.ndarray, horizon: int, last_day: np.ndarray
+) -> Paths:
+    """Forecasts of H days from each origin position, with the observed views of those days up to
+    `last_day[s]` of each series (later days, imputed days and days past its end are nan: never
+    read as targets)."""
+    n = model.cfg.lags
+    ends = table.bounds()[1]
+    code = table.code[origins]
+    windows = sliding_window_view(table.views, n)[:, ::-1]
+    pred = np.empty((len(origins), horizon))
+    for lo in range(0, len(origins), PATH_CHUNK):
+        part = origins[lo : lo + PATH_CHUNK]
+        pred[lo : lo + PATH_CHUNK] = paths(
+            model, windows[part - n], table.day[part].astype(np.int64), horizon
+        )
+    at = origins[:, None] + np.arange(horizon)
+    inside = at < ends[code][:, None]
+    safe = np.where(inside, at, 0)
+    day = table.day[origins].astype(np.int64)[:, None] + np.arange(horizon)
+    seen = inside & ~table.imputed[safe] & (day <= np.asarray(last_day)[code][:, None])
+    actual = np.where(seen, table.views[safe], np.nan)
+    return Paths(code, table.day[origins].astype(np.int64), pred, actual)
