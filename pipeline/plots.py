@@ -157,6 +157,42 @@ def forecast_bands(panels: list[BandPanel], title: str, path: Path) -> None:
     save_figure(fig, path)
 
 
+def horizon_figure(steps: list[dict], path: Path, title: str) -> None:
+    """A backtest against the horizon: MAE (and MASE on its own axis) above, the coverage of the
+    80% and 95% intervals below (per-step conformal solid, sqrt(h) dashed, nominal dotted)."""
+    plt = pyplot()
+    scored = [row for row in steps if row.get("paths")]
+    h = [row["h"] for row in scored]
+    fig, (ax_err, ax_cov) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    ax_err.plot(h, [row["mae"] for row in scored], "o-", ms=3, label="MAE (views)")
+    ax_err.set_ylabel("MAE (views)")
+    ax_mase = ax_err.twinx()
+    ax_mase.plot(h, [row["mase"] for row in scored], "s--", ms=2, color="tab:gray", label="MASE")
+    ax_mase.set_ylabel("MASE")
+    for level, color in ((80, "tab:blue"), (95, "tab:orange")):
+        ax_cov.plot(
+            h,
+            [row[f"coverage_{level}"] for row in scored],
+            "o-",
+            ms=3,
+            color=color,
+            label=f"{level}% per-step conformal",
+        )
+        ax_cov.plot(
+            h,
+            [row[f"sqrt_coverage_{level}"] for row in scored],
+            "--",
+            color=color,
+            label=f"{level}% sqrt(h)",
+        )
+        ax_cov.axhline(level, ls=":", color=color, lw=1)
+    ax_cov.set_ylabel("coverage (%)")
+    ax_cov.set_xlabel("days ahead (h)")
+    ax_cov.legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
 # --- the final test report ----------------------------------------------------------------------
 
 

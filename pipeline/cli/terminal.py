@@ -193,6 +193,37 @@ def submission(result) -> None:
     )
 
 
+def backtested(result) -> None:
+    """Days 1-7, then every 7th and the last: the numbers per horizon (--json: every h)."""
+    horizon = result.plan.horizon
+    shown = [r for r in result.steps if r["h"] <= 7 or r["h"] % 7 == 0 or r["h"] == horizon]
+    header = ["h", "paths", "MAE", "SMAPE %", "MASE", "80% cover", "95% cover", "sqrt(h) 80/95"]
+
+    def cells(r: dict) -> list[str]:
+        if not r.get("paths"):
+            return [str(r["h"]), "0"] + ["-"] * 6
+        return [
+            str(r["h"]),
+            f"{r['paths']:,}",
+            fmt(r["mae"]),
+            f"{r['smape']:.1f}",
+            f"{r['mase']:.3f}",
+            f"{r['coverage_80']:.1f}",
+            f"{r['coverage_95']:.1f}",
+            f"{r['sqrt_coverage_80']:.0f} / {r['sqrt_coverage_95']:.0f}",
+        ]
+
+    sealed = "dev days only, the test sealed" if result.sealed else "every day (finalized)"
+    title = (
+        f"backtest of run {result.source_run_id}: {result.plan.origins} origins "
+        f"{result.plan.step} days apart, {len(result.series)} series, {sealed}"
+    )
+    table(title, header, [cells(r) for r in shown])
+    if result.skipped:
+        console.print(f"left out (too short): {', '.join(result.skipped[:10])}")
+    console.print(f"{result.seconds:.1f} s; run {result.run_id}; picture {result.figure}")
+
+
 def refit(result) -> None:
     console.print(
         f"refit the champion (run {result.source_run_id}) on {result.rows:,} days for "

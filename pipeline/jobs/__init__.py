@@ -49,6 +49,7 @@ from pipeline.jobs.pull import (
     youtube_source,
 )
 from pipeline.jobs.stages import (
+    backtest,
     check,
     finalize,
     forecast,

@@ -55,6 +55,18 @@ def submit(ws: Paths, run_id: str | None = None):
     return holdout.submit(ws, run_id or tracking.champion_run(ws))
 
 
+def backtest(
+    ws: Paths, run_id: str | None = None, horizon: int = 28, origins: int = 8, step: int = 7
+):
+    """A run's (default: the champion's) rolling-origin backtest, per horizon h = 1..H."""
+    from pipeline import tracking
+    from pipeline.search.backtest import Plan
+    from pipeline.search.backtest import backtest as rolling_origins
+
+    plan = Plan(horizon, origins, step)  # bad numbers are refused before any work
+    return rolling_origins(ws, run_id or tracking.champion_run(ws), plan)
+
+
 def leaderboard(ws: Paths) -> list[dict]:
     """Every submission's public score, best first."""
     from pipeline.search import holdout

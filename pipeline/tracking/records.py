@@ -31,6 +31,7 @@ class Stage(StrEnum):
     MONITOR = "monitor"  # live MAE, one point a day
     EXPERIMENT = "experiment"  # the lecture report
     STUDY = "study"  # a training inside the lecture report's studies
+    BACKTEST = "backtest"  # a rolling-origin backtest of a run, per horizon
     DROP = "drop"  # series dropped from the store after the sealed test was finalized (--force)
 
     @property
