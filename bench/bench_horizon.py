@@ -1,0 +1,236 @@
+"""Horizon benchmark: the champion's rolling-origin backtest against peers fitted the same way.
+
+    python bench/bench_horizon.py [--max-minutes 1.5] [--horizon 28] [--origins 8] [--step 7]
+                                  [--only codingtrain] [--no-peers]
+
+The 14 sets of bench_accuracy.py. For each, in a fresh workspace: `viewcast ingest`, `viewcast
+sweep --max-minutes M` (the default grid) and `viewcast select`, then `viewcast backtest --horizon H
+--origins K --step S --json` (timed, in a subprocess). No set is finalized: the origins lie on the
+days before its test (the sealed test stays sealed), the last one H days before its last
+validation day. The peers are fitted at the same origins on the same days before each origin and
+scored on the same days (imputed days left out, as the backtest does):
+  - naive (y = the day before the origin) and seasonal naive (the same weekday of the last week);
+  - statsforecast AutoETS (season 7) and MSTL (seasons 7 and 365 when the days before the origin
+    hold two years, else 7; AutoETS on the trend), each forecasting H days at once;
+  - LightGBM on lags 1..56 (L1 objective, 200 trees, learning rate 0.05): recursive (one model,
+    predictions fed back) and direct (one model per reported h, its target h days ahead).
+Per set and h in (1, 7, 28): MAE of each; ratio = champion / best peer at that h (the hardest bar:
+the peer best on these very origins). Coverage of the champion's 80% and 95% intervals pooled
+over the sets' origins, per-step conformal and the sqrt(h) heuristic it replaced.
+Results: bench/out/horizon.json and Markdown tables on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_accuracy import SETS, geomean, set_file
+
+from pipeline.data.store import Store
+from pipeline.data.workspace import Paths
+
+OUT = Path(__file__).resolve().parent / "out"
+REPORTED = (1, 7, 28)
+LGB_LAGS = 56
+
+
+def viewcast(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"VIEWCAST_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"viewcast {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def origins_of(n_days: int, horizon: int, origins: int, step: int) -> list[int]:
+    """Origin positions in the dev days, as viewcast backtest places them (oldest first)."""
+    return [n_days - horizon - (origins - 1 - k) * step for k in range(origins)]
+
+
+def naive_peers(y: np.ndarray, o: int, horizon: int) -> dict[str, np.ndarray]:
+    seasonal = np.array([y[o - 7 + (h % 7)] for h in range(horizon)])
+    return {"naive": np.full(horizon, y[o - 1]), "seasonal-naive": seasonal}
+
+
+def statsforecast_peers(y: np.ndarray, o: int, horizon: int) -> dict[str, np.ndarray]:
+    from statsforecast.models import MSTL, AutoETS
+
+    out = {}
+    train = y[:o].astype(np.float64)
+    seasons = [7, 365] if o >= 2 * 365 + 7 else 7
+    for name, model in (
+        ("AutoETS", AutoETS(season_length=7)),
+        ("MSTL", MSTL(season_length=seasons, trend_forecaster=AutoETS(model="ZZN"))),
+    ):
+        try:
+            out[name] = np.asarray(model.forecast(y=train, h=horizon)["mean"])
+        except Exception as err:  # a peer that fails on a set is reported, not fatal
+            print(f"  {name} failed at origin {o}: {err}", file=sys.stderr)
+    return out
+
+
+def lag_matrix(y: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows t in [lo, hi): lag_1..lag_56 of day t."""
+    return np.stack([y[t - LGB_LAGS : t][::-1] for t in range(lo, hi)])
+
+
+def lightgbm_peers(y: np.ndarray, o: int, horizon: int) -> dict[str, np.ndarray]:
+    import lightgbm as lgb
+
+    params = dict(objective="l1", n_estimators=200, learning_rate=0.05, verbose=-1, seed=0)
+    x = lag_matrix(y, LGB_LAGS, o)
+    recursive = lgb.LGBMRegressor(**params).fit(x, y[LGB_LAGS:o])
+    window = y[o - LGB_LAGS : o][::-1].astype(np.float64)
+    path = []
+    for _ in range(horizon):
+        pred = max(float(recursive.predict(window[None, :])[0]), 0.0)
+        path.append(pred)
+        window = np.concatenate([[pred], window[:-1]])
+    direct = np.full(horizon, np.nan)
+    for h in (h for h in REPORTED if h <= horizon):
+        rows = np.arange(LGB_LAGS, o - h + 1)  # target y[t + h - 1] known before the origin
+        model = lgb.LGBMRegressor(**params).fit(lag_matrix(y, LGB_LAGS, o - h + 1), y[rows + h - 1])
+        direct[h - 1] = max(float(model.predict(y[o - LGB_LAGS : o][::-1][None, :])[0]), 0.0)
+    return {"LightGBM-recursive": np.array(path), "LightGBM-direct": direct}
+
+
+def peer_errors(ws: Paths, horizon: int, origins: int, step: int) -> dict[str, np.ndarray]:
+    """Each peer's (origins, H) absolute errors on the set's dev days (nan: imputed target)."""
+    dev = Store(ws).read_dev()
+    y, imputed = dev.views, dev.imputed
+    errors: dict[str, list[np.ndarray]] = {}
+    for o in origins_of(len(y), horizon, origins, step):
+        actual = np.where(imputed[o : o + horizon], np.nan, y[o : o + horizon])
+        found = naive_peers(y, o, horizon) | statsforecast_peers(y, o, horizon)
+        found |= lightgbm_peers(y, o, horizon)
+        for name, pred in found.items():
+            errors.setdefault(name, []).append(np.abs(actual - pred))
+    return {name: np.array(e) for name, e in errors.items() if len(e) == origins}
+
+
+def one_set(name: str, args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        csv, what = set_file(name, Path(tmp))
+        home = Path(tmp) / "ws"
+        named = Path(tmp) / f"{name}.csv"
+        named.write_bytes(Path(csv).read_bytes())
+        viewcast(home, "ingest", str(named))
+        viewcast(home, "sweep", "--max-minutes", str(args.max_minutes))
+        viewcast(home, "select")
+        start = time.perf_counter()
+        done = viewcast(
+            home,
+            "backtest",
+            "--horizon",
+            str(args.horizon),
+            "--origins",
+            str(args.origins),
+            "--step",
+            str(args.step),
+            "--json",
+        )
+        seconds = time.perf_counter() - start
+        report = json.loads(done.stdout)
+        peers = (
+            {} if args.no_peers else peer_errors(Paths(home), args.horizon, args.origins, args.step)
+        )
+    steps = {row["h"]: row for row in report["steps"]}
+    out = {"set": name, "what": what, "backtest_seconds": seconds, "steps": {}}
+    for h in (h for h in REPORTED if h <= args.horizon):
+        row = steps[h]
+        cell = {
+            "champion": row.get("mae"),
+            "paths": row.get("paths", 0),
+            **{
+                k: row.get(k)
+                for k in ("coverage_80", "coverage_95", "sqrt_coverage_80", "sqrt_coverage_95")
+            },
+        }
+        cell["peers"] = {
+            p: float(np.nanmean(e[:, h - 1]))
+            for p, e in peers.items()
+            if not np.all(np.isnan(e[:, h - 1]))
+        }
+        if cell["peers"]:
+            best = min(cell["peers"], key=cell["peers"].get)
+            cell["best_peer"], cell["ratio"] = best, cell["champion"] / cell["peers"][best]
+        out["steps"][h] = cell
+    return out
+
+
+def tables(results: list[dict], horizon: int) -> None:
+    for h in (h for h in REPORTED if h <= horizon):
+        print(f"\n### h = {h}\n")
+        peers = sorted({p for r in results for p in r["steps"][h]["peers"]})
+        print("| set | champion | " + " | ".join(peers) + " | best peer | ratio |")
+        print("|---|---:|" + "---:|" * len(peers) + "---|---:|")
+        ratios = []
+        for r in results:
+            c = r["steps"][h]
+            cells = [f"{c['peers'].get(p, math.nan):,.1f}" for p in peers]
+            ratio = c.get("ratio", math.nan)
+            ratios.append(ratio)
+            print(
+                f"| {r['set']} | {c['champion']:,.1f} | "
+                + " | ".join(cells)
+                + f" | {c.get('best_peer', '-')} | {ratio:.3f} |"
+            )
+        at_or_below = sum(1 for x in ratios if x <= 1)
+        print(
+            f"\ngeometric mean ratio {geomean(ratios):.3f}; champion at or below the best "
+            f"peer on {at_or_below} of {len(ratios)} sets"
+        )
+    print("\n### coverage, pooled over the sets' origins (per-step conformal / sqrt(h))\n")
+    print("| h | paths | 80% | 95% | sqrt(h) 80% | sqrt(h) 95% |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for h in (h for h in REPORTED if h <= horizon):
+        cells = [r["steps"][h] for r in results if r["steps"][h]["paths"]]
+        paths = sum(c["paths"] for c in cells)
+        pooled = {
+            k: sum(c[k] * c["paths"] for c in cells) / paths
+            for k in ("coverage_80", "coverage_95", "sqrt_coverage_80", "sqrt_coverage_95")
+        }
+        print(
+            f"| {h} | {paths} | {pooled['coverage_80']:.1f} | {pooled['coverage_95']:.1f} | "
+            f"{pooled['sqrt_coverage_80']:.1f} | {pooled['sqrt_coverage_95']:.1f} |"
+        )
+    times = [r["backtest_seconds"] for r in results]
+    print(f"\nbacktest wall time per set: median {np.median(times):.1f} s, max {max(times):.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-minutes", type=float, default=1.5)
+    parser.add_argument("--horizon", type=int, default=28)
+    parser.add_argument("--origins", type=int, default=8)
+    parser.add_argument("--step", type=int, default=7)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+    names = args.only or list(SETS)
+    results = []
+    for name in names:
+        print(f"{name} ...", file=sys.stderr, flush=True)
+        results.append(one_set(name, args))
+        OUT.mkdir(exist_ok=True)
+        (OUT / "horizon.json").write_text(json.dumps(results, indent=1))
+    tables(results, args.horizon)
+
+
+if __name__ == "__main__":
+    main()
