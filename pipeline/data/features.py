@@ -62,6 +62,10 @@ class LagWindows:
     code: np.ndarray  # int32 series of each row
     day: np.ndarray  # int32 day of each row
     split: np.ndarray  # int8 index into SPLIT_NAMES
+    # for a direct model's targets days ahead (see `y_ahead`); None: not known (no bound)
+    val_start: np.ndarray | None = None  # int64 per series: the first validation day
+    last_day: np.ndarray | None = None  # int64 per series: the last day in `values`
+    imputed: np.ndarray | None = None  # bool per value: a filled-in day, never a target
 
     def __len__(self) -> int:
         return len(self.target)
@@ -94,6 +98,24 @@ class LagWindows:
     def y(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The target day's views of the given rows."""
         return self.values[self.target if rows is None else self.target[rows]]
+
+    def y_ahead(self, rows: np.ndarray, days: int) -> np.ndarray:
+        """(rows, days): the views of each row's day and of the days - 1 after it (a direct
+        model's targets), nan where that day is past the series' last day, was imputed, or, for a
+        training row, is a validation day (a training row never learns from one)."""
+        ahead = np.arange(days)
+        day = self.day[rows].astype(np.int64)[:, None] + ahead
+        code = self.code[rows]
+        ok = np.ones(day.shape, bool)
+        if self.last_day is not None:
+            ok &= day <= self.last_day[code][:, None]
+        if self.val_start is not None:
+            training = (self.split[rows] == 0)[:, None]
+            ok &= ~training | (day < self.val_start[code][:, None])
+        position = np.where(ok, self.target[rows][:, None] + ahead, 0)
+        if self.imputed is not None:
+            ok &= ~self.imputed[position]
+        return np.where(ok, self.values[position], np.nan)
 
     def lag1(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Yesterday's views of the given rows (the naive forecast), without gathering windows."""
@@ -150,7 +172,19 @@ def lag_windows(dev: ViewsTable, splits: Splits, n: int, only: str | None = None
     code = dev.code[target]
     day = dev.day[target]
     split = (day >= val_start[code]).view(np.int8)
-    return LagWindows(n, dev.names, dev.views, target, code, day, split)
+    last_day = np.where(ends > starts, dev.day[np.maximum(ends - 1, 0)], np.iinfo(np.int32).min)
+    return LagWindows(
+        n,
+        dev.names,
+        dev.views,
+        target,
+        code,
+        day,
+        split,
+        val_start.astype(np.int64),
+        last_day.astype(np.int64),
+        dev.imputed,
+    )
 
 
 def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
@@ -162,9 +196,11 @@ def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
     if k == 1:
         return windows
     val_start = np.array([splits.series[str(n)].val_start for n in windows.names], np.int64)
-    start = val_start[windows.code] - (k - 1) * splits.val_days
+    shifted = val_start - (k - 1) * splits.val_days  # per series
+    start = shifted[windows.code]
     keep = windows.day < start + splits.val_days
-    return windows.subset(keep, split=(windows.day >= start).astype(np.int8))
+    moved = replace(windows, val_start=shifted, last_day=shifted + splits.val_days - 1)
+    return moved.subset(keep, split=(windows.day >= start).astype(np.int8))
 
 
 def build(ws: Paths, spec: FeatureSpec) -> dict[int, LagWindows]:

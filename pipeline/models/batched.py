@@ -50,8 +50,9 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
 
 
 def stackable(mcfg: ModelConfig, tcfg: TrainConfig) -> bool:
-    """Gradient-descent trainings stack; the closed form, naive baselines and trees do not."""
-    return mcfg.model not in ("naive", "hgb") and tcfg.solver == "gd"
+    """Gradient-descent trainings of one-day models stack; the closed form, naive baselines,
+    trees and direct multi-day models train alone."""
+    return mcfg.model not in ("naive", "hgb") and tcfg.solver == "gd" and not mcfg.direct
 
 
 def stack_key(mcfg: ModelConfig, tcfg: TrainConfig) -> tuple:

@@ -24,6 +24,11 @@ ENSEMBLE_METHODS = get_args(EnsembleMethod)
 SCALINGS = get_args(Scaling)
 # calendar inputs beside the lags: none, or weekday (the target day's day of week, one-hot)
 CALENDARS = get_args(Calendar)
+# multi-day forecasts: each prediction fed back as the next day's x_1 (the one-day model used H
+# times), or one network whose output layer predicts days 1..H at once
+Strategy = Literal["recursive", "direct"]
+STRATEGIES = get_args(Strategy)
+MAX_DIRECT_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class ModelConfig:
     scaling: str = "none"
     calendar: str = "none"
     leaves: int = 31  # hgb: leaves per tree (scikit-learn's max_leaf_nodes)
+    horizon: int = 1  # days the output layer predicts: 1 (used recursively) or H (direct)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -58,6 +64,12 @@ class ModelConfig:
             raise ViewcastError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.leaves < 2:
             raise ViewcastError(f"--leaves must be at least 2, got {self.leaves}")
+        if not 1 <= self.horizon <= MAX_DIRECT_DAYS:
+            raise ViewcastError(
+                f"a direct model predicts 1 to {MAX_DIRECT_DAYS} days, got {self.horizon}"
+            )
+        if self.horizon > 1 and self.model in ("naive", "hgb"):
+            raise ViewcastError(f"the {self.model} family has no direct multi-day form")
         if self.calendar not in CALENDARS:
             raise ViewcastError(
                 f"unknown calendar {self.calendar!r} (choose from {', '.join(CALENDARS)})"
@@ -67,6 +79,11 @@ class ModelConfig:
     def trees(self) -> bool:
         """Whether the model is scikit-learn's boosted trees (needs scikit-learn to predict)."""
         return self.model == "hgb"
+
+    @property
+    def direct(self) -> bool:
+        """Whether the output layer predicts several days at once (else fed back day by day)."""
+        return self.horizon > 1
 
     @property
     def inputs(self) -> int:

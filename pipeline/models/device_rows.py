@@ -31,20 +31,33 @@ class Rows:
 
 
 def mae(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error, the lecture's L, in the units of y."""
+    """Mean absolute error, the lecture's L, in the units of y (a direct model's (rows, H):
+    over the days it has, nan where a day is past the end)."""
+    if y.dim() == 2:
+        return (pred - y).abs().nanmean()
     return (pred - y).abs().mean()
 
 
-def split_tensors(windows: LagWindows, device: torch.device) -> tuple[Rows, Rows]:
-    """Training and validation rows as tensors on the device, moved once."""
+def day_one(t: torch.Tensor) -> torch.Tensor:
+    """A direct model's day 1 of (rows, H); a one-day model's (rows,) as they are."""
+    return t[:, 0] if t.dim() == 2 else t
+
+
+def split_tensors(windows: LagWindows, device: torch.device, days: int = 1) -> tuple[Rows, Rows]:
+    """Training and validation rows as tensors on the device, moved once. With `days` > 1 (a
+    direct model) the targets are days 1..H of each row (LagWindows.y_ahead): a training row
+    needs all of them; a validation row keeps nan where its days run past the validation days."""
 
     def move(rows: np.ndarray) -> Rows:
         x = torch.from_numpy(np.ascontiguousarray(windows.x(rows), dtype=np.float32))
-        y = torch.from_numpy(windows.y(rows).astype(np.float32))
+        y = windows.y(rows) if days == 1 else windows.y_ahead(rows, days)
         day = torch.from_numpy(windows.weekday(rows).astype(np.int64))
-        return Rows(x.to(device), y.to(device), day.to(device))
+        return Rows(x.to(device), torch.from_numpy(y.astype(np.float32)).to(device), day.to(device))
 
     train_rows, val_rows = windows.rows("train"), windows.rows("val")
+    if days > 1:
+        whole = ~np.isnan(windows.y_ahead(train_rows, days)).any(axis=1)
+        train_rows = train_rows[whole]
     require_training_rows(windows.n, len(train_rows))
     return move(train_rows), move(val_rows)
 
@@ -89,7 +102,7 @@ class FullRows:
     epoch_pred = best_pred = val_pred = None
 
     def __init__(self, windows: LagWindows, model: ViewsModel, tcfg: TrainConfig, device) -> None:
-        self.tr, self.va = split_tensors(windows, device)
+        self.tr, self.va = split_tensors(windows, device, model.cfg.horizon)
         model.fit_normalisation(self.tr.x, self.tr.y)
         self.xs_tr, self.ys_tr, _ = model.encode(self.tr.x, self.tr.y, self.tr.weekday)
         self.xs_va, _, self.scale_va = model.encode(self.va.x, None, self.va.weekday)
@@ -120,15 +133,17 @@ class FullRows:
         """The train and validation MAE, keeping the validation forecasts (`val_pred`) for the
         run's other metrics and intervals (nothing scores them again)."""
         self.val_pred, val = validation_forecasts(model, self.va)
-        return mae(model(self.tr.x, self.tr.weekday), self.tr.y).item(), val
+        pred = day_one(model(self.tr.x, self.tr.weekday))
+        return mae(pred, day_one(self.tr.y)).item(), val
 
 
 def validation_forecasts(model, va: Rows) -> tuple:
-    """A model's forecasts of gathered validation rows (float64 on the host) and their MAE."""
+    """A model's forecasts of gathered validation rows (float64 on the host) and their MAE,
+    one day ahead (a direct model's day 1: every run's val_mae means the same)."""
     if not len(va):
         return None, math.nan
-    pred = model(va.x, va.weekday)
-    return pred.cpu().numpy().astype(np.float64), mae(pred, va.y).item()
+    pred = day_one(model(va.x, va.weekday))
+    return pred.cpu().numpy().astype(np.float64), mae(pred, day_one(va.y)).item()
 
 
 NORMALISATION_ROWS = 2**20  # training windows the sampled path fits its normalisation on

@@ -38,11 +38,12 @@ def build_net(cfg: ModelConfig) -> nn.Module:
     trees of the hgb family are fitted by scikit-learn, outside torch: see ViewsModel.trees)."""
     if cfg.model in ("naive", "hgb"):
         return nn.Identity()
+    outputs = cfg.horizon  # 1, or days 1..H of a direct model
     if cfg.model == "linear":
-        return nn.Linear(cfg.inputs, 1)
+        return nn.Linear(cfg.inputs, outputs)
     if cfg.model == "sigmoid":
         return nn.Sequential(
-            nn.Linear(cfg.inputs, cfg.width), nn.Sigmoid(), nn.Linear(cfg.width, 1)
+            nn.Linear(cfg.inputs, cfg.width), nn.Sigmoid(), nn.Linear(cfg.width, outputs)
         )
     blocks: list[nn.Module] = []
     fan_in = cfg.inputs
@@ -54,12 +55,14 @@ def build_net(cfg: ModelConfig) -> nn.Module:
         if cfg.dropout:
             blocks.append(nn.Dropout(cfg.dropout))
         fan_in = cfg.width
-    blocks.append(nn.Linear(fan_in, 1))
+    blocks.append(nn.Linear(fan_in, outputs))
     return nn.Sequential(*blocks)
 
 
 class ViewsModel(nn.Module):
-    """Lag windows in views (lag_1..lag_N) -> tomorrow's views, with all scaling inside."""
+    """Lag windows in views (lag_1..lag_N) -> tomorrow's views, with all scaling inside (a
+    direct model: the views of days 1..H, one column each; its targets are standardised with one
+    mean and deviation over all H days)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -106,23 +109,29 @@ class ViewsModel(nn.Module):
             xs = torch.cat([xs, onehot.to(xs.dtype)], dim=1)
         if y is None:
             return xs, None, scale
-        ys = (self._transform(y).unsqueeze(1) / scale - self.y_mean) / self.y_std
+        ys = (_columns(self._transform(y)) / scale - self.y_mean) / self.y_std
         return xs, ys, scale
 
     def decode(self, out: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """The net's output -> views."""
-        return self._untransform((out * self.y_std + self.y_mean) * scale).squeeze(1)
+        """The net's output -> views: (rows,), or (rows, H) for a direct model."""
+        views = self._untransform((out * self.y_std + self.y_mean) * scale)
+        return views.squeeze(1) if views.shape[1] == 1 else views
 
     @torch.no_grad()
     def fit_normalisation(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Feature and target statistics from the training rows only."""
         scale = self.scale_of(x)
         xs = self._transform(x) / scale
-        ys = self._transform(y).unsqueeze(1) / scale
+        ys = (_columns(self._transform(y)) / scale).reshape(-1, 1)  # every day alike
         self.x_mean.copy_(xs.mean(0))
         self.x_std.copy_(xs.std(0).clamp_min(1e-6))
         self.y_mean.copy_(ys.mean(0))
         self.y_std.copy_(ys.std(0).clamp_min(1e-6))
+
+    @property
+    def reach(self) -> int:
+        """Days one forward pass predicts (a direct model's H; 1 otherwise)."""
+        return self.cfg.horizon
 
     @property
     def trainable(self) -> bool:
@@ -142,13 +151,19 @@ class ViewsModel(nn.Module):
         out = self.trees.predict(xs.detach().cpu().numpy().astype(np.float64))
         return torch.as_tensor(out, dtype=xs.dtype, device=xs.device).unsqueeze(1)
 
-    @torch.no_grad()
-    def predict(
-        self, x: np.ndarray, weekday: np.ndarray | None = None, batch: int = 262_144
-    ) -> np.ndarray:
+    def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
         """Views of the day after each window (rows of lag_1..lag_N views; `weekday`: that
         day's day of week, Monday = 0, for a model with the weekday calendar), in evaluation
-        mode."""
+        mode (a direct model: its day 1)."""
+        out = self.predict_days(x, weekday)
+        return out[:, 0] if out.ndim == 2 else out
+
+    @torch.no_grad()
+    def predict_days(
+        self, x: np.ndarray, weekday: np.ndarray | None = None, batch: int = 262_144
+    ) -> np.ndarray:
+        """The views of days 1..H after each window: (rows, H) for a direct model, (rows,)
+        for a one-day model."""
         was_training = self.training
         self.eval()
         device = self.x_mean.device  # buffers: the naive baseline has no parameters
@@ -162,7 +177,14 @@ class ViewsModel(nn.Module):
             for i in range(0, len(x), batch)
         ]
         self.train(was_training)
-        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+        if not out:
+            return np.zeros((0, self.reach)) if self.reach > 1 else np.zeros(0)
+        return torch.cat(out).numpy().astype(np.float64)
+
+
+def _columns(y: torch.Tensor) -> torch.Tensor:
+    """Targets as (rows, days): one day's (rows,) become one column."""
+    return y.unsqueeze(1) if y.dim() == 1 else y
 
 
 class EnsembleModel(nn.Module):
@@ -177,7 +199,8 @@ class EnsembleModel(nn.Module):
         self.cfg = EnsembleConfig(tuple(m.cfg for m in members), weights=self.weights)
 
     def forward(self, x: torch.Tensor, weekday: torch.Tensor | None = None) -> torch.Tensor:
-        preds = torch.stack([m(x[:, : m.cfg.lags], weekday) for m in self.members])
+        outs = [m(x[:, : m.cfg.lags], weekday) for m in self.members]
+        preds = torch.stack([o[:, 0] if o.dim() == 2 else o for o in outs])  # day 1
         if self.weights is None:
             return preds.mean(0)
         return (
@@ -187,6 +210,10 @@ class EnsembleModel(nn.Module):
     def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
         preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
         return combine(preds, self.weights)
+
+    @property
+    def reach(self) -> int:
+        return 1  # its members' own reaches: see horizons.paths
 
 
 def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:

@@ -33,8 +33,15 @@ def recursive_paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -
 
 
 def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
-    """(origins, horizon) forecasts: the model's own multi-day outputs when it has them (a
-    direct model, read as far as it reaches, then fed back), else recursive."""
+    """(origins, horizon) forecasts: a direct model's own days 1..H at once (past its H, its
+    last H days fed back as the newest lags and asked again), a one-day model's recursively; an
+    ensemble's, the (weighted) mean of its members' paths."""
+    from pipeline.models.infer import combine
+
+    members = getattr(model, "members", None)
+    if members is not None:
+        found = [paths(m, x[:, : m.cfg.lags], first_day, horizon) for m in members]
+        return combine(found, model.weights)
     reach = getattr(model, "reach", 1)
     if reach <= 1:
         return recursive_paths(model, x, first_day, horizon)
@@ -45,8 +52,7 @@ def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarr
         block = block[:, : horizon - done]
         parts.append(block)
         done += block.shape[1]
-        fed = np.concatenate([block[:, ::-1], window], axis=1)
-        window = fed[:, : window.shape[1]]
+        window = np.concatenate([block[:, ::-1], window], axis=1)[:, : x.shape[1]]
     return np.concatenate(parts, axis=1)
 
 

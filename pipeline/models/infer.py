@@ -58,12 +58,24 @@ class NumpyModel:
             i += 1 + (cfg.dropout > 0)
         return h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
 
+    @property
+    def reach(self) -> int:
+        """Days one pass predicts (a direct model's H; 1 otherwise)."""
+        return self.cfg.horizon
+
     def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
         """Views of the day after each window (rows of lag_1..lag_N views; `weekday`: that
         day's day of week, Monday = 0, for a model with the weekday calendar)."""
+        if self.cfg.model == "naive":
+            return np.asarray(x, dtype=np.float32)[:, -1].astype(np.float64)
+        return self.predict_days(x, weekday)[:, 0]
+
+    def predict_days(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
+        """(rows, reach): the views of days 1..H after each window (H = 1 for a one-day
+        model; `weekday`: day 1's day of week)."""
         x = np.asarray(x, dtype=np.float32)
         if self.cfg.model == "naive":
-            return x[:, -1].astype(np.float64)
+            return x[:, -1:].astype(np.float64)
         w = self.weights
         t = self._transform(x)
         if self.cfg.scaling == "window-median":  # torch's median: the lower middle value
@@ -80,7 +92,7 @@ class NumpyModel:
                 raise ValueError("this model reads the weekday: pass each row's weekday")
             h = np.concatenate([h, np.eye(7, dtype=np.float32)[np.asarray(weekday)]], axis=1)
         out = self._net(h)
-        return self._untransform((out * w["y_std"] + w["y_mean"]) * scale)[:, 0].astype(np.float64)
+        return self._untransform((out * w["y_std"] + w["y_mean"]) * scale).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,10 @@ class NumpyEnsemble:
     def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
         preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
         return combine(preds, self.weights)
+
+    @property
+    def reach(self) -> int:
+        return 1  # its members' own reaches: see horizons.paths
 
 
 def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.ndarray:

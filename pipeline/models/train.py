@@ -130,6 +130,11 @@ def fit(
     descends = model.trainable and tcfg.solver == "gd"
     if descends:
         require_gatherable(windows, tcfg)
+    if mcfg.direct and (tcfg.rows_per_epoch or not gathers_whole(windows)):
+        raise ViewcastError(
+            "a direct multi-day model trains on gathered windows: no --rows-per-epoch, and "
+            f"{len(windows):,} windows of {windows.n} lags must fit at once"
+        )
     if (descends and tcfg.rows_per_epoch) or not gathers_whole(windows):
         source: FullRows | SampledRows = SampledRows(windows, model, tcfg, device)
     else:
@@ -219,10 +224,10 @@ def solve_least_squares(model: ViewsModel, xs: torch.Tensor, ys: torch.Tensor) -
     if model.cfg.model != "linear":
         raise ViewcastError("--solver lstsq is for --model linear only")
     design = torch.cat([xs, torch.ones_like(xs[:, :1])], dim=1).double()
-    coef = torch.linalg.lstsq(design.cpu(), ys.double().cpu()).solution.squeeze(1)
+    coef = torch.linalg.lstsq(design.cpu(), ys.double().cpu()).solution  # (inputs + 1, H)
     with torch.no_grad():
-        model.net.weight.copy_(coef[:-1].unsqueeze(0).float())
-        model.net.bias.copy_(coef[-1:].float())
+        model.net.weight.copy_(coef[:-1].T.float())
+        model.net.bias.copy_(coef[-1].float())
 
 
 def _descend(

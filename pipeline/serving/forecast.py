@@ -216,31 +216,29 @@ def production_model(ws: Paths) -> ForecastModel:
 
 
 def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int, horizon: int):
-    """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`,
-    feeding predictions back as inputs (and the forecast day's weekday, for a model that reads
-    it). Returns (series index, day, step, forecast) arrays."""
-    from pipeline.data.calendar import weekday
+    """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`
+    (a series that ends before first - 1 is forecast over its missing days too: see
+    horizons.paths, recursive or direct). Returns (series index, day, step, forecast) arrays."""
+    from pipeline.models.horizons import paths
 
     n = model.cfg.lags
-    steps = first - 1 - last  # days to roll over before `first`
-    total = steps + horizon
+    total = first - 1 - last + horizon  # days forecast from each series' last day
     windows = np.stack([h[-n:][::-1] for h in history]) if history else np.zeros((0, n))
     out_s, out_day, out_step, out_pred = [], [], [], []
-    for k in range(1, int(total.max(initial=0)) + 1):
-        active = np.flatnonzero(total >= k)
-        day = last[active] + k
-        pred = np.maximum(model.predict(windows[active], weekday(day)), 0.0)  # never negative
-        windows[active] = np.concatenate([pred[:, None], windows[active, :-1]], axis=1)
-        keep = day >= first
-        out_s.append(active[keep])
-        out_day.append(day[keep])
-        out_step.append(day[keep] - first + 1)
-        out_pred.append(pred[keep])
+    for days in np.unique(total):  # series that end on the same day, forecast together
+        group = np.flatnonzero(total == days)
+        found = paths(model, windows[group], last[group] + 1, int(days))[:, -horizon:]
+        out_s.append(np.repeat(group, horizon))
+        out_day.append(np.tile(np.arange(first, first + horizon), len(group)))
+        out_step.append(np.tile(np.arange(1, horizon + 1), len(group)))
+        out_pred.append(found.reshape(-1))
+    series, day = _cat(out_s, np.int64), _cat(out_day, np.int64)
+    order = np.lexsort((series, day))  # day by day, series in order within a day
     return (
-        _cat(out_s, np.int64),
-        _cat(out_day, np.int64),
-        _cat(out_step, np.int64),
-        _cat(out_pred, np.float64),
+        series[order],
+        day[order],
+        _cat(out_step, np.int64)[order],
+        _cat(out_pred, np.float64)[order],
     )
 
 

@@ -7,10 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pipeline.data import features as feats
 from pipeline.data.store import SeriesSplit, Splits
 from pipeline.data.table import ViewsTable
 from pipeline.models import horizons as hz
 from pipeline.models import intervals as iv
+from pipeline.models.config import ModelConfig
+from pipeline.models.train import TrainConfig, fit
 
 LEVEL, PHI, SIGMA = 1000.0, 0.8, 50.0
 
@@ -142,3 +145,65 @@ def test_kept_intervals_are_read_only_when_they_reach_the_horizon(tmp_path):
         np.testing.assert_array_equal(again.width[level], found.width[level])
     one = iv.read_intervals(path, table.names, "key")
     assert one is not None and one.horizons == 5
+
+
+def _weekly_table(days: int = 400) -> ViewsTable:
+    pattern = np.array([100, 300, 250, 200, 150, 500, 50.0])
+    views = np.tile(pattern, days // 7 + 1)[:days]
+    return ViewsTable(
+        np.array(["s"]),
+        np.zeros(days, np.int32),
+        np.arange(19000, 19000 + days, dtype=np.int32),
+        views,
+        np.zeros(days, bool),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mcfg", "tcfg", "tolerance"),
+    [
+        (
+            ModelConfig(lags=7, model="linear", horizon=7),
+            TrainConfig(solver="lstsq", loss="mse"),
+            0.01,
+        ),
+        (
+            ModelConfig(
+                lags=14, model="relu", layers=2, width=32, horizon=7, scaling="window-mean"
+            ),
+            TrainConfig(epochs=300, lr=3e-3),
+            5.0,
+        ),
+    ],
+)
+def test_a_direct_model_recovers_a_known_weekly_pattern(mcfg, tcfg, tolerance):
+    """Days 1..7 after any window of a series that repeats every week are the window's week
+    again: the closed form finds it exactly, a ReLU net by gradient descent to a few views (of
+    50-500). Past its 7 days it feeds its own week back and goes on. Training rows never reach
+    into the validation days (the last 6 training days have no complete target)."""
+    table = _weekly_table()
+    splits = splits_for(table, 19000 + 280, 19000 + 340)
+    dev = table.take(table.day < 19000 + 340)
+    windows = feats.lag_windows(dev, splits, mcfg.lags)
+    result = fit(windows, mcfg, tcfg)
+    assert result.rows["train"] == 280 - mcfg.lags - 6
+    assert result.val_mae < tolerance
+    origins = hz.origins_between(table, np.array([19000 + 340]), np.array([19000 + 352]), mcfg.lags)
+    found = hz.forecast_paths(result.model, table, origins, 14, np.array([19000 + 399]))
+    assert np.nanmax(found.errors) < 3 * tolerance
+    assert result.model.predict_days(windows.x(windows.rows("val")[:3])).shape == (3, 7)
+
+
+def test_a_direct_training_row_never_learns_from_a_validation_day():
+    table = _weekly_table(120)
+    splits = splits_for(table, 19000 + 60, 19000 + 90)
+    windows = feats.lag_windows(table.take(table.day < 19000 + 90), splits, 7)
+    train, val = windows.rows("train"), windows.rows("val")
+    ahead = windows.y_ahead(train, 5)
+    day = windows.day[train][:, None] + np.arange(5)
+    assert (
+        np.all(np.isnan(ahead[day >= 19000 + 60])) and not np.isnan(ahead[day < 19000 + 60]).any()
+    )
+    later = windows.y_ahead(val, 5)  # validation rows: nan only past the last dev day
+    day = windows.day[val][:, None] + np.arange(5)
+    np.testing.assert_array_equal(np.isnan(later), day > 19000 + 89)

@@ -35,6 +35,9 @@ from pipeline.models.config import ModelConfig
         # the weekday calendar: 7 indicators after the standardised lags
         ModelConfig(lags=7, model="linear", scaling="window-mean", calendar="weekday"),
         ModelConfig(lags=14, model="relu", layers=2, width=6, batchnorm=True, calendar="weekday"),
+        ModelConfig(lags=7, model="linear", scaling="window-mean", horizon=5),  # direct
+        ModelConfig(lags=14, model="relu", layers=2, width=6, calendar="weekday", horizon=3),
+        ModelConfig(lags=7, model="sigmoid", width=5, target_transform="log1p", horizon=4),
     ],
 )
 def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
@@ -54,9 +57,15 @@ def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):
             module.running_var.uniform_(0.5, 2)
     save(model, tmp_path)
     weekday = rng.integers(0, 7, len(x))  # ignored by a model without the calendar
+    loaded = infer.load(tmp_path)
     np.testing.assert_allclose(
-        infer.load(tmp_path).predict(x, weekday), model.predict(x, weekday), rtol=1e-4, atol=1e-3
+        loaded.predict(x, weekday), model.predict(x, weekday), rtol=1e-4, atol=1e-3
     )
+    if cfg.direct:  # every day of a direct model, day 1 being what predict gives
+        days = loaded.predict_days(x, weekday)
+        assert days.shape == (len(x), cfg.horizon) and loaded.reach == cfg.horizon
+        np.testing.assert_allclose(days, model.predict_days(x, weekday), rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(days[:, 0], loaded.predict(x, weekday))
 
 
 def test_robust_scales_are_the_windows_median_and_last_week():
