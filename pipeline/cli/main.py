@@ -294,6 +294,15 @@ def train(
         show.emit({"run_id": done.run_id, "model": show.plain(done.model)} | show.pick(r, keys))
 
 
+HorizonOpt = Annotated[
+    int,
+    Opt(
+        help="Days you forecast: above 1, each network's direct H-day twin joins the grid and "
+        "every run is scored on val_mae_h<H> (days 1..H from each validation day)."
+    ),
+]
+
+
 @command()
 def sweep(
     ctx: typer.Context,
@@ -314,13 +323,22 @@ def sweep(
     gpus_per_task: Annotated[
         float, Opt(help="Ray: GPUs each stack asks for (0.25 = a quarter).")
     ] = 0.0,
+    horizon: HorizonOpt = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a grid (plus the baselines) as nested MLflow runs; re-running resumes it."""
     where = jobs.Engine(engine, address, cpus_per_task, gpus_per_task)
     with show.sweep_progress() as step:
         report = jobs.sweep(
-            ctx.obj, grid, folds, max_minutes, step, stack=stack, seeds=seeds, engine=where
+            ctx.obj,
+            grid,
+            folds,
+            max_minutes,
+            step,
+            stack=stack,
+            seeds=seeds,
+            engine=where,
+            horizon=horizon,
         )
     show.swept(report)
     if as_json:
@@ -452,9 +470,11 @@ def run_all(
     ensemble: Annotated[int, Opt(help="Let one ensemble compete (K >= 2); 0 = no.")] = 5,
     ensemble_method: EnsembleChoice = DEFAULT_METHOD,
     seeds: Annotated[int, Opt(help="Bag each configuration over K seeds (their mean).")] = 1,
+    horizon: HorizonOpt = 1,
     as_json: JsonFlag = False,
 ) -> None:
-    """The main job: ingest, features, sweep, select, submit, finalize, and a summary table."""
+    """The main job: ingest, features, sweep, select, submit, finalize, and a summary table
+    (`--horizon H`: the champion selected on val_mae_h<H>)."""
     ws: Paths = ctx.obj
     given = [(path, None) for path in jobs.expand(paths)] if paths else None
     files, note = jobs.run_inputs(ws, given, demo)
@@ -473,6 +493,7 @@ def run_all(
             step,
             seeds=seeds,
             method=ensemble_method,
+            horizon=horizon,
         )
     show.summary(sealed.payload, ws)
     if as_json:

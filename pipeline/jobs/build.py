@@ -196,10 +196,12 @@ def sweep(
     stack: bool = True,
     seeds: int = 1,
     engine=None,
+    horizon: int = 1,
 ):
     """A grid by name (lecture, default or a TOML file) as a resumable sweep: stacked (one
     model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds,
-    trained here or on a Ray cluster (`engine`, a pipeline.search.engines.Engine)."""
+    trained here or on a Ray cluster (`engine`, a pipeline.search.engines.Engine); `horizon` H
+    > 1 adds the direct twins and scores every run H days ahead (val_mae_h<H>)."""
     from pipeline.data.store import Store
     from pipeline.search import grids, sweeps
 
@@ -215,6 +217,7 @@ def sweep(
         stack=stack,
         seeds=seeds,
         engine=engine or Engine(),
+        horizon=horizon,
     )
 
 
@@ -293,18 +296,25 @@ def run_all(
     on_step=None,
     seeds: int = 1,
     method: str = DEFAULT_ENSEMBLE_METHOD,
+    horizon: int = 1,
 ) -> SealedTest:
     """Ingest (`files`; None: what `run_inputs` chooses), features, sweep, select, submit and
-    finalize. A workspace whose test was finalized shows that result instead of scoring again."""
+    finalize. A workspace whose test was finalized shows that result instead of scoring again.
+    `horizon` H > 1: recursive or direct is one more grid axis and the champion is selected on
+    val_mae_h<H> (the validation days' error over days 1..H)."""
     from pipeline.data import features as feats
     from pipeline.search import holdout, selection
 
     files = files if files is not None else run_inputs(ws, None)[0]
+    metric = "val_mae" if horizon <= 1 else f"val_mae_h{horizon}"
     steps: list[tuple[str, Callable[[], object]]] = [
         ("ingest", lambda: ingest(ws, files) if files else None),  # [] : already ingested
         ("features", lambda: features(ws, feats.FeatureSpec())[0]),
-        ("sweep", lambda: sweep(ws, grid, folds, max_minutes, on_step, seeds=seeds)),
-        ("select", lambda: selection.select(ws, ensemble=ensemble, method=method)),
+        (
+            "sweep",
+            lambda: sweep(ws, grid, folds, max_minutes, on_step, seeds=seeds, horizon=horizon),
+        ),
+        ("select", lambda: selection.select(ws, metric, ensemble=ensemble, method=method)),
     ]
     results: dict[str, object] = {}
     for name, step in steps:

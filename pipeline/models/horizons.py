@@ -106,3 +106,30 @@ def forecast_paths(
     seen = inside & ~table.imputed[safe] & (day <= np.asarray(last_day)[code][:, None])
     actual = np.where(seen, table.views[safe], np.nan)
     return Paths(code, table.day[origins].astype(np.int64), pred, actual)
+
+
+def validation_bounds(table: ViewsTable, splits) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' first and last validation day (an unsplit series: an empty range)."""
+    none = (np.iinfo(np.int32).max, np.iinfo(np.int32).min)
+    bounds = [
+        (s.val_start, s.test_start - 1) if (s := splits.series.get(str(n))) else none
+        for n in table.names
+    ]
+    arr = np.array(bounds, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def validation_mae_ahead(
+    model, dev: ViewsTable, splits, horizon: int, series: list[str] | None = None
+) -> float:
+    """The mean absolute error over days 1..H of the forecasts from every validation day whose
+    H days are all validation days (of the named series, or all): what a run is selected on when
+    the user forecasts H days (`sweep --horizon H`: the metric val_mae_h<H>), the same origins
+    and days for a recursive and a direct model."""
+    lo, hi = validation_bounds(dev, splits)
+    if series:
+        lo = np.where(np.isin(dev.names.astype(str), series), lo, np.iinfo(np.int32).max)
+    origins = origins_between(dev, lo, hi - horizon + 1, model.cfg.lags)
+    if not len(origins):
+        return float("nan")
+    return float(np.nanmean(forecast_paths(model, dev, origins, horizon, hi).errors))

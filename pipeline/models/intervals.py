@@ -60,23 +60,12 @@ def validation_intervals(model, dev, splits, horizon: int = 1) -> Intervals:
     """Half-widths from a model's out-of-sample errors h = 1..H days ahead: forecasts from every
     validation day of `dev` as origin (the days before it as inputs, predictions fed back), each
     scored on the validation days it reaches. Step h has val_days - h + 1 errors a series."""
-    from pipeline.models.horizons import forecast_paths, origins_between
+    from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
 
     val_start, val_end = validation_bounds(dev, splits)
     origins = origins_between(dev, val_start, val_end, model.cfg.lags)
     found = forecast_paths(model, dev, origins, horizon, val_end)
     return intervals_of(dev.names, found.code, found.pred, found.actual)
-
-
-def validation_bounds(table, splits) -> tuple[np.ndarray, np.ndarray]:
-    """Each series' first and last validation day (an unsplit series: an empty range)."""
-    none = (np.iinfo(np.int32).max, np.iinfo(np.int32).min)
-    bounds = [
-        (s.val_start, s.test_start - 1) if (s := splits.series.get(str(n))) else none
-        for n in table.names
-    ]
-    arr = np.array(bounds, dtype=np.int64).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
 
 
 def intervals_of(names: np.ndarray, code: np.ndarray, pred: np.ndarray, actual: np.ndarray):

@@ -35,7 +35,7 @@ class Candidate:
         train, model = asdict(self.train), asdict(self.model)
         if train["seeds"] == 1:  # keys from before bagging existed stay the same
             del train["seeds"]
-        for name, before in (("calendar", "none"), ("leaves", 31)):  # and before these fields
+        for name, before in (("calendar", "none"), ("leaves", 31), ("horizon", 1)):  # and these
             if model[name] == before:
                 del model[name]
         payload = json.dumps([model, train], sort_keys=True)
@@ -68,7 +68,8 @@ def config_name(cfg: ModelConfig) -> str:
     transform = "" if cfg.target_transform == "none" else f"-{cfg.target_transform}"
     robust = {"window-median": "-median", "last-week-mean": "-lastweek"}.get(cfg.scaling, "")
     calendar = "-weekday" if cfg.calendar == "weekday" else ""
-    return f"{family}-lags{cfg.lags}{transform}{robust}{calendar}"
+    direct = f"-direct{cfg.horizon}" if cfg.direct else ""
+    return f"{family}-lags{cfg.lags}{transform}{robust}{calendar}{direct}"
 
 
 def how_trained(cfg: ModelConfig, train: TrainConfig) -> str:
@@ -76,6 +77,26 @@ def how_trained(cfg: ModelConfig, train: TrainConfig) -> str:
     if cfg.model == "hgb":
         return f"-boost-{train.lr:g}"
     return "-lstsq" if train.solver == "lstsq" else f"-{train.optimizer}-{train.lr:g}"
+
+
+def with_direct(candidates: list[Candidate], horizon: int) -> list[Candidate]:
+    """The grid's strategy axis for forecasts `horizon` days ahead: every configuration as it is
+    (recursive: its one-day model fed back), each network followed by its direct twin, whose
+    output layer predicts days 1..H at once (trained alone, on gathered windows; not the
+    baselines, the trees or sampled epochs), so a time budget cuts both alike. Unchanged for one
+    day."""
+    if horizon <= 1:
+        return candidates
+    out = []
+    for cand in candidates:
+        out.append(cand)
+        if cand.baseline or cand.model.model in ("naive", "hgb") or cand.train.rows_per_epoch:
+            continue
+        model = replace(cand.model, horizon=horizon)
+        out.append(
+            Candidate(config_name(model) + how_trained(model, cand.train), model, cand.train)
+        )
+    return out
 
 
 def baselines() -> list[Candidate]:

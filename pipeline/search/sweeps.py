@@ -27,11 +27,12 @@ from pipeline import plots, tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
 from pipeline.data.workspace import Paths
+from pipeline.models.horizons import validation_mae_ahead
 from pipeline.models.outcome import training_outcome
 from pipeline.search import engines
 from pipeline.search.engines import Engine
 from pipeline.search.ensembles import OOF_FILE, OOF_LIMIT, Forecasts
-from pipeline.search.grids import Candidate, baselines
+from pipeline.search.grids import Candidate, baselines, with_direct
 from pipeline.search.units import SweepData, plan_units, with_seeds
 from pipeline.tracking import Stage, SweepPurpose, Tag
 
@@ -56,9 +57,15 @@ class SweepReport:
 
 
 def sweep_key(
-    candidates: list[Candidate], folds: int, generation: str, series: list[str] | None = None
+    candidates: list[Candidate],
+    folds: int,
+    generation: str,
+    series: list[str] | None = None,
+    horizon: int = 1,
 ) -> str:
-    payload = json.dumps([[c.key for c in candidates], folds, generation, sorted(series or [])])
+    """The same sweep (resumed) has the same key; one day ahead keeps the keys from before."""
+    parts = [[c.key for c in candidates], folds, generation, sorted(series or [])]
+    payload = json.dumps(parts + ([horizon] if horizon > 1 else []))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -74,26 +81,32 @@ def sweep(
     stack: bool = True,
     seeds: int = 1,
     engine: Engine = Engine(),
+    horizon: int = 1,
 ) -> SweepReport:
     """Train the baselines and the grid as nested runs under one parent (on every split series,
     or the named ones); resume if it exists. Configurations of one shape train together as a
     stack (`stack=False`: one at a time); with `seeds` K each configuration is the mean of K
     seeds; the engine trains the units here or on a Ray cluster (this process alone logs).
-    An experiment's sweep (the lecture report's) is never `select`'s default."""
+    An experiment's sweep (the lecture report's) is never `select`'s default. With `horizon` H
+    > 1 the grid gains each network's direct H-day twin (grids.with_direct) and every run is
+    also scored H days ahead on the validation days (val_mae_h<H>)."""
     from pipeline.data.store import Store
 
-    if folds < 1 or seeds < 1:
-        raise ViewcastError(f"--folds and --seeds must be at least 1, got {folds} and {seeds}")
+    if folds < 1 or seeds < 1 or horizon < 1:
+        raise ViewcastError(
+            f"--folds, --seeds and --horizon must be at least 1, got {folds}, {seeds}, {horizon}"
+        )
     store = Store(ws)
-    data = SweepData(store.read_dev(), store.read_splits(), series, folds)
+    data = SweepData(store.read_dev(), store.read_splits(), series, folds, horizon)
     if len(data.dev) == 0:
         raise ViewcastError("no series is long enough to split: ingest more days first")
     generation = store.require().name
     base = baselines()
     grid_cands = [with_seeds(c, seeds) for c in candidates if c.key not in {b.key for b in base}]
-    candidates = base + grid_cands
-    key = sweep_key(candidates, folds, generation, series)
+    candidates = base + with_direct(grid_cands, horizon)
+    key = sweep_key(candidates, folds, generation, series, horizon)
     params = {"grid": grid, "folds": folds, "configs": len(candidates), "seeds": seeds}
+    params |= {"horizon": horizon}
     params |= {"series": ",".join(series) if series else "all", "stacked": stack}
     params |= {"store_generation": generation, "max_minutes": max_minutes, "engine": engine.name}
     with engines.opened(engine) as runner:  # a Ray cluster is reached before the run opens
@@ -180,6 +193,10 @@ def _log_outcome(
         return None
     first = outcome[0]
     metrics = {f"best_epoch_seed{k}": e for k, e in enumerate(first.seed_epochs)}
+    if data.horizon > 1:  # the standard split's validation days (fold 1), H days ahead
+        metrics[f"val_mae_h{data.horizon}"] = validation_mae_ahead(
+            first.model, data.dev, data.splits, data.horizon, data.series
+        )
     if data.folds > 1:
         metrics |= {f"val_mae_fold{k}": r.val_mae for k, r in enumerate(outcome, 1)}
         metrics["val_mae"] = statistics.fmean(r.val_mae for r in outcome)

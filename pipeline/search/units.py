@@ -26,6 +26,7 @@ class SweepData:
     splits: Splits
     series: list[str] | None
     folds: int
+    horizon: int = 1  # days ahead the runs are also scored on (val_mae_h<H>) when above 1
     windows: dict[int, LagWindows] = field(default_factory=dict)
 
     def lags(self, n: int) -> LagWindows:

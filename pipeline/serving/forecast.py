@@ -132,8 +132,9 @@ def refit(ws: Paths) -> Refit:
 
 
 def _all_rows(windows):
-    """Every observed day as a training row (refit has no validation days)."""
-    return replace(windows, split=np.zeros_like(windows.split))
+    """Every observed day as a training row (refit has no validation days: a direct model's
+    targets run up to the last day)."""
+    return replace(windows, split=np.zeros_like(windows.split), val_start=None)
 
 
 def _refit_one(ws: Paths, run, table, splits):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline import tracking
@@ -145,3 +146,42 @@ def test_a_sweep_of_a_large_store_trains_the_panel_grid_and_selects(two_series, 
         if solver == "gd":
             assert run.tags["stacked"] == "True" and run.params["train.seeds"] == "2"
     assert cli("select").exit_code == 0
+
+
+@pytest.mark.slow  # a sweep with direct twins, selected, finalized, refit and forecast
+def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
+    two_series: Path, tiny_grid: Path, cli
+):
+    """`sweep --horizon 7`: each network of the grid gets its direct 7-day twin, every run
+    (baselines too) is scored on val_mae_h7, the champion is chosen on it, and a direct
+    champion forecasts 7 days with per-step intervals."""
+    from pipeline.models import horizons
+
+    ws = Paths(two_series)
+    assert cli("sweep", "--grid", tiny_grid, "--horizon", "7").exit_code == 0
+    parent = tracking.latest_sweep(ws)
+    runs = tracking.sweep_children(ws, parent)
+    names = {r.name for r in runs}
+    grid_nets = [n for n in names if n.startswith(("linear-lags", "relu-"))]
+    direct = [n for n in grid_nets if "-direct7" in n]
+    assert len(direct) == 4 and len(grid_nets) == 8, names
+    assert all("val_mae_h7" in r.metrics for r in runs)
+    # the metric is the paths' error on the validation days, recomputed here for one run
+    store = Store(ws)
+    run = next(r for r in runs if r.name == sorted(direct)[0])
+    model = tracking.load_predictor(ws, run.run_id)
+    assert model.reach == 7
+    again = horizons.validation_mae_ahead(model, store.read_dev(), store.read_splits(), 7)
+    assert run.metrics["val_mae_h7"] == pytest.approx(again, rel=1e-5)
+    result = cli("select", "--metric", "val_mae_h7", "--json")
+    assert result.exit_code == 0, result.output
+    best = min(runs, key=lambda r: r.metrics["val_mae_h7"])
+    assert tracking.champion_run(ws) == best.run_id
+    # a direct champion, refit and forecast a week ahead (its days at once)
+    tracking.register_alias(ws, run.run_id, "champion", {})
+    for args in (("finalize",), ("refit",), ("forecast", "--horizon", "7")):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.output)
+    (csv,) = (two_series / "data" / "forecasts").glob("*.csv")
+    frame = pd.read_csv(csv)
+    assert len(frame) == 14 and (frame["upper_95"] >= frame["upper_80"]).all()
