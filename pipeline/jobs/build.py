@@ -201,7 +201,9 @@ def sweep(
     """A grid by name (lecture, default or a TOML file) as a resumable sweep: stacked (one
     model per shape) unless `stack` is off, each configuration bagged over `seeds` seeds,
     trained here or on a Ray cluster (`engine`, a pipeline.search.engines.Engine); `horizon` H
-    > 1 adds the direct twins and scores every run H days ahead (val_mae_h<H>)."""
+    > 1 adds the direct twins and scores every run H days ahead (val_mae_h<H>); the default grid
+    adds the year-of-memory twins where every series has two years before validation (a TOML
+    grid says `lags = 367` and `recent = [...]` itself)."""
     from pipeline.data.store import Store
     from pipeline.search import grids, sweeps
 
@@ -218,6 +220,7 @@ def sweep(
         seeds=seeds,
         engine=engine or Engine(),
         horizon=horizon,
+        year=None if grid == "default" else False,
     )
 
 

@@ -44,7 +44,7 @@ from pipeline.models.families import ModelConfig, ViewsModel
 from pipeline.models.optim import StackedOptimizer, get_lr
 from pipeline.models.train import TrainConfig, TrainResult, loss_function, resolve_device
 
-SHAPE_MODEL = ("lags", "model", "layers", "width", "batchnorm", "dropout", "calendar")
+SHAPE_MODEL = ("lags", "recent", "model", "layers", "width", "batchnorm", "dropout", "calendar")
 SHAPE_TRAIN = ("loss", "batch_size", "rows_per_epoch", "epochs", "device", "amp")
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # torch.nn.BatchNorm1d's defaults
 

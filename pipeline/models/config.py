@@ -29,6 +29,10 @@ CALENDARS = get_args(Calendar)
 Strategy = Literal["recursive", "direct"]
 STRATEGIES = get_args(Strategy)
 MAX_DIRECT_DAYS = 366
+# a year of memory: lags 361..367 (52 weeks back is day t-364, the same weekday, +-3 days)
+YEAR_WEEK = (361, 367)
+YEAR_WINDOW = YEAR_WEEK[1]
+YEAR_MIN_DAYS = 2 * 365  # the days before validation a series needs for the year's axis
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ModelConfig:
     calendar: str = "none"
     leaves: int = 31  # hgb: leaves per tree (scikit-learn's max_leaf_nodes)
     horizon: int = 1  # days the output layer predicts: 1 (used recursively) or H (direct)
+    recent: int = 0  # a year of memory: lag_1..lag_recent and the week a year back (lags = 367)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -70,6 +75,12 @@ class ModelConfig:
             )
         if self.horizon > 1 and self.model in ("naive", "hgb"):
             raise ViewcastError(f"the {self.model} family has no direct multi-day form")
+        if self.recent and (self.lags != YEAR_WINDOW or not 1 <= self.recent <= YEAR_WEEK[0]):
+            raise ViewcastError(
+                f"a year of memory reads {YEAR_WINDOW} lags and 1 to {YEAR_WEEK[0]} recent days"
+            )
+        if self.recent and self.model == "naive":
+            raise ViewcastError("the naive family reads one lag: no year of memory")
         if self.calendar not in CALENDARS:
             raise ViewcastError(
                 f"unknown calendar {self.calendar!r} (choose from {', '.join(CALENDARS)})"
@@ -86,9 +97,22 @@ class ModelConfig:
         return self.horizon > 1
 
     @property
+    def year(self) -> bool:
+        """Whether it reads the same weekday a year back (and its week) besides recent days."""
+        return self.recent > 0
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """The lag columns it reads (0 = lag_1): every lag, or lag_1..lag_recent and
+        lag_361..lag_367 (day t-364, the same weekday 52 weeks back, and 3 days either side)."""
+        if not self.year:
+            return tuple(range(self.lags))
+        return tuple(range(self.recent)) + tuple(range(YEAR_WEEK[0] - 1, YEAR_WEEK[1]))
+
+    @property
     def inputs(self) -> int:
-        """The net's inputs: the lags, and 7 weekday indicators with the weekday calendar."""
-        return self.lags + (7 if self.calendar == "weekday" else 0)
+        """The net's inputs: the lags read, and 7 weekday indicators with the weekday calendar."""
+        return len(self.columns) + (7 if self.calendar == "weekday" else 0)
 
 
 # the ensemble `select` lets compete: greedy (forward selection on the folds' forecasts) or top

@@ -69,7 +69,10 @@ class ViewsModel(nn.Module):
         self.cfg = cfg
         self.net = build_net(cfg)
         self.trees = None  # hgb: a fitted HistGradientBoostingRegressor on the encoded inputs
-        for name, size in (("x_mean", cfg.lags), ("x_std", cfg.lags), ("y_mean", 1), ("y_std", 1)):
+        read = len(cfg.columns)  # the lag columns it reads
+        if cfg.year:
+            self.register_buffer("columns", torch.tensor(cfg.columns), persistent=False)
+        for name, size in (("x_mean", read), ("x_std", read), ("y_mean", 1), ("y_std", 1)):
             self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
 
     # --- the scaled space the net is fitted in ---
@@ -82,10 +85,11 @@ class ViewsModel(nn.Module):
     def scale_of(self, x: torch.Tensor) -> torch.Tensor:
         """Per-row scale: 1, or a level of the (transformed) input window + 1 (for zero days):
         its mean, its median (the lower middle value: a spike moves it little), or the mean of
-        its last 7 days (lag_1..lag_7: the current level, not the window's)."""
+        its last 7 days (lag_1..lag_7: the current level, not the window's). `x`: the columns
+        it reads (`read`); a year of memory takes the level of its recent days."""
         if self.cfg.scaling == "none":
             return torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        t = self._transform(x)
+        t = self._transform(x[:, : self.cfg.recent] if self.cfg.year else x)
         if self.cfg.scaling == "window-median":
             return t.median(dim=1, keepdim=True).values + 1.0
         if self.cfg.scaling == "last-week-mean":
@@ -100,6 +104,7 @@ class ViewsModel(nn.Module):
     ):
         """Views -> standardised inputs (and targets), as the net sees them; with the weekday
         calendar, the target days' weekdays (Monday = 0) follow as 7 indicators."""
+        x = self.read(x)
         scale = self.scale_of(x)
         xs = (self._transform(x) / scale - self.x_mean) / self.x_std
         if self.cfg.calendar == "weekday":
@@ -117,9 +122,15 @@ class ViewsModel(nn.Module):
         views = self._untransform((out * self.y_std + self.y_mean) * scale)
         return views.squeeze(1) if views.shape[1] == 1 else views
 
+    def read(self, x: torch.Tensor) -> torch.Tensor:
+        """The lag columns the model reads (a year of memory: the recent days, then the week a
+        year back; its per-row scale is the recent days' level)."""
+        return x.index_select(1, self.columns) if self.cfg.year else x
+
     @torch.no_grad()
     def fit_normalisation(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Feature and target statistics from the training rows only."""
+        x = self.read(x)
         scale = self.scale_of(x)
         xs = self._transform(x) / scale
         ys = (_columns(self._transform(y)) / scale).reshape(-1, 1)  # every day alike

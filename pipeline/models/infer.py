@@ -77,12 +77,15 @@ class NumpyModel:
         if self.cfg.model == "naive":
             return x[:, -1:].astype(np.float64)
         w = self.weights
+        if self.cfg.year:  # the recent days and the week a year back; the level: recent days
+            x = x[:, list(self.cfg.columns)]
         t = self._transform(x)
+        level = t[:, : self.cfg.recent] if self.cfg.year else t
         if self.cfg.scaling == "window-median":  # torch's median: the lower middle value
-            middle = (t.shape[1] - 1) // 2
-            scale = np.partition(t, middle, axis=1)[:, middle : middle + 1] + np.float32(1)
+            middle = (level.shape[1] - 1) // 2
+            scale = np.partition(level, middle, axis=1)[:, middle : middle + 1] + np.float32(1)
         elif self.cfg.scaling in ("window-mean", "last-week-mean"):
-            days = t if self.cfg.scaling == "window-mean" else t[:, :7]
+            days = level if self.cfg.scaling == "window-mean" else level[:, :7]
             scale = days.mean(axis=1, keepdims=True) + np.float32(1)
         else:
             scale = np.ones((len(x), 1), np.float32)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from pipeline.data.errors import ViewcastError
-from pipeline.models.config import CALENDARS, ModelConfig
+from pipeline.models.config import CALENDARS, YEAR_WEEK, YEAR_WINDOW, ModelConfig
 from pipeline.models.train import TrainConfig
 
 GRIDS = ("lecture", "default", "panel")
@@ -35,7 +35,7 @@ class Candidate:
         train, model = asdict(self.train), asdict(self.model)
         if train["seeds"] == 1:  # keys from before bagging existed stay the same
             del train["seeds"]
-        for name, before in (("calendar", "none"), ("leaves", 31), ("horizon", 1)):  # and these
+        for name, before in (("calendar", "none"), ("leaves", 31), ("horizon", 1), ("recent", 0)):
             if model[name] == before:
                 del model[name]
         payload = json.dumps([model, train], sort_keys=True)
@@ -69,7 +69,8 @@ def config_name(cfg: ModelConfig) -> str:
     robust = {"window-median": "-median", "last-week-mean": "-lastweek"}.get(cfg.scaling, "")
     calendar = "-weekday" if cfg.calendar == "weekday" else ""
     direct = f"-direct{cfg.horizon}" if cfg.direct else ""
-    return f"{family}-lags{cfg.lags}{transform}{robust}{calendar}{direct}"
+    lags = f"lags{cfg.recent}-year" if cfg.year else f"lags{cfg.lags}"
+    return f"{family}-{lags}{transform}{robust}{calendar}{direct}"
 
 
 def how_trained(cfg: ModelConfig, train: TrainConfig) -> str:
@@ -93,6 +94,25 @@ def with_direct(candidates: list[Candidate], horizon: int) -> list[Candidate]:
         if cand.baseline or cand.model.model in ("naive", "hgb") or cand.train.rows_per_epoch:
             continue
         model = replace(cand.model, horizon=horizon)
+        out.append(
+            Candidate(config_name(model) + how_trained(model, cand.train), model, cand.train)
+        )
+    return out
+
+
+def with_year(candidates: list[Candidate]) -> list[Candidate]:
+    """The year-of-memory axis: each network (and tree) followed by its twin that also reads the
+    same weekday a year back and its week (lags 361..367; its N recent days the same). For
+    series with two years of days before validation (`sweep` decides); not for sampled epochs."""
+    out = []
+    for cand in candidates:
+        out.append(cand)
+        m = cand.model
+        if cand.baseline or m.model == "naive" or m.year or cand.train.rows_per_epoch:
+            continue
+        if m.lags > YEAR_WEEK[0]:
+            continue
+        model = replace(m, lags=YEAR_WINDOW, recent=m.lags)
         out.append(
             Candidate(config_name(model) + how_trained(model, cand.train), model, cand.train)
         )

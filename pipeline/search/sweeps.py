@@ -27,12 +27,13 @@ from pipeline import plots, tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
 from pipeline.data.workspace import Paths
+from pipeline.models.config import YEAR_MIN_DAYS
 from pipeline.models.horizons import validation_mae_ahead
 from pipeline.models.outcome import training_outcome
 from pipeline.search import engines
 from pipeline.search.engines import Engine
 from pipeline.search.ensembles import OOF_FILE, OOF_LIMIT, Forecasts
-from pipeline.search.grids import Candidate, baselines, with_direct
+from pipeline.search.grids import Candidate, baselines, with_direct, with_year
 from pipeline.search.units import SweepData, plan_units, with_seeds
 from pipeline.tracking import Stage, SweepPurpose, Tag
 
@@ -82,6 +83,7 @@ def sweep(
     seeds: int = 1,
     engine: Engine = Engine(),
     horizon: int = 1,
+    year: bool | None = None,
 ) -> SweepReport:
     """Train the baselines and the grid as nested runs under one parent (on every split series,
     or the named ones); resume if it exists. Configurations of one shape train together as a
@@ -89,7 +91,9 @@ def sweep(
     seeds; the engine trains the units here or on a Ray cluster (this process alone logs).
     An experiment's sweep (the lecture report's) is never `select`'s default. With `horizon` H
     > 1 the grid gains each network's direct H-day twin (grids.with_direct) and every run is
-    also scored H days ahead on the validation days (val_mae_h<H>)."""
+    also scored H days ahead on the validation days (val_mae_h<H>). `year` (None: when every
+    series has two years of days before its validation days, `year_of_memory`) adds each
+    configuration's twin that reads the same weekday a year back (grids.with_year)."""
     from pipeline.data.store import Store
 
     if folds < 1 or seeds < 1 or horizon < 1:
@@ -103,10 +107,12 @@ def sweep(
     generation = store.require().name
     base = baselines()
     grid_cands = [with_seeds(c, seeds) for c in candidates if c.key not in {b.key for b in base}]
-    candidates = base + with_direct(grid_cands, horizon)
+    year = year_of_memory(data) if year is None else year
+    grid_cands = with_direct(grid_cands, horizon)
+    candidates = base + (with_year(grid_cands) if year else grid_cands)
     key = sweep_key(candidates, folds, generation, series, horizon)
     params = {"grid": grid, "folds": folds, "configs": len(candidates), "seeds": seeds}
-    params |= {"horizon": horizon}
+    params |= {"horizon": horizon, "year_of_memory": year}
     params |= {"series": ",".join(series) if series else "all", "stacked": stack}
     params |= {"store_generation": generation, "max_minutes": max_minutes, "engine": engine.name}
     with engines.opened(engine) as runner:  # a Ray cluster is reached before the run opens
@@ -152,6 +158,21 @@ def sweep(
             report.log_seconds = report.seconds - report.train_seconds - report.plot_seconds
             _close_sweep(ws, parent, report, status)
     return report
+
+
+def year_of_memory(data: SweepData) -> bool:
+    """Whether the year's lags are worth a grid axis: every series swept has at least two years
+    of days before its validation days (and folds > 1 still leave them a year to learn from)."""
+    starts, ends = data.dev.bounds()
+    names = data.dev.names.astype(str)
+    chosen = np.isin(names, data.series) if data.series else np.ones(len(names), bool)
+    split = np.array([n in data.splits.series for n in names]) & chosen & (ends > starts)
+    if not split.any():
+        return False
+    first = data.dev.day[starts[split]].astype(np.int64)
+    val = np.array([data.splits.series[n].val_start for n in names[split]], np.int64)
+    before = val - first - (data.folds - 1) * data.splits.val_days
+    return bool(before.min() >= YEAR_MIN_DAYS)
 
 
 def _open_sweep(ws: Paths, key: str, grid: str, purpose: SweepPurpose, params: dict) -> str:

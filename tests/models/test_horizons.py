@@ -207,3 +207,33 @@ def test_a_direct_training_row_never_learns_from_a_validation_day():
     later = windows.y_ahead(val, 5)  # validation rows: nan only past the last dev day
     day = windows.day[val][:, None] + np.arange(5)
     np.testing.assert_array_equal(np.isnan(later), day > 19000 + 89)
+
+
+def test_a_year_of_memory_finds_the_day_that_comes_back_every_52_weeks():
+    """Quiet days with a spike every 364 days (the same weekday each year): with the week a
+    year back among its inputs the closed form predicts the spike to a few views; the same model
+    on recent days alone cannot (its validation error is the spike's size over the days)."""
+    days = 364 * 4
+    rng = np.random.default_rng(0)
+    views = 100 + rng.normal(0, 1, days)
+    views[np.arange(days) % 364 == 200] += 5000
+    table = ViewsTable(
+        np.array(["s"]),
+        np.zeros(days, np.int32),
+        np.arange(19000, 19000 + days, dtype=np.int32),
+        views,
+        np.zeros(days, bool),
+    )
+    val_start = 19000 + 364 * 3 + 150  # the last spike (day 3 * 364 + 200) is a validation day
+    splits = splits_for(table, val_start, val_start + 60)
+    dev = table.take(table.day < val_start + 60)
+    tcfg = TrainConfig(solver="lstsq", loss="mse")
+    scores = {}
+    for mcfg in (
+        ModelConfig(lags=7, model="linear"),
+        ModelConfig(lags=367, recent=7, model="linear"),
+    ):
+        assert mcfg.inputs == (14 if mcfg.year else 7)
+        result = fit(feats.lag_windows(dev, splits, mcfg.lags), mcfg, tcfg)
+        scores[mcfg.year] = result.val_mae
+    assert scores[True] < 5 < 5000 / 60 / 2 < scores[False], scores

@@ -38,6 +38,11 @@ from pipeline.models.config import ModelConfig
         ModelConfig(lags=7, model="linear", scaling="window-mean", horizon=5),  # direct
         ModelConfig(lags=14, model="relu", layers=2, width=6, calendar="weekday", horizon=3),
         ModelConfig(lags=7, model="sigmoid", width=5, target_transform="log1p", horizon=4),
+        ModelConfig(lags=367, recent=7, model="linear", scaling="window-mean"),  # a year back
+        ModelConfig(lags=367, recent=14, model="relu", layers=1, width=4, scaling="window-median"),
+        ModelConfig(
+            lags=367, recent=28, model="relu", width=4, scaling="last-week-mean", horizon=2
+        ),
     ],
 )
 def test_numpy_inference_matches_torch(cfg: ModelConfig, tmp_path: Path):

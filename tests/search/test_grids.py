@@ -103,3 +103,25 @@ def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monke
         ("relu", 2, 64),
         ("relu", 3, 100),  # linear: canonical defaults
     }
+
+
+def test_the_strategy_and_year_axes_add_twins_after_each_network():
+    """`--horizon 7`: each network is followed by its direct twin (not the baselines, not the
+    trees); the year axis then adds each one's twin that also reads the week a year back. One
+    day and no year leave the grid as it was; keys of old configurations do not change."""
+    cands = grids.baselines() + grids.default_grid()[:3]
+    assert grids.with_direct(cands, 1) == cands
+    direct = grids.with_direct(cands, 7)
+    assert [c.model.horizon for c in direct] == [1, 1, 1, 1, 7, 1, 7, 1, 7]
+    assert direct[4].name == direct[3].name.replace("-adam", "-direct7-adam")
+    assert direct[4].key != direct[3].key and direct[3].key == cands[3].key
+    both = grids.with_year(direct)
+    assert len(both) == 3 + 12
+    twin = both[4]
+    assert twin.model.year and twin.model.recent == direct[3].model.lags
+    assert twin.model.lags == 367 and "-lags28-year" in twin.name
+    assert len({c.key for c in both}) == len(both)
+    with pytest.raises(ViewcastError, match="year of memory"):
+        grids.ModelConfig(lags=56, recent=7)
+    with pytest.raises(ViewcastError, match="no direct"):
+        grids.ModelConfig(lags=7, model="naive", horizon=7)

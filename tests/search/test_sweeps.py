@@ -185,3 +185,24 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     (csv,) = (two_series / "data" / "forecasts").glob("*.csv")
     frame = pd.read_csv(csv)
     assert len(frame) == 14 and (frame["upper_95"] >= frame["upper_80"]).all()
+
+
+@pytest.mark.parametrize(
+    ("days", "folds", "expected"), [(840, 1, False), (860, 1, True), (900, 2, False)]
+)
+def test_the_year_axis_needs_two_years_before_validation_in_every_fold(days, folds, expected):
+    from pipeline.data.store import SeriesSplit, Splits
+    from pipeline.data.table import ViewsTable
+    from pipeline.search.units import SweepData
+
+    names = np.array(["long", "short"])
+    sizes = (days + 100, days)
+    code = np.repeat(np.arange(2, dtype=np.int32), sizes)
+    day = np.concatenate([np.arange(20000 - n, 20000, dtype=np.int32) for n in sizes])
+    table = ViewsTable(names, code, day, np.ones(len(day)), np.zeros(len(day), bool))
+    split = SeriesSplit(20000 - 120, 20000 - 60, 20000 - 30, 19999)
+    splits = Splits(60, 60, {"long": split, "short": split})
+    assert sweeps.year_of_memory(SweepData(table, splits, None, folds)) is expected
+    # a sweep of the long series alone needs only that one to be long enough
+    alone = SweepData(table, splits, ["long"], folds)
+    assert sweeps.year_of_memory(alone) is (days + 100 - 120 - (folds - 1) * 60 >= 730)
