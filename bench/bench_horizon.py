@@ -1,14 +1,16 @@
 """Horizon benchmark: the champion's rolling-origin backtest against peers fitted the same way.
 
     python bench/bench_horizon.py [--max-minutes 1.5] [--horizon 28] [--origins 8] [--step 7]
-                                  [--only codingtrain] [--no-peers]
+                                  [--select-horizon 1] [--only codingtrain] [--no-peers] [--out F]
 
 The 14 sets of bench_accuracy.py. For each, in a fresh workspace: `viewcast ingest`, `viewcast
-sweep --max-minutes M` (the default grid) and `viewcast select`, then `viewcast backtest --horizon H
---origins K --step S --json` (timed, in a subprocess). No set is finalized: the origins lie on the
-days before its test (the sealed test stays sealed), the last one H days before its last
-validation day. The peers are fitted at the same origins on the same days before each origin and
-scored on the same days (imputed days left out, as the backtest does):
+sweep --max-minutes M --horizon S` (the default grid; S = --select-horizon: above 1 the
+direct S-day twins join it) and `viewcast select --metric val_mae` (or val_mae_h<S>), then
+`viewcast backtest --horizon H --origins K --step S --json` (timed, in a subprocess). No set
+is finalized: the origins lie on the days before its test (the sealed test stays sealed),
+the last one H days before its last validation day. The peers are fitted at the same origins
+on the same days before each origin and scored on the same days (imputed days left out, as the
+backtest does):
   - naive (y = the day before the origin) and seasonal naive (the same weekday of the last week);
   - statsforecast AutoETS (season 7) and MSTL (seasons 7 and 365 when the days before the origin
     hold two years, else 7; AutoETS on the trend), each forecasting H days at once;
@@ -130,8 +132,12 @@ def one_set(name: str, args) -> dict:
         named = Path(tmp) / f"{name}.csv"
         named.write_bytes(Path(csv).read_bytes())
         viewcast(home, "ingest", str(named))
-        viewcast(home, "sweep", "--max-minutes", str(args.max_minutes))
-        viewcast(home, "select")
+        h = args.select_horizon
+        viewcast(home, "sweep", "--max-minutes", str(args.max_minutes), "--horizon", str(h))
+        viewcast(home, "select", "--metric", "val_mae" if h == 1 else f"val_mae_h{h}")
+        champion = viewcast(
+            home, "select", "--json", "--metric", "val_mae" if h == 1 else f"val_mae_h{h}"
+        )
         start = time.perf_counter()
         done = viewcast(
             home,
@@ -150,7 +156,9 @@ def one_set(name: str, args) -> dict:
             {} if args.no_peers else peer_errors(Paths(home), args.horizon, args.origins, args.step)
         )
     steps = {row["h"]: row for row in report["steps"]}
+    chosen = json.loads(champion.stdout)
     out = {"set": name, "what": what, "backtest_seconds": seconds, "steps": {}}
+    out["champion"] = chosen["champion"]["name"]
     for h in (h for h in REPORTED if h <= args.horizon):
         row = steps[h]
         cell = {
@@ -221,6 +229,8 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=7)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--select-horizon", type=int, default=1)
+    parser.add_argument("--out", default="horizon.json")
     args = parser.parse_args()
     names = args.only or list(SETS)
     results = []
@@ -228,7 +238,7 @@ def main() -> None:
         print(f"{name} ...", file=sys.stderr, flush=True)
         results.append(one_set(name, args))
         OUT.mkdir(exist_ok=True)
-        (OUT / "horizon.json").write_text(json.dumps(results, indent=1))
+        (OUT / args.out).write_text(json.dumps(results, indent=1))
     tables(results, args.horizon)
 
 

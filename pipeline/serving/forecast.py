@@ -3,8 +3,9 @@
 - `refit`: the champion's configuration trained on every observed day (training, validation and
   test), for the epoch count its early stopping found; registered with the alias `production`.
 - `forecast`: day D (default: the day after the last ingested day) for every series, from the days
-  before D only. Horizons above one feed each prediction back as the next day's x_1. A series whose
-  data ends before D-1 is first rolled forward the same way over its missing days.
+  before D only. Horizons above one feed each prediction back as the next day's x_1, or read a
+  direct model's H days at once (models.horizons.paths). A series whose data ends before D-1 is
+  first rolled forward the same way over its missing days.
 - Intervals are split-conformal per step h: per series, the quantiles of the champion's absolute
   errors h days ahead, forecast from each of its validation days (out of sample; the production
   model has seen those days; see intervals.validation_intervals). A series with too few errors at a
