@@ -1,4 +1,4 @@
-"""The daily commands: refit, forecast, monitor and daily (for a timer)."""
+"""The daily commands: backtest (days ahead), refit, forecast, monitor and daily (a timer)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,26 @@ from pipeline import jobs
 from pipeline.cli import terminal as show
 from pipeline.cli.main import Arg, JsonFlag, Name, OldName, Opt, command
 from pipeline.data.errors import DriftError, ViewcastError
+
+
+@command()
+def backtest(
+    ctx: typer.Context,
+    run_id: Annotated[str | None, Arg(help="A training run id (default: the champion).")] = None,
+    champion: Annotated[bool, Opt(help="Backtest the champion (the default).")] = False,
+    horizon: Annotated[int, Opt(help="Days ahead scored: h = 1..H.")] = 28,
+    origins: Annotated[int, Opt(help="Rolling origins, the last one H days before the end.")] = 8,
+    step: Annotated[int, Opt(help="Days between origins.")] = 7,
+    as_json: JsonFlag = False,
+) -> None:
+    """Refit a run's configuration at rolling origins and score it h = 1..H days ahead: MAE,
+    SMAPE, MASE and interval coverage per h (before `finalize` on the dev days only)."""
+    if run_id is not None and champion:
+        raise ViewcastError("give a RUN_ID or --champion, not both")
+    done = jobs.backtest(ctx.obj, run_id, horizon, origins, step)
+    show.backtested(done)
+    if as_json:
+        show.emit(show.plain(done))
 
 
 @command()
