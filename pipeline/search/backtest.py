@@ -2,18 +2,19 @@
 cross_validation + performance_metrics, statsforecast's cross_validation), the sealed test kept.
 
 Each series' origins are its last day - H + 1, then every `step` days back, `origins` of them. At an
-origin o the configuration is trained as a sweep trains it, on the days before o alone: training
-days before o - val_days, early stopping on the val_days before o (every member of an ensemble, each
-seed of a bagged one, members of one shape batched together). Its intervals at each step come
-from those validation days (intervals.validation_intervals); then it forecasts o..o+H-1 from the
-days before o, and is scored on what happened. Before `viewcast finalize` only the training and
+origin o the pipeline is replayed on the days before o alone: the configuration trained as a sweep
+trains it (training days before o - val_days, early stopping on the val_days before o; every member
+of an ensemble, each seed of a bagged one, members of one shape batched together), its intervals
+at each step calibrated on those validation days (intervals.validation_intervals, as the
+champion's), then refit as `viewcast refit` does, on every day before o for the epoch counts early
+stopping found; the refit forecasts o..o+H-1 and is scored on what happened. Before `viewcast finalize` only the training and
 validation days are read (the sealed test stays sealed); after it, every day.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,9 @@ def _score_origin(table, splits, members, weights, origin, ok, last, horizon, sc
             for s in np.flatnonzero(ok)
         },
     )
-    model = _train(past, cut, members, weights)
-    calibrated = validation_intervals(model, past, cut, horizon)
+    model, results = _train(past, cut, members, weights)
+    calibrated = validation_intervals(model, past, cut, horizon)  # out of sample, as the champion's
+    model = _refit(past, cut, members, results, weights)  # as production: every day before o
     one_day = sqrt_widths(calibrated, horizon)  # the heuristic sqrt(h) replaced, measured too
     rows = np.flatnonzero(ok)
     starts = table.bounds()[0]
@@ -170,10 +172,9 @@ def _score_origin(table, splits, members, weights, origin, ok, last, horizon, sc
 
 
 def _train(past: ViewsTable, cut: Splits, members: list[Candidate], weights):
-    """Every member trained on these days (members of one shape as one batched model), as the
-    mean (or weighted sum) of their forecasts."""
-    from pipeline.models.families import EnsembleModel
-
+    """Every member trained on these days as a sweep trains it (members of one shape as one
+    batched model, early stopping on the validation days): the (weighted) mean of their
+    forecasts, and each member's result (its best epochs)."""
     data = SweepData(past, cut, None, 1)
     trained = {}
     for unit in plan_units(list(enumerate(members)), stack=True):
@@ -182,11 +183,47 @@ def _train(past: ViewsTable, cut: Splits, members: list[Candidate], weights):
             out = results[cand.key]
             if isinstance(out, Exception):
                 raise out
-            trained[i] = out[0].model
-    models = [trained[i].eval() for i in range(len(members))]
-    if len(models) == 1:
-        return models[0]
-    return EnsembleModel(models, weights).eval()
+            trained[i] = out[0]
+    results = [trained[i] for i in range(len(members))]
+    return _combined([r.model for r in results], weights), results
+
+
+def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, weights):
+    """What `viewcast refit` does at the origin: each member (each seed) trained again on every
+    day before it, for the epoch count its early stopping found (the closed form solved again)."""
+    from pipeline.data import features as feats
+    from pipeline.models.families import EnsembleModel
+    from pipeline.models.train import fit
+
+    models = []
+    for cand, result in zip(members, results, strict=True):
+        windows = feats.lag_windows(past, cut, cand.model.lags)
+        windows = replace(windows, split=np.zeros_like(windows.split), val_start=None)
+        epochs = result.seed_epochs or [result.best_epoch]
+        seeds = [
+            fit(
+                windows,
+                cand.model,
+                replace(
+                    cand.train,
+                    seed=cand.train.seed + k,
+                    seeds=1,
+                    epochs=max(int(e), 1),
+                    patience=0,
+                    restore_best=False,
+                ),
+            ).model.eval()
+            for k, e in enumerate(epochs)
+        ]
+        models.append(seeds[0] if len(seeds) == 1 else EnsembleModel(seeds).eval())
+    return _combined(models, weights)
+
+
+def _combined(models: list, weights):
+    from pipeline.models.families import EnsembleModel
+
+    models = [m.eval() for m in models]
+    return models[0] if len(models) == 1 else EnsembleModel(models, weights).eval()
 
 
 def _seasonal_scale(past: ViewsTable, code: np.ndarray) -> np.ndarray:
@@ -244,7 +281,6 @@ def _record(ws: Paths, run, found: Backtest, started: float) -> Backtest:
     """One MLflow run (stage backtest): the metrics stepped by h, the table and the picture."""
     import json
     import tempfile
-    from dataclasses import replace
 
     from pipeline import plots
 
