@@ -7,8 +7,9 @@ trains it (training days before o - val_days, early stopping on the val_days bef
 of an ensemble, each seed of a bagged one, members of one shape batched together), its intervals
 at each step calibrated on those validation days (intervals.validation_intervals, as the
 champion's), then refit as `viewcast refit` does, on every day before o for the epoch counts early
-stopping found; the refit forecasts o..o+H-1 and is scored on what happened. Before `viewcast finalize` only the training and
-validation days are read (the sealed test stays sealed); after it, every day.
+stopping found; the refit forecasts o..o+H-1 and is scored on what happened. Before `viewcast
+finalize` only the training and validation days are read (the sealed test stays sealed); after it,
+every day.
 """
 
 from __future__ import annotations

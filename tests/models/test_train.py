@@ -211,9 +211,11 @@ def test_chunked_prediction_is_the_whole_matrix_prediction(kaggle10) -> None:
     model = ViewsModel(ModelConfig(14, "relu", 1, 8)).eval()
     rows = kaggle10.rows("val")
     whole = model.predict(kaggle10.x(rows))
+    # GEMM blocking reorders float32 sums: the error scales with the largest output, not each one
+    scale = float(np.abs(whole).max())
     np.testing.assert_allclose(
-        kaggle10.predict(model, rows, chunk=33), whole, rtol=1e-5
-    )  # GEMM blocking
+        kaggle10.predict(model, rows, chunk=33), whole, rtol=1e-5, atol=1e-6 * scale
+    )
     np.testing.assert_array_equal(kaggle10.lag1(rows), kaggle10.x(rows)[:, 0])
 
 
