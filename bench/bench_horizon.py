@@ -2,6 +2,7 @@
 
     python bench/bench_horizon.py [--max-minutes 1.5] [--horizon 28] [--origins 8] [--step 7]
                                   [--select-horizon 1] [--only codingtrain] [--no-peers] [--out F]
+                                  [--baseline F] [--tables-only]
 
 The 14 sets of bench_accuracy.py. For each, in a fresh workspace: `viewcast ingest`, `viewcast
 sweep --max-minutes M --horizon S` (the default grid; S = --select-horizon: above 1 the
@@ -17,8 +18,11 @@ backtest does):
   - LightGBM on lags 1..56 (L1 objective, 200 trees, learning rate 0.05): recursive (one model,
     predictions fed back) and direct (one model per reported h, its target h days ahead).
 Per set and h in (1, 7, 28): MAE of each; ratio = champion / best peer at that h (the hardest bar:
-the peer best on these very origins). Coverage of the champion's 80% and 95% intervals pooled
-over the sets' origins, per-step conformal and the sqrt(h) heuristic it replaced.
+the peer best on these very origins) and champion / the peer chosen on validation (the one with
+the lowest MAE at that h at K origins whose H days all end before the first backtest origin).
+--baseline F compares the h = 1 champion with another run's (e.g. --select-horizon 1).
+Coverage of the champion's 80% and 95% intervals pooled over the sets' origins, per-step
+conformal and the sqrt(h) heuristic it replaced.
 Results: bench/out/horizon.json and Markdown tables on stdout.
 """
 
@@ -111,12 +115,15 @@ def lightgbm_peers(y: np.ndarray, o: int, horizon: int) -> dict[str, np.ndarray]
     return {"LightGBM-recursive": np.array(path), "LightGBM-direct": direct}
 
 
-def peer_errors(ws: Paths, horizon: int, origins: int, step: int) -> dict[str, np.ndarray]:
-    """Each peer's (origins, H) absolute errors on the set's dev days (nan: imputed target)."""
+def peer_errors(
+    ws: Paths, horizon: int, origins: int, step: int, back: int = 0
+) -> dict[str, np.ndarray]:
+    """Each peer's (origins, H) absolute errors on the set's dev days (nan: imputed target), at
+    the backtest's origins moved `back` days earlier (back > 0: the validation origins)."""
     dev = Store(ws).read_dev()
     y, imputed = dev.views, dev.imputed
     errors: dict[str, list[np.ndarray]] = {}
-    for o in origins_of(len(y), horizon, origins, step):
+    for o in origins_of(len(y) - back, horizon, origins, step):
         actual = np.where(imputed[o : o + horizon], np.nan, y[o : o + horizon])
         found = naive_peers(y, o, horizon) | statsforecast_peers(y, o, horizon)
         found |= lightgbm_peers(y, o, horizon)
@@ -155,6 +162,13 @@ def one_set(name: str, args) -> dict:
         peers = (
             {} if args.no_peers else peer_errors(Paths(home), args.horizon, args.origins, args.step)
         )
+        # the peer chosen on validation: origins whose H days all end before the first one above
+        back = (args.origins - 1) * args.step + args.horizon
+        validation = (
+            {}
+            if args.no_peers
+            else peer_errors(Paths(home), args.horizon, args.origins, args.step, back)
+        )
     steps = {row["h"]: row for row in report["steps"]}
     chosen = json.loads(champion.stdout)
     out = {"set": name, "what": what, "backtest_seconds": seconds, "steps": {}}
@@ -177,30 +191,46 @@ def one_set(name: str, args) -> dict:
         if cell["peers"]:
             best = min(cell["peers"], key=cell["peers"].get)
             cell["best_peer"], cell["ratio"] = best, cell["champion"] / cell["peers"][best]
+        on_val = {
+            p: float(np.nanmean(e[:, h - 1]))
+            for p, e in validation.items()
+            if p in cell["peers"] and not np.all(np.isnan(e[:, h - 1]))
+        }
+        if on_val:
+            chosen_peer = min(on_val, key=on_val.get)
+            cell["val_peer"] = chosen_peer
+            cell["val_ratio"] = cell["champion"] / cell["peers"][chosen_peer]
         out["steps"][h] = cell
     return out
 
 
-def tables(results: list[dict], horizon: int) -> None:
+def tables(results: list[dict], horizon: int, baseline: list[dict] | None = None) -> None:
     for h in (h for h in REPORTED if h <= horizon):
         print(f"\n### h = {h}\n")
         peers = sorted({p for r in results for p in r["steps"][h]["peers"]})
-        print("| set | champion | " + " | ".join(peers) + " | best peer | ratio |")
-        print("|---|---:|" + "---:|" * len(peers) + "---|---:|")
-        ratios = []
+        print(
+            "| set | champion | "
+            + " | ".join(peers)
+            + " | best peer | ratio | peer chosen on validation | ratio |"
+        )
+        print("|---|---:|" + "---:|" * len(peers) + "---|---:|---|---:|")
+        ratios, val_ratios = [], []
         for r in results:
             c = r["steps"][h]
             cells = [f"{c['peers'].get(p, math.nan):,.1f}" for p in peers]
-            ratio = c.get("ratio", math.nan)
+            ratio, val_ratio = c.get("ratio", math.nan), c.get("val_ratio", math.nan)
             ratios.append(ratio)
+            val_ratios.append(val_ratio)
             print(
                 f"| {r['set']} | {c['champion']:,.1f} | "
                 + " | ".join(cells)
-                + f" | {c.get('best_peer', '-')} | {ratio:.3f} |"
+                + f" | {c.get('best_peer', '-')} | {ratio:.3f}"
+                + f" | {c.get('val_peer', '-')} | {val_ratio:.3f} |"
             )
         at_or_below = sum(1 for x in ratios if x <= 1)
         print(
-            f"\ngeometric mean ratio {geomean(ratios):.3f}; champion at or below the best "
+            f"\ngeometric mean over the peer chosen on validation {geomean(val_ratios):.3f}, "
+            f"over the best peer by test {geomean(ratios):.3f}; champion at or below the best "
             f"peer on {at_or_below} of {len(ratios)} sets"
         )
     print("\n### coverage, pooled over the sets' origins (per-step conformal / sqrt(h))\n")
@@ -217,6 +247,20 @@ def tables(results: list[dict], horizon: int) -> None:
             f"| {h} | {paths} | {pooled['coverage_80']:.1f} | {pooled['coverage_95']:.1f} | "
             f"{pooled['sqrt_coverage_80']:.1f} | {pooled['sqrt_coverage_95']:.1f} |"
         )
+    if baseline:
+        print("\n### h = 1 against the baseline file's champion (champion MAE ratio)\n")
+        print("| set | champion | baseline champion | MAE | baseline MAE | ratio |")
+        print("|---|---|---|---:|---:|---:|")
+        old = {r["set"]: r for r in baseline}
+        worst = []
+        for r in (r for r in results if r["set"] in old):
+            a, b = r["steps"][1]["champion"], old[r["set"]]["steps"]["1"]["champion"]
+            worst.append(a / b)
+            print(
+                f"| {r['set']} | {r['champion']} | {old[r['set']]['champion']} | "
+                f"{a:,.1f} | {b:,.1f} | {a / b:.3f} |"
+            )
+        print(f"\nworst h = 1 ratio {max(worst):.3f}; geometric mean {geomean(worst):.3f}")
     times = [r["backtest_seconds"] for r in results]
     print(f"\nbacktest wall time per set: median {np.median(times):.1f} s, max {max(times):.1f} s")
 
@@ -231,7 +275,13 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--select-horizon", type=int, default=1)
     parser.add_argument("--out", default="horizon.json")
+    parser.add_argument("--baseline", help="a result file to compare the h = 1 champions with")
+    parser.add_argument("--tables-only", action="store_true", help="print the tables of --out")
     args = parser.parse_args()
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    if args.tables_only:
+        tables(json.loads((OUT / args.out).read_text()), args.horizon, baseline)
+        return
     names = args.only or list(SETS)
     results = []
     for name in names:
@@ -239,7 +289,7 @@ def main() -> None:
         results.append(one_set(name, args))
         OUT.mkdir(exist_ok=True)
         (OUT / args.out).write_text(json.dumps(results, indent=1))
-    tables(results, args.horizon)
+    tables(results, args.horizon, baseline)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.models.loop import descend
+from pipeline.models.train import TrainConfig
+
 CLASSES = ("down", "same", "up")
+# the curves a direction run keeps, one value an epoch (grad_norm: L6's, in the same loop)
+HISTORY = ("train_loss", "grad_norm", "train_accuracy", "val_accuracy")
 
 
 def softmax(z: torch.Tensor) -> torch.Tensor:
@@ -100,18 +105,21 @@ def train_direction(
     (x_tr, x_va), (l_tr, l_va), cuts, today = direction_data(windows)
     net = direction_net(x_tr.shape[1], width, seed)
     objective = cross_entropy if loss == "ce" else probability_mse
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    out = DirectionResult(loss, {"train_loss": [], "train_accuracy": [], "val_accuracy": []})
-    for _ in range(epochs):
-        opt.zero_grad()
-        logits = net(x_tr)
-        value = objective(logits, l_tr)
-        value.backward()
-        opt.step()
-        with torch.no_grad():
-            out.history["train_loss"].append(float(value))
-            out.history["train_accuracy"].append(_accuracy(net(x_tr), l_tr))
-            out.history["val_accuracy"].append(_accuracy(net(x_va), l_va))
+    # the views models' loop: one full batch an epoch, no early stopping, the last weights
+    rule = TrainConfig(optimizer="adam", lr=lr, epochs=epochs, patience=0, restore_best=False)
+    done = descend(
+        net,
+        lambda: [(x_tr, l_tr)],
+        len(x_tr),
+        1,
+        objective,
+        rule,
+        lambda: {
+            "train_accuracy": _accuracy(net(x_tr), l_tr),
+            "val_accuracy": _accuracy(net(x_va), l_va),
+        },
+    )
+    out = DirectionResult(loss, {k: done.history.get(k, []) for k in HISTORY})
     out.train_accuracy = out.history["train_accuracy"][-1] if epochs else 0.0
     out.val_accuracy = out.history["val_accuracy"][-1] if epochs else 0.0
     majority = int(np.bincount(l_tr.numpy(), minlength=len(CLASSES)).argmax())
@@ -122,5 +130,5 @@ def train_direction(
     return out
 
 
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((logits.argmax(dim=-1) == labels).float().mean())
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(dim=-1) == labels).float().mean()

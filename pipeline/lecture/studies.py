@@ -17,6 +17,7 @@ show the claim.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,6 +25,10 @@ import torch
 from torch import nn
 
 from pipeline.lecture import diagnostics as diag
+from pipeline.lecture.classify import train_direction
+from pipeline.models.families import ModelConfig, ViewsModel
+from pipeline.models.loop import descend
+from pipeline.models.train import TrainConfig, fit
 
 STUDY_NET = dict(lags=56, model="relu", layers=1, width=100)
 SHARPNESS_BATCHES = (0, 256, 32)  # 0: the full batch
@@ -48,7 +53,6 @@ class StudyResult:
 def scaled_rows(windows):
     """Training rows in the networks' space (log1p, over each window's mean, standardised):
     (model used as the scaler, x, y) on the last 3,000 training rows."""
-    from pipeline.models.families import ModelConfig, ViewsModel
 
     x, y = (torch.as_tensor(a, dtype=torch.float32) for a in diag.last_train_rows(windows))
     cfg = ModelConfig(lags=windows.n, model="linear", target_transform="log1p")
@@ -59,8 +63,6 @@ def scaled_rows(windows):
 
 
 def _fit(windows, epochs: int, seed: int = 0, **fields):
-    from pipeline.models.families import ModelConfig
-    from pipeline.models.train import TrainConfig, fit
 
     model = {k: fields.pop(k) for k in ("layers", "width", "batchnorm") if k in fields}
     mcfg = ModelConfig(**{**STUDY_NET, **model}, target_transform="log1p", scaling="window-mean")
@@ -156,8 +158,6 @@ def landscape_study(windows, epochs: int, span: float = 1.0, points: int = 21) -
 def direction_study(windows, epochs: int, lr: float = 1e-2) -> StudyResult:
     """The direction classifier with cross-entropy and with MSE on the probabilities, both from
     the same initial weights."""
-    from pipeline.lecture.classify import train_direction
-
     runs = {loss: train_direction(windows, loss, epochs, lr, seed=0) for loss in ("ce", "mse")}
     return StudyResult("direction", {k: v.__dict__ for k, v in runs.items()})
 
@@ -185,21 +185,25 @@ def train_sigmoid(
     """SGD with momentum 0.9 on the MAE, mini-batches of `batch` in a seeded order; the training
     loss (full batch, evaluation mode) after each epoch."""
     net = sigmoid_net(xs.shape[1], batchnorm, seed)
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     gen = torch.Generator().manual_seed(seed)
-    curve = []
-    for _ in range(epochs):
-        net.train()
-        for idx in torch.randperm(len(xs), generator=gen).split(batch):
-            if len(idx) < 2:  # batch norm needs two rows
-                continue
-            opt.zero_grad()
-            (net(xs[idx]) - ys[idx]).abs().mean().backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            curve.append(float((net(xs) - ys).abs().mean()))
-    return net, curve
+
+    def batches():  # a seeded order; batch norm needs two rows a batch
+        order = torch.randperm(len(xs), generator=gen).split(batch)
+        return ((xs[idx], ys[idx]) for idx in order if len(idx) >= 2)
+
+    rule = TrainConfig(
+        optimizer="momentum", lr=lr, momentum=0.9, epochs=epochs, patience=0, restore_best=False
+    )
+    done = descend(
+        net,
+        batches,
+        len(xs),
+        math.ceil(len(xs) / batch),
+        torch.nn.functional.l1_loss,
+        rule,
+        lambda: {"full_batch": (net(xs) - ys).abs().mean()},
+    )
+    return net, done.history.get("full_batch", [])
 
 
 def batchnorm_study(windows, epochs: int, lr: float = 0.01) -> StudyResult:

@@ -6,6 +6,8 @@ divides by the root of the SUM: the lecture's step with lr shrunk by sqrt(t+1).)
 RMSProp is torch's: v_t = alpha v_{t-1} + (1 - alpha) g_t^2 from v_{-1} = 0, then
 theta -= lr g / (sqrt(v) + eps).
 Adam is torch's, with bias correction.
+The rules are written once (`direction`, on a stack of members): the single trainer's
+LectureOptimizer steps one model as a stack of one, the batched trainer's StackedOptimizer many.
 """
 
 from __future__ import annotations
@@ -23,13 +25,58 @@ if TYPE_CHECKING:
     from pipeline.models.train import TrainConfig
 
 
-class LectureAdagrad(torch.optim.Optimizer):
-    """Adagrad with sigma = root mean square of all past gradients (ML2021 lecture 6)."""
+def direction(kind: str, g: torch.Tensor, state: dict, hyper: dict, t: int) -> torch.Tensor:
+    """The step direction of one optimiser at step t (from 1): theta <- theta - lr * direction.
+    The one place the rules are written: `g` is (members, P), one row per model trained (one
+    for the single trainer), `hyper` holds per-member (members,) momentum and alpha, `state` the
+    optimiser's moments, updated in place."""
+    if kind == "sgd":
+        return g
+    if kind == "momentum":  # torch.optim.SGD(momentum=...): buf = mu buf + g, from buf = g
+        mu = _along(hyper["momentum"], g)
+        state["buf"] = g.clone() if "buf" not in state else state["buf"] * mu + g
+        return state["buf"]
+    if kind == "adagrad":  # the lecture's: sigma = root MEAN square of past gradients
+        state["sum_sq"] = state.get("sum_sq", torch.zeros_like(g)) + g * g
+        return g / ((state["sum_sq"] / t).sqrt() + 1e-8)
+    if kind == "rmsprop":  # torch's: v = alpha v + (1 - alpha) g^2 from v = 0
+        alpha = _along(hyper["alpha"], g)
+        v = state.get("v", torch.zeros_like(g)) * alpha + (1 - alpha) * g * g
+        state["v"] = v
+        return g / (v.sqrt() + 1e-8)
+    if kind == "adam":  # torch's: bias-corrected first and second moments
+        b1, b2 = 0.9, 0.999
+        state["m"] = state.get("m", torch.zeros_like(g)).lerp(g, 1 - b1)
+        state["v"] = state.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
+        denom = (state["v"].sqrt() / math.sqrt(1 - b2**t)) + 1e-8
+        return state["m"] / (1 - b1**t) / denom
+    raise ViewcastError(f"unknown optimizer {kind!r} (choose from {', '.join(OPTIMIZERS)})")
+
+
+def _along(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-member vector shaped to broadcast over one member's slice of `like`."""
+    return vector.view(-1, *([1] * (like.dim() - 1)))
+
+
+class LectureOptimizer(torch.optim.Optimizer):
+    """One model's optimiser (torch's interface, so schedules set param_groups' lr): each
+    parameter a stack of one member for `direction`, the rules the batched trainer uses too.
+    L2 weight decay as torch's optimisers add it: g <- g + wd * theta."""
 
     def __init__(
-        self, params: Iterable, lr: float = 1e-2, eps: float = 1e-8, weight_decay: float = 0.0
+        self,
+        params: Iterable,
+        kind: str,
+        lr: float,
+        momentum: float = 0.9,
+        alpha: float = 0.99,
+        weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, {"lr": lr, "eps": eps, "weight_decay": weight_decay})
+        if kind not in OPTIMIZERS:
+            raise ViewcastError(f"unknown optimizer {kind!r} (choose from {', '.join(OPTIMIZERS)})")
+        defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "weight_decay": weight_decay}
+        super().__init__(params, defaults)
+        self.kind = kind
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
@@ -38,16 +85,18 @@ class LectureAdagrad(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                # L2 weight decay as torch's optimisers do it: g <- g + wd * theta
-                g = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                g = p.grad + group["weight_decay"] * p if group["weight_decay"] else p.grad
                 state = self.state[p]
                 if not state:
-                    state["t"] = 0
-                    state["sum_sq"] = torch.zeros_like(p)
+                    state["t"], state["moments"] = 0, {}
+                    state["hyper"] = {
+                        k: torch.tensor([group[k]], device=p.device) for k in ("momentum", "alpha")
+                    }
                 state["t"] += 1
-                state["sum_sq"].addcmul_(g, g)
-                sigma = (state["sum_sq"] / state["t"]).sqrt_().add_(group["eps"])
-                p.addcdiv_(g, sigma, value=-group["lr"])
+                g = g.reshape(1, -1)
+                step = direction(self.kind, g, state["moments"], state["hyper"], state["t"])
+                lr = torch.tensor([group["lr"]], device=p.device)  # float32, as the stack's
+                p.sub_((_along(lr, step) * step).view_as(p))
         return loss
 
 
@@ -57,22 +106,10 @@ def make_optimizer(
     lr: float,
     momentum: float = 0.9,
     alpha: float = 0.99,
-    betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """One of OPTIMIZERS, by the lecture's names."""
-    params = list(params)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adagrad":
-        return LectureAdagrad(params, lr=lr, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
-    raise ViewcastError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+    """One of OPTIMIZERS, by the lecture's names (Adam's betas are torch's: 0.9, 0.999)."""
+    return LectureOptimizer(params, name, lr, momentum, alpha, weight_decay)
 
 
 def get_lr(
@@ -101,11 +138,6 @@ def get_lr(
 
 
 # --- the same rules for a batch of models trained as one (pipeline.models.batched) -----------
-
-
-def _along(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-member vector shaped to broadcast over one member's slice of `like`."""
-    return vector.view(-1, *([1] * (like.dim() - 1)))
 
 
 class StackedOptimizer:
@@ -169,7 +201,7 @@ class StackedOptimizer:
                     g = g + _along(hyper["weight_decay"], g) * sub
                 lr = torch.tensor([lrs[m] for m in members], device=idx.device)
                 state = self.state.setdefault(kind, {})
-                update = _along(lr, g) * self._direction(kind, g, state, hyper)
+                update = _along(lr, g) * direction(kind, g, state, hyper, self.t)
                 lo = 0
                 for p in params:
                     width = p[0].numel()
@@ -179,26 +211,3 @@ class StackedOptimizer:
                     else:
                         p.index_add_(0, idx, part, alpha=-1)
                     lo += width
-
-    def _direction(self, kind: str, g: torch.Tensor, state: dict, hyper: dict) -> torch.Tensor:
-        """The step direction of one optimiser (theta <- theta - lr * direction)."""
-        if kind == "sgd":
-            return g
-        if kind == "momentum":  # torch.optim.SGD(momentum=...): buf = mu buf + g, from buf = g
-            mu = _along(hyper["momentum"], g)
-            state["buf"] = g.clone() if "buf" not in state else state["buf"] * mu + g
-            return state["buf"]
-        if kind == "adagrad":  # the lecture's: sigma = root MEAN square of past gradients
-            state["sum_sq"] = state.get("sum_sq", torch.zeros_like(g)) + g * g
-            return g / ((state["sum_sq"] / self.t).sqrt() + 1e-8)
-        if kind == "rmsprop":  # torch's: v = alpha v + (1 - alpha) g^2 from v = 0
-            alpha = _along(hyper["alpha"], g)
-            v = state.get("v", torch.zeros_like(g)) * alpha + (1 - alpha) * g * g
-            state["v"] = v
-            return g / (v.sqrt() + 1e-8)
-        # adam, torch's: bias-corrected first and second moments
-        b1, b2 = 0.9, 0.999
-        state["m"] = state.get("m", torch.zeros_like(g)).lerp(g, 1 - b1)
-        state["v"] = state.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
-        denom = (state["v"].sqrt() / math.sqrt(1 - b2**self.t)) + 1e-8
-        return state["m"] / (1 - b1**self.t) / denom

@@ -1,8 +1,8 @@
-"""The training loop: data on the device once, batches sliced there, one host sync per epoch."""
+"""Training one views model: data on the device once, batches sliced there, the one loop
+(models.loop) with one host sync per epoch; least squares and trees where they serve."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import time
@@ -22,7 +22,8 @@ from pipeline.models.device_rows import (
     require_gatherable,
 )
 from pipeline.models.families import ModelConfig, ViewsModel
-from pipeline.models.optim import OPTIMIZERS, SCHEDULES, get_lr, make_optimizer
+from pipeline.models.loop import descend
+from pipeline.models.optim import OPTIMIZERS, SCHEDULES
 
 TREE_LOSSES = {"mae": "absolute_error", "mse": "squared_error"}  # scikit-learn names
 # huber: squared within one standard deviation of the training targets, linear beyond
@@ -237,72 +238,26 @@ def _descend(
     device: torch.device,
     on_epoch: Callable[[int, dict[str, float]], None] | None,
 ) -> TrainResult:
+    """The loop on the model's rows: validation MAE in views each epoch, early stopping on it
+    (the best epoch's validation forecasts kept with its weights)."""
     n = source.rows
     batch = n if tcfg.batch_size == 0 else min(tcfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch)
-    total_steps = tcfg.epochs * steps_per_epoch
-    warmup_steps = round(tcfg.warmup_epochs * steps_per_epoch)
-    params = list(model.net.parameters())
-    opt = make_optimizer(
-        tcfg.optimizer, params, tcfg.lr, tcfg.momentum, tcfg.alpha, weight_decay=tcfg.weight_decay
+
+    def keep_best() -> None:
+        source.best_pred = source.epoch_pred
+
+    done = descend(
+        model.net,
+        lambda: source.batches(batch),
+        n,
+        math.ceil(n / batch),
+        loss_function(tcfg.loss),
+        tcfg,
+        lambda: {"val_mae": source.validation_mae(model)},
+        holder=model,
+        monitor="val_mae",
+        device=device,
+        on_epoch=on_epoch,
+        on_best=keep_best,
     )
-    loss_fn = loss_function(tcfg.loss)
-    use_amp = tcfg.amp and device.type == "cuda"
-    max_norm = tcfg.clip if tcfg.clip > 0 else math.inf
-    history: dict[str, list[float]] = {"train_loss": [], "val_mae": [], "grad_norm": [], "lr": []}
-    best_val, best_epoch, best_state = math.inf, 0, None
-    step = epoch = 0
-
-    for epoch in range(1, tcfg.epochs + 1):
-        # one pass over the epoch's rows, batches on the device; losses stay on the device
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        norm_sum = torch.zeros((), device=device)
-        for xb, yb in source.batches(batch):
-            lr = get_lr(
-                step,
-                total_steps,
-                tcfg.lr,
-                tcfg.schedule,
-                warmup_steps,
-                tcfg.step_epochs * steps_per_epoch,
-                tcfg.gamma,
-            )
-            for group in opt.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = loss_fn(model.net(xb).float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            # the gradient norm is recorded every step (L6: stuck is not always a small gradient)
-            norm_sum += torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
-            opt.step()
-            loss_sum += loss.detach() * len(yb)
-            step += 1
-
-        # validation MAE in views: the one host sync of the epoch
-        model.eval()
-        with torch.no_grad():
-            val_mae = source.validation_mae(model)
-            train_loss, grad_norm, val = torch.stack(
-                [loss_sum / n, norm_sum / steps_per_epoch, val_mae]
-            ).tolist()
-        record = {"train_loss": train_loss, "grad_norm": grad_norm, "lr": lr, "val_mae": val}
-        for key, value in record.items():
-            history[key].append(value)
-        if on_epoch is not None:
-            on_epoch(epoch, record)
-        if not math.isfinite(record["train_loss"]):
-            raise ViewcastError(f"training diverged at epoch {epoch} (loss {record['train_loss']})")
-
-        # early stopping on validation MAE, keeping the best weights
-        if record["val_mae"] < best_val:
-            best_val, best_epoch = record["val_mae"], epoch
-            best_state = copy.deepcopy(model.state_dict())
-            source.best_pred = source.epoch_pred
-        elif tcfg.patience and epoch - best_epoch >= tcfg.patience:
-            break
-
-    if tcfg.restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-    return TrainResult(model, history, best_epoch, epoch, device=str(device))
+    return TrainResult(model, done.history, done.best_epoch, done.epochs_run, device=str(device))

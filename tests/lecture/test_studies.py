@@ -3,6 +3,7 @@ directions, the deep sigmoid network, and `viewcast experiment lecture --only` e
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pipeline.lecture import studies
@@ -28,3 +29,30 @@ def test_the_sigmoid_nets_with_and_without_batch_norm_start_alike():
     for a, b in zip(*linears, strict=True):
         torch.testing.assert_close(a, b)
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in normed) == studies.SIGMOID_LAYERS
+
+
+def test_the_sigmoid_net_trains_in_the_one_loop_as_momentum_sgd_by_hand():
+    """train_sigmoid is the shared loop with momentum SGD on seeded mini-batches (batch norm in
+    training mode, the curve in evaluation mode): the same curve as the loop written out."""
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(130, 8, generator=gen)
+    ys = xs[:, :1] * 0.5 - xs[:, 1:2] + 0.1 * torch.randn(130, 1, generator=gen)
+    net, curve = studies.train_sigmoid(xs, ys, batchnorm=True, lr=0.05, epochs=4, batch=64)
+    twin = studies.sigmoid_net(8, True, 0)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
+    order = torch.Generator().manual_seed(0)
+    by_hand = []
+    for _ in range(4):
+        twin.train()
+        for idx in torch.randperm(130, generator=order).split(64):
+            if len(idx) < 2:  # the last batch of 2 rows stays, one row would be dropped
+                continue
+            opt.zero_grad()
+            (twin(xs[idx]) - ys[idx]).abs().mean().backward()
+            opt.step()
+        twin.eval()
+        with torch.no_grad():
+            by_hand.append(float((twin(xs) - ys).abs().mean()))
+    assert curve == pytest.approx(by_hand, rel=1e-5)
+    assert curve[-1] < curve[0]
+    assert not net.training

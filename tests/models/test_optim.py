@@ -1,4 +1,5 @@
-"""One step of each optimiser against its formula by hand; schedule values exact."""
+"""One step of each optimiser against its formula by hand, many against torch.optim; the single
+and the batched trainers share one rule; schedule values exact."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 import pytest
 import torch
 
-from pipeline.models.optim import LectureAdagrad, get_lr, make_optimizer
+from pipeline.models.optim import LectureOptimizer, StackedOptimizer, get_lr, make_optimizer
+from pipeline.models.train import TrainConfig
 
 GRADS = [torch.tensor([0.5, -2.0, 0.0]), torch.tensor([1.5, 1.0, -0.25])]
 START = torch.tensor([1.0, 2.0, -3.0])
@@ -55,7 +57,7 @@ def test_adagrad_divides_by_the_root_mean_square_of_past_gradients() -> None:
         p.grad = g.clone()
         torch_opt.step()
     assert not torch.allclose(p.detach(), after[1])
-    assert isinstance(make_optimizer("adagrad", [torch.nn.Parameter(START)], lr), LectureAdagrad)
+    assert isinstance(make_optimizer("adagrad", [torch.nn.Parameter(START)], lr), LectureOptimizer)
 
 
 def test_adagrad_applies_weight_decay_to_the_gradient() -> None:
@@ -113,3 +115,62 @@ def test_cosine_step_and_constant_schedules() -> None:
         0.125,
     ]
     assert get_lr(77, 100, 0.3) == 0.3
+
+
+TORCH = {
+    "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr, weight_decay=0.01),
+    "momentum": lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.8, weight_decay=0.01),
+    "rmsprop": lambda ps, lr: torch.optim.RMSprop(ps, lr=lr, alpha=0.9, weight_decay=0.01),
+    "adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH))
+def test_fifty_steps_on_a_network_follow_torch_optim(name: str) -> None:
+    """The lecture's rules (written once) give torch's trajectory where torch has the rule."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    twin.load_state_dict(net.state_dict())
+    start = [p.detach().clone() for p in net.parameters()]
+    ours = make_optimizer(name, net.parameters(), 0.01, momentum=0.8, alpha=0.9, weight_decay=0.01)
+    theirs = TORCH[name](twin.parameters(), 0.01)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        x, y = torch.randn(32, 5, generator=gen), torch.randn(32, 1, generator=gen)
+        for model, opt in ((net, ours), (twin, theirs)):
+            opt.zero_grad()
+            (model(x) - y).abs().mean().backward()
+            opt.step()
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    pairs = zip(net.parameters(), start, strict=True)
+    moved = max(float((a.detach() - b).abs().max()) for a, b in pairs)
+    assert moved > 1e-3, "fifty steps must move the weights"
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam"])
+def test_a_stack_of_members_steps_as_each_member_alone(name: str) -> None:
+    """StackedOptimizer (the batched trainer) and LectureOptimizer (the single one) apply the
+    same rule: three members with their own lr and hyper-parameters, each as if alone."""
+    configs = [
+        TrainConfig(optimizer=name, lr=lr, momentum=mu, alpha=a, weight_decay=wd)
+        for lr, mu, a, wd in ((0.1, 0.9, 0.99, 0.0), (0.03, 0.5, 0.8, 0.1), (0.01, 0.0, 0.9, 0.0))
+    ]
+    start = torch.stack([START, 2 * START, -START])
+    stacked = {"w": start.clone()}
+    opt = StackedOptimizer(stacked, configs)
+    alone = [torch.nn.Parameter(row.clone()) for row in start]
+    singles = [
+        make_optimizer(name, [p], c.lr, c.momentum, c.alpha, c.weight_decay)
+        for p, c in zip(alone, configs, strict=True)
+    ]
+    for g in GRADS:
+        grads = torch.stack([g, -g, 0.5 * g])
+        opt.step([c.lr for c in configs], grads)
+        for p, single, row in zip(alone, singles, grads, strict=True):
+            p.grad = row.clone()
+            single.step()
+    for m, p in enumerate(alone):
+        torch.testing.assert_close(stacked["w"][m], p.detach())
+    assert not torch.allclose(stacked["w"][0], start[0])
