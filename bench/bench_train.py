@@ -10,6 +10,9 @@
    curves, datasets, PNG and model), first run of a process and a later one.
 3. The global model: 1M rows x 56 lags of synthetic many-series data, 3x100 ReLU, batch 65,536:
    seconds per epoch and samples per second on every device torch sees (the CPU always).
+4. The optimisers' rules written once (`--rules-only` runs just this): the same 3x100 fit with the
+   lecture's rules (optim.direction, what `fit` uses) and with torch.optim's implementations, the
+   two alternated three times in one process (median seconds, final weights' largest gap).
 Results go to bench/out/train.json and are printed as Markdown.
 """
 
@@ -150,19 +153,84 @@ def global_model(rows: int, epochs: int) -> list[dict]:
     return out
 
 
+TORCH_RULES = {
+    "sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr),
+    "momentum": lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9),
+    "adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr),
+}
+
+
+def rules_versus_torch(windows: feats.LagWindows, epochs: int, repeats: int = 3) -> list[dict]:
+    """fit with the lecture's rules against fit with torch.optim's, alternated."""
+    from pipeline.models import loop
+
+    ours_maker = loop.make_optimizer
+    cfg = ModelConfig(56, "relu", 3, 100)
+    out = []
+    for name, make in TORCH_RULES.items():
+        tcfg = TrainConfig(optimizer=name, epochs=epochs, patience=0, lr=1e-3)
+        seconds: dict[str, list[float]] = {"ours": [], "torch": []}
+        weights, val = {}, {}
+        for _ in range(repeats):
+            for who in ("ours", "torch"):
+                loop.make_optimizer = (
+                    ours_maker if who == "ours" else (lambda n, ps, lr, *a, m=make, **k: m(ps, lr))
+                )
+                try:
+                    start = time.perf_counter()
+                    result = fit(windows, cfg, tcfg)
+                    seconds[who].append(time.perf_counter() - start)
+                finally:
+                    loop.make_optimizer = ours_maker
+                params = result.model.net.parameters()
+                weights[who] = torch.cat([p.detach().flatten() for p in params])
+                val[who] = result.val_mae
+        gap = float((weights["ours"] - weights["torch"]).abs().max() / weights["torch"].abs().max())
+        ours, theirs = float(np.median(seconds["ours"])), float(np.median(seconds["torch"]))
+        out.append(
+            {"optimizer": name, "epochs": epochs, "ours_seconds": ours, "torch_seconds": theirs,
+             "ratio": ours / theirs, "relative_weight_gap": gap,
+             "val_mae_ours": val["ours"], "val_mae_torch": val["torch"]}
+        )  # fmt: skip
+    return out
+
+
+def print_rules(rows: list[dict]) -> None:
+    print(
+        "| optimiser | epochs | lecture's rules s | torch.optim s | ratio | weight gap "
+        "| val MAE, lecture's rules | val MAE, torch.optim |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['optimizer']} | {r['epochs']:,} | {r['ours_seconds']:.2f} | "
+            f"{r['torch_seconds']:.2f} | {r['ratio']:.2f} | {r['relative_weight_gap']:.1e} | "
+            f"{r['val_mae_ours']:,.1f} | {r['val_mae_torch']:,.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--global-rows", type=int, default=1_000_000)
     parser.add_argument("--global-epochs", type=int, default=3)
+    parser.add_argument("--rules-epochs", type=int, default=500)
+    parser.add_argument("--rules-only", action="store_true")
     opts = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     OUT.mkdir(exist_ok=True)
+    if opts.rules_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = rules_versus_torch(peyton_1500(Paths(Path(tmp))), opts.rules_epochs)
+        (OUT / "train-rules.json").write_text(json.dumps(rows, indent=1))
+        print_rules(rows)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         ws = Paths(Path(tmp))
         windows = peyton_1500(ws)
         results = {"mlp": versus_sklearn(windows, opts.epochs)}
         results["mlflow"] = mlflow_overhead(ws, windows)
+        results["rules"] = rules_versus_torch(windows, opts.rules_epochs)
     results["global"] = global_model(opts.global_rows, opts.global_epochs)
     (OUT / "train.json").write_text(json.dumps(results, indent=1))
     mlp, ml = results["mlp"], results["mlflow"]
@@ -181,6 +249,8 @@ def main() -> None:
             f"| {g['device']} | {g['train_rows']:,} | {g['seconds_per_epoch']:.2f} | "
             f"{g['samples_per_second']:,.0f} |"
         )
+    print()
+    print_rules(results["rules"])
     if not torch.cuda.is_available():
         print("\nNo CUDA device: GPU not measured.")
 
