@@ -254,7 +254,7 @@ def tables(results: list[dict], horizon: int, baseline: list[dict] | None = None
         old = {r["set"]: r for r in baseline}
         worst = []
         for r in (r for r in results if r["set"] in old):
-            a, b = r["steps"][1]["champion"], old[r["set"]]["steps"]["1"]["champion"]
+            a, b = r["steps"][1]["champion"], old[r["set"]]["steps"][1]["champion"]
             worst.append(a / b)
             print(
                 f"| {r['set']} | {r['champion']} | {old[r['set']]['champion']} | "
@@ -263,6 +263,14 @@ def tables(results: list[dict], horizon: int, baseline: list[dict] | None = None
         print(f"\nworst h = 1 ratio {max(worst):.3f}; geometric mean {geomean(worst):.3f}")
     times = [r["backtest_seconds"] for r in results]
     print(f"\nbacktest wall time per set: median {np.median(times):.1f} s, max {max(times):.1f} s")
+
+
+def load(path: Path) -> list[dict]:
+    """A result file, its steps keyed by h again (JSON keys are strings)."""
+    results = json.loads(path.read_text())
+    for r in results:
+        r["steps"] = {int(h): cell for h, cell in r["steps"].items()}
+    return results
 
 
 def main() -> None:
@@ -278,9 +286,9 @@ def main() -> None:
     parser.add_argument("--baseline", help="a result file to compare the h = 1 champions with")
     parser.add_argument("--tables-only", action="store_true", help="print the tables of --out")
     args = parser.parse_args()
-    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    baseline = load(Path(args.baseline)) if args.baseline else None
     if args.tables_only:
-        tables(json.loads((OUT / args.out).read_text()), args.horizon, baseline)
+        tables(load(OUT / args.out), args.horizon, baseline)
         return
     names = args.only or list(SETS)
     results = []

@@ -358,7 +358,7 @@ EnsembleChoice = Annotated[
 def select(
     ctx: typer.Context,
     metric: Annotated[
-        str, Opt(help="val_mae, or val_mae_vs_naive: mean per-series MAE / naive MAE.")
+        str, Opt(help="val_mae, val_mae_vs_naive (per-series MAE / naive), val_mae_h<H>.")
     ] = "val_mae",
     sweep_run: Annotated[str | None, Opt("--sweep", help="Parent run (default: latest).")] = None,
     top: Annotated[int, Opt(help="Rows of the table.")] = 10,

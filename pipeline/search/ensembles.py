@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline import tracking
 from pipeline.data.workspace import Paths
+from pipeline.models.horizons import validation_mae_ahead
 from pipeline.models.outcome import kept_intervals
 from pipeline.tracking import RunRecord, Tag
 
@@ -118,7 +119,15 @@ def ensemble_run(
     members = [r.run_id for r in sorted(singles, key=lambda r: r.metrics[metric])[:k]]
     if len(members) < 2:
         return None
-    return _ensemble_record(ws, sweep_id, children, members, None, f"ensemble-top{len(members)}")
+    horizon = ahead(metric)
+    return _ensemble_record(
+        ws, sweep_id, children, members, None, f"ensemble-top{len(members)}", horizon=horizon
+    )
+
+
+def ahead(metric: str) -> int:
+    """H of a val_mae_h<H> metric (the days ahead a selection scores), else 1."""
+    return int(metric.removeprefix("val_mae_h")) if metric.startswith("val_mae_h") else 1
 
 
 def greedy_run(
@@ -172,9 +181,11 @@ def _ensemble_record(
     weights: list[float] | None,
     name: str,
     metrics: dict[str, float] | None = None,
+    horizon: int = 1,
 ) -> RunRecord:
     """The ensemble's run under the sweep (logged once per member set and weights): scored on
-    the dev days only, like every run; `metrics` replace what it scores itself."""
+    the dev days only, like every run; `metrics` replace what it scores itself. `horizon` H > 1:
+    also scored on val_mae_h<H>, its members' paths combined (a run of its own)."""
     from pipeline.data import features as feats
     from pipeline.data.metrics import validation_vs_naive
     from pipeline.data.store import Store
@@ -182,6 +193,7 @@ def _ensemble_record(
     from pipeline.models.families import EnsembleModel
 
     identity = ",".join(members) + ("" if weights is None else f":{weights}")
+    identity += "" if horizon == 1 else f"@h{horizon}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     for run in children:
         if run.tags.get(Tag.ENSEMBLE_KEY) == key:
@@ -201,6 +213,11 @@ def _ensemble_record(
         "val_mae": float(abs(pred - windows.y(val_rows)).mean()),
         "val_mae_vs_naive": validation_vs_naive(model, windows, pred),
     } | (metrics or {})
+    if horizon > 1:
+        series = None if chosen == "all" else chosen.split(",")
+        scores[f"val_mae_h{horizon}"] = validation_mae_ahead(
+            model, store.read_dev(), store.read_splits(), horizon, series
+        )
     tags = {Tag.BASELINE: "False", Tag.ENSEMBLE_KEY: key, Tag.CONFIG_KEY: key}
     tags[Tag.SWEEP_KEY] = parent.tags.get(Tag.SWEEP_KEY, "")
     data = feats.data_params(ws, windows)

@@ -56,8 +56,9 @@ def select(
     `champion` alias of the workspace's registered model. With `ensemble` K >= 2 one ensemble
     competes as one more run: `greedy`, members chosen by forward selection on the folds'
     validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
-    configurations (a sweep without --folds only). The champion becomes an MLflow pyfunc model
-    (registered); with `log_models` K, so do the K best runs (baselines left out)."""
+    configurations (a sweep without --folds only; the one method for val_mae_h<H>, where the
+    members' paths H days ahead are averaged and scored). The champion becomes an MLflow pyfunc
+    model (registered); with `log_models` K, so do the K best runs (baselines left out)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
     if method not in ENSEMBLE_METHODS:
@@ -70,8 +71,11 @@ def select(
     note = ""
     if ensemble >= 2:
         folds = tracking.get_run(ws, sweep_id).params.get("folds", "1")
-        if metric not in ("val_mae", "val_mae_vs_naive"):
+        days_ahead = metric.startswith("val_mae_h")
+        if metric not in ("val_mae", "val_mae_vs_naive") and not days_ahead:
             note = f"no ensemble: it is scored by val_mae and val_mae_vs_naive, not {metric}"
+        elif days_ahead and method != "top":
+            note = f"no greedy ensemble on {metric} (it blends one-day forecasts): use top"
         elif method == "top" and folds != "1":
             note = "no top-K ensemble on a sweep with --folds: use --ensemble-method greedy"
         else:

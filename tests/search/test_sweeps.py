@@ -156,6 +156,7 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     (baselines too) is scored on val_mae_h7, the champion is chosen on it, and a direct
     champion forecasts 7 days with per-step intervals."""
     from pipeline.models import horizons
+    from pipeline.models.families import EnsembleModel
 
     ws = Paths(two_series)
     assert cli("sweep", "--grid", tiny_grid, "--horizon", "7").exit_code == 0
@@ -173,10 +174,22 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     assert model.reach == 7
     again = horizons.validation_mae_ahead(model, store.read_dev(), store.read_splits(), 7)
     assert run.metrics["val_mae_h7"] == pytest.approx(again, rel=1e-5)
-    result = cli("select", "--metric", "val_mae_h7", "--json")
+    # the top-3 ensemble competes on val_mae_h7 too: its members' paths averaged, then scored
+    result = cli("select", "--metric", "val_mae_h7", "--ensemble", "3", "--json")
     assert result.exit_code == 0, result.output
-    best = min(runs, key=lambda r: r.metrics["val_mae_h7"])
+    after = tracking.sweep_children(ws, parent)
+    (ensemble,) = [r for r in after if r.name == "ensemble-top3"]
+    model = tracking.load_predictor(ws, ensemble.run_id)
+    again = horizons.validation_mae_ahead(model, store.read_dev(), store.read_splits(), 7)
+    assert ensemble.metrics["val_mae_h7"] == pytest.approx(again, rel=1e-5)
+    singles = sorted((r for r in runs if not r.baseline), key=metric_h7)
+    by_hand = EnsembleModel([tracking.load_model(ws, r.run_id) for r in singles[:3]]).eval()
+    mean_of_top3 = horizons.validation_mae_ahead(by_hand, store.read_dev(), store.read_splits(), 7)
+    assert ensemble.metrics["val_mae_h7"] == pytest.approx(mean_of_top3, rel=1e-5)
+    best = min(after, key=metric_h7)
     assert tracking.champion_run(ws) == best.run_id
+    greedy = cli("select", "--metric", "val_mae_h7", "--ensemble-method", "greedy")
+    assert greedy.exit_code == 0 and "no greedy ensemble on val_mae_h7" in greedy.stdout
     # a direct champion, refit and forecast a week ahead (its days at once)
     tracking.register_alias(ws, run.run_id, "champion", {})
     for args in (("finalize",), ("refit",), ("forecast", "--horizon", "7")):
@@ -185,6 +198,10 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     (csv,) = (two_series / "data" / "forecasts").glob("*.csv")
     frame = pd.read_csv(csv)
     assert len(frame) == 14 and (frame["upper_95"] >= frame["upper_80"]).all()
+
+
+def metric_h7(run) -> float:
+    return run.metrics.get("val_mae_h7", float("inf"))
 
 
 @pytest.mark.parametrize(
