@@ -33,23 +33,24 @@ def direction(kind: str, g: torch.Tensor, state: dict, hyper: dict, t: int) -> t
     if kind == "sgd":
         return g
     if kind == "momentum":  # torch.optim.SGD(momentum=...): buf = mu buf + g, from buf = g
-        mu = _along(hyper["momentum"], g)
-        state["buf"] = g.clone() if "buf" not in state else state["buf"] * mu + g
+        if "buf" not in state:
+            state["buf"] = g.clone()
+        else:
+            state["buf"].mul_(_along(hyper["momentum"], g)).add_(g)
         return state["buf"]
     if kind == "adagrad":  # the lecture's: sigma = root MEAN square of past gradients
-        state["sum_sq"] = state.get("sum_sq", torch.zeros_like(g)) + g * g
-        return g / ((state["sum_sq"] / t).sqrt() + 1e-8)
+        total = state.setdefault("sum_sq", torch.zeros_like(g)).addcmul_(g, g)
+        return g / (total / t).sqrt_().add_(1e-8)
     if kind == "rmsprop":  # torch's: v = alpha v + (1 - alpha) g^2 from v = 0
         alpha = _along(hyper["alpha"], g)
-        v = state.get("v", torch.zeros_like(g)) * alpha + (1 - alpha) * g * g
-        state["v"] = v
+        v = state.setdefault("v", torch.zeros_like(g)).mul_(alpha).add_((1 - alpha) * g * g)
         return g / (v.sqrt() + 1e-8)
     if kind == "adam":  # torch's: bias-corrected first and second moments
         b1, b2 = 0.9, 0.999
-        state["m"] = state.get("m", torch.zeros_like(g)).lerp(g, 1 - b1)
-        state["v"] = state.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
-        denom = (state["v"].sqrt() / math.sqrt(1 - b2**t)) + 1e-8
-        return state["m"] / (1 - b1**t) / denom
+        m = state.setdefault("m", torch.zeros_like(g)).lerp_(g, 1 - b1)
+        v = state.setdefault("v", torch.zeros_like(g)).mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(1e-8)
+        return (m / (1 - b1**t)).div_(denom)
     raise ViewcastError(f"unknown optimizer {kind!r} (choose from {', '.join(OPTIMIZERS)})")
 
 
