@@ -53,7 +53,6 @@ class StudyResult:
 def scaled_rows(windows):
     """Training rows in the networks' space (log1p, over each window's mean, standardised):
     (model used as the scaler, x, y) on the last 3,000 training rows."""
-
     x, y = (torch.as_tensor(a, dtype=torch.float32) for a in diag.last_train_rows(windows))
     cfg = ModelConfig(lags=windows.n, model="linear", target_transform="log1p")
     scaler = ViewsModel(replace(cfg, scaling="window-mean"))
@@ -63,7 +62,6 @@ def scaled_rows(windows):
 
 
 def _fit(windows, epochs: int, seed: int = 0, **fields):
-
     model = {k: fields.pop(k) for k in ("layers", "width", "batchnorm") if k in fields}
     mcfg = ModelConfig(**{**STUDY_NET, **model}, target_transform="log1p", scaling="window-mean")
     return fit(windows, mcfg, TrainConfig(epochs=epochs, patience=0, seed=seed, **fields))

@@ -83,6 +83,7 @@ class LectureOptimizer(torch.optim.Optimizer):
     def step(self, closure=None):  # type: ignore[override]
         loss = None if closure is None else closure()
         for group in self.param_groups:
+            lr = None  # one float32 tensor a group and step, as the stack's learning rates
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -96,7 +97,8 @@ class LectureOptimizer(torch.optim.Optimizer):
                 state["t"] += 1
                 g = g.reshape(1, -1)
                 step = direction(self.kind, g, state["moments"], state["hyper"], state["t"])
-                lr = torch.tensor([group["lr"]], device=p.device)  # float32, as the stack's
+                if lr is None:
+                    lr = torch.tensor([group["lr"]], device=p.device)
                 p.sub_((_along(lr, step) * step).view_as(p))
         return loss
 
