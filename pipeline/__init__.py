@@ -10,6 +10,7 @@ __all__ = ["Workspace"]
 
 def __getattr__(name: str):
     if name == "Workspace":
+        # lazy: the API loads every layer; `import pipeline.models.infer` must not
         from pipeline.api import Workspace
 
         return Workspace

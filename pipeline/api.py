@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING
 
 from pipeline import jobs
 from pipeline.data import workspace as config
+from pipeline.data.atomic import restore
 from pipeline.data.errors import ViewcastError
+from pipeline.data.features import FeatureSpec
+from pipeline.data.store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +57,7 @@ class Workspace:
         """Export files (or folders of them), or a DataFrame with `date` and `views` columns
         (and `series_id` for several series; else `name`), into the store. The store's report:
         days added, updated and imputed per series."""
+        # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
         import pandas as pd
 
         if isinstance(source, pd.DataFrame):
@@ -80,9 +84,8 @@ class Workspace:
 
     def status(self) -> pd.DataFrame:
         """One row per series: first and last date, days, imputed days, split boundaries."""
+        # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
         import pandas as pd
-
-        from pipeline.data.store import Store
 
         manifest = Store(self.paths).read_manifest()
         frame = pd.DataFrame.from_dict(manifest["series"], orient="index")
@@ -91,9 +94,8 @@ class Workspace:
     def history(self) -> pd.DataFrame:
         """The training and validation days (series_id, date, views, imputed); the sealed test
         days are never returned."""
+        # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
         import pandas as pd
-
-        from pipeline.data.store import Store
 
         dev = Store(self.paths).read_dev()
         return pd.DataFrame(
@@ -109,8 +111,6 @@ class Workspace:
 
     def features(self, lags: Iterable[int] = (1, 7, 28, 56), target_transform: str = "none"):
         """Lag windows of the train/validation days; the recorded spec's rows per window."""
-        from pipeline.data.features import FeatureSpec
-
         with self._lock():
             spec = FeatureSpec(tuple(sorted(set(lags))), target_transform)
             return jobs.features(self.paths, spec)[0]
@@ -139,8 +139,6 @@ class Workspace:
     ) -> dict:
         """`viewcast run` on what was ingested: features, sweep, select, submit, finalize; the
         final report's numbers."""
-        from pipeline.data.store import Store
-
         if Store(self.paths).generation() is None:
             raise ViewcastError("nothing ingested yet: call ingest(...) first")
         with self._lock():
@@ -160,9 +158,8 @@ class Workspace:
     ) -> pd.DataFrame:
         """Days D..D+horizon-1 for every series with 80%/95% intervals (also written to
         data/forecasts/<D>.csv and .png, and logged), as a DataFrame."""
+        # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
         import pandas as pd
-
-        from pipeline.data.atomic import restore
 
         with self._lock():
             done = jobs.forecast(self.paths, date, horizon, force)

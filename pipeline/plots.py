@@ -24,9 +24,11 @@ def fmt_mae(value: float | None) -> str:
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend (files only, never a window)."""
+    # lazy: matplotlib, only when a picture is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib, only when a picture is drawn
     import matplotlib.pyplot as plt
 
     return plt
@@ -83,6 +85,7 @@ def learning_curve(
 
 def _views_over_dates(ax, title: str) -> None:
     """A series panel's title, views axis and concise date ticks."""
+    # lazy: matplotlib, only when a picture is drawn
     import matplotlib.dates as mdates
 
     ax.set_title(title, fontsize=9)

@@ -1,11 +1,14 @@
 """The layout's rules, checked: no import cycle (imports inside functions count), no module over
-500 lines, nothing written into MLflow's tables behind its API."""
+500 lines, nothing written into MLflow's tables behind its API, imports inside functions only
+for a slow or optional dependency and with a reason."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import grimp
+
+from tests.lazy_imports import Package, offenders
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 LONGEST = 500
@@ -101,3 +104,40 @@ def test_every_module_has_its_test_module() -> None:
         and not (tests / p.parent.relative_to(PACKAGE) / f"test_{p.name}").is_file()
     ]
     assert missing == []
+
+
+def test_imports_inside_functions_defer_a_slow_dependency_and_say_why() -> None:
+    """An import inside a function keeps torch, MLflow, pandas, ... off a start-up that does not
+    need them, with its reason beside it; any other import sits at the top of its module."""
+    needless, unexplained = offenders(PACKAGE)
+    assert needless == []
+    assert unexplained == []
+
+
+def test_the_lazy_import_check_finds_planted_offenders(tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "heavy.py").write_text("import torch\n")
+    (root / "light.py").write_text("import json\n")
+    (root / "user.py").write_text(
+        "def a():\n"
+        "    # lazy: torch is slow\n"
+        "    from pkg import heavy\n"
+        "    import mlflow  # lazy: MLflow too\n"
+        "def b():\n"
+        "    from pkg import light\n"  # defers nothing
+        "    import json\n"  # neither
+        "def c():\n"
+        "    from pkg.heavy import torch\n"  # defers torch, says nothing
+    )
+    (root / "trained.py").write_text("import torch\ndef d():\n    from pkg import heavy  # why\n")
+    needless, unexplained = offenders(root)
+    assert needless == [
+        "pkg.trained:3 imports pkg.heavy",
+        "pkg.user:6 imports pkg.light",
+        "pkg.user:7 imports json",
+    ]
+    assert unexplained == ["pkg.user:9 imports pkg.heavy.torch"]
+    assert Package(root).closure("pkg.user") == frozenset()
+    assert Package(root).closure("pkg.heavy") == {"torch"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -55,8 +56,6 @@ def diagnose(
     """Where a training ended (Hessian eigenvalues: minimum, maximum or saddle) and its gradient
     norm against the loss over epochs; with --escape, the loss along the most negative
     curvature direction. Figures are logged to the run."""
-    from dataclasses import asdict
-
     if escape:
         found = jobs.escape(ctx.obj, run_id, loss, escape_steps, escape_lr)
         show.escaped(found)

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,10 +16,12 @@ from pipeline import jobs
 from pipeline.cli import terminal as show
 from pipeline.cli.guard import guard
 from pipeline.cli.terminal import console
+from pipeline.data import features as feats
 from pipeline.data.check import require_whole
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import Transform
 from pipeline.data.ingest import Format
+from pipeline.data.store import Store
 from pipeline.data.table import Fill
 from pipeline.data.workspace import DEFAULT_TEST_DAYS as TEST_DAYS
 from pipeline.data.workspace import DEFAULT_VAL_DAYS as VAL_DAYS
@@ -81,9 +84,7 @@ def command(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
-
-        typer.echo(f"viewcast {version('viewcast')}")
+        typer.echo(f"viewcast {metadata.version('viewcast')}")
         raise typer.Exit()
 
 
@@ -145,8 +146,6 @@ def ingest(
 @command(writes=False)
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show each series: first and last date, days, imputed days, split boundaries."""
-    from pipeline.data.store import Store
-
     manifest = Store(ctx.obj).read_manifest()
     if as_json:
         typer.echo(json.dumps(manifest, indent=1, ensure_ascii=False))
@@ -168,8 +167,6 @@ def features(
     window: Annotated[int | None, Opt(help="The window to export (default: the largest).")] = None,
 ) -> None:
     """Build the lag windows of the train/validation days and record the feature spec."""
-    from pipeline.data import features as feats
-
     spec = feats.FeatureSpec(_parse_lags(lags), target_transform)
     summary, path = jobs.features(ctx.obj, spec)
     keys = ("window", "series", "train_rows", "val_rows")
@@ -260,6 +257,7 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Train one model on the training days, early-stop on validation, log it to MLflow."""
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.train import TrainConfig
 
     windows = _parse_lags(lags)

@@ -6,15 +6,23 @@ Tables show MAX_ROWS rows and say how many more there are; progress bars appear 
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import PurePath
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from pipeline import jobs
 from pipeline import plots as reports
+from pipeline.data.atomic import restore
 from pipeline.data.workspace import Paths
 
 console = Console(highlight=False)
@@ -39,8 +47,6 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> N
 
 def progress(label: str, fields: str):
     """A progress bar for a terminal only (timers and logs get plain lines)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -329,9 +335,6 @@ def pulled(done: jobs.Pulled) -> None:
 def findings(found: list, ws, as_json: bool = False) -> None:
     """`viewcast check`'s findings, or that the workspace is whole."""
     if as_json:
-        import json
-        from dataclasses import asdict
-
         typer.echo(json.dumps([asdict(f) for f in found], indent=1))
         return
     if not found:
@@ -420,8 +423,6 @@ def escaped(found) -> None:
 
 def plain(obj) -> dict:
     """A result dataclass as JSON-ready values (paths as text, NaN and inf as null)."""
-    import dataclasses
-
     return _clean(dataclasses.asdict(obj))
 
 
@@ -430,9 +431,6 @@ def pick(obj, keys: tuple[str, ...]) -> dict:
 
 
 def _clean(value):
-    import math
-    from pathlib import PurePath
-
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -448,9 +446,8 @@ def _clean(value):
 
 def csv_rows(path) -> list[dict]:
     """A forecast file's rows (series ids as ingested: see atomic.neutralise)."""
+    # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
     import pandas as pd
-
-    from pipeline.data.atomic import restore
 
     frame = pd.read_csv(path, dtype={"series_id": str})
     frame["series_id"] = frame["series_id"].map(restore)
@@ -460,8 +457,6 @@ def csv_rows(path) -> list[dict]:
 @contextmanager
 def tables_to_stderr(on: bool):
     """With --json, tables and progress go to stderr: stdout carries the JSON alone."""
-    import sys
-
     if not on:
         yield
         return
@@ -474,8 +469,6 @@ def tables_to_stderr(on: bool):
 
 def emit(payload: dict) -> None:
     """The one JSON document on stdout (tables and progress went to stderr)."""
-    import json
-
     typer.echo(json.dumps(_clean(payload), indent=1, ensure_ascii=False))
 
 

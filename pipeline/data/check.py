@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.data.atomic import write_text
 from pipeline.data.errors import ViewcastError
 from pipeline.data.store import DEV_FILE, MANIFEST_FILE, SEALED_FILE, SPLITS_FILE, Store
 from pipeline.data.workspace import Paths
@@ -78,8 +80,6 @@ def check_store(ws: Paths, repair: bool) -> list[Finding]:
 
 def _repair_pointer(root: Path, live: Path | None, repair: bool) -> list[Finding]:
     """CURRENT names no whole generation: point it at the newest whole one (--repair)."""
-    from pipeline.data.atomic import write_text
-
     problems = generation_problems(live) if live is not None else []
     problem = "; ".join(problems) or "names no generation of the store"
     whole = [g for g in sorted(root.glob("gen-*"), reverse=True) if not generation_problems(g)]
@@ -121,8 +121,6 @@ def _check_live(ws: Paths) -> list[Finding]:
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 

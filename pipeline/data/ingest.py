@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -107,8 +108,6 @@ def read_views(
 
 def _check_file(path: Path, max_bytes: int) -> None:
     """A regular file (not a device, a pipe or /dev/zero behind a link) of a bounded size."""
-    import stat
-
     try:
         info = path.stat()
     except FileNotFoundError:

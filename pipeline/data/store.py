@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from pipeline.data.atomic import write_text
 from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import Observations
+from pipeline.data.lock import workspace_lock
 from pipeline.data.table import (
     ViewsTable,
     _damaged_ok,
@@ -200,8 +201,6 @@ class Store:
         """Merge validated observations; write a new generation only if anything changed.
         `test_days`/`val_days` fix the splits of a new store; an existing one keeps its own
         (the report's `kept_splits` says so when they differ)."""
-        from pipeline.data.lock import workspace_lock
-
         if test_days < 2 or val_days < 1:
             raise ViewcastError("--test-days must be at least 2 and --val-days at least 1")
         with workspace_lock(self.ws):  # one writer: two ingests at once would lose one's data
@@ -236,8 +235,6 @@ class Store:
     def drop(self, names: Sequence[str]) -> list[str]:
         """Take series out of the store in one new generation (atomic: a crash leaves the old
         one); the series left. An unknown name is refused before anything is written."""
-        from pipeline.data.lock import workspace_lock
-
         with workspace_lock(self.ws):
             manifest = self.read_manifest()
             stored, gone = set(manifest["series"]), set(names)

@@ -7,7 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import tracking
+from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
+from pipeline.data.ingest import MAX_BYTES, read_views
+from pipeline.data.lock import workspace_lock
+from pipeline.data.store import Store
 from pipeline.data.workspace import (
     DEFAULT_TEST_DAYS,
     DEFAULT_VAL_DAYS,
@@ -75,9 +80,6 @@ def ingest(
 ) -> Ingested:
     """Read (file, series id) pairs, every one before anything is written, then merge them into
     the store in one write."""
-    from pipeline.data.ingest import MAX_BYTES, read_views
-    from pipeline.data.store import Store
-
     limit = max_bytes or MAX_BYTES
     batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
     report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)
@@ -87,8 +89,6 @@ def ingest(
 
 def features(ws: Paths, spec) -> tuple[list[dict], Path]:
     """Every lag window's row counts, and the recorded spec's path."""
-    from pipeline.data import features as feats
-
     summary = feats.summarise_spec(ws, spec)
     return summary, feats.save_spec(ws, spec, summary)
 
@@ -97,8 +97,6 @@ def made_features(ws: Paths):
     """The recorded feature spec, made when it is missing (the default lags) or stale (the store
     changed since: the same spec again). Each stage makes what it needs, like make: (spec, what
     was made, '' when nothing)."""
-    from pipeline.data import features as feats
-
     found = feats.recorded_spec(ws)
     if found is not None and found[1]:
         return found[0], ""
@@ -134,8 +132,7 @@ def train_one(
     """One model (ModelConfig fields; the target transform defaults to the one `viewcast
     features` recorded) on the training days of the chosen series (all split ones by default),
     early-stopped on validation, logged to MLflow."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.outcome import training_outcome
     from pipeline.models.train import fit
 
@@ -165,9 +162,7 @@ def train_direction(
 ):
     """L7: the softmax classifier of tomorrow's direction (down, same, up) on the training
     days, logged as an MLflow run (stage study, tag task=direction); (run id, result)."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
-    from pipeline.data.store import Store
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.lecture.classify import train_direction as fit_direction
 
     store = Store(ws)
@@ -204,7 +199,7 @@ def sweep(
     > 1 adds the direct twins and scores every run H days ahead (val_mae_h<H>); the default grid
     adds the year-of-memory twins where every series has two years before validation (a TOML
     grid says `lags = 367` and `recent = [...]` itself)."""
-    from pipeline.data.store import Store
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.search import grids, sweeps
 
     grid, candidates = grids.grid_for(grid, lambda: Store(ws).dev_days())
@@ -226,8 +221,6 @@ def sweep(
 
 def champion_or(ws: Paths, run_ids: list[str] | None) -> tuple[list[str], str | None]:
     """The runs to finalize (default: the champion) and the champion's run id, if any."""
-    from pipeline import tracking
-
     try:
         champion = tracking.champion_run(ws)
     except ViewcastError:
@@ -252,8 +245,6 @@ def run_inputs(
     """What `run` ingests, and a line saying so when it is the demo data: the files given (and
     the demo exports with `demo`); without files, nothing when the workspace holds series of its
     own, the demo exports only into an empty workspace."""
-    from pipeline.data.store import Store
-
     chosen = list(files or [])
     if demo:
         return chosen + demo_files(ws), ""
@@ -269,8 +260,7 @@ def drop(ws: Paths, names: list[str], force: bool = False) -> list[str]:
     """Take series out of the store (atomically, under the workspace lock); the series left.
     Refused once the sealed test is finalized (those days were scored), unless `force`, which
     is recorded in MLflow (a `drop` run naming the series)."""
-    from pipeline import tracking
-    from pipeline.data.store import Store
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.search import holdout
 
     with locked(ws):
@@ -305,7 +295,7 @@ def run_all(
     finalize. A workspace whose test was finalized shows that result instead of scoring again.
     `horizon` H > 1: recursive or direct is one more grid axis and the champion is selected on
     val_mae_h<H> (the validation days' error over days 1..H)."""
-    from pipeline.data import features as feats
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.search import holdout, selection
 
     files = files if files is not None else run_inputs(ws, None)[0]
@@ -343,8 +333,6 @@ def run_all(
 
 def locked(ws: Paths, wait: float = 0.0):
     """The workspace's exclusive lock (another writer: wait up to `wait` s, then LockedError)."""
-    from pipeline.data.lock import workspace_lock
-
     return workspace_lock(ws, wait)
 
 

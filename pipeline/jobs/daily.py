@@ -3,19 +3,21 @@ under the workspace lock."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 from pipeline.data.errors import DriftError
+from pipeline.data.lock import workspace_lock
 from pipeline.data.workspace import Paths
 from pipeline.jobs.build import StageHook, _quiet, ingest
+from pipeline.jobs.pull import pull as pull_sources
+from pipeline.serving.forecast import forecast
 
 
 def archive(files: list[Path], folder: Path) -> list[Path]:
     """Move ingested exports into `folder`, each name prefixed with its modification time (the
     same export name every day never collides); the new paths."""
-    import shutil
-    import time
-
     folder.mkdir(parents=True, exist_ok=True)
     moved = []
     for path in files:
@@ -43,9 +45,7 @@ def daily(
     credentials, 2 otherwise) is raised after the forecast is written. DriftError (exit 3)
     likewise when monitoring found drift. With `done`, the ingested files move there once they
     are in the store (no file: no ingest)."""
-    from pipeline.data.lock import workspace_lock
-    from pipeline.jobs.pull import pull as pull_sources
-    from pipeline.serving.forecast import forecast
+    # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
     from pipeline.serving.monitor import monitor
 
     def take_in():

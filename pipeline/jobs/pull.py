@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.errors import ViewcastError
+from pipeline.data.lock import workspace_lock
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
+from pipeline.sources import oauth, registry, wikipedia, youtube
+from pipeline.sources.http import Client
+from pipeline.sources.registry import Revision
 
 KEPT_REVISIONS = 1000  # per source: the newest are kept in data/sources.json
 
@@ -57,11 +62,6 @@ def pull(
     write. Without `keep_going` the first failure is raised at once (nothing written); with it,
     the other sources are still pulled and the failure comes back in `Pulled.failure`.
     `contact` goes into the User-Agent (else $VIEWCAST_CONTACT)."""
-    from pipeline.data.lock import workspace_lock
-    from pipeline.data.store import Store
-    from pipeline.sources import registry
-    from pipeline.sources.http import Client
-
     client = client or Client.from_env(contact)
     with workspace_lock(ws):
         known = registry.load(ws)
@@ -122,8 +122,6 @@ def _iso(day) -> str:
 
 
 def _fetch(client, source, until: int, ws: Paths):
-    from pipeline.sources import wikipedia, youtube
-
     if source.kind == "wikipedia":
         return wikipedia.fetch(client, source, until)
     return youtube.fetch(client, source, until, ws)
@@ -156,8 +154,6 @@ def _stored_views(store, names: set[str]) -> dict[str, dict[int, float]]:
 
 def _revisions(stored: dict[int, float] | None, obs, now: str) -> list:
     """Stored days the answer gives other views for: the newer value wins, recorded here."""
-    from pipeline.sources.registry import Revision
-
     if not stored:
         return []
     out = []
@@ -170,27 +166,18 @@ def _revisions(stored: dict[int, float] | None, obs, now: str) -> list:
 
 def authorize(ws: Paths, client_secrets: Path, browser: bool = True, ask=None) -> Path:
     """`viewcast auth youtube`: the OAuth flow; the token file's path (never its content)."""
-    from pipeline.data.lock import workspace_lock
-    from pipeline.sources import oauth
-
     with workspace_lock(ws):
         return oauth.authorize(ws, client_secrets, browser, ask)
 
 
 def sources(ws: Paths) -> list:
     """The registered sources (data/sources.json)."""
-    from pipeline.sources import registry
-
     return registry.load(ws)
 
 
 def wikipedia_source(article: str, project: str, access: str, agent: str, name, base_url):
-    from pipeline.sources import wikipedia
-
     return wikipedia.source(article, project, access, agent, name, base_url)
 
 
 def youtube_source(channel: str, name, base_url):
-    from pipeline.sources import youtube
-
     return youtube.source(channel, name, base_url)

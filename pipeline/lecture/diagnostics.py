@@ -14,6 +14,7 @@ on functions whose Hessian is known.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, hessian, jvp
 
+from pipeline import tracking
+from pipeline.data import features as feats
+from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
 from pipeline.lecture import report as lecture_report
 from pipeline.models.config import LOSSES
 from pipeline.models.train import HUBER_DELTA
@@ -291,8 +296,6 @@ def views_loss(model, x: np.ndarray, y: np.ndarray, loss: str = "mae", weekday=N
     """(f, theta): a trained ViewsModel's loss on rows of views (x, y; `weekday`: the target
     days' weekdays, for a weekday-calendar model), in its net's scaled space, as a function of
     its flat parameters (on a copy of the net)."""
-    import copy
-
     tx = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
     ty = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32)
     xs, ys, _ = model.encode(tx, ty, weekday)
@@ -327,8 +330,6 @@ class Diagnosis:
 def diagnose_run(ws, run_id: str, loss: str = "mae") -> Diagnosis:
     """The critical point a training run ended at, on its training rows (every split series;
     the last 3,000 rows), and its gradient norm vs loss figure (reports/, and the run)."""
-    from pipeline import tracking
-
     model, rows_x, rows_y, days = _run_rows(ws, run_id, loss)
     run = tracking.get_run(ws, run_id)
     point = analyse_model(model, rows_x, rows_y, loss, days)
@@ -367,8 +368,6 @@ def escape_run(
     """L4 on a training run: the loss along its lowest-curvature eigenvector and a random
     direction, on its training rows (the last 3,000); with `steps`, gradient descent from the
     trained point and from the escaped one. The figure and numbers are logged to the run."""
-    from pipeline import tracking
-
     model, rows_x, rows_y, days = _run_rows(ws, run_id, loss)
     f, theta = views_loss(model, rows_x, rows_y, loss, days)
     out = escape(f, theta)
@@ -395,11 +394,6 @@ def escape_run(
 
 def _run_rows(ws, run_id: str, loss: str):
     """A training run's single model, its training rows (the last 3,000) and their weekdays."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
-    from pipeline.data.errors import ViewcastError
-    from pipeline.data.store import Store
-
     if loss not in LOSSES:
         raise ViewcastError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     model = tracking.load_model(ws, run_id)

@@ -23,12 +23,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from pipeline import plots, tracking
+from pipeline.data import features as feats
+from pipeline.data.atomic import atomic_write
 from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths, read_final
-from pipeline.lecture import REPORT, STUDIES
+from pipeline.lecture import REPORT, STUDIES, diagnostics
 from pipeline.lecture import report as lecture_report
+from pipeline.models.families import ModelConfig
 from pipeline.models.outcome import training_outcome
+from pipeline.models.train import TrainConfig, fit
+from pipeline.search import grids, holdout, sweeps
 from pipeline.search.grids import Candidate
 from pipeline.tracking import RunRecord, Stage, SweepPurpose, Tag
 
@@ -153,8 +161,6 @@ class LectureRuns:
     def row(self, cand: Candidate) -> Row:
         """A table row: parameters, training and validation MAE, test MAE once finalized, and
         the lowest training loss of any epoch."""
-        from pipeline import tracking
-
         r = self.runs[cand.key]
         model = tracking.load_model(self.ws, r.run_id)
         test = None
@@ -180,10 +186,6 @@ def lecture_sweep(
     ws: Paths, series, epochs: int | None, on_step
 ) -> tuple[list[Candidate], LectureRuns, str]:
     """The lecture grid as a sweep (tagged as the experiment's: `select` never picks it)."""
-    from pipeline import tracking
-    from pipeline.data.store import Store
-    from pipeline.search import grids, holdout, sweeps
-
     grid = grids.lecture_grid()
     if epochs is not None:
         grid = [
@@ -213,11 +215,6 @@ def run(
     on_step=None,
 ) -> LectureReport:
     """Run the lecture grid and the studies; write reports/lecture.md with its figures."""
-    from pipeline import plots as reports
-    from pipeline import tracking
-    from pipeline.data import features as feats
-    from pipeline.data.store import Store
-
     grid, lecture, sweep_id = lecture_sweep(ws, series, epochs, on_step)
     report = LectureReport(lecture.series, sweep_id, finalized=lecture.scorer is not None)
     report.linear = [lecture.row(pick(grid, "linear", n)) for n in LINEAR_LAGS]
@@ -240,7 +237,7 @@ def run(
         best_windows = feats.select_series(
             feats.lag_windows(dev, splits, best_model.cfg.lags), lecture.series
         )
-        reports.forecast_panels(
+        plots.forecast_panels(
             validation_panels(best_model, best_windows, best.name),
             "validation period: one-day-ahead forecast of the best model vs actual",
             folder / "validation.png",
@@ -270,8 +267,6 @@ def run(
 def _studies(ws: Paths, report: LectureReport, windows, epochs: int, tmp: Path) -> None:
     """The batch-size and optimiser studies as nested runs of one `experiment lecture` run,
     which also holds the page and its figures."""
-    from pipeline import tracking
-
     with tracking.start_run(ws, "experiment lecture", Stage.EXPERIMENT) as exp:
         report.batch_study = _batch_study(ws, windows, epochs, exp.run_id)
         report.optimiser_study, histories = _optimiser_study(ws, windows, epochs, exp.run_id)
@@ -290,14 +285,12 @@ def _studies(ws: Paths, report: LectureReport, windows, epochs: int, tmp: Path) 
 
 def validation_panels(model, windows, name: str, most: int = 4) -> list:
     """The model's one-day-ahead forecasts over the validation days of the first series."""
-    from pipeline import plots as reports
-
     rows = windows.rows("val")
     panels = []
     for code in np.unique(windows.code[rows])[:most]:
         idx = rows[windows.code[rows] == code]
         panels.append(
-            reports.Panel(
+            plots.Panel(
                 str(windows.names[code]),
                 windows.day[idx].astype("datetime64[D]"),
                 windows.y(idx),
@@ -309,8 +302,6 @@ def validation_panels(model, windows, name: str, most: int = 4) -> list:
 
 def _publish(src: Path, reports: Path) -> None:
     """Move the report and its figures into reports/ (figures first, the page last)."""
-    from pipeline.data.atomic import atomic_write
-
     reports.mkdir(parents=True, exist_ok=True)
     target = reports / FIGURES
     staging = Path(tempfile.mkdtemp(prefix=".lecture-", dir=reports))
@@ -325,10 +316,6 @@ def _publish(src: Path, reports: Path) -> None:
 
 def _hessians(ws, lecture: LectureRuns, models, dev, splits) -> list[tuple[str, str]]:
     """The critical point each model ended at, on its training rows (at most 3,000 of them)."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
-    from pipeline.lecture import diagnostics
-
     out = []
     for cand in models:
         model = tracking.load_model(ws, lecture.run(cand).run_id)
@@ -340,9 +327,6 @@ def _hessians(ws, lecture: LectureRuns, models, dev, splits) -> list[tuple[str, 
 
 
 def _study_config(epochs: int, **train):
-    from pipeline.models.families import ModelConfig
-    from pipeline.models.train import TrainConfig
-
     mcfg = ModelConfig(**STUDY_MODEL)
     return mcfg, TrainConfig(epochs=epochs, patience=0, seed=0, **train)
 
@@ -351,10 +335,6 @@ def batch_size_study(windows, epochs: int, on_fit=None) -> list[dict]:
     """L5: full batch vs small batches, seconds per epoch (after a one-epoch warm-up) and
     validation MAE, on the CPU and on CUDA when torch sees it. `on_fit(mcfg, tcfg, result)` sees
     each training (the experiment logs them; bench/bench_gpu.py, without MLflow, does not)."""
-    import torch
-
-    from pipeline.models.train import fit
-
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     out = []
     for device in devices:
@@ -382,8 +362,6 @@ def batch_size_study(windows, epochs: int, on_fit=None) -> list[dict]:
 def _log_study(ws, windows, parent: str, name: Callable[[object], str]):
     """A callback that logs one study training as a nested run of the experiment, named
     `name(tcfg)`."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
 
     def log(mcfg, tcfg, result) -> None:
         data = feats.data_params(ws, windows)
@@ -415,8 +393,6 @@ def _batch_study(ws, windows, epochs: int, parent: str) -> list[dict]:
 
 def _optimiser_study(ws, windows, epochs: int, parent: str):
     """L6: the same model and data under each optimiser; learning curves for one figure."""
-    from pipeline.models.train import fit
-
     out, histories = [], {}
     for label, optimizer, lr, extra in OPTIMISERS:
         mcfg, tcfg = _study_config(epochs, optimizer=optimizer, lr=lr, **extra)
@@ -443,8 +419,6 @@ def _optimiser_study(ws, windows, epochs: int, parent: str):
 def assemble(ws: Paths) -> None:
     """reports/lecture.md: the grid's page (when the grid has run) and every study section
     written so far, in the lecture's order."""
-    from pipeline.data.atomic import atomic_write
-
     grid = ws.reports / GRID_PAGE
     parts = (
         [grid.read_text().rstrip() + "\n"]

@@ -6,10 +6,12 @@ Drawn with the product's helpers (pipeline.plots); the numbers come from the lec
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.lecture.summaries import flatness, summarise_sharpness
 from pipeline.plots import fmt_mae, markdown_table, pyplot, save_figure
 
 if TYPE_CHECKING:
@@ -222,8 +224,6 @@ def _verdict(holds: bool, claim: str) -> str:
 
 def study_figures(result, folder: Path) -> list[str]:
     """One figure per study, drawn from its numbers; the file names."""
-    from types import SimpleNamespace
-
     plt = pyplot()
     n, name = result.numbers, result.name
     path = folder / f"{name}.png"
@@ -232,8 +232,6 @@ def study_figures(result, folder: Path) -> list[str]:
         escape_figure(e, n["stay"], n["leave"], "L4: the loss around the trained point", path)
         return [path.name]
     if name == "sharpness":
-        from pipeline.lecture.summaries import summarise_sharpness
-
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
         labels = [str(r["batch"]) for r in n["rows"]]
         ax.scatter(labels, [r["sharpness"] for r in n["rows"]], color="tab:red")
@@ -322,8 +320,6 @@ def _escape_md(n: dict) -> list[str]:
 
 
 def _sharpness_md(n: dict) -> list[str]:
-    from pipeline.lecture.summaries import summarise_sharpness
-
     summary = summarise_sharpness(n["rows"])
     full, small = summary[0], summary[-1]
     flatter = small["sharpness"] < full["sharpness"]
@@ -350,8 +346,6 @@ def _sharpness_md(n: dict) -> list[str]:
 
 
 def _landscape_md(n: dict) -> list[str]:
-    from pipeline.lecture.summaries import flatness
-
     nets = n["nets"]
     rise = {k: flatness(d["line"], n["alphas"]) for k, d in nets.items()}
     rows = [

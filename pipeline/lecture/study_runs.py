@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 
+from pipeline import tracking
+from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
-from pipeline.lecture import STUDIES
+from pipeline.lecture import STUDIES, studies
 from pipeline.lecture import report as lecture_report
 from pipeline.lecture.experiment import STUDY_FOLDER, assemble
+from pipeline.lecture.summaries import flatness, summarise_sharpness
 from pipeline.tracking import Stage
 
 
@@ -22,13 +28,6 @@ def run_studies(
     """Run the named studies on the lecture's series (56-day windows), each logged as an MLflow
     run (stage experiment) with its numbers and figure; write each section under
     reports/studies/ and rebuild reports/lecture.md."""
-    import json
-
-    from pipeline import tracking
-    from pipeline.data import features as feats
-    from pipeline.data.store import Store
-    from pipeline.lecture import studies
-
     unknown = sorted(set(names) - set(STUDIES))
     if unknown:
         raise ViewcastError(f"unknown study {unknown[0]!r} (choose from {', '.join(STUDIES)})")
@@ -58,15 +57,11 @@ def run_studies(
 
 def _study_metrics(result) -> dict[str, float]:
     """The headline numbers of a study, for the MLflow UI (names MLflow accepts)."""
-    import re
-
     raw = _study_numbers(result)
     return {re.sub(r"[^A-Za-z0-9_.]+", "_", k).strip("_"): v for k, v in raw.items()}
 
 
 def _study_numbers(result) -> dict[str, float]:
-    from pipeline.lecture.summaries import flatness, summarise_sharpness
-
     n = result.numbers
     if result.name == "escape":
         e = n["escape"]

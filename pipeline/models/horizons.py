@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.data.calendar import weekday
 from pipeline.data.table import ViewsTable
+from pipeline.models.infer import combine
 
 PATH_CHUNK = 2**16  # origins forecast at a time
 
@@ -36,8 +37,6 @@ def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarr
     """(origins, horizon) forecasts: a direct model's own days 1..H at once (past its H, its
     last H days fed back as the newest lags and asked again), a one-day model's recursively; an
     ensemble's, the (weighted) mean of its members' paths."""
-    from pipeline.models.infer import combine
-
     members = getattr(model, "members", None)
     if members is not None:
         found = [paths(m, x[:, : m.cfg.lags], first_day, horizon) for m in members]

@@ -7,6 +7,7 @@ them (or score the validation days when none are kept). Pure NumPy.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.atomic import atomic_write
+from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
 
 LEVELS = (80, 95)
 
@@ -60,8 +62,6 @@ def validation_intervals(model, dev, splits, horizon: int = 1) -> Intervals:
     """Half-widths from a model's out-of-sample errors h = 1..H days ahead: forecasts from every
     validation day of `dev` as origin (the days before it as inputs, predictions fed back), each
     scored on the validation days it reaches. Step h has val_days - h + 1 errors a series."""
-    from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
-
     val_start, val_end = validation_bounds(dev, splits)
     origins = origins_between(dev, val_start, val_end, model.cfg.lags)
     found = forecast_paths(model, dev, origins, horizon, val_end)
@@ -107,8 +107,6 @@ INTERVALS_FILE = "intervals.npz"
 
 def dev_key(dev_file: Path) -> str:
     """A hash of the dev days' file: kept intervals hold for these dev days only."""
-    import hashlib
-
     with dev_file.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 

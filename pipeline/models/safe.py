@@ -66,6 +66,7 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def save_trees(trees, path: Path) -> None:
     """scikit-learn's boosted trees in skops' format (no pickle)."""
+    # lazy: skops loads scikit-learn; only the hgb family's trees need it
     import skops.io as sio
 
     sio.dump(trees, path)
@@ -73,6 +74,7 @@ def save_trees(trees, path: Path) -> None:
 
 def load_trees(path: Path):
     """The trees, if the file holds no type beyond TRUSTED_TREE_TYPES."""
+    # lazy: skops loads scikit-learn; only the hgb family's trees need it
     import skops.io as sio
 
     try:

@@ -168,6 +168,7 @@ def fit_trees(windows: LagWindows, mcfg: ModelConfig, tcfg: TrainConfig) -> Trai
     reads as boosting: lr is the shrinkage, epochs the most trees, patience the rounds without a
     better validation loss before stopping (on the validation windows, as the nets), loss
     mae/mse, weight_decay the L2 penalty on leaf values, seed the random state."""
+    # lazy: scikit-learn takes 1.7 s to import; only the hgb family needs it
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     if not gathers_whole(windows):

@@ -14,19 +14,24 @@ every day.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import tracking
+from pipeline import plots, tracking
+from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.store import SeriesSplit, Splits, Store
 from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Paths
+from pipeline.models.families import EnsembleModel
 from pipeline.models.horizons import forecast_paths
 from pipeline.models.intervals import LEVELS, sqrt_widths, validation_intervals
+from pipeline.models.train import fit
 from pipeline.search.grids import Candidate
 from pipeline.search.units import SweepData, plan_units, train_unit
 from pipeline.tracking import Stage, Tag
@@ -192,10 +197,6 @@ def _train(past: ViewsTable, cut: Splits, members: list[Candidate], weights):
 def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, weights):
     """What `viewcast refit` does at the origin: each member (each seed) trained again on every
     day before it, for the epoch count its early stopping found (the closed form solved again)."""
-    from pipeline.data import features as feats
-    from pipeline.models.families import EnsembleModel
-    from pipeline.models.train import fit
-
     models = []
     for cand, result in zip(members, results, strict=True):
         windows = feats.lag_windows(past, cut, cand.model.lags)
@@ -221,8 +222,6 @@ def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, wei
 
 
 def _combined(models: list, weights):
-    from pipeline.models.families import EnsembleModel
-
     models = [m.eval() for m in models]
     return models[0] if len(models) == 1 else EnsembleModel(models, weights).eval()
 
@@ -280,11 +279,6 @@ def _summaries(scores: Scores, names: np.ndarray, horizon: int):
 
 def _record(ws: Paths, run, found: Backtest, started: float) -> Backtest:
     """One MLflow run (stage backtest): the metrics stepped by h, the table and the picture."""
-    import json
-    import tempfile
-
-    from pipeline import plots
-
     plan, sealed, steps, skipped = found.plan, found.sealed, found.steps, found.skipped
     seconds = time.perf_counter() - started
     name = f"backtest {run.name or run.run_id} h{plan.horizon}"

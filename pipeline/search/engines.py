@@ -59,6 +59,7 @@ class Local:
     def train_units(self, data, units: list, stacked: bool, starting) -> Iterator:
         """Each unit with its outcomes (config key -> results or the error), as they finish.
         `starting(unit)` is asked before a unit starts; False stops (the time budget)."""
+        # lazy: torch takes 2 s to import; only the paths that train or load a network pay
         from pipeline.search.units import train_unit
 
         for unit in units:
@@ -70,6 +71,7 @@ class Local:
 def train_task(data, unit: list, stacked: bool) -> dict:
     """A unit trained on a Ray worker; its models come back on the CPU (the driver may have no
     GPU to unpickle CUDA tensors on)."""
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.search.units import train_unit
 
     outcomes = train_unit(data, unit, stacked)
@@ -155,6 +157,7 @@ def capacity(resources: dict, engine: Engine) -> int:
 def connect(engine: Engine):
     """The `ray` module, connected to the engine's cluster (or a Ray started here)."""
     try:
+        # lazy: ray is the optional extra of `--engine ray`
         import ray
     except ImportError:
         raise ViewcastError("--engine ray needs Ray: pip install 'viewcast[ray]'") from None

@@ -19,9 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tracking
+from pipeline.data import features as feats
+from pipeline.data.metrics import validation_vs_naive
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
+from pipeline.models.device_rows import NORMALISATION_ROWS, sample_rows
+from pipeline.models.families import EnsembleModel
 from pipeline.models.horizons import validation_mae_ahead
 from pipeline.models.outcome import kept_intervals
+from pipeline.search import ensembles
 from pipeline.tracking import RunRecord, Tag
 
 OOF_FILE = "oof.npz"
@@ -141,9 +147,6 @@ def greedy_run(
     """The run of the greedy ensemble built on the folds' validation forecasts of the sweep's
     POOL best trained configurations (`k` only turns it on), or None when it is one member
     (nothing beat the best run alone) or fewer than two runs kept their forecasts."""
-    from pipeline.data.store import Store
-    from pipeline.search import ensembles
-
     singles = sorted((r for r in runs if not r.baseline), key=lambda r: r.metrics[metric])
     kept = []
     for run in singles[: ensembles.POOL]:
@@ -186,12 +189,6 @@ def _ensemble_record(
     """The ensemble's run under the sweep (logged once per member set and weights): scored on
     the dev days only, like every run; `metrics` replace what it scores itself. `horizon` H > 1:
     also scored on val_mae_h<H>, its members' paths combined (a run of its own)."""
-    from pipeline.data import features as feats
-    from pipeline.data.metrics import validation_vs_naive
-    from pipeline.data.store import Store
-    from pipeline.models.device_rows import NORMALISATION_ROWS, sample_rows
-    from pipeline.models.families import EnsembleModel
-
     identity = ",".join(members) + ("" if weights is None else f":{weights}")
     identity += "" if horizon == 1 else f"@h{horizon}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]

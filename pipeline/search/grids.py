@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from pipeline.data.errors import ViewcastError
+from pipeline.models import device_rows
 from pipeline.models.config import CALENDARS, YEAR_WEEK, YEAR_WINDOW, ModelConfig
 from pipeline.models.train import TrainConfig
 
@@ -197,11 +198,9 @@ def grid_for(name: str, dev_days: Callable[[], int]) -> tuple[str, list[Candidat
     """The grid a name means for the store: `default` turns into `panel` when its full-batch
     windows could not be gathered (more than FULL_ROWS_LIMIT lag values); `dev_days()` (the
     store's size) is asked for `default` only."""
-    from pipeline.models.device_rows import FULL_ROWS_LIMIT
-
     if name == "default":
         most = max(c.model.lags for c in default_grid())
-        name = "panel" if dev_days() * most > FULL_ROWS_LIMIT else name
+        name = "panel" if dev_days() * most > device_rows.FULL_ROWS_LIMIT else name
     return name, load_grid(name)
 
 

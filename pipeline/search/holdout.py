@@ -27,9 +27,11 @@ from pipeline import tracking
 from pipeline.data.atomic import atomic_write
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows, lag_windows
+from pipeline.data.metrics import errors, grouped_errors, seasonal_scale
 from pipeline.data.store import Splits, Store
 from pipeline.data.workspace import Paths
 from pipeline.models.families import ViewsModel
+from pipeline.search.grids import baselines
 from pipeline.tracking import Stage
 
 DEFAULT_BUDGET = 5
@@ -83,8 +85,6 @@ def score(
 ) -> dict[str, float]:
     """MAE in views per period, one day ahead from the real previous days; with `scale` (each
     series' seasonal naive MAE, by window code) also SMAPE, MASE and the ratio to naive."""
-    from pipeline.data import metrics
-
     out = {}
     for period, idx in rows.items():
         actual, pred = windows.y(idx), windows.predict(model, idx)
@@ -92,7 +92,7 @@ def score(
             err = np.abs(pred - actual)
             out[f"{period}_mae"] = float(err.mean()) if len(err) else math.nan
             continue
-        found = metrics.errors(pred, actual, windows.lag1(idx), scale[windows.code[idx]])
+        found = errors(pred, actual, windows.lag1(idx), scale[windows.code[idx]])
         out |= {f"{period}_{k}": v for k, v in found.items()}
     return out
 
@@ -101,11 +101,9 @@ def series_scores(
     model: ViewsModel, windows: LagWindows, rows: np.ndarray, scale: np.ndarray, period: str
 ) -> dict[str, dict[str, float]]:
     """Per series: the period's MAE, SMAPE, MASE and ratio to naive."""
-    from pipeline.data import metrics
-
     code = windows.code[rows]
     pred, actual, naive = windows.predict(model, rows), windows.y(rows), windows.lag1(rows)
-    groups, found = metrics.grouped_errors(pred, actual, naive, scale[code], code)
+    groups, found = grouped_errors(pred, actual, naive, scale[code], code)
     columns = {f"{period}_{k}": v.tolist() for k, v in found.items()}
     names = windows.names[groups].astype(str)
     return {name: {k: v[i] for k, v in columns.items()} for i, name in enumerate(names)}
@@ -143,8 +141,6 @@ class Holdout:
     def scale(self, windows: LagWindows) -> np.ndarray:
         """Each series' in-sample seasonal naive MAE (its days before the test), by window
         code: MASE's denominator."""
-        from pipeline.data import metrics
-
         if not self._scales:
             starts, ends = self.table.bounds()
             for s, name in enumerate(self.table.names.astype(str)):
@@ -152,7 +148,7 @@ class Holdout:
                 days = self.table.day[starts[s] : ends[s]]
                 views = self.table.views[starts[s] : ends[s]]
                 before = views[days < split.test_start] if split else views[:0]
-                self._scales[name] = metrics.seasonal_scale(before)
+                self._scales[name] = seasonal_scale(before)
         return np.array([self._scales.get(str(n), math.nan) for n in windows.names])
 
     def score(self, model: ViewsModel, periods: tuple[str, ...]) -> dict[str, float]:
@@ -271,8 +267,6 @@ def _score_baselines(
     """Every period's MAE of the baselines: the naive ones computed here, the trained one (the
     closed-form linear model) read from the sweep the finalized run belongs to, found by its
     configuration key."""
-    from pipeline.search.grids import baselines
-
     scores, models = {}, {}
     for cand in baselines():
         if cand.model.model == "naive":

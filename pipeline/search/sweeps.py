@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import plots, tracking
+from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.models.config import YEAR_MIN_DAYS
 from pipeline.models.horizons import validation_mae_ahead
@@ -94,8 +96,6 @@ def sweep(
     also scored H days ahead on the validation days (val_mae_h<H>). `year` (None: when every
     series has two years of days before its validation days, `year_of_memory`) adds each
     configuration's twin that reads the same weekday a year back (grids.with_year)."""
-    from pipeline.data.store import Store
-
     if folds < 1 or seeds < 1 or horizon < 1:
         raise ViewcastError(
             f"--folds, --seeds and --horizon must be at least 1, got {folds}, {seeds}, {horizon}"
@@ -203,8 +203,6 @@ def _log_outcome(
 ) -> float | None:
     """Log one configuration under the sweep; its validation MAE (the mean over folds), or None
     when it failed (a FAILED run says why)."""
-    from pipeline.data import features as feats
-
     tags = {Tag.SWEEP_KEY: key, Tag.CONFIG_KEY: cand.key, Tag.BASELINE: str(cand.baseline)}
     if cand.baseline:
         tags[Tag.BASELINE_ROLE] = cand.name
@@ -252,8 +250,6 @@ def _log_outcome(
 def out_of_fold(data: SweepData, windows: LagWindows, results: list) -> Forecasts | None:
     """A configuration's validation forecasts of every fold (what greedy ensembles are built
     on), or None past OOF_LIMIT forecasts."""
-    from pipeline.data import features as feats
-
     if len(windows.rows("val")) * len(results) > OOF_LIMIT:
         return None
     targets, folds, preds = [], [], []

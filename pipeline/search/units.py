@@ -9,12 +9,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.features import LagWindows
 from pipeline.data.store import Splits
 from pipeline.data.table import ViewsTable
+from pipeline.models import batched, train
+from pipeline.models.batched import stack_key, stackable
 from pipeline.models.config import ModelConfig
-from pipeline.models.train import TrainConfig
+from pipeline.models.families import EnsembleModel
+from pipeline.models.train import TrainConfig, TrainResult
 from pipeline.search.grids import Candidate
 
 
@@ -31,8 +35,6 @@ class SweepData:
 
     def lags(self, n: int) -> LagWindows:
         """Window-N rows of the chosen series (built once per N)."""
-        from pipeline.data import features as feats
-
         if n not in self.windows:
             self.windows[n] = feats.select_series(
                 feats.lag_windows(self.dev, self.splits, n), self.series
@@ -50,8 +52,6 @@ def with_seeds(cand: Candidate, seeds: int) -> Candidate:
 def plan_units(todo: list[tuple[int, Candidate]], stack: bool) -> list[list[tuple[int, Candidate]]]:
     """What trains together, in the grid's order: one stack per shape, or one configuration at a
     time (and always for the baselines that do not descend)."""
-    from pipeline.models.batched import stack_key, stackable
-
     units: list[list[tuple[int, Candidate]]] = []
     by_key: dict[tuple, list[tuple[int, Candidate]]] = {}
     for i, cand in todo:
@@ -77,16 +77,12 @@ def train_unit(
 ) -> dict[str, list | Exception]:
     """Each configuration's results, one per fold (the mean of its seeds when bagged), or the
     ViewcastError it failed with."""
-    from pipeline.data import features as feats
-    from pipeline.models import batched as stack
-    from pipeline.models import train
-
     out: dict[str, list | Exception] = {c.key: [] for c in unit}
     for k in range(1, data.folds + 1):
         windows = feats.fold(data.lags(unit[0].model.lags), data.splits, k)
         members = [(c.key, m) for c in unit for m in _members(c)]
-        if stacked and stack.stackable(*members[0][1]):
-            results = stack.fit_stack(windows, [m for _, m in members])
+        if stacked and batched.stackable(*members[0][1]):
+            results = batched.fit_stack(windows, [m for _, m in members])
         else:
             results = [_fit_or_error(train.fit, windows, *m) for _, m in members]
         for cand in unit:
@@ -109,9 +105,6 @@ def _fit_or_error(fit, windows, mcfg, tcfg):
 def bag(results: list, windows: LagWindows):
     """Seeds of one configuration as one result: the mean of their forecasts (bagging), its MAE,
     the mean curves, and each seed's best epoch."""
-    from pipeline.models.families import EnsembleModel
-    from pipeline.models.train import TrainResult
-
     model = EnsembleModel([r.model for r in results]).eval()
     scores, val_pred = {}, None
     for split in ("train", "val"):

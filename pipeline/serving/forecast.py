@@ -14,13 +14,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import plots as reports
+from pipeline import tracking
+from pipeline.data import features as feats
+from pipeline.data.atomic import atomic_write, neutralise
 from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
+from pipeline.data.table import concat
 from pipeline.data.workspace import Paths, read_final
+from pipeline.models.horizons import paths
 from pipeline.models.intervals import (
     INTERVALS_FILE,
     LEVELS,
@@ -31,6 +39,7 @@ from pipeline.models.intervals import (
     write_intervals,
 )
 from pipeline.serving.painter import Painter
+from pipeline.tracking import Stage, Tag
 
 MAX_ROLL_DAYS = 366  # a series silent for longer than this is left out of a forecast
 
@@ -41,8 +50,6 @@ def iso(day: int) -> str:
 
 def parse_day(text: str) -> int:
     """A --date: strictly YYYY-MM-DD, a real calendar day between 2005 and 2100."""
-    import re
-
     problem = ViewcastError(f"--date must be a day YYYY-MM-DD (2005-2100), got {text!r}")
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise problem
@@ -71,11 +78,8 @@ class Refit:
 def refit(ws: Paths) -> Refit:
     """Train the champion's configuration on all history; alias the result `production`.
     An ensemble champion refits each of its members."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
-    from pipeline.data.store import Store
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.families import EnsembleModel
-    from pipeline.tracking import Stage, Tag
 
     read_final(ws)  # refit spends the test days: only after the private score is out
     champion = tracking.champion_run(ws)
@@ -141,8 +145,7 @@ def _all_rows(windows):
 def _refit_one(ws: Paths, run, table, splits):
     """One trained configuration again, on every observed day, for its best epoch count (each
     seed of a bagged configuration for its own)."""
-    from pipeline import tracking
-    from pipeline.data import features as feats
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.families import EnsembleModel
     from pipeline.models.train import fit
 
@@ -179,8 +182,6 @@ def champion_intervals(
     logged with its model (one step: computed from the validation forecasts it made anyway),
     else scored here (8M validation windows of 145k series: about 15 s a step on 2 cores) and
     kept."""
-    from pipeline import tracking
-
     key = dev_key(dev_file)
     path = ws.data / "forecasts" / ".intervals" / f"{run_id}-{key}.npz"
     found = read_intervals(path, dev.names, key, horizon)
@@ -207,8 +208,6 @@ class ForecastModel:
 
 def production_model(ws: Paths) -> ForecastModel:
     """The `production` model, or the champion when nothing was refit yet."""
-    from pipeline import tracking
-
     for alias in ("production", "champion"):
         found = tracking.alias_run(ws, alias)
         if found is not None:
@@ -221,8 +220,6 @@ def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int,
     """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`
     (a series that ends before first - 1 is forecast over its missing days too: see
     horizons.paths, recursive or direct). Returns (series index, day, step, forecast) arrays."""
-    from pipeline.models.horizons import paths
-
     n = model.cfg.lags
     total = first - 1 - last + horizon  # days forecast from each series' last day
     windows = np.stack([h[-n:][::-1] for h in history]) if history else np.zeros((0, n))
@@ -272,12 +269,6 @@ def forecast(ws: Paths, date: str | None = None, horizon: int = 1, force: bool =
 
 
 def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> Forecast:
-    from pipeline import tracking
-    from pipeline.data.atomic import atomic_write
-    from pipeline.data.store import Store
-    from pipeline.data.table import concat
-    from pipeline.tracking import Stage
-
     if horizon < 1:
         raise ViewcastError(f"--horizon must be at least 1, got {horizon}")
     asked = parse_day(date) if date else None  # a bad --date is refused before any work
@@ -327,9 +318,6 @@ PICTURE_DAYS, PICTURE_PANELS = 90, 6
 def picture(frame, history: dict[str, np.ndarray], last: dict[str, int], day: int):
     """The forecast picture's panels and title: each series' last 90 days, its forecast and the
     80%/95% bands (the six series with the most views over those days when there are more)."""
-    from pipeline import plots as reports
-    from pipeline.data.atomic import neutralise
-
     recent = {name: views[-PICTURE_DAYS:] for name, views in history.items()}
     top = sorted(recent, key=lambda name: -float(np.nansum(recent[name])))[:PICTURE_PANELS]
     panels = []
@@ -373,9 +361,8 @@ def forecast_frame(
     series: np.ndarray, days: np.ndarray, steps: np.ndarray, pred: np.ndarray, intervals
 ):
     """The forecast rows with their conformal bounds at each level, each step its own."""
+    # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
     import pandas as pd
-
-    from pipeline.data.atomic import neutralise
 
     frame = pd.DataFrame(
         {
@@ -405,6 +392,7 @@ def _guard_sealed_test(ws: Paths, splits, day: int) -> None:
 
 def _relog(ws: Paths, path: Path, day: int) -> str:
     """The MLflow run of a forecast file whose run is missing, made from the file itself."""
+    # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
     import pandas as pd
 
     frame = pd.read_csv(path, dtype={"series_id": str})
@@ -418,8 +406,6 @@ def _relog(ws: Paths, path: Path, day: int) -> str:
 
 
 def _log_forecast(ws: Paths, path: Path, day: int, horizon: int, chosen, rows: int) -> str:
-    from pipeline import tracking
-
     tags = {
         "forecast_date": iso(day),
         "model_version": chosen.version,

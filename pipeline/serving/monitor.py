@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipeline import tracking
 from pipeline.data.atomic import restore
 from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
+from pipeline.tracking import Stage
 
 DEFAULT_K, DEFAULT_M = 2.0, 3
 
 
 def live_errors(ws: Paths) -> pd.DataFrame:
     """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast."""
-    from pipeline.data.store import Store
-
     folder = ws.data / "forecasts"
     files = sorted(folder.glob("*.csv")) if folder.exists() else []
     columns = ["series_id", "date", "forecast", "actual", "abs_error"]
@@ -85,8 +86,6 @@ class Monitoring:
 
 def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True) -> Monitoring:
     """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
-    from pipeline import tracking
-
     if k <= 0 or m < 1:
         raise ViewcastError("--k must be positive and --m at least 1")
     found = tracking.alias_run(ws, "champion")
@@ -117,9 +116,6 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
 
 def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
     """Append the days not logged yet to the workspace's monitor run (a time series by day)."""
-    from pipeline import tracking
-    from pipeline.tracking import Stage
-
     found = tracking.runs(ws, Stage.MONITOR, most=1)
     if found:
         run = tracking.writer(ws, found[0].run_id)

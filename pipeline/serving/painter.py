@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline import plots as reports
 from pipeline.data.errors import ViewcastError
 
 
@@ -16,8 +18,6 @@ class Painter:
     core, and a one-series forecast stays within its 3 s (bench/README.md)."""
 
     def __enter__(self) -> Painter:
-        import multiprocessing
-
         context = multiprocessing.get_context("spawn")  # never fork a process holding locks
         self._conn, child = context.Pipe()
         self._proc = context.Process(target=_paint_server, args=(child,), daemon=True)
@@ -63,8 +63,6 @@ def _this_package_first() -> Iterator[None]:
 
 def _paint_server(conn) -> None:
     """The helper process: import matplotlib at once, then draw what the forecast sends."""
-    from pipeline import plots as reports
-
     reports.pyplot()
     while (job := conn.recv()) is not None:
         try:

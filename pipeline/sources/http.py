@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
 from pipeline.data.errors import SourceDownError, ViewcastError
 
@@ -29,8 +30,6 @@ MAX_WAIT = 120.0  # seconds: a longer Retry-After is capped (the timer has a day
 def user_agent(contact: str | None = None) -> str:
     """`viewcast/<version> (<contact>) python-requests/<version>`, as Wikimedia's User-Agent
     policy asks: a name, a version and a way to reach whoever runs it."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         mine = version("viewcast")
     except PackageNotFoundError:  # a source checkout that was never installed
@@ -75,6 +74,7 @@ class Client:
     ) -> Answer:
         """GET `url`; retry network faults, 429 and 5xx; SourceDownError once the retries are
         spent. `what` names the source in every message ("wikipedia en.wikipedia/Foo")."""
+        # lazy: requests, only when `viewcast pull` fetches
         import requests
 
         sent = {"User-Agent": self.agent, "Accept": "application/json"} | (headers or {})

@@ -65,6 +65,7 @@ def save_token(path: Path, info: dict) -> None:
 
 def credentials(ws: Paths):
     """The workspace's YouTube credentials, valid now: refreshed (and saved) when expired."""
+    # lazy: google-auth, only for the YouTube source
     from google.oauth2.credentials import Credentials
 
     path = token_path(ws)
@@ -91,6 +92,7 @@ def credentials(ws: Paths):
 def refresh(ws: Paths, creds) -> None:
     """Ask the token endpoint for a new access token; save it. A refused refresh token (revoked,
     expired) is an AuthError; an endpoint that does not answer is a SourceDownError."""
+    # lazy: google-auth, only for the YouTube source
     from google.auth.exceptions import RefreshError, TransportError
     from google.auth.transport.requests import Request
 
@@ -122,6 +124,7 @@ def authorize(
     """The installed-app flow (read-only analytics scope): with a browser, a local server on a
     free port receives Google's redirect; without one (a server), `ask(url)` shows the consent
     URL and returns the address the browser was sent to afterwards (or the bare code)."""
+    # lazy: google-auth-oauthlib, only for `viewcast auth youtube`
     from google_auth_oauthlib.flow import InstalledAppFlow
 
     try:

@@ -14,6 +14,7 @@ import os
 from pipeline.data.errors import AuthError, ViewcastError
 from pipeline.data.ingest import FIRST_DAY
 from pipeline.data.workspace import Paths
+from pipeline.sources import oauth
 from pipeline.sources.answers import day_number, iso, observations, views_value
 from pipeline.sources.http import Client
 from pipeline.sources.registry import Source
@@ -36,8 +37,6 @@ def source(channel: str = "MINE", name: str | None = None, base_url: str | None 
 def fetch(client: Client, src: Source, until: int, ws: Paths) -> Fetched | None:
     """The days from the first provisional one (all days on a first pull) up to `until`; None
     when the answer holds no day after the final ones."""
-    from pipeline.sources import oauth
-
     first_pull = src.final_through is None
     start = day_number(FIRST_DAY) if first_pull else day_number(src.final_through) + 1
     if start > until:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import subprocess
+import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ def connect(ws: Paths):
     experiment is looked up (or created) once per process and store file."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     import mlflow
 
     for name in ("mlflow", "alembic"):  # schema migrations and store chatter are not for users
@@ -86,8 +91,6 @@ def _create_store(mlflow, db: Path) -> None:
     """A new store is built in a temporary file and renamed into place, so a kill never leaves a
     half-made database. MLflow's schema migrations (1-2 s) run once per process: an empty store
     is the same file for one MLflow version, so later stores start from a copy of the first."""
-    import uuid
-
     # a name of its own each time: MLflow keeps one engine per store URI for the whole process
     tmp = db.with_name(f".mlflow-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
     try:
@@ -165,10 +168,6 @@ def serve_ui(ws: Paths, port: int, ready: Callable[[], None] = lambda: None) -> 
     exit code. The server (mlflow, uvicorn, huey workers) runs in a process group of its own:
     SIGTERM or SIGINT (Ctrl-C) to this process is passed on to the whole group, which is waited
     for (killed after 10 s), so the port is free when this returns."""
-    import signal
-    import subprocess
-    import sys
-
     connect(ws)  # the store and experiments exist before the server reads them
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.tracking_uri]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]

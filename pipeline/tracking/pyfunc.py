@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from pipeline.data.calendar import weekday as day_of_week
+from pipeline.models.infer import load
+
 MODEL_FOLDER = "model"  # the artifact key: the saved model folder (model.json, weights.npz...)
 DATE_COLUMN = "date"  # the forecast day, for models that read its weekday
 
@@ -32,8 +35,6 @@ class ViewcastModel(PythonModel):
     """A saved viewcast model (or ensemble) behind MLflow's pyfunc interface."""
 
     def load_context(self, context) -> None:
-        from pipeline.models.infer import load
-
         self._model = load(Path(context.artifacts[MODEL_FOLDER]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
@@ -48,7 +49,6 @@ class ViewcastModel(PythonModel):
             if DATE_COLUMN not in frame.columns:
                 raise ValueError("input lacks the column 'date' (the day forecast, YYYY-MM-DD)")
             days = pd.to_datetime(frame[DATE_COLUMN]).to_numpy("datetime64[D]")
-            from pipeline.data.calendar import weekday as day_of_week
 
             weekday = day_of_week(days.astype(np.int64))
         return pd.DataFrame({"views": np.maximum(self._model.predict(x, weekday), 0.0)})

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 def get_run(ws: Paths, run_id: str) -> RunRecord:
     """One run by id; an unknown id is a one-line error."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.exceptions import MlflowException
 
     try:
@@ -115,6 +116,7 @@ def artifacts(ws: Paths, run_id: str, path: str | None = None) -> set[str]:
 def run_config(run: RunRecord) -> tuple[ModelConfig | None, TrainConfig]:
     """The ModelConfig and TrainConfig a training run logged as model.* and train.* params
     (no ModelConfig for an ensemble run)."""
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.train import TrainConfig
 
     def parse(cls, prefix: str):

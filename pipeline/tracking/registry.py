@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
+from pipeline.models import infer
+from pipeline.models.safe import load_arrays
 from pipeline.tracking.connection import connect, session
 from pipeline.tracking.records import MODEL_ARTIFACT, REGISTERED_MODEL, Tag
 
@@ -33,6 +37,7 @@ mlflow.models.set_model(ViewcastModel())
 
 
 def _signature(cfg):
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.models.signature import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -57,8 +62,6 @@ SERVING_CODE = (  # what a pyfunc model runs, as paths inside the package
 def _serving_code(root: Path) -> Path:
     """The modules a pyfunc model runs (SERVING_CODE) as a `pipeline` package under `root`, with
     empty package files: the logged model loads where viewcast is not installed."""
-    import shutil
-
     source = Path(__file__).parents[1]
     package = root / "pipeline"
     for name in SERVING_CODE:
@@ -76,6 +79,7 @@ def _no_requirement_check() -> Iterator[None]:
     (about 35 ms of package metadata, 40% of a pyfunc model's cost in a sweep). viewcast pins
     the versions this very process imported (`mlflow.__version__`, ...), so the check cannot
     find a mismatch (and its warning is below the level we let MLflow log at): skipped."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.utils import environment
 
     name = "warn_dependency_requirement_mismatches"
@@ -99,6 +103,7 @@ def log_pyfunc(
     the client's logged-model calls (about 0.05 s, against 0.2-0.4 s for `log_model`, which also
     reloads the model to validate the example: the tests load and serve it instead); the id.
     `experiment`: the run's experiment id (read from the run when not given)."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     import mlflow
     import pandas as pd
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
@@ -116,6 +121,7 @@ def log_pyfunc(
     requirements = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
     requirements.append(f"pandas=={pd.__version__}")
     if cfg.trees:  # the hgb family's trees, in skops' format
+        # lazy: scikit-learn takes 1.7 s to import; only the hgb family needs it
         import sklearn
         import skops
 
@@ -155,8 +161,6 @@ def log_pyfunc(
 def model_folder(ws: Paths, run_id: str) -> Path:
     """The folder of a run's logged model: read in place from the workspace's local artifact
     store, downloaded only from a remote one."""
-    from urllib.parse import unquote, urlparse
-
     mlflow = connect(ws)
     try:
         uri = mlflow.tracking.MlflowClient().get_run(run_id).info.artifact_uri
@@ -174,9 +178,6 @@ def materialise(ws: Paths, run_id: str) -> str:
     """The run's MLflow pyfunc model, made from its model folder if it has none yet (the
     champion, an ensemble's members, `viewcast model log`, `select --top K`); idempotent: the
     logged model's id."""
-    from pipeline.models import infer
-    from pipeline.models.safe import load_arrays
-
     s = session(ws)
     try:
         run = s.client.get_run(run_id)
@@ -199,6 +200,7 @@ def materialise(ws: Paths, run_id: str) -> str:
 
 def load_model(ws: Paths, run_id: str) -> ViewsModel:
     """The exact model a training run logged (torch)."""
+    # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.families import load
 
     return load(model_folder(ws, run_id))
@@ -206,8 +208,6 @@ def load_model(ws: Paths, run_id: str) -> ViewsModel:
 
 def load_predictor(ws: Paths, run_id: str):
     """A run's model for prediction only: NumPy (no torch import) when it has weights.npz."""
-    from pipeline.models import infer
-
     folder = model_folder(ws, run_id)
     if infer.has_weights(folder):
         return infer.load(folder)
@@ -216,6 +216,7 @@ def load_predictor(ws: Paths, run_id: str):
 
 def alias_run(ws: Paths, alias: str) -> tuple[str, str] | None:
     """(run id, version) behind an alias of the workspace's registered model, or None."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.exceptions import MlflowException
 
     try:
@@ -236,6 +237,7 @@ def champion_run(ws: Paths) -> str:
 def register_alias(ws: Paths, run_id: str, alias: str, tags: dict[str, float | str]) -> str:
     """Point an alias of the workspace's registered model at a run's model (a new version only
     when the alias moves to another run); returns the version."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.exceptions import MlflowException
 
     client = session(ws).client

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.data.features import SPLIT_NAMES
 from pipeline.data.workspace import Paths
 from pipeline.models.config import ModelConfig
 from pipeline.tracking.connection import _experiment_id, connect, session
@@ -58,6 +59,7 @@ class RunWriter:
 
     def metrics(self, values: dict[str, float]) -> None:
         """Final numbers (non-finite ones are left out: MLflow cannot show them)."""
+        # lazy: mlflow takes 2 s to import; only a run read or written pays
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -66,6 +68,7 @@ class RunWriter:
 
     def series(self, key: str, points: list[tuple[int, float, int]]) -> None:
         """A time series: (step, value, timestamp in ms) points."""
+        # lazy: mlflow takes 2 s to import; only a run read or written pays
         from mlflow.entities import Metric
 
         self.batch([Metric(key, float(v), stamp, step) for step, v, stamp in points])
@@ -75,11 +78,13 @@ class RunWriter:
             self._client.log_batch(self.run_id, metrics=metrics[lo : lo + BATCH])
 
     def params(self, values: dict[str, object]) -> None:
+        # lazy: mlflow takes 2 s to import; only a run read or written pays
         from mlflow.entities import Param
 
         self._client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in values.items()])
 
     def tags(self, values: dict[str, object]) -> None:
+        # lazy: mlflow takes 2 s to import; only a run read or written pays
         from mlflow.entities import RunTag
 
         self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
@@ -88,6 +93,7 @@ class RunWriter:
         self, x: np.ndarray, y: np.ndarray, source: str, name: str, key: str, context: str
     ) -> None:
         """Rows as an MLflow dataset input with a content digest and a context."""
+        # lazy: mlflow takes 2 s to import; only a run read or written pays
         from mlflow.data.numpy_dataset import from_numpy
 
         with warnings.catch_warnings():  # "file" and "" both map to the local source class
@@ -123,6 +129,7 @@ class RunWriter:
         folder as an MLflow pyfunc model linked to the run (see `log_pyfunc`). Without it the
         run stays cheap and `registry.materialise` makes the pyfunc model later, from the
         folder alone."""
+        # lazy: torch takes 2 s to import; only the paths that train or load a network pay
         from pipeline.models.families import save
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -210,6 +217,7 @@ def log_training(
     final metrics and curves in one log_batch (more only past 1,000 points), the dataset inputs
     in one call, its figures, and the model folder with the outcome's files; an MLflow pyfunc
     model only with `pyfunc` (a refit), else when someone needs one (`materialise`)."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.entities import Metric, Param
 
     s = session(ws)
@@ -293,10 +301,9 @@ class _Taken:
 
 def _log_datasets(run: RunWriter, windows: LagWindows, data: dict) -> None:
     """Training and validation rows as MLflow dataset inputs, with content digests (one call)."""
+    # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.data.numpy_dataset import from_numpy
     from mlflow.entities import DatasetInput, InputTag
-
-    from pipeline.data.features import SPLIT_NAMES
 
     inputs = []
     for split in ("train", "val"):
