@@ -103,6 +103,8 @@ def sqrt_widths(one_day: Intervals, horizon: int) -> Intervals:
 
 
 INTERVALS_FILE = "intervals.npz"
+# the champion's, from several validation windows (search.calibration), read first by `forecast`
+CALIBRATED_FILE = "intervals-calibrated.npz"
 
 
 def dev_key(dev_file: Path) -> str:

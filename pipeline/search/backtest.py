@@ -1,16 +1,15 @@
 """Rolling-origin backtests: how good a configuration is 1..H days ahead (Prophet's
 cross_validation + performance_metrics, statsforecast's cross_validation), the sealed test kept.
 
-Each series' origins are its last day - H + 1, then every `step` days back, `origins` of them. At an
-origin o the pipeline is replayed on the days before o alone: the configuration trained as a sweep
-trains it (training days before o - val_days, early stopping on the val_days before o; every member
-of an ensemble, each seed of a bagged one, members of one shape batched together), its intervals
-at each step calibrated on those validation days (intervals.validation_intervals, as the
-champion's), then refit as `viewcast refit` does, on every day before o for the epoch counts early
-stopping found; the refit forecasts o..o+H-1 and is scored on what happened. Before `viewcast
-finalize` only the training and validation days are read (the sealed test stays sealed); after it,
-every day.
-"""
+Each series' origins are its last day - H + 1, then every `step` days back, `origins` of them. At
+an origin o the pipeline is replayed on the days before o alone: the configuration trained as a
+sweep trains it (training days before o - val_days, early stopping on the val_days before o; every
+member of an ensemble, each seed of a bagged one, members of one shape batched together), its
+intervals at each step calibrated on those validation days and up to two earlier windows, each
+forecast by the configuration trained before it (search.calibration, as the champion's), then refit
+as `viewcast refit` does, on every day before o for the epoch counts early stopping found; the
+refit forecasts o..o+H-1 and is scored on what happened. Before `viewcast finalize` only the
+training and validation days are read (the sealed test stays sealed); after it, every day."""
 
 from __future__ import annotations
 
@@ -30,10 +29,10 @@ from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Paths
 from pipeline.models.families import EnsembleModel
 from pipeline.models.horizons import forecast_paths
-from pipeline.models.intervals import LEVELS, sqrt_widths, validation_intervals
+from pipeline.models.intervals import LEVELS, sqrt_widths
 from pipeline.models.train import fit
+from pipeline.search.calibration import calibrate, combined, configurations
 from pipeline.search.grids import Candidate
-from pipeline.search.units import SweepData, plan_units, train_unit
 from pipeline.tracking import Stage, Tag
 
 MIN_TRAIN_DAYS = 28  # training days an origin needs (beyond the window) for a series to count
@@ -95,7 +94,7 @@ def backtest(ws: Paths, run_id: str, plan: Plan) -> Backtest:
     table = store.read_dev() if sealed else store.read_all()
     splits = store.read_splits()
     run = tracking.get_run(ws, run_id)
-    members, weights = _configurations(ws, run)
+    members, weights = configurations(ws, run)
     lags = max(c.model.lags for c in members)
     starts, ends = table.bounds()
     has_days = ends > starts
@@ -122,20 +121,6 @@ def backtest(ws: Paths, run_id: str, plan: Plan) -> Backtest:
     return _record(ws, run, found, started)
 
 
-def _configurations(ws: Paths, run) -> tuple[list[Candidate], list[float] | None]:
-    """The run's configurations: itself, or an ensemble's members, and the ensemble's weights."""
-    if run.params.get("model.model") != "ensemble":
-        mcfg, tcfg = tracking.run_config(run)
-        return [Candidate(run.name or run.run_id, mcfg, tcfg)], None
-    found = []
-    for member in run.params["ensemble.members"].split(","):
-        member_run = tracking.get_run(ws, member)
-        mcfg, tcfg = tracking.run_config(member_run)
-        found.append(Candidate(member_run.name or member, mcfg, tcfg))
-    weights = run.params.get("ensemble.weights")
-    return found, [float(w) for w in weights.split(",")] if weights else None
-
-
 def _score_origin(table, splits, members, weights, origin, ok, last, horizon, scores) -> None:
     """Train at one origin (its own split), calibrate, forecast H days, score them."""
     before = ok[table.code] & (table.day < origin[table.code])
@@ -151,8 +136,8 @@ def _score_origin(table, splits, members, weights, origin, ok, last, horizon, sc
             for s in np.flatnonzero(ok)
         },
     )
-    model, results = _train(past, cut, members, weights)
-    calibrated = validation_intervals(model, past, cut, horizon)  # out of sample, as the champion's
+    found = calibrate(past, cut, members, weights, horizon)  # out of sample, as the champion's
+    calibrated, results = found.intervals, found.results
     model = _refit(past, cut, members, results, weights)  # as production: every day before o
     one_day = sqrt_widths(calibrated, horizon)  # the heuristic sqrt(h) replaced, measured too
     rows = np.flatnonzero(ok)
@@ -175,23 +160,6 @@ def _score_origin(table, splits, members, weights, origin, ok, last, horizon, sc
         _seasonal_scale(past, found.code),
         {key: np.stack(hits, axis=1) for key, hits in inside.items()},
     )
-
-
-def _train(past: ViewsTable, cut: Splits, members: list[Candidate], weights):
-    """Every member trained on these days as a sweep trains it (members of one shape as one
-    batched model, early stopping on the validation days): the (weighted) mean of their
-    forecasts, and each member's result (its best epochs)."""
-    data = SweepData(past, cut, None, 1)
-    trained = {}
-    for unit in plan_units(list(enumerate(members)), stack=True):
-        results = train_unit(data, [c for _, c in unit], stacked=True)
-        for i, cand in unit:
-            out = results[cand.key]
-            if isinstance(out, Exception):
-                raise out
-            trained[i] = out[0]
-    results = [trained[i] for i in range(len(members))]
-    return _combined([r.model for r in results], weights), results
 
 
 def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, weights):
@@ -218,12 +186,7 @@ def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, wei
             for k, e in enumerate(epochs)
         ]
         models.append(seeds[0] if len(seeds) == 1 else EnsembleModel(seeds).eval())
-    return _combined(models, weights)
-
-
-def _combined(models: list, weights):
-    models = [m.eval() for m in models]
-    return models[0] if len(models) == 1 else EnsembleModel(models, weights).eval()
+    return combined(models, weights)
 
 
 def _seasonal_scale(past: ViewsTable, code: np.ndarray) -> np.ndarray:

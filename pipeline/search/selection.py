@@ -13,6 +13,7 @@ from pipeline import tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ENSEMBLE_METHODS
+from pipeline.search.calibration import calibrate_champion
 from pipeline.search.ensembles import ensemble_run, greedy_run
 from pipeline.tracking import Tag
 
@@ -38,6 +39,7 @@ class Selection:
     version: str
     note: str = ""
     registered: str = tracking.REGISTERED_MODEL  # the registered model the alias points into
+    windows: int = 1  # validation windows the champion's intervals were calibrated on
 
     @property
     def champion(self) -> Ranked:
@@ -58,7 +60,8 @@ def select(
     validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
     configurations (a sweep without --folds only; the one method for val_mae_h<H>, where the
     members' paths H days ahead are averaged and scored). The champion becomes an MLflow pyfunc
-    model (registered); with `log_models` K, so do the K best runs (baselines left out)."""
+    model (registered); with `log_models` K, so do the K best runs (baselines left out). Its
+    intervals are calibrated on up to three validation windows (search.calibration)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
     if method not in ENSEMBLE_METHODS:
@@ -98,4 +101,6 @@ def select(
     version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
     for row in [r for r in ranking if not r.baseline][:log_models]:
         tracking.materialise(ws, row.run_id)
-    return Selection(sweep_id, metric, ranking, version, note)
+    ahead = int(metric.removeprefix("val_mae_h")) if metric.startswith("val_mae_h") else 1
+    windows = calibrate_champion(ws, ranking[0].run_id, ahead)
+    return Selection(sweep_id, metric, ranking, version, note, windows=windows)

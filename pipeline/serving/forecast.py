@@ -30,6 +30,7 @@ from pipeline.data.table import concat
 from pipeline.data.workspace import Paths, read_final
 from pipeline.models.horizons import paths
 from pipeline.models.intervals import (
+    CALIBRATED_FILE,
     INTERVALS_FILE,
     LEVELS,
     Intervals,
@@ -177,16 +178,21 @@ def _refit_one(ws: Paths, run, table, splits):
 def champion_intervals(
     ws: Paths, run_id: str, dev, splits, dev_file: Path, horizon: int = 1
 ) -> Intervals:
-    """The champion's validation intervals for steps 1..horizon on these dev days: kept in
-    data/forecasts/.intervals/ (per champion and dev-days hash), else the ones its training run
-    logged with its model (one step: computed from the validation forecasts it made anyway),
-    else scored here (8M validation windows of 145k series: about 15 s a step on 2 cores) and
-    kept."""
+    """The champion's intervals for steps 1..horizon on these dev days: the ones `select`
+    calibrated on several validation windows and logged beside its model (search.calibration:
+    28 days, or the selection's horizon if longer), else kept in data/forecasts/.intervals/ (per
+    champion and dev-days hash), else the ones its training run logged with its model (one step:
+    computed from the validation forecasts it made anyway), else scored here on the validation
+    days (8M validation windows of 145k series: about 15 s a step on 2 cores) and kept."""
     key = dev_key(dev_file)
+    folder = tracking.model_folder(ws, run_id)
+    found = read_intervals(folder / CALIBRATED_FILE, dev.names, key, horizon)
+    if found is not None:
+        return found
     path = ws.data / "forecasts" / ".intervals" / f"{run_id}-{key}.npz"
     found = read_intervals(path, dev.names, key, horizon)
     if found is None:
-        logged = tracking.model_folder(ws, run_id) / INTERVALS_FILE
+        logged = folder / INTERVALS_FILE
         found = read_intervals(logged, dev.names, key, horizon)
         if found is None:
             model = tracking.load_predictor(ws, run_id)

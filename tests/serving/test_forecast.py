@@ -108,7 +108,8 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
 
 
 def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
-    """No forecast scores the validation days again: the champion's training run logged its
+    """No forecast scores the validation days again: `select` logged the champion's calibrated
+    intervals beside its model, read first; without them, the champion's training run logged its
     intervals with its model (from the validation forecasts it made anyway, equal to scoring
     them here), and the first forecast keeps them per champion and dev-days hash. A damaged
     kept file is read again from the run; without the run's file they are scored here."""
@@ -127,8 +128,14 @@ def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, mon
     calls = []
     original = iv.validation_intervals
     monkeypatch.setattr(fc, "validation_intervals", lambda *a: calls.append(1) or original(*a))
-    assert cli("forecast", "--force").exit_code == 0
     folder = production / "data" / "forecasts"
+    # `select` calibrated the champion on several windows: read first, nothing scored or kept
+    calibrated = tracking.model_folder(ws, champion) / iv.CALIBRATED_FILE
+    assert iv.read_intervals(calibrated, dev.names, key, 28) is not None
+    assert cli("forecast", "--force").exit_code == 0
+    assert calls == [] and not list((folder / ".intervals").glob("*.npz"))
+    calibrated.unlink()  # a champion selected before calibration: the one-window chain below
+    assert cli("forecast", "--force").exit_code == 0
     first = pd.read_csv(next(folder.glob("*.csv")))
     (kept,) = (folder / ".intervals").glob("*.npz")
     assert kept.name == f"{champion}-{key}.npz"

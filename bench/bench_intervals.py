@@ -1,0 +1,262 @@
+"""Interval calibration study (issue 28): which out-of-sample errors make per-step intervals hold
+their coverage 1..H days ahead.
+
+    python bench/bench_intervals.py [--horizon 28] [--origins 8] [--step 7] [--only SET]
+                                    [--out intervals.json] [--tables-only]
+
+The 14 sets of bench_accuracy.py, each ingested into a fresh workspace, never finalized (dev days
+only). Two fixed configurations, so the study is about the intervals, not a sweep: the linear
+model on 28 lags (closed form), a one-layer ReLU network on 28 lags and a two-layer one on 56
+lags of log1p views (Adam, early stopping).
+At each origin o the backtest's replay (pipeline.search.backtest): trained before o - 60, early
+stopping on the 60 validation days before o, refit on every day before o, forecast o..o+H-1.
+The calibration methods compared, each from days before o only:
+  - conformal: per-step split-conformal quantiles of |error| of the forecasts from every
+    validation day (what `forecast` and `backtest` use today);
+  - sqrt: day 1's half-width times sqrt(h) (the old heuristic);
+  - relative: the same errors divided by their forecast, the quantile times the forecast
+    (what `forecast` falls back to for a series without errors of its own);
+  - scaled: the same errors divided by the series' level at their origin (mean views of the 28
+    days before it), the quantile times the level at o (locally weighted conformal);
+  - two-windows / two-windows-scaled: the same, with the errors of a second, earlier window
+    (a model trained before o - 120, validated on [o - 120, o - 60)) pooled in;
+  - three-windows: a third (trained before o - 180, validated on [o - 180, o - 120)) too.
+Two sets of origins per set: "choose" (K origins ending before the first reported one, as the
+horizon bench's validation-chosen peer) to pick a method, and "report" (the backtest's own
+origins, the last H days before the set's last validation day) to measure it. Coverage pooled
+over sets, origins and the two configurations at h = 1, 7, 28.
+Results: bench/out/intervals.json and Markdown tables on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_accuracy import SETS, set_file
+
+from pipeline.data.store import SeriesSplit, Splits, Store
+from pipeline.data.workspace import Paths
+from pipeline.models.families import ModelConfig
+from pipeline.models.horizons import forecast_paths, origins_between
+from pipeline.models.intervals import LEVELS, conformal_quantile
+from pipeline.models.train import TrainConfig
+from pipeline.search.backtest import _refit, _train
+from pipeline.search.grids import Candidate
+
+OUT = Path(__file__).resolve().parent / "out"
+REPORTED = (1, 7, 28)
+LEVEL_DAYS = 28  # the level a scaled error is divided by: mean views of the days before
+METHODS = (
+    "conformal",
+    "sqrt",
+    "relative",
+    "scaled",
+    "two-windows",
+    "two-windows-scaled",
+    "three-windows",
+)
+CONFIGS = {
+    "linear-28": Candidate(
+        "linear-28", ModelConfig(lags=28, model="linear"), TrainConfig(solver="lstsq", loss="mse")
+    ),
+    "relu1-28": Candidate(
+        "relu1-28",
+        ModelConfig(lags=28, model="relu", layers=1, width=32, scaling="window-mean"),
+        TrainConfig(lr=1e-2, epochs=300, patience=50),
+    ),
+    "relu2-56-log1p": Candidate(
+        "relu2-56-log1p",
+        ModelConfig(
+            lags=56,
+            model="relu",
+            layers=2,
+            width=64,
+            target_transform="log1p",
+            scaling="window-mean",
+        ),
+        TrainConfig(lr=3e-3, epochs=300, patience=50),
+    ),
+}
+
+
+def ingest(name: str, tmp: Path) -> Path:
+    csv, _ = set_file(name, tmp)
+    named = tmp / f"{name}.csv"
+    named.write_bytes(Path(csv).read_bytes())
+    home = tmp / "ws"
+    env = os.environ | {"VIEWCAST_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "ingest", str(named)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise SystemExit(f"ingest of {name} failed: {done.stderr}")
+    return home
+
+
+def level(views: np.ndarray, day: int) -> float:
+    """Mean views of the LEVEL_DAYS days before position `day` (at least 1)."""
+    return max(float(np.mean(views[max(day - LEVEL_DAYS, 0) : day])), 1.0)
+
+
+def window_errors(table, splits, cand, end: int, horizon: int):
+    """Train before end - val_days, validate on [end - val_days, end); the forecasts from every
+    validation day scored on the validation days they reach: (abs errors (origins, H), levels)."""
+    val = splits.val_days
+    name = str(table.names[0])
+    past = table.take(table.day < end)
+    cut = Splits(splits.test_days, val, {name: SeriesSplit(end - val, end, end, end)})
+    model, results = _train(past, cut, [cand], None)
+    origins = origins_between(past, np.array([end - val]), np.array([end - 1]), cand.model.lags)
+    found = forecast_paths(model, past, origins, horizon, np.array([end - 1]))
+    levels = np.array([level(past.views, int(p)) for p in origins])
+    return found.errors, levels, found.pred, past, cut, results
+
+
+def widths(calib: list[tuple[np.ndarray, np.ndarray]], level_now: float, horizon: int):
+    """Half-widths per method name suffix: ("", scaled) from pooled (errors, levels) windows."""
+    err = np.concatenate([e for e, _ in calib])
+    lev = np.concatenate([lv for _, lv in calib])
+    out = {}
+    for lv in LEVELS:
+        plain = np.full(horizon, np.inf)
+        scaled = np.full(horizon, np.inf)
+        for h in range(horizon):
+            seen = ~np.isnan(err[:, h])
+            plain[h] = conformal_quantile(err[seen, h], lv)
+            scaled[h] = conformal_quantile(err[seen, h] / lev[seen], lv) * level_now
+        out[lv] = (plain, scaled)
+    return out
+
+
+def one_origin(table, splits, cand, o: int, horizon: int) -> dict:
+    """Hits (H,) per method and level at origin o (a day number), and the path's errors."""
+    errors, levels, preds, past, cut, results = window_errors(table, splits, cand, o, horizon)
+    earlier = window_errors(table, splits, cand, o - splits.val_days, horizon)[:2]
+    earliest = window_errors(table, splits, cand, o - 2 * splits.val_days, horizon)[:2]
+    model = _refit(past, cut, [cand], results, None)
+    start = int(np.searchsorted(table.day, o))
+    found = forecast_paths(model, table, np.array([start]), horizon, np.array([table.day[-1]]))
+    err = found.errors[0]
+    now = level(table.views, start)
+    one = widths([(errors, levels)], now, horizon)
+    two = widths([(errors, levels), earlier], now, horizon)
+    three = widths([(errors, levels), earlier, earliest], now, horizon)
+    grow = np.sqrt(np.arange(1, horizon + 1))
+    ratio = errors / np.maximum(preds, 1.0)  # the relative fallback's errors
+    pred_now = np.maximum(found.pred[0], 1.0)
+    hits = {}
+    for lv in LEVELS:
+        half = {
+            "conformal": one[lv][0],
+            "sqrt": one[lv][0][0] * grow,
+            "relative": pred_now
+            * np.array([conformal_quantile(r[~np.isnan(r)], lv) for r in ratio.T]),
+            "scaled": one[lv][1],
+            "two-windows": two[lv][0],
+            "two-windows-scaled": two[lv][1],
+            "three-windows": three[lv][0],
+        }
+        for method, w in half.items():
+            hits[f"{method}_{lv}"] = np.where(np.isnan(err), np.nan, err <= w).tolist()
+    return {"origin": o, "hits": hits, "mae": err.tolist()}
+
+
+def one_set(name: str, args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = ingest(name, Path(tmp))
+        store = Store(Paths(home))
+        table, splits = store.read_dev(), store.read_splits()
+    last = int(table.day[-1])
+    report = [
+        last - args.horizon + 1 - (args.origins - 1 - k) * args.step for k in range(args.origins)
+    ]
+    back = (args.origins - 1) * args.step + args.horizon
+    choose = [o - back for o in report]
+    out = {"set": name, "days": len(table), "configs": {}}
+    need = 3 * splits.val_days + 28 + 28
+    for label, cand in CONFIGS.items():
+        started = time.perf_counter()
+        rows = {"choose": [], "report": []}
+        for part, origins in (("choose", choose), ("report", report)):
+            for o in origins:
+                if o - int(table.day[0]) < need + cand.model.lags:
+                    continue
+                rows[part].append(one_origin(table, splits, cand, o, args.horizon))
+        rows["seconds"] = time.perf_counter() - started
+        out["configs"][label] = rows
+        print(f"{name} {label}: {len(rows['report'])} origins, {rows['seconds']:.1f} s", flush=True)
+    return out
+
+
+def coverage(results: list[dict], part: str, h: int) -> dict[str, tuple[float, int]]:
+    """Pooled coverage (%) and the number of scored paths per method_level at step h."""
+    hits: dict[str, list[float]] = {}
+    for r in results:
+        for rows in r["configs"].values():
+            for row in rows[part]:
+                for key, values in row["hits"].items():
+                    if not np.isnan(values[h - 1]):
+                        hits.setdefault(key, []).append(values[h - 1])
+    return {k: (100 * float(np.mean(v)), len(v)) for k, v in hits.items()}
+
+
+def miss(method: str, covs: list[dict]) -> float:
+    """The worst distance from nominal over levels and the given steps' coverages."""
+    return max(abs(c[f"{method}_{lv}"][0] - lv) for c in covs for lv in LEVELS)
+
+
+def tables(results: list[dict], horizon: int) -> None:
+    steps = [h for h in REPORTED if h <= horizon]
+    for part in ("choose", "report"):
+        covs = [coverage(results, part, h) for h in steps]
+        paths = covs[0][f"conformal_{LEVELS[0]}"][1]
+        print(f"\n**{part} origins** ({paths} paths a step at h = 1)\n")
+        print("| method | " + " | ".join(f"h{h} 80% | h{h} 95%" for h in steps) + " | worst miss |")
+        print("|---|" + "---:|" * (2 * len(steps) + 1))
+        for method in METHODS:
+            cells = [f"{c[f'{method}_{lv}'][0]:.1f}" for c in covs for lv in LEVELS]
+            print(f"| {method} | " + " | ".join(cells) + f" | {miss(method, covs):.1f} |")
+    chosen = min(METHODS, key=lambda m: miss(m, [coverage(results, "choose", h) for h in steps]))
+    report = [coverage(results, "report", h) for h in steps]
+    print(
+        f"\nchosen on the choose origins: {chosen}; its worst miss on the report origins: "
+        f"{miss(chosen, report):.1f} points (target 5)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--horizon", type=int, default=28)
+    parser.add_argument("--origins", type=int, default=8)
+    parser.add_argument("--step", type=int, default=7)
+    parser.add_argument("--only", action="append")
+    parser.add_argument("--out", default="intervals.json")
+    parser.add_argument("--tables-only", action="store_true")
+    args = parser.parse_args()
+    path = OUT / args.out
+    if args.tables_only:
+        tables(json.loads(path.read_text()), args.horizon)
+        return
+    results = [one_set(name, args) for name in (args.only or list(SETS))]
+    OUT.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results))
+    tables(results, args.horizon)
+
+
+if __name__ == "__main__":
+    main()
