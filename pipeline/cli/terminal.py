@@ -189,6 +189,9 @@ def champion(chosen, top: int) -> None:
         f"champion: {chosen.champion.name} (run {chosen.champion.run_id}), registered as "
         f"{chosen.registered} version {chosen.version}, alias champion"
     )
+    windows = getattr(chosen, "windows", 1)
+    if windows > 1:
+        console.print(f"its intervals: calibrated on {windows} validation windows")
 
 
 def submission(result) -> None:

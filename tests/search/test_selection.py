@@ -25,6 +25,7 @@ def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
     result = cli("select", "--top", "3")
     assert result.exit_code == 0
     assert f"version {version}, alias champion" in result.output
+    assert "its intervals: calibrated on 3 validation windows" in result.output
     assert best.run_id in result.output
     assert cli("select", "--metric", "test_mae").exit_code == 2
 
