@@ -39,6 +39,9 @@ from pipeline.search.units import SweepData, plan_units, train_unit
 CALIBRATION_WINDOWS = 3  # validation windows whose errors set the half-widths (at most)
 CALIBRATED_DAYS = 28  # steps the champion's calibrated half-widths reach (at least)
 MIN_TRAIN_DAYS = 28  # training days (beyond the lag window) the oldest window needs
+# forecast entries (dev rows x windows x steps) `select` calibrates at most: 2^25 float64 forecasts
+# and as many actuals take 0.5 GB; a Kaggle-scale panel (80M dev rows) is left to one window
+SELECT_BUDGET = 2**25
 
 
 @dataclass(frozen=True)
@@ -128,14 +131,17 @@ def calibrate_champion(
 ) -> int:
     """The champion's half-widths for steps 1..max(horizon, CALIBRATED_DAYS) from every window
     its series hold, logged beside its model (CALIBRATED_FILE, keyed to the dev days), where
-    `forecast` reads them. How many windows; 1 when the series hold one window only (nothing is
-    logged: `forecast` scores the validation days itself, as before)."""
+    `forecast` reads them. How many windows; 1 when the series hold one window only, or the
+    store is too large for SELECT_BUDGET (nothing is logged: `forecast` scores the validation
+    days itself, as before)."""
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
     members, weights = configurations(ws, tracking.get_run(ws, run_id))
-    if windows_for(dev, splits, max(c.model.lags for c in members), most) < 2:
+    windows = windows_for(dev, splits, max(c.model.lags for c in members), most)
+    steps = max(horizon, CALIBRATED_DAYS)
+    if windows < 2 or len(dev) * windows * steps > SELECT_BUDGET:
         return 1
-    found = calibrate(dev, splits, members, weights, max(horizon, CALIBRATED_DAYS), most)
+    found = calibrate(dev, splits, members, weights, steps, most)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CALIBRATED_FILE
         write_intervals(path, found.intervals, dev_key(store.require() / "dev.parquet"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline import tracking
 from pipeline.data import features as feats
@@ -95,13 +96,22 @@ def test_select_logs_the_champions_half_widths_and_forecast_uses_them(production
     assert np.all(kept.width[95] >= kept.width[80])
 
 
-def test_a_champion_on_one_window_logs_nothing(two_series: Path, tiny_grid: Path, cli):
-    """One window (series too short for a second, here `most=1`): `calibrate_champion` logs no
-    file, so `forecast` scores the validation days as before."""
+@pytest.mark.slow  # a sweep, end to end
+def test_one_window_or_a_store_over_the_budget_logs_nothing(
+    two_series: Path, tiny_grid: Path, cli, monkeypatch
+):
+    """One window (series too short for a second, here `most=1`), or a store over SELECT_BUDGET
+    (a Kaggle-scale panel would train the champion once per window and forecast every dev row 28
+    days ahead three times): `calibrate_champion` logs no file, so `forecast` scores the
+    validation days as before."""
     assert cli("sweep", "--grid", tiny_grid).exit_code == 0
     ws = Paths(two_series)
     champion = tracking.runs(ws, tracking.Stage.TRAIN)[0].run_id
     assert calibration.calibrate_champion(ws, champion, most=1) == 1
+    budget = len(Store(ws).read_dev()) * 3 * calibration.CALIBRATED_DAYS
+    monkeypatch.setattr(calibration, "SELECT_BUDGET", budget - 1)
+    assert calibration.calibrate_champion(ws, champion) == 1
     assert f"model/{iv.CALIBRATED_FILE}" not in tracking.artifacts(ws, champion, "model")
+    monkeypatch.setattr(calibration, "SELECT_BUDGET", budget)
     assert calibration.calibrate_champion(ws, champion) == 3
     assert f"model/{iv.CALIBRATED_FILE}" in tracking.artifacts(ws, champion, "model")
