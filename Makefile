@@ -12,11 +12,9 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# the CPU build of torch first (it lies on local disk), so the project's range needs nothing more;
-	# --no-compile: Python compiles each module on its first import instead of all of them now
-	# (the venv in 31 s instead of 69 s on 2 cores)
-	$(BIN)/pip install -q --no-compile torch==2.13.0
-	$(BIN)/pip install -q --no-compile -e '.[dev]'
+	# the CPU build of torch first (it lies on local disk), so the project's range needs nothing more
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## the main job on the shipped demo data: ingest, features, sweep, select, test
