@@ -7,7 +7,8 @@ their coverage 1..H days ahead.
 The 14 sets of bench_accuracy.py, each ingested into a fresh workspace, never finalized (dev days
 only). Two fixed configurations, so the study is about the intervals, not a sweep: the linear
 model on 28 lags (closed form), a one-layer ReLU network on 28 lags and a two-layer one on 56
-lags of log1p views (Adam, early stopping).
+lags of log1p views (Adam, early stopping), and the three as one ensemble (shown apart: the
+pooled tables are over the three single configurations).
 At each origin o the backtest's replay (pipeline.search.backtest): trained before o - 60, early
 stopping on the 60 validation days before o, refit on every day before o, forecast o..o+H-1.
 The calibration methods compared, each from days before o only:
@@ -52,7 +53,8 @@ from pipeline.models.families import ModelConfig
 from pipeline.models.horizons import forecast_paths, origins_between
 from pipeline.models.intervals import LEVELS, conformal_quantile
 from pipeline.models.train import TrainConfig
-from pipeline.search.backtest import _refit, _train
+from pipeline.search.backtest import _refit
+from pipeline.search.calibration import calibrate
 from pipeline.search.grids import Candidate
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -67,16 +69,16 @@ METHODS = (
     "two-windows-scaled",
     "three-windows",
 )
-CONFIGS = {
-    "linear-28": Candidate(
+SINGLES = [
+    Candidate(
         "linear-28", ModelConfig(lags=28, model="linear"), TrainConfig(solver="lstsq", loss="mse")
     ),
-    "relu1-28": Candidate(
+    Candidate(
         "relu1-28",
         ModelConfig(lags=28, model="relu", layers=1, width=32, scaling="window-mean"),
         TrainConfig(lr=1e-2, epochs=300, patience=50),
     ),
-    "relu2-56-log1p": Candidate(
+    Candidate(
         "relu2-56-log1p",
         ModelConfig(
             lags=56,
@@ -88,7 +90,9 @@ CONFIGS = {
         ),
         TrainConfig(lr=3e-3, epochs=300, patience=50),
     ),
-}
+]
+# each alone, and the three as one ensemble (the mean of their forecasts, as ensemble-top5 is)
+CONFIGS = {c.name: [c] for c in SINGLES} | {"ensemble-of-3": SINGLES}
 
 
 def ingest(name: str, tmp: Path) -> Path:
@@ -113,15 +117,17 @@ def level(views: np.ndarray, day: int) -> float:
     return max(float(np.mean(views[max(day - LEVEL_DAYS, 0) : day])), 1.0)
 
 
-def window_errors(table, splits, cand, end: int, horizon: int):
+def window_errors(table, splits, members, end: int, horizon: int):
     """Train before end - val_days, validate on [end - val_days, end); the forecasts from every
     validation day scored on the validation days they reach: (abs errors (origins, H), levels)."""
     val = splits.val_days
     name = str(table.names[0])
     past = table.take(table.day < end)
     cut = Splits(splits.test_days, val, {name: SeriesSplit(end - val, end, end, end)})
-    model, results = _train(past, cut, [cand], None)
-    origins = origins_between(past, np.array([end - val]), np.array([end - 1]), cand.model.lags)
+    trained = calibrate(past, cut, members, None, horizon, most=1)  # the window's training
+    model, results = trained.model, trained.results
+    lags = max(c.model.lags for c in members)
+    origins = origins_between(past, np.array([end - val]), np.array([end - 1]), lags)
     found = forecast_paths(model, past, origins, horizon, np.array([end - 1]))
     levels = np.array([level(past.views, int(p)) for p in origins])
     return found.errors, levels, found.pred, past, cut, results
@@ -143,12 +149,12 @@ def widths(calib: list[tuple[np.ndarray, np.ndarray]], level_now: float, horizon
     return out
 
 
-def one_origin(table, splits, cand, o: int, horizon: int) -> dict:
+def one_origin(table, splits, members, o: int, horizon: int) -> dict:
     """Hits (H,) per method and level at origin o (a day number), and the path's errors."""
-    errors, levels, preds, past, cut, results = window_errors(table, splits, cand, o, horizon)
-    earlier = window_errors(table, splits, cand, o - splits.val_days, horizon)[:2]
-    earliest = window_errors(table, splits, cand, o - 2 * splits.val_days, horizon)[:2]
-    model = _refit(past, cut, [cand], results, None)
+    errors, levels, preds, past, cut, results = window_errors(table, splits, members, o, horizon)
+    earlier = window_errors(table, splits, members, o - splits.val_days, horizon)[:2]
+    earliest = window_errors(table, splits, members, o - 2 * splits.val_days, horizon)[:2]
+    model = _refit(past, cut, members, results, None)
     start = int(np.searchsorted(table.day, o))
     found = forecast_paths(model, table, np.array([start]), horizon, np.array([table.day[-1]]))
     err = found.errors[0]
@@ -189,25 +195,33 @@ def one_set(name: str, args) -> dict:
     choose = [o - back for o in report]
     out = {"set": name, "days": len(table), "configs": {}}
     need = 3 * splits.val_days + 28 + 28
-    for label, cand in CONFIGS.items():
+    for label, members in CONFIGS.items():
         started = time.perf_counter()
         rows = {"choose": [], "report": []}
         for part, origins in (("choose", choose), ("report", report)):
             for o in origins:
-                if o - int(table.day[0]) < need + cand.model.lags:
+                if o - int(table.day[0]) < need + max(c.model.lags for c in members):
                     continue
-                rows[part].append(one_origin(table, splits, cand, o, args.horizon))
+                rows[part].append(one_origin(table, splits, members, o, args.horizon))
         rows["seconds"] = time.perf_counter() - started
         out["configs"][label] = rows
         print(f"{name} {label}: {len(rows['report'])} origins, {rows['seconds']:.1f} s", flush=True)
     return out
 
 
-def coverage(results: list[dict], part: str, h: int) -> dict[str, tuple[float, int]]:
-    """Pooled coverage (%) and the number of scored paths per method_level at step h."""
+def coverage(
+    results: list[dict],
+    part: str,
+    h: int,
+    configs: tuple[str, ...] = tuple(c.name for c in SINGLES),
+) -> dict[str, tuple[float, int]]:
+    """Pooled coverage (%) and the number of scored paths per method_level at step h (over the
+    single configurations unless `configs` names others)."""
     hits: dict[str, list[float]] = {}
     for r in results:
-        for rows in r["configs"].values():
+        for label, rows in r["configs"].items():
+            if label not in configs:
+                continue
             for row in rows[part]:
                 for key, values in row["hits"].items():
                     if not np.isnan(values[h - 1]):
@@ -224,6 +238,9 @@ def tables(results: list[dict], horizon: int) -> None:
     steps = [h for h in REPORTED if h <= horizon]
     for part in ("choose", "report"):
         covs = [coverage(results, part, h) for h in steps]
+        if f"conformal_{LEVELS[0]}" not in covs[0]:
+            print(f"\n**{part} origins**: none long enough")
+            continue
         paths = covs[0][f"conformal_{LEVELS[0]}"][1]
         print(f"\n**{part} origins** ({paths} paths a step at h = 1)\n")
         print("| method | " + " | ".join(f"h{h} 80% | h{h} 95%" for h in steps) + " | worst miss |")
@@ -231,6 +248,19 @@ def tables(results: list[dict], horizon: int) -> None:
         for method in METHODS:
             cells = [f"{c[f'{method}_{lv}'][0]:.1f}" for c in covs for lv in LEVELS]
             print(f"| {method} | " + " | ".join(cells) + f" | {miss(method, covs):.1f} |")
+    print("\n**per configuration, report origins** (80% / 95%)\n")
+    print("| configuration | " + " | ".join(f"h{h} one window | h{h} three" for h in steps) + " |")
+    print("|---|" + "---:|" * (2 * len(steps)))
+    for label in CONFIGS:
+        covs = [coverage(results, "report", h, (label,)) for h in steps]
+        if any(f"conformal_{LEVELS[0]}" not in c for c in covs):
+            continue
+        cells = [
+            " / ".join(f"{c[f'{m}_{lv}'][0]:.1f}" for lv in LEVELS)
+            for c in covs
+            for m in ("conformal", "three-windows")
+        ]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     chosen = min(METHODS, key=lambda m: miss(m, [coverage(results, "choose", h) for h in steps]))
     report = [coverage(results, "report", h) for h in steps]
     print(
