@@ -106,24 +106,15 @@ def calibrate(
                 raise found
             trained[i] = found
     lo, hi = validation_bounds(table, splits)
-    paths = []
-    for window in range(k):
-        model = combined([trained[i][window].model for i in range(len(members))], weights)
+    runs = [trained[i] for i in range(len(members))]  # per member, one result a window
+    models = [combined([r[w].model for r in runs], weights) for w in range(k)]
+    paths: list[Forecasts] = []
+    for window, model in enumerate(models):
         shift = window * splits.val_days
         origins = origins_between(table, lo - shift, hi - shift, model.cfg.lags)
         paths.append(forecast_paths(model, table, origins, horizon, hi - shift))
-    found = _pooled(paths)
-    first = [trained[i][0] for i in range(len(members))]
-    model = combined([r.model for r in first], weights)
-    return Calibration(intervals_of(table.names, *found), k, first, model)
-
-
-def _pooled(paths: list[Forecasts]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (
-        np.concatenate([p.code for p in paths]),
-        np.concatenate([p.pred for p in paths]),
-        np.concatenate([p.actual for p in paths]),
-    )
+    pooled = (np.concatenate([getattr(p, f) for p in paths]) for f in ("code", "pred", "actual"))
+    return Calibration(intervals_of(table.names, *pooled), k, [r[0] for r in runs], models[0])
 
 
 def calibrate_champion(

@@ -14,7 +14,7 @@ from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ENSEMBLE_METHODS
 from pipeline.search.calibration import calibrate_champion
-from pipeline.search.ensembles import ensemble_run, greedy_run
+from pipeline.search.ensembles import ahead, ensemble_run, greedy_run
 from pipeline.tracking import Tag
 
 # --- selection ---------------------------------------------------------------------------------
@@ -101,6 +101,5 @@ def select(
     version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
     for row in [r for r in ranking if not r.baseline][:log_models]:
         tracking.materialise(ws, row.run_id)
-    ahead = int(metric.removeprefix("val_mae_h")) if metric.startswith("val_mae_h") else 1
-    windows = calibrate_champion(ws, ranking[0].run_id, ahead)
+    windows = calibrate_champion(ws, ranking[0].run_id, ahead(metric))
     return Selection(sweep_id, metric, ranking, version, note, windows=windows)
