@@ -68,6 +68,7 @@ METHODS = (
     "two-windows",
     "two-windows-scaled",
     "three-windows",
+    "three-extended",
 )
 SINGLES = [
     Candidate(
@@ -117,9 +118,11 @@ def level(views: np.ndarray, day: int) -> float:
     return max(float(np.mean(views[max(day - LEVEL_DAYS, 0) : day])), 1.0)
 
 
-def window_errors(table, splits, members, end: int, horizon: int):
+def window_errors(table, splits, members, end: int, horizon: int, seen: int | None = None):
     """Train before end - val_days, validate on [end - val_days, end); the forecasts from every
-    validation day scored on the validation days they reach: (abs errors (origins, H), levels)."""
+    validation day scored on the validation days they reach: (abs errors (origins, H), levels),
+    and with `seen` (a later day) the same forecasts scored on every day before `seen` they
+    reach (the days after the window, out of sample too)."""
     val = splits.val_days
     name = str(table.names[0])
     past = table.take(table.day < end)
@@ -130,7 +133,12 @@ def window_errors(table, splits, members, end: int, horizon: int):
     origins = origins_between(past, np.array([end - val]), np.array([end - 1]), lags)
     found = forecast_paths(model, past, origins, horizon, np.array([end - 1]))
     levels = np.array([level(past.views, int(p)) for p in origins])
-    return found.errors, levels, found.pred, past, cut, results
+    reach = None
+    if seen is not None:
+        later = table.take(table.day < seen)
+        far = forecast_paths(model, later, origins, horizon, np.array([seen - 1]))
+        reach = (far.errors, levels)
+    return found.errors, levels, found.pred, past, cut, results, reach
 
 
 def widths(calib: list[tuple[np.ndarray, np.ndarray]], level_now: float, horizon: int):
@@ -151,9 +159,13 @@ def widths(calib: list[tuple[np.ndarray, np.ndarray]], level_now: float, horizon
 
 def one_origin(table, splits, members, o: int, horizon: int) -> dict:
     """Hits (H,) per method and level at origin o (a day number), and the path's errors."""
-    errors, levels, preds, past, cut, results = window_errors(table, splits, members, o, horizon)
-    earlier = window_errors(table, splits, members, o - splits.val_days, horizon)[:2]
-    earliest = window_errors(table, splits, members, o - 2 * splits.val_days, horizon)[:2]
+    errors, levels, preds, past, cut, results, _ = window_errors(table, splits, members, o, horizon)
+    *earlier, _, _, _, _, reach1 = window_errors(
+        table, splits, members, o - splits.val_days, horizon, o
+    )
+    *earliest, _, _, _, _, reach2 = window_errors(
+        table, splits, members, o - 2 * splits.val_days, horizon, o
+    )
     model = _refit(past, cut, members, results, None)
     start = int(np.searchsorted(table.day, o))
     found = forecast_paths(model, table, np.array([start]), horizon, np.array([table.day[-1]]))
@@ -162,6 +174,8 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
     one = widths([(errors, levels)], now, horizon)
     two = widths([(errors, levels), earlier], now, horizon)
     three = widths([(errors, levels), earlier, earliest], now, horizon)
+    # the two earlier windows' forecasts scored on past their window too, to the day before o
+    extended = widths([(errors, levels), reach1, reach2], now, horizon)
     grow = np.sqrt(np.arange(1, horizon + 1))
     ratio = errors / np.maximum(preds, 1.0)  # the relative fallback's errors
     pred_now = np.maximum(found.pred[0], 1.0)
@@ -176,6 +190,7 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
             "two-windows": two[lv][0],
             "two-windows-scaled": two[lv][1],
             "three-windows": three[lv][0],
+            "three-extended": extended[lv][0],
         }
         for method, w in half.items():
             hits[f"{method}_{lv}"] = np.where(np.isnan(err), np.nan, err <= w).tolist()

@@ -42,8 +42,10 @@ def test_the_windows_are_those_every_series_holds(swept: Path):
 
 def test_the_half_widths_pool_each_windows_errors(swept: Path):
     """The linear model solved on the days before each of the three windows (a sweep's folds),
-    each forecasting its own window from every day of it: the conformal quantiles of all their
-    errors, step by step; wider or narrower than the last window's alone."""
+    each forecasting from every day of its window, scored on every day up to the last
+    validation day (an earlier window's forecasts run on into the later windows, never into the
+    test days): the conformal quantiles of all their errors, step by step; wider or narrower
+    than the last window's alone."""
     store = Store(Paths(swept))
     dev, splits = store.read_dev(), store.read_splits()
     found = calibration.calibrate(dev, splits, [LINEAR], None, horizon=5)
@@ -56,7 +58,9 @@ def test_the_half_widths_pool_each_windows_errors(swept: Path):
         shift = k * splits.val_days
         origins = origins_between(dev, lo - shift, hi - shift, 7)
         assert len(origins) == 2 * 60
-        paths = forecast_paths(model, dev, origins, 5, hi - shift)
+        paths = forecast_paths(model, dev, origins, 5, hi)
+        # 5 days ahead: the last window scores 56 of its 60 origins a series, earlier ones all 60
+        assert np.isfinite(paths.actual[:, 4]).sum() == 2 * (56 if k == 0 else 60)
         code.append(paths.code), pred.append(paths.pred), actual.append(paths.actual)
     by_hand = iv.intervals_of(
         dev.names, np.concatenate(code), np.concatenate(pred), np.concatenate(actual)
