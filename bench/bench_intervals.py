@@ -21,7 +21,13 @@ The calibration methods compared, each from days before o only:
     days before it), the quantile times the level at o (locally weighted conformal);
   - two-windows / two-windows-scaled: the same, with the errors of a second, earlier window
     (a model trained before o - 120, validated on [o - 120, o - 60)) pooled in;
-  - three-windows: a third (trained before o - 180, validated on [o - 180, o - 120)) too.
+  - three-windows: a third (trained before o - 180, validated on [o - 180, o - 120)) too;
+  - three-extended: the same three windows, the two earlier ones' forecasts scored on every day
+    before o they reach, not only on their own window (what `calibrate` does since 2026-12-06);
+  - refit-two: two windows, [o - 60, o) and [o - 120, o - 60), each forecast as a backtest origin
+    would be: the configuration trained again on every day before the window for the epochs
+    early stopping found on the window before it (so no window is scored by the training that
+    chose its epoch on it), scored on every day before o.
 Two sets of origins per set: "choose" (K origins ending before the first reported one, as the
 horizon bench's validation-chosen peer) to pick a method, and "report" (the backtest's own
 origins, the last H days before the set's last validation day) to measure it. Coverage pooled
@@ -69,6 +75,7 @@ METHODS = (
     "two-windows-scaled",
     "three-windows",
     "three-extended",
+    "refit-two",
 )
 SINGLES = [
     Candidate(
@@ -160,12 +167,26 @@ def widths(calib: list[tuple[np.ndarray, np.ndarray]], level_now: float, horizon
 def one_origin(table, splits, members, o: int, horizon: int) -> dict:
     """Hits (H,) per method and level at origin o (a day number), and the path's errors."""
     errors, levels, preds, past, cut, results, _ = window_errors(table, splits, members, o, horizon)
-    *earlier, _, _, _, _, reach1 = window_errors(
-        table, splits, members, o - splits.val_days, horizon, o
+    val = splits.val_days
+    *earlier, _, past1, cut1, results1, reach1 = window_errors(
+        table, splits, members, o - val, horizon, o
     )
-    *earliest, _, _, _, _, reach2 = window_errors(
-        table, splits, members, o - 2 * splits.val_days, horizon, o
+    *earliest, _, past2, cut2, results2, reach2 = window_errors(
+        table, splits, members, o - 2 * val, horizon, o
     )
+    # as the backtest at an origin d: the epochs early stopping found on the window before d's,
+    # trained again on every day before the window; forecasts from each day of it to o - 1
+    seen = table.take(table.day < o)
+    refits = []
+    for end, past_k, cut_k, results_k in (
+        (o, past1, cut1, results1),
+        (o - val, past2, cut2, results2),
+    ):
+        model_k = _refit(past_k, cut_k, members, results_k, None)
+        lags = max(c.model.lags for c in members)
+        at = origins_between(seen, np.array([end - val]), np.array([end - 1]), lags)
+        far = forecast_paths(model_k, seen, at, horizon, np.array([o - 1]))
+        refits.append((far.errors, np.ones(len(at))))  # levels: unused (plain only)
     model = _refit(past, cut, members, results, None)
     start = int(np.searchsorted(table.day, o))
     found = forecast_paths(model, table, np.array([start]), horizon, np.array([table.day[-1]]))
@@ -176,6 +197,7 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
     three = widths([(errors, levels), earlier, earliest], now, horizon)
     # the two earlier windows' forecasts scored on past their window too, to the day before o
     extended = widths([(errors, levels), reach1, reach2], now, horizon)
+    refitted = widths(refits, now, horizon)
     grow = np.sqrt(np.arange(1, horizon + 1))
     ratio = errors / np.maximum(preds, 1.0)  # the relative fallback's errors
     pred_now = np.maximum(found.pred[0], 1.0)
@@ -191,6 +213,7 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
             "two-windows-scaled": two[lv][1],
             "three-windows": three[lv][0],
             "three-extended": extended[lv][0],
+            "refit-two": refitted[lv][0],
         }
         for method, w in half.items():
             hits[f"{method}_{lv}"] = np.where(np.isnan(err), np.nan, err <= w).tolist()
@@ -276,6 +299,8 @@ def tables(results: list[dict], horizon: int) -> None:
             for m in ("conformal", "three-windows")
         ]
         print(f"| {label} | " + " | ".join(cells) + " |")
+    if f"conformal_{LEVELS[0]}" not in coverage(results, "choose", steps[0]):
+        return  # no choose origins (a set too short): nothing to choose with
     chosen = min(METHODS, key=lambda m: miss(m, [coverage(results, "choose", h) for h in steps]))
     report = [coverage(results, "report", h) for h in steps]
     print(

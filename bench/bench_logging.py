@@ -89,7 +89,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--sqlite-sync-off",
+        action="store_true",
+        help="every SQLite connection with PRAGMA synchronous=OFF (no fsync a commit): how much "
+        "of a run's cost is the disk's",
+    )
     args = parser.parse_args()
+    if args.sqlite_sync_off:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        @event.listens_for(Engine, "connect")
+        def _no_fsync(dbapi_connection, record) -> None:
+            dbapi_connection.execute("PRAGMA synchronous=OFF")
+
     runs = training_runs(args.calls, args.rounds)
     for mode, values in runs.items():
         rounds = ", ".join(f"{v:.1f}" for v in values)
