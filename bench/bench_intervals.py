@@ -55,6 +55,7 @@ from bench_accuracy import SETS, set_file
 
 from pipeline.data.store import SeriesSplit, Splits, Store
 from pipeline.data.workspace import Paths
+from pipeline.models.config import Blend
 from pipeline.models.families import ModelConfig
 from pipeline.models.horizons import forecast_paths, origins_between
 from pipeline.models.intervals import LEVELS, conformal_quantile
@@ -134,7 +135,7 @@ def window_errors(table, splits, members, end: int, horizon: int, seen: int | No
     name = str(table.names[0])
     past = table.take(table.day < end)
     cut = Splits(splits.test_days, val, {name: SeriesSplit(end - val, end, end, end)})
-    trained = calibrate(past, cut, members, None, horizon, most=1)  # the window's training
+    trained = calibrate(past, cut, members, Blend(), horizon, most=1)  # the window's training
     model, results = trained.model, trained.results
     lags = max(c.model.lags for c in members)
     origins = origins_between(past, np.array([end - val]), np.array([end - 1]), lags)
@@ -182,12 +183,12 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
         (o, past1, cut1, results1),
         (o - val, past2, cut2, results2),
     ):
-        model_k = _refit(past_k, cut_k, members, results_k, None)
+        model_k = _refit(past_k, cut_k, members, results_k, Blend())
         lags = max(c.model.lags for c in members)
         at = origins_between(seen, np.array([end - val]), np.array([end - 1]), lags)
         far = forecast_paths(model_k, seen, at, horizon, np.array([o - 1]))
         refits.append((far.errors, np.ones(len(at))))  # levels: unused (plain only)
-    model = _refit(past, cut, members, results, None)
+    model = _refit(past, cut, members, results, Blend())
     start = int(np.searchsorted(table.day, o))
     found = forecast_paths(model, table, np.array([start]), horizon, np.array([table.day[-1]]))
     err = found.errors[0]

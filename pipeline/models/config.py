@@ -121,13 +121,26 @@ DEFAULT_ENSEMBLE_METHOD = "top"
 
 
 @dataclass(frozen=True)
+class Blend:
+    """How an ensemble combines its members' forecasts: their mean (`weights` None) or their
+    weighted sum; with `first`, day 1 (every one-day forecast, and step 1 of a path) takes those
+    weights instead. A stepwise model is one: the day-1 champion's members weighted on day 1,
+    the H-day champion's on days 2..H."""
+
+    weights: tuple[float, ...] | None = None
+    first: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
 class EnsembleConfig:
     """The mean of its members' forecasts (weighted when `weights` are given: a greedy
-    ensemble's member counts); each member reads its own first N of the lags."""
+    ensemble's member counts; `first`, day 1's weights where they differ: a stepwise model);
+    each member reads its own first N of the lags."""
 
     members: tuple[ModelConfig, ...]
     model: str = "ensemble"
     weights: tuple[float, ...] | None = None
+    first: tuple[float, ...] | None = None
 
     @property
     def trees(self) -> bool:

@@ -201,26 +201,40 @@ def _columns(y: torch.Tensor) -> torch.Tensor:
 class EnsembleModel(nn.Module):
     """The mean forecast of several trained models (Kaggle's variance reduction), or their
     weighted mean (`weights`, summing to 1: a greedy ensemble): each member reads the first N of
-    the lags it was trained on."""
+    the lags it was trained on. `first`: other weights for day 1 (a stepwise model, see
+    config.Blend)."""
 
-    def __init__(self, members: list[ViewsModel], weights: list[float] | None = None) -> None:
+    def __init__(
+        self,
+        members: list[ViewsModel],
+        weights: list[float] | None = None,
+        first: list[float] | None = None,
+    ) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.weights = None if weights is None else tuple(float(w) for w in weights)
-        self.cfg = EnsembleConfig(tuple(m.cfg for m in members), weights=self.weights)
+        self.first = None if first is None else tuple(float(w) for w in first)
+        self.cfg = EnsembleConfig(
+            tuple(m.cfg for m in members), weights=self.weights, first=self.first
+        )
+
+    @property
+    def day_one(self) -> tuple[float, ...] | None:
+        """The weights of a one-day forecast."""
+        return self.weights if self.first is None else self.first
 
     def forward(self, x: torch.Tensor, weekday: torch.Tensor | None = None) -> torch.Tensor:
         outs = [m(x[:, : m.cfg.lags], weekday) for m in self.members]
         preds = torch.stack([o[:, 0] if o.dim() == 2 else o for o in outs])  # day 1
-        if self.weights is None:
+        if self.day_one is None:
             return preds.mean(0)
         return (
-            preds * torch.tensor(self.weights, dtype=preds.dtype, device=preds.device)[:, None]
+            preds * torch.tensor(self.day_one, dtype=preds.dtype, device=preds.device)[:, None]
         ).sum(0)
 
     def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
         preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
-        return combine(preds, self.weights)
+        return combine(preds, self.day_one)
 
     @property
     def reach(self) -> int:
@@ -237,6 +251,8 @@ def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:
         spec = {"members": len(model.members)}
         if model.weights is not None:
             spec["weights"] = list(model.weights)
+        if model.first is not None:
+            spec["first"] = list(model.first)
         (folder / ENSEMBLE_FILE).write_text(json.dumps(spec))
         return
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -255,7 +271,7 @@ def load(folder: Path, checked: bool = False) -> ViewsModel | EnsembleModel:
     if (folder / ENSEMBLE_FILE).exists():
         spec = json.loads((folder / ENSEMBLE_FILE).read_text())
         members = [load(folder / f"member-{i}", True) for i in range(spec["members"])]
-        return EnsembleModel(members, spec.get("weights")).eval()
+        return EnsembleModel(members, spec.get("weights"), spec.get("first")).eval()
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     model = ViewsModel(cfg)
     arrays = load_arrays(folder / WEIGHTS_FILE)

@@ -36,11 +36,15 @@ def recursive_paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -
 def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
     """(origins, horizon) forecasts: a direct model's own days 1..H at once (past its H, its
     last H days fed back as the newest lags and asked again), a one-day model's recursively; an
-    ensemble's, the (weighted) mean of its members' paths."""
+    ensemble's, the (weighted) mean of its members' paths (a stepwise one's day 1 with its day-1
+    weights)."""
     members = getattr(model, "members", None)
     if members is not None:
         found = [paths(m, x[:, : m.cfg.lags], first_day, horizon) for m in members]
-        return combine(found, model.weights)
+        out = combine(found, model.weights)
+        if model.first is not None:  # a stepwise model: day 1 blended its own way
+            out[:, 0] = combine([f[:, 0] for f in found], model.first)
+        return out
     reach = getattr(model, "reach", 1)
     if reach <= 1:
         return recursive_paths(model, x, first_day, horizon)

@@ -104,14 +104,21 @@ class NumpyEnsemble:
 
     members: tuple[NumpyModel, ...]
     weights: tuple[float, ...] | None = None
+    first: tuple[float, ...] | None = None  # day 1's weights where they differ (config.Blend)
 
     @property
     def cfg(self) -> EnsembleConfig:
-        return EnsembleConfig(tuple(m.cfg for m in self.members), weights=self.weights)
+        members = tuple(m.cfg for m in self.members)
+        return EnsembleConfig(members, weights=self.weights, first=self.first)
+
+    @property
+    def day_one(self) -> tuple[float, ...] | None:
+        """The weights of a one-day forecast."""
+        return self.weights if self.first is None else self.first
 
     def predict(self, x: np.ndarray, weekday: np.ndarray | None = None) -> np.ndarray:
         preds = [m.predict(x[:, : m.cfg.lags], weekday) for m in self.members]
-        return combine(preds, self.weights)
+        return combine(preds, self.day_one)
 
     @property
     def reach(self) -> int:
@@ -141,8 +148,12 @@ def load(folder: Path, checked: bool = False) -> NumpyModel | NumpyEnsemble:
     if (folder / ENSEMBLE_FILE).exists():
         spec = json.loads((folder / ENSEMBLE_FILE).read_text())
         members = tuple(load(folder / f"member-{i}", True) for i in range(spec["members"]))
-        weights = spec.get("weights")
-        return NumpyEnsemble(members, None if weights is None else tuple(weights))
+        weights, first = spec.get("weights"), spec.get("first")
+        return NumpyEnsemble(
+            members,
+            None if weights is None else tuple(weights),
+            None if first is None else tuple(first),
+        )
     cfg = ModelConfig(**json.loads((folder / CONFIG_FILE).read_text()))
     arrays = load_arrays(folder / WEIGHTS_FILE)
     weights = {k: v.astype(np.float32) for k, v in arrays.items()}

@@ -27,6 +27,7 @@ from pipeline.data.errors import ViewcastError
 from pipeline.data.store import SeriesSplit, Splits, Store
 from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Paths
+from pipeline.models.config import Blend
 from pipeline.models.families import EnsembleModel
 from pipeline.models.horizons import forecast_paths
 from pipeline.models.intervals import LEVELS, sqrt_widths
@@ -94,7 +95,7 @@ def backtest(ws: Paths, run_id: str, plan: Plan) -> Backtest:
     table = store.read_dev() if sealed else store.read_all()
     splits = store.read_splits()
     run = tracking.get_run(ws, run_id)
-    members, weights = configurations(ws, run)
+    members, blend = configurations(ws, run)
     lags = max(c.model.lags for c in members)
     starts, ends = table.bounds()
     has_days = ends > starts
@@ -112,7 +113,7 @@ def backtest(ws: Paths, run_id: str, plan: Plan) -> Backtest:
     scores = Scores()
     for k in range(plan.origins):
         origin = last - plan.horizon + 1 - (plan.origins - 1 - k) * plan.step
-        _score_origin(table, splits, members, weights, origin, ok, last, plan.horizon, scores)
+        _score_origin(table, splits, members, blend, origin, ok, last, plan.horizon, scores)
     steps, per_series = _summaries(scores, table.names, plan.horizon)
     last_days = {
         str(table.names[s]): str(np.datetime64(int(last[s]), "D")) for s in np.flatnonzero(ok)
@@ -121,7 +122,7 @@ def backtest(ws: Paths, run_id: str, plan: Plan) -> Backtest:
     return _record(ws, run, found, started)
 
 
-def _score_origin(table, splits, members, weights, origin, ok, last, horizon, scores) -> None:
+def _score_origin(table, splits, members, blend, origin, ok, last, horizon, scores) -> None:
     """Train at one origin (its own split), calibrate, forecast H days, score them."""
     before = ok[table.code] & (table.day < origin[table.code])
     past = table.take(before)
@@ -136,9 +137,9 @@ def _score_origin(table, splits, members, weights, origin, ok, last, horizon, sc
             for s in np.flatnonzero(ok)
         },
     )
-    found = calibrate(past, cut, members, weights, horizon)  # out of sample, as the champion's
+    found = calibrate(past, cut, members, blend, horizon)  # out of sample, as the champion's
     calibrated, results = found.intervals, found.results
-    model = _refit(past, cut, members, results, weights)  # as production: every day before o
+    model = _refit(past, cut, members, results, blend)  # as production: every day before o
     one_day = sqrt_widths(calibrated, horizon)  # the heuristic sqrt(h) replaced, measured too
     rows = np.flatnonzero(ok)
     starts = table.bounds()[0]
@@ -162,7 +163,7 @@ def _score_origin(table, splits, members, weights, origin, ok, last, horizon, sc
     )
 
 
-def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, weights):
+def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, blend: Blend):
     """What `viewcast refit` does at the origin: each member (each seed) trained again on every
     day before it, for the epoch count its early stopping found (the closed form solved again)."""
     models = []
@@ -186,7 +187,7 @@ def _refit(past: ViewsTable, cut: Splits, members: list[Candidate], results, wei
             for k, e in enumerate(epochs)
         ]
         models.append(seeds[0] if len(seeds) == 1 else EnsembleModel(seeds).eval())
-    return combined(models, weights)
+    return combined(models, blend)
 
 
 def _seasonal_scale(past: ViewsTable, code: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from pipeline import tracking
 from pipeline.data.store import Splits, Store
 from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Paths
+from pipeline.models.config import Blend
 from pipeline.models.families import EnsembleModel
 from pipeline.models.horizons import Paths as Forecasts
 from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
@@ -56,18 +57,19 @@ class Calibration:
     model: object  # window 1's model (an ensemble's members combined)
 
 
-def configurations(ws: Paths, run) -> tuple[list[Candidate], list[float] | None]:
-    """A run's configurations: itself, or an ensemble's members, and the ensemble's weights."""
+def configurations(ws: Paths, run) -> tuple[list[Candidate], Blend]:
+    """A run's configurations: itself, or an ensemble's members, and how the ensemble blends
+    them."""
     if run.params.get("model.model") != "ensemble":
         mcfg, tcfg = tracking.run_config(run)
-        return [Candidate(run.name or run.run_id, mcfg, tcfg)], None
+        return [Candidate(run.name or run.run_id, mcfg, tcfg)], Blend()
     found = []
-    for member in run.params["ensemble.members"].split(","):
+    members, blend = tracking.ensemble_parts(run)
+    for member in members:
         member_run = tracking.get_run(ws, member)
         mcfg, tcfg = tracking.run_config(member_run)
         found.append(Candidate(member_run.name or member, mcfg, tcfg))
-    weights = run.params.get("ensemble.weights")
-    return found, [float(w) for w in weights.split(",")] if weights else None
+    return found, blend
 
 
 def windows_for(table: ViewsTable, splits: Splits, lags: int, most: int = CALIBRATION_WINDOWS):
@@ -83,16 +85,19 @@ def windows_for(table: ViewsTable, splits: Splits, lags: int, most: int = CALIBR
     return int(np.clip(room.min(), 1, most))
 
 
-def combined(models: list, weights):
+def combined(models: list, blend: Blend):
+    """One model, or the ensemble of several blended as `blend` says."""
     models = [m.eval() for m in models]
-    return models[0] if len(models) == 1 else EnsembleModel(models, weights).eval()
+    if len(models) == 1:
+        return models[0]
+    return EnsembleModel(models, blend.weights, blend.first).eval()
 
 
 def calibrate(
     table: ViewsTable,
     splits: Splits,
     members: list[Candidate],
-    weights: list[float] | None,
+    blend: Blend,
     horizon: int,
     most: int = CALIBRATION_WINDOWS,
 ) -> Calibration:
@@ -111,7 +116,7 @@ def calibrate(
             trained[i] = found
     lo, hi = validation_bounds(table, splits)
     runs = [trained[i] for i in range(len(members))]  # per member, one result a window
-    models = [combined([r[w].model for r in runs], weights) for w in range(k)]
+    models = [combined([r[w].model for r in runs], blend) for w in range(k)]
     paths: list[Forecasts] = []
     for window, model in enumerate(models):
         shift = window * splits.val_days
@@ -133,12 +138,12 @@ def calibrate_champion(
     days itself, as before)."""
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
-    members, weights = configurations(ws, tracking.get_run(ws, run_id))
+    members, blend = configurations(ws, tracking.get_run(ws, run_id))
     windows = windows_for(dev, splits, max(c.model.lags for c in members), most)
     steps = max(horizon, CALIBRATED_DAYS)
     if windows < 2 or len(dev) * windows * steps > SELECT_BUDGET:
         return 1
-    found = calibrate(dev, splits, members, weights, steps, most)
+    found = calibrate(dev, splits, members, blend, steps, most)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CALIBRATED_FILE
         write_intervals(path, found.intervals, dev_key(store.require() / "dev.parquet"))

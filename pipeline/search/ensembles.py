@@ -126,9 +126,8 @@ def ensemble_run(
     if len(members) < 2:
         return None
     horizon = ahead(metric)
-    return _ensemble_record(
-        ws, sweep_id, children, members, None, f"ensemble-top{len(members)}", horizon=horizon
-    )
+    name = f"ensemble-top{len(members)}" + ("" if horizon == 1 else f"-h{horizon}")
+    return _ensemble_record(ws, sweep_id, children, members, None, name, horizon=horizon)
 
 
 def ahead(metric: str) -> int:
@@ -176,6 +175,47 @@ def greedy_run(
     return _ensemble_record(ws, sweep_id, children, members, weights, name, folds)
 
 
+def stepwise_run(
+    ws: Paths,
+    sweep_id: str,
+    children: list[RunRecord],
+    first: RunRecord,
+    later: RunRecord,
+    horizon: int,
+) -> RunRecord | None:
+    """The stepwise model of two runs (an ensemble run of its own, scored like every one):
+    `first`'s forecast on day 1 (the champion on val_mae, the one `select` picks without a
+    horizon) and `later`'s on days 2..H (the champion on val_mae_h<H>), each member forecasting
+    its own path. Its val_mae is `first`'s, its val_mae_h<H> differs from `later`'s by day 1.
+    None when the two blend the same runs the same way."""
+    parts = [_weighted_members(first), _weighted_members(later)]
+    members = list(dict.fromkeys(parts[0][0] + parts[1][0]))
+
+    def spread(ids: list[str], weights: list[float]) -> list[float]:
+        out = [0.0] * len(members)
+        for run_id, w in zip(ids, weights, strict=True):
+            out[members.index(run_id)] += w
+        return out
+
+    later_weights, first_weights = spread(*parts[1]), spread(*parts[0])
+    if first_weights == later_weights:
+        return None  # the same members and weights (two ensembles of the same runs)
+    name = f"stepwise-h{horizon} {first.name or first.run_id}, then {later.name or later.run_id}"
+    return _ensemble_record(
+        ws, sweep_id, children, members, later_weights, name, None, horizon, first_weights
+    )
+
+
+def _weighted_members(run: RunRecord) -> tuple[list[str], list[float]]:
+    """A run's member runs and their weights (a single run: itself, weight 1)."""
+    if run.params.get("model.model") != "ensemble":
+        return [run.run_id], [1.0]
+    members, blend = tracking.ensemble_parts(run)
+    if blend.first is not None:
+        raise ValueError(f"run {run.run_id} is stepwise already")
+    return members, list(blend.weights or [1.0 / len(members)] * len(members))
+
+
 def _ensemble_record(
     ws: Paths,
     sweep_id: str,
@@ -185,17 +225,20 @@ def _ensemble_record(
     name: str,
     metrics: dict[str, float] | None = None,
     horizon: int = 1,
+    first: list[float] | None = None,
 ) -> RunRecord:
     """The ensemble's run under the sweep (logged once per member set and weights): scored on
     the dev days only, like every run; `metrics` replace what it scores itself. `horizon` H > 1:
-    also scored on val_mae_h<H>, its members' paths combined (a run of its own)."""
+    also scored on val_mae_h<H>, its members' paths combined (a run of its own). `first`: day
+    1's weights (a stepwise model)."""
     identity = ",".join(members) + ("" if weights is None else f":{weights}")
     identity += "" if horizon == 1 else f"@h{horizon}"
+    identity += "" if first is None else f"|first:{first}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     for run in children:
         if run.tags.get(Tag.ENSEMBLE_KEY) == key:
             return run  # logged by an earlier select
-    model = EnsembleModel([tracking.load_model(ws, r) for r in members], weights).eval()
+    model = EnsembleModel([tracking.load_model(ws, r) for r in members], weights, first).eval()
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
     parent = tracking.get_run(ws, sweep_id)

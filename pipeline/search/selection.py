@@ -14,7 +14,7 @@ from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ENSEMBLE_METHODS
 from pipeline.search.calibration import calibrate_champion
-from pipeline.search.ensembles import ahead, ensemble_run, greedy_run
+from pipeline.search.ensembles import ahead, ensemble_run, greedy_run, stepwise_run
 from pipeline.tracking import Tag
 
 # --- selection ---------------------------------------------------------------------------------
@@ -59,14 +59,39 @@ def select(
     competes as one more run: `greedy`, members chosen by forward selection on the folds'
     validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
     configurations (a sweep without --folds only; the one method for val_mae_h<H>, where the
-    members' paths H days ahead are averaged and scored). The champion becomes an MLflow pyfunc
-    model (registered); with `log_models` K, so do the K best runs (baselines left out). Its
-    intervals are calibrated on up to three validation windows (search.calibration)."""
+    members' paths H days ahead are averaged and scored). On val_mae_h<H> a stepwise model
+    competes too when the champion on val_mae (the one chosen without a horizon) is another
+    run: that run's forecast for day 1, the best run on val_mae_h<H> for days 2..H. The
+    champion becomes an MLflow pyfunc model (registered); with `log_models` K, so do the K best
+    runs (baselines left out). Its intervals are calibrated on up to three validation windows
+    (search.calibration)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
     if method not in ENSEMBLE_METHODS:
         raise ViewcastError(f"--ensemble-method must be greedy or top, got {method!r}")
     sweep_id = sweep_id or tracking.latest_sweep(ws)
+    ranking, note = _ranked(ws, sweep_id, metric, ensemble, method)
+    horizon = ahead(metric)
+    if horizon > 1:
+        day_one = _ranked(ws, sweep_id, "val_mae", ensemble, method)[0][0]
+        if day_one.run_id != ranking[0].run_id:
+            children = tracking.sweep_children(ws, sweep_id)
+            first, later = (tracking.get_run(ws, r.run_id) for r in (day_one, ranking[0]))
+            step = stepwise_run(ws, sweep_id, children, first, later, horizon)
+            extra = [] if step is None else [_row(step, metric)]
+            ranking = sorted([*ranking, *extra], key=lambda row: (row.score, row.name))
+    version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
+    for row in [r for r in ranking if not r.baseline][:log_models]:
+        tracking.materialise(ws, row.run_id)
+    windows = calibrate_champion(ws, ranking[0].run_id, horizon)
+    return Selection(sweep_id, metric, ranking, version, note, windows=windows)
+
+
+def _ranked(
+    ws: Paths, sweep_id: str, metric: str, ensemble: int, method: str
+) -> tuple[list[Ranked], str]:
+    """The sweep's runs (and its ensemble, built and logged if need be) best first on `metric`,
+    and a note when no ensemble could compete."""
     children = [r for r in tracking.sweep_children(ws, sweep_id) if metric in r.metrics]
     runs = [r for r in children if Tag.ENSEMBLE_KEY not in r.tags]  # one competes, below
     if not runs:
@@ -85,21 +110,15 @@ def select(
             build = greedy_run if method == "greedy" else ensemble_run
             extra = build(ws, sweep_id, runs, children, ensemble, metric)
             runs += [extra] if extra is not None and metric in extra.metrics else []
-    ranking = sorted(
-        (
-            Ranked(
-                r.run_id,
-                r.name,
-                r.metrics[metric],
-                r.metrics.get("train_mae", math.nan),
-                r.baseline,
-            )
-            for r in runs
-        ),
-        key=lambda row: (row.score, row.name),
+    ranking = sorted((_row(r, metric) for r in runs), key=lambda row: (row.score, row.name))
+    return ranking, note
+
+
+def _row(run: tracking.RunRecord, metric: str) -> Ranked:
+    return Ranked(
+        run.run_id,
+        run.name,
+        run.metrics[metric],
+        run.metrics.get("train_mae", math.nan),
+        run.baseline,
     )
-    version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
-    for row in [r for r in ranking if not r.baseline][:log_models]:
-        tracking.materialise(ws, row.run_id)
-    windows = calibrate_champion(ws, ranking[0].run_id, ahead(metric))
-    return Selection(sweep_id, metric, ranking, version, note, windows=windows)

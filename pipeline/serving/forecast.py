@@ -91,11 +91,9 @@ def refit(ws: Paths) -> Refit:
     name = f"refit {run.name}"
     source = {"source": str(store.require()), "refit_of": champion}
     if run.params.get("model.model") == "ensemble":
-        members = run.params["ensemble.members"].split(",")
+        members, blend = tracking.ensemble_parts(run)
         fitted = [_refit_one(ws, tracking.get_run(ws, m), table, splits) for m in members]
-        weights = run.params.get("ensemble.weights")
-        weights = [float(w) for w in weights.split(",")] if weights else None
-        model = EnsembleModel([f[0] for f in fitted], weights).eval()
+        model = EnsembleModel([f[0] for f in fitted], blend.weights, blend.first).eval()
         windows = _all_rows(feats.lag_windows(table, splits, model.cfg.lags))
         train_mae = float(np.abs(windows.predict(model) - windows.y()).mean())
         data = feats.data_params(ws, windows) | source

@@ -20,6 +20,7 @@ from pipeline.tracking.queries import (
     all_runs,
     artifacts,
     children,
+    ensemble_parts,
     epoch_curves,
     epoch_history,
     find_sweep,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
-from pipeline.models.config import ModelConfig
+from pipeline.models.config import Blend, ModelConfig
 from pipeline.tracking.connection import session
 from pipeline.tracking.records import RunRecord, Stage, SweepPurpose, Tag, _record
 
@@ -111,6 +111,17 @@ def metric_steps(ws: Paths, run_id: str, key: str) -> dict[int, float]:
 def artifacts(ws: Paths, run_id: str, path: str | None = None) -> set[str]:
     """Paths of a run's artifacts (at the top level, or under `path`)."""
     return {a.path for a in session(ws).client.list_artifacts(run_id, path)}
+
+
+def ensemble_parts(run: RunRecord) -> tuple[list[str], Blend]:
+    """An ensemble run's member runs and how it blends them (its ensemble.* params)."""
+
+    def floats(key: str) -> tuple[float, ...] | None:
+        found = run.params.get(key)
+        return tuple(float(w) for w in found.split(",")) if found else None
+
+    members = run.params["ensemble.members"].split(",")
+    return members, Blend(floats("ensemble.weights"), floats("ensemble.first"))
 
 
 def run_config(run: RunRecord) -> tuple[ModelConfig | None, TrainConfig]:

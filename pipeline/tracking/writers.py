@@ -267,6 +267,8 @@ def log_ensemble(
         params |= {"ensemble.size": len(members), "ensemble.members": ",".join(members)}
         if getattr(model, "weights", None) is not None:  # a greedy ensemble's weighted mean
             params["ensemble.weights"] = ",".join(repr(w) for w in model.weights)
+        if getattr(model, "first", None) is not None:  # a stepwise model's day-1 weights
+            params["ensemble.first"] = ",".join(repr(w) for w in model.first)
         params |= {f"data.{k}": v for k, v in data.items()}
         run.params(params)
         run.metrics(scores)

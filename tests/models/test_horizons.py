@@ -63,6 +63,28 @@ def test_recursive_paths_feed_each_prediction_back_as_lag_1():
     np.testing.assert_allclose(out, expected)
 
 
+def test_a_stepwise_ensemble_takes_day_1_from_one_blend_and_the_rest_from_another():
+    """config.Blend: `first` weights day 1 (the one-day forecast and step 1 of a path), the
+    later weights days 2..H; each member forecasts its own path (fed its own predictions)."""
+    from pipeline.models.infer import NumpyEnsemble
+
+    def member(a: float, c: float):
+        return SimpleNamespace(cfg=SimpleNamespace(lags=1), predict=lambda x, wd: a * x[:, 0] + c)
+
+    slow, fast = member(0.5, 10.0), member(2.0, 0.0)
+    step = NumpyEnsemble((slow, fast), weights=(0.0, 1.0), first=(1.0, 0.0))
+    x = np.array([[4.0], [100.0]])
+    out = hz.paths(step, x, np.array([0, 0]), 4)
+    own = [hz.recursive_paths(m, x, np.array([0, 0]), 4) for m in (slow, fast)]
+    np.testing.assert_allclose(out[:, 0], own[0][:, 0])  # day 1: slow's 12 and 60
+    np.testing.assert_allclose(out[:, 1:], own[1][:, 1:])  # days 2..4: fast's own path
+    np.testing.assert_allclose(out[:, 0], [12.0, 60.0])
+    np.testing.assert_allclose(out[:, 3], [64.0, 1600.0])  # 4 * 2**4: fast never reads 12
+    np.testing.assert_allclose(step.predict(x), [12.0, 60.0])  # one day ahead: the first blend
+    plain = NumpyEnsemble((slow, fast), weights=(0.25, 0.75))
+    np.testing.assert_allclose(hz.paths(plain, x, np.array([0, 0]), 4)[:, 0], plain.predict(x))
+
+
 def test_forecast_paths_never_read_imputed_days_or_days_after_the_last_one():
     table = simulate(2, 40)
     imputed = table.imputed.copy()

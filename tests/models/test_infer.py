@@ -103,3 +103,23 @@ def test_an_ensemble_is_the_mean_of_its_members(tmp_path: Path):
     assert isinstance(loaded, infer.NumpyEnsemble) and loaded.cfg.lags == 14
     by_hand = (members[0].predict(x[:, :7]) + members[1].predict(x)) / 2
     np.testing.assert_allclose(loaded.predict(x), by_hand, rtol=1e-5)
+
+
+def test_a_stepwise_ensemble_keeps_its_day_1_weights_through_save_and_load(tmp_path: Path):
+    import torch
+
+    from pipeline.models import infer
+    from pipeline.models.families import EnsembleModel, ViewsModel, load, save
+
+    torch.manual_seed(2)
+    x = np.random.default_rng(2).lognormal(5, 1, (16, 14))
+    members = [ViewsModel(ModelConfig(lags=n, model="linear")) for n in (7, 14)]
+    save(EnsembleModel(members, [0.0, 1.0], [0.75, 0.25]), tmp_path)
+    for loaded in (infer.load(tmp_path), load(tmp_path)):
+        assert loaded.first == (0.75, 0.25) and loaded.weights == (0.0, 1.0)
+        assert loaded.cfg.first == (0.75, 0.25)
+        day_one = 0.75 * members[0].predict(x[:, :7]) + 0.25 * members[1].predict(x)
+        np.testing.assert_allclose(loaded.predict(x), day_one, rtol=1e-5)
+    with torch.no_grad():
+        forward = load(tmp_path)(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(forward, day_one, rtol=1e-5)

@@ -79,6 +79,24 @@ def test_an_ensemble_champion_is_backtested_member_by_member(swept: Path, cli):
     assert cli("backtest").exit_code == 0  # the champion
 
 
+def test_a_stepwise_backtest_is_one_runs_day_1_and_the_others_later_days(swept: Path):
+    """A stepwise model (day 1 from naive, days 2..7 from the seasonal naive) is backtested as
+    its two runs are: at every origin its step 1 is naive's, its later steps the seasonal's."""
+    from pipeline.search.ensembles import stepwise_run
+
+    ws = Paths(swept)
+    sweep = tracking.latest_sweep(ws)
+    naive, seasonal = (tracking.get_run(ws, _run(ws, n)) for n in ("naive", "seasonal-naive"))
+    step = stepwise_run(ws, sweep, tracking.sweep_children(ws, sweep), naive, seasonal, 7)
+    assert step is not None and step.params["ensemble.first"] == "1.0,0.0"
+    plan = Plan(horizon=7, origins=3, step=7)
+    done, first, later = (backtest(ws, r.run_id, plan) for r in (step, naive, seasonal))
+    assert done.steps[0]["mae"] == pytest.approx(first.steps[0]["mae"])
+    assert done.steps[0]["mae"] != pytest.approx(later.steps[0]["mae"])
+    for mine, theirs in zip(done.steps[1:], later.steps[1:], strict=True):
+        assert mine["mae"] == pytest.approx(theirs["mae"]), mine["h"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -15,6 +15,7 @@ from pipeline.data import features as feats
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.models import intervals as iv
+from pipeline.models.config import Blend
 from pipeline.models.families import ModelConfig
 from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
 from pipeline.models.train import TrainConfig, fit
@@ -48,7 +49,7 @@ def test_the_half_widths_pool_each_windows_errors(swept: Path):
     than the last window's alone."""
     store = Store(Paths(swept))
     dev, splits = store.read_dev(), store.read_splits()
-    found = calibration.calibrate(dev, splits, [LINEAR], None, horizon=5)
+    found = calibration.calibrate(dev, splits, [LINEAR], Blend(), horizon=5)
     assert found.windows == 3
     lo, hi = validation_bounds(dev, splits)
     code, pred, actual = [], [], []

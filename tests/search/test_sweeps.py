@@ -178,7 +178,7 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     result = cli("select", "--metric", "val_mae_h7", "--ensemble", "3", "--json")
     assert result.exit_code == 0, result.output
     after = tracking.sweep_children(ws, parent)
-    (ensemble,) = [r for r in after if r.name == "ensemble-top3"]
+    (ensemble,) = [r for r in after if r.name == "ensemble-top3-h7"]
     model = tracking.load_predictor(ws, ensemble.run_id)
     again = horizons.validation_mae_ahead(model, store.read_dev(), store.read_splits(), 7)
     assert ensemble.metrics["val_mae_h7"] == pytest.approx(again, rel=1e-5)
@@ -190,6 +190,29 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     assert tracking.champion_run(ws) == best.run_id
     greedy = cli("select", "--metric", "val_mae_h7", "--ensemble-method", "greedy")
     assert greedy.exit_code == 0 and "no greedy ensemble on val_mae_h7" in greedy.stdout
+    # no ensemble: the best single on val_mae (day 1) and on val_mae_h7 differ, so a stepwise
+    # model competes: the first's forecast for day 1, the second's for days 2..7
+    assert cli("select", "--metric", "val_mae_h7", "--ensemble", "0").exit_code == 0
+    day_one = min((r for r in runs if not r.baseline), key=lambda r: r.metrics["val_mae"])
+    week = min((r for r in runs if not r.baseline), key=metric_h7)
+    assert day_one.run_id != week.run_id
+    (step,) = [
+        r
+        for r in tracking.sweep_children(ws, parent)
+        if r.name == f"stepwise-h7 {day_one.name}, then {week.name}"
+    ]
+    assert step.params["ensemble.members"] == f"{day_one.run_id},{week.run_id}"
+    assert step.metrics["val_mae"] == pytest.approx(day_one.metrics["val_mae"], rel=1e-6)
+    pair = [tracking.load_model(ws, r.run_id) for r in (day_one, week)]
+    dev, splits = store.read_dev(), store.read_splits()
+    lo, hi = horizons.validation_bounds(dev, splits)
+    origins = horizons.origins_between(dev, lo, hi - 6, 14)
+    first, later = (horizons.forecast_paths(m, dev, origins, 7, hi) for m in pair)
+    stitched = np.concatenate([first.errors[:, :1], later.errors[:, 1:]], axis=1)
+    assert step.metrics["val_mae_h7"] == pytest.approx(np.nanmean(stitched), rel=1e-5)
+    ranked = [r for r in tracking.sweep_children(ws, parent) if r.tags.get("ensemble_key") is None]
+    contenders = [*ranked, step]
+    assert tracking.champion_run(ws) == min(contenders, key=metric_h7).run_id
     # a direct champion, refit and forecast a week ahead (its days at once)
     tracking.register_alias(ws, run.run_id, "champion", {})
     for args in (("finalize",), ("refit",), ("forecast", "--horizon", "7")):
@@ -198,6 +221,16 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     (csv,) = (two_series / "data" / "forecasts").glob("*.csv")
     frame = pd.read_csv(csv)
     assert len(frame) == 14 and (frame["upper_95"] >= frame["upper_80"]).all()
+    # a stepwise champion refits both its runs and keeps its day-1 weights in production
+    tracking.register_alias(ws, step.run_id, "champion", {})
+    for args in (("refit",), ("forecast", "--horizon", "7", "--force")):
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.output)
+    production = tracking.get_run(ws, tracking.alias_run(ws, "production")[0])
+    assert production.params["ensemble.first"] == step.params["ensemble.first"] == "1.0,0.0"
+    assert production.params["ensemble.weights"] == "0.0,1.0"
+    assert tracking.load_predictor(ws, production.run_id).first == (1.0, 0.0)
+    assert len(pd.read_csv(csv)) == 14
 
 
 def metric_h7(run) -> float:
