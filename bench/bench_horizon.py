@@ -2,7 +2,7 @@
 
     python bench/bench_horizon.py [--max-minutes 1.5] [--horizon 28] [--origins 8] [--step 7]
                                   [--select-horizon 1] [--only codingtrain] [--no-peers] [--out F]
-                                  [--baseline F] [--tables-only]
+                                  [--baseline F] [--tables-only [--peers-from F]]
 
 The 14 sets of bench_accuracy.py. For each, in a fresh workspace: `viewcast ingest`, `viewcast
 sweep --max-minutes M --horizon S` (the default grid; S = --select-horizon: above 1 the
@@ -20,7 +20,8 @@ backtest does):
 Per set and h in (1, 7, 28): MAE of each; ratio = champion / best peer at that h (the hardest bar:
 the peer best on these very origins) and champion / the peer chosen on validation (the one with
 the lowest MAE at that h at K origins whose H days all end before the first backtest origin).
---baseline F compares the h = 1 champion with another run's (e.g. --select-horizon 1).
+--baseline F compares the h = 1 champion with another run's (e.g. --select-horizon 1);
+--tables-only --peers-from F scores a --no-peers run's champions against F's peers.
 Coverage of the champion's 80% and 95% intervals pooled over the sets' origins, per-step
 conformal and the sqrt(h) heuristic it replaced.
 Results: bench/out/horizon.json and Markdown tables on stdout.
@@ -204,6 +205,23 @@ def one_set(name: str, args) -> dict:
     return out
 
 
+def with_peers(results: list[dict], fitted: list[dict]) -> list[dict]:
+    """The champions of `results` against the peers of another run of this script at the same
+    origins (the peers' fits do not depend on viewcast: the same sets, H, origins and step)."""
+    by_set = {r["set"]: r for r in fitted}
+    for result in results:
+        for h, cell in result["steps"].items():
+            old = by_set[result["set"]]["steps"][h]
+            cell["peers"] = old["peers"]
+            if old.get("best_peer"):
+                best = old["best_peer"]
+                cell["best_peer"], cell["ratio"] = best, cell["champion"] / old["peers"][best]
+            if old.get("val_peer"):
+                cell["val_peer"] = old["val_peer"]
+                cell["val_ratio"] = cell["champion"] / old["peers"][old["val_peer"]]
+    return results
+
+
 def tables(results: list[dict], horizon: int, baseline: list[dict] | None = None) -> None:
     for h in (h for h in REPORTED if h <= horizon):
         print(f"\n### h = {h}\n")
@@ -285,10 +303,14 @@ def main() -> None:
     parser.add_argument("--out", default="horizon.json")
     parser.add_argument("--baseline", help="a result file to compare the h = 1 champions with")
     parser.add_argument("--tables-only", action="store_true", help="print the tables of --out")
+    parser.add_argument("--peers-from", help="with --tables-only: the peers of this result file")
     args = parser.parse_args()
     baseline = load(Path(args.baseline)) if args.baseline else None
     if args.tables_only:
-        tables(load(OUT / args.out), args.horizon, baseline)
+        results = load(OUT / args.out)
+        if args.peers_from:
+            results = with_peers(results, load(Path(args.peers_from)))
+        tables(results, args.horizon, baseline)
         return
     names = args.only or list(SETS)
     results = []
