@@ -174,6 +174,7 @@ def one_set(name: str, args) -> dict:
     chosen = json.loads(champion.stdout)
     out = {"set": name, "what": what, "backtest_seconds": seconds, "steps": {}}
     out["champion"] = chosen["champion"]["name"]
+    out["ranking"] = [[r["name"], r["score"]] for r in chosen["ranking"][:5]]  # the top 5
     for h in (h for h in REPORTED if h <= args.horizon):
         row = steps[h]
         cell = {
