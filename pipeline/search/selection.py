@@ -70,16 +70,15 @@ def select(
     if method not in ENSEMBLE_METHODS:
         raise ViewcastError(f"--ensemble-method must be greedy or top, got {method!r}")
     sweep_id = sweep_id or tracking.latest_sweep(ws)
-    ranking, note = _ranked(ws, sweep_id, metric, ensemble, method)
+    every = tracking.sweep_children(ws, sweep_id)  # read once: each ranking filters it
+    best, note = _ranked(ws, sweep_id, every, metric, ensemble, method)
     horizon = ahead(metric)
     if horizon > 1:
-        day_one = _ranked(ws, sweep_id, "val_mae", ensemble, method)[0][0]
-        if day_one.run_id != ranking[0].run_id:
-            children = tracking.sweep_children(ws, sweep_id)
-            first, later = (tracking.get_run(ws, r.run_id) for r in (day_one, ranking[0]))
-            step = stepwise_run(ws, sweep_id, children, first, later, horizon)
-            extra = [] if step is None else [_row(step, metric)]
-            ranking = sorted([*ranking, *extra], key=lambda row: (row.score, row.name))
+        day_one = _ranked(ws, sweep_id, every, "val_mae", ensemble, method)[0][0]
+        if day_one.run_id != best[0].run_id:
+            step = stepwise_run(ws, sweep_id, every, day_one, best[0], horizon)
+            best += [] if step is None else [step]
+    ranking = sorted((_row(r, metric) for r in best), key=lambda row: (row.score, row.name))
     version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
     for row in [r for r in ranking if not r.baseline][:log_models]:
         tracking.materialise(ws, row.run_id)
@@ -88,11 +87,16 @@ def select(
 
 
 def _ranked(
-    ws: Paths, sweep_id: str, metric: str, ensemble: int, method: str
-) -> tuple[list[Ranked], str]:
+    ws: Paths,
+    sweep_id: str,
+    every: list[tracking.RunRecord],
+    metric: str,
+    ensemble: int,
+    method: str,
+) -> tuple[list[tracking.RunRecord], str]:
     """The sweep's runs (and its ensemble, built and logged if need be) best first on `metric`,
     and a note when no ensemble could compete."""
-    children = [r for r in tracking.sweep_children(ws, sweep_id) if metric in r.metrics]
+    children = [r for r in every if metric in r.metrics]
     runs = [r for r in children if Tag.ENSEMBLE_KEY not in r.tags]  # one competes, below
     if not runs:
         raise ViewcastError(f"sweep {sweep_id} has no finished run with metric {metric!r}")
@@ -110,15 +114,9 @@ def _ranked(
             build = greedy_run if method == "greedy" else ensemble_run
             extra = build(ws, sweep_id, runs, children, ensemble, metric)
             runs += [extra] if extra is not None and metric in extra.metrics else []
-    ranking = sorted((_row(r, metric) for r in runs), key=lambda row: (row.score, row.name))
-    return ranking, note
+    return sorted(runs, key=lambda r: (r.metrics[metric], r.name)), note
 
 
 def _row(run: tracking.RunRecord, metric: str) -> Ranked:
-    return Ranked(
-        run.run_id,
-        run.name,
-        run.metrics[metric],
-        run.metrics.get("train_mae", math.nan),
-        run.baseline,
-    )
+    train_mae = run.metrics.get("train_mae", math.nan)
+    return Ranked(run.run_id, run.name, run.metrics[metric], train_mae, run.baseline)
