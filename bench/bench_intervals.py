@@ -139,14 +139,15 @@ def window_errors(table, splits, members, end: int, horizon: int, seen: int | No
     model, results = trained.model, trained.results
     lags = max(c.model.lags for c in members)
     origins = origins_between(past, np.array([end - val]), np.array([end - 1]), lags)
-    found = forecast_paths(model, past, origins, horizon, np.array([end - 1]))
     levels = np.array([level(past.views, int(p)) for p in origins])
-    reach = None
-    if seen is not None:
-        later = table.take(table.day < seen)
-        far = forecast_paths(model, later, origins, horizon, np.array([seen - 1]))
-        reach = (far.errors, levels)
-    return found.errors, levels, found.pred, past, cut, results, reach
+    # forecast once: the window's own errors are those of the days before `end` (the inputs are
+    # days before each origin either way, so the forecasts are the same)
+    last = end if seen is None else seen
+    found = forecast_paths(model, table.take(table.day < last), origins, horizon, [last - 1])
+    day = found.day[:, None] + np.arange(horizon)
+    errors = np.where(day <= end - 1, found.errors, np.nan)
+    reach = None if seen is None else (found.errors, levels)
+    return errors, levels, found.pred, past, cut, results, reach
 
 
 def widths(calib: list[tuple[np.ndarray, np.ndarray]], level_now: float, horizon: int):
