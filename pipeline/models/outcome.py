@@ -3,8 +3,8 @@
 The door (pipeline.tracking) computes nothing: this module turns a TrainResult into the final
 metrics (with the scale-free ratio to the naive forecast), the learning curves as (key, epoch,
 value) points (thinned to at most CURVE_POINTS epochs, the best and the last always kept), the
-files kept in the model folder (validation intervals, out-of-fold forecasts) and the figures
-logged beside it (the learning curve).
+files kept in the model folder (every epoch of the curves, validation intervals, out-of-fold
+forecasts) and the figures logged beside it (the learning curve).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from pipeline import plots
 from pipeline.data.features import LagWindows
 from pipeline.data.metrics import validation_vs_naive
 from pipeline.models import intervals
+from pipeline.models.safe import CURVES_FILE
 from pipeline.models.train import TrainResult
 
 CURVE_NAMES = {"val_mae": "val_mae_epoch"}  # the final `val_mae` is the restored model's
-CURVE_POINTS = 50  # epochs a logged curve keeps at most: a run's four curves and its params fit in
-# one log_batch of about 240 rows (MLflow writes about 0.06 ms a metric into SQLite): 50 points
-# instead of 200 took a sweep member's log_batch from about 38 ms to 24 ms (issue 26)
+CURVE_POINTS = 25  # epochs a curve keeps in MLflow at most (its every epoch: CURVES_FILE in the
+# model folder). MLflow writes about 0.08 ms a metric point into SQLite: a run's four curves at
+# 200 points took a sweep member's log_batch to about 38 ms, at 50 to 22 ms, at 25 to 14 ms
 
 Writer = Callable[[Path], None]  # writes one file at the path (or into the folder) it is given
 
@@ -71,6 +72,13 @@ def curve_points(
     return points
 
 
+def full_curves(history: dict[str, list[float]]) -> Writer:
+    """What writes every epoch of the curves into the model folder (CURVES_FILE: one float64
+    array per curve, named as the run's metrics are)."""
+    arrays = {CURVE_NAMES.get(k, k): np.asarray(v, np.float64) for k, v in history.items()}
+    return lambda folder: np.savez(folder / CURVES_FILE, **arrays)
+
+
 def kept_intervals(
     windows: LagWindows, rows: np.ndarray, pred: np.ndarray | None, data: dict
 ) -> Writer | None:
@@ -113,7 +121,8 @@ def training_outcome(
         finals["val_mae_vs_naive"] = validation_vs_naive(result.model, windows, pred)
     kept = kept_intervals(windows, val_rows, pred, data) if keep_intervals else None
     outcome = Outcome(finals, curve_points(result.history, result.best_epoch))
-    outcome.model_files = [w for w in (kept, *files) if w is not None]
+    every = full_curves(result.history) if result.history else None
+    outcome.model_files = [w for w in (every, kept, *files) if w is not None]
     if result.history and curve_png:
         history = result.history
         outcome.figures["learning_curve.png"] = lambda path: plots.learning_curve(history, path)

@@ -1,9 +1,9 @@
 """Model files read back without unpickling anything.
 
 A model folder holds JSON (model.json, ensemble.json, data.json), NumPy archives read with
-`allow_pickle=False` (weights.npz, intervals.npz, example.npz) and, for the boosted trees,
-skops (trees.skops) loaded with exactly the types a HistGradientBoostingRegressor needs. A folder
-holding a pickle (by name or by its first bytes: a planted file, or one written by a viewcast
+`allow_pickle=False` (weights.npz, intervals.npz, example.npz, curves.npz) and, for the boosted
+trees, skops (trees.skops) loaded with exactly the types a HistGradientBoostingRegressor needs. A
+folder holding a pickle (by name or by its first bytes: a planted file, or one written by a viewcast
 before these rules) or a trees file with any other type is refused in one line naming the file.
 This matters most with a team's MLflow server, whose artifacts other people write.
 """
@@ -18,6 +18,7 @@ import numpy as np
 from pipeline.data.errors import ViewcastError
 
 TREES_FILE = "trees.skops"
+CURVES_FILE = "curves.npz"  # every epoch of a run's curves (pipeline.models.outcome writes it)
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pt", ".pth", ".joblib", ".ckpt", ".cloudpickle"})
 # what skops finds in a fitted HistGradientBoostingRegressor beyond its defaults: trusted,
 # and nothing more
@@ -62,6 +63,16 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         raise UnsafeModelError(f"{path}: {str(err).splitlines()[0]}") from None
     except (OSError, zipfile.BadZipFile) as err:
         raise ViewcastError(f"{path}: not a NumPy archive ({type(err).__name__})") from None
+
+
+def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Each curve of a CURVES_FILE as (epochs, values), its non-finite epochs left out (as in
+    MLflow's thinned curves)."""
+    out = {}
+    for key, values in load_arrays(path).items():
+        finite = np.flatnonzero(np.isfinite(values))
+        out[key] = ((finite + 1).tolist(), values[finite].astype(float).tolist())
+    return out
 
 
 def save_trees(trees, path: Path) -> None:

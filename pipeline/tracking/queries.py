@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
 from pipeline.models.config import Blend, ModelConfig
+from pipeline.models.safe import CURVES_FILE, read_curves
 from pipeline.tracking.connection import session
 from pipeline.tracking.records import RunRecord, Stage, SweepPurpose, Tag, _record
+from pipeline.tracking.registry import model_folder
 
 if TYPE_CHECKING:
     from pipeline.models.train import TrainConfig
@@ -88,8 +90,16 @@ def submissions_today(ws: Paths, now: dt.datetime) -> int:
 
 
 def epoch_curves(ws: Paths, run_id: str) -> dict[str, tuple[list[int], list[float]]]:
-    """The epochs and values of the training loss, gradient norm and validation MAE a run logged
-    (a long curve keeps some of its epochs: pipeline.models.outcome)."""
+    """The epochs and values of the training loss, gradient norm and validation MAE of a run:
+    every epoch from its model folder's curves file, else the thinned curves MLflow holds (runs
+    logged before the file, or with no model folder)."""
+    try:
+        path = model_folder(ws, run_id) / CURVES_FILE
+    except ViewcastError:  # no model folder: a failed run, or one logged by hand
+        path = None
+    if path is not None and path.is_file():
+        found = read_curves(path)
+        return {k: found.get(k, ([], [])) for k in ("train_loss", "grad_norm", "val_mae_epoch")}
     client = session(ws).client
     out = {}
     for key in ("train_loss", "grad_norm", "val_mae_epoch"):

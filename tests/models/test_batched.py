@@ -259,6 +259,11 @@ def test_a_stacked_sweep_logs_every_member_and_draws_only_the_best(two_sweeps):
         else:  # thinned: evenly spaced, the best and the last among them
             assert len(steps) <= CURVE_POINTS and steps[0] == 1 and steps[-1] == epochs
             assert int(run.metrics["best_epoch"]) in steps
+        every = tracking.epoch_curves(ws, run.run_id)  # the model folder's curves file
+        assert every["train_loss"][0] == list(range(1, epochs + 1))
+        assert {every["val_mae_epoch"][1][s - 1] for s in steps} == set(
+            tracking.metric_steps(ws, run.run_id, "val_mae_epoch").values()
+        )
         assert {"training", "validation"} == {context for context, _ in run.inputs}
         assert run.tags["stacked"] == "True" and "model" in tracking.artifacts(ws, run.run_id)
 

@@ -57,9 +57,9 @@ def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
     trained: str, home: Path
 ) -> None:
     """A 2,000-epoch curve is logged through MLflow's client as at most CURVE_POINTS points, the
-    best and the last epoch among them, each with its own value; nothing is written behind
-    MLflow's API (no SQL in the package)."""
-    from pipeline.models.outcome import CURVE_POINTS, Outcome, curve_points
+    best and the last epoch among them, each with its own value, and kept whole in the model
+    folder; nothing is written behind MLflow's API (no SQL in the package)."""
+    from pipeline.models.outcome import CURVE_POINTS, Outcome, curve_points, full_curves
 
     ws = Paths(home)
     run = tracking.get_run(ws, trained)
@@ -85,5 +85,16 @@ def test_long_curves_go_through_log_batch_thinned_with_the_best_and_last_epoch(
     assert 1501 in curves["train_loss"][0] and min(curves["train_loss"][1]) == 0.5
     png = jobs.plot(ws, run_id)  # drawn from the thinned curves, on their own epochs
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # with the curves file in its model folder (what training_outcome writes), a run's curves
+    # are read back at every epoch, non-finite ones left out; MLflow still holds the thinned
+    history["grad_norm"][7] = float("inf")  # a diverged step: not drawn, not logged
+    outcome.model_files = [full_curves(history)]
+    full = tracking.log_training(ws, windows, mcfg, tcfg, model, "cpu", outcome, data)
+    assert tracking.metric_steps(ws, full, "val_mae_epoch") == steps
+    every = tracking.epoch_curves(ws, full)
+    assert every["val_mae_epoch"] == (list(range(1, 2001)), values)
+    assert every["train_loss"] == (list(range(1, 2001)), history["train_loss"])
+    assert every["grad_norm"][0] == [e for e in range(1, 2001) if e != 8]
+    assert jobs.plot(ws, full).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     sources = Path(tracking.__file__).parents[1].rglob("*.py")
     assert not [p for p in sources if "insert into" in p.read_text().lower()]
