@@ -26,7 +26,7 @@ from pipeline.models.train import TrainResult
 CURVE_NAMES = {"val_mae": "val_mae_epoch"}  # the final `val_mae` is the restored model's
 CURVE_POINTS = 25  # epochs a curve keeps in MLflow at most (its every epoch: CURVES_FILE in the
 # model folder). MLflow writes about 0.08 ms a metric point into SQLite: a run's four curves at
-# 200 points took a sweep member's log_batch to about 38 ms, at 50 to 22 ms, at 25 to 14 ms
+# 200 points took a sweep member's log_batch to about 38 ms, at 50 to 22 ms, at 25 to 16 ms
 
 Writer = Callable[[Path], None]  # writes one file at the path (or into the folder) it is given
 

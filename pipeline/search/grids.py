@@ -83,22 +83,23 @@ def how_trained(cfg: ModelConfig, train: TrainConfig) -> str:
 
 def with_direct(candidates: list[Candidate], horizon: int) -> list[Candidate]:
     """The grid's strategy axis for forecasts `horizon` days ahead: every configuration as it is
-    (recursive: its one-day model fed back), each network followed by its direct twin, whose
-    output layer predicts days 1..H at once (trained alone, on gathered windows; not the
-    baselines, the trees or sampled epochs), so a time budget cuts both alike. Unchanged for one
-    day."""
+    (recursive: its one-day model fed back), then each network's direct twin, whose output
+    layer predicts days 1..H at once (trained alone, on gathered windows; not the baselines,
+    the trees or sampled epochs). The twins come after the whole one-day grid, so a time budget
+    cuts them first: a sweep for H days trains the one-day configurations first and in the same
+    order as a one-day sweep (cheap stacks before twins trained alone; day 1's champion is
+    chosen among them). Unchanged for one day."""
     if horizon <= 1:
         return candidates
-    out = []
+    twins = []
     for cand in candidates:
-        out.append(cand)
         if cand.baseline or cand.model.model in ("naive", "hgb") or cand.train.rows_per_epoch:
             continue
         model = replace(cand.model, horizon=horizon)
-        out.append(
+        twins.append(
             Candidate(config_name(model) + how_trained(model, cand.train), model, cand.train)
         )
-    return out
+    return candidates + twins
 
 
 def with_year(candidates: list[Candidate]) -> list[Candidate]:

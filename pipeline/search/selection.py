@@ -59,12 +59,13 @@ def select(
     competes as one more run: `greedy`, members chosen by forward selection on the folds'
     validation forecasts (see pipeline.ensembles), or `top`, the mean of the K best
     configurations (a sweep without --folds only; the one method for val_mae_h<H>, where the
-    members' paths H days ahead are averaged and scored). On val_mae_h<H> a stepwise model
-    competes too when the champion on val_mae (the one chosen without a horizon) is another
-    run: that run's forecast for day 1, the best run on val_mae_h<H> for days 2..H. The
-    champion becomes an MLflow pyfunc model (registered); with `log_models` K, so do the K best
-    runs (baselines left out). Its intervals are calibrated on up to three validation windows
-    (search.calibration)."""
+    members' paths H days ahead are averaged and scored). On val_mae_h<H> each day is chosen on
+    its own evidence: when the champion a one-day sweep would give (the best on val_mae among
+    the runs without a direct twin's H outputs, same ensemble settings) is another run than the
+    best on val_mae_h<H>, the champion is the stepwise model of the two: the first's forecast
+    for day 1, the second's for days 2..H. The champion becomes an MLflow pyfunc model
+    (registered); with `log_models` K, so do the K best runs (baselines left out). Its
+    intervals are calibrated on up to three validation windows (search.calibration)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
     if method not in ENSEMBLE_METHODS:
@@ -72,13 +73,16 @@ def select(
     sweep_id = sweep_id or tracking.latest_sweep(ws)
     every = tracking.sweep_children(ws, sweep_id)  # read once: each ranking filters it
     best, note = _ranked(ws, sweep_id, every, metric, ensemble, method)
-    horizon = ahead(metric)
+    horizon, step = ahead(metric), None
     if horizon > 1:
-        day_one = _ranked(ws, sweep_id, every, "val_mae", ensemble, method)[0][0]
+        one_day = [r for r in every if r.params.get("model.horizon", "1") == "1"]
+        day_one = _ranked(ws, sweep_id, one_day, "val_mae", ensemble, method)[0][0]
         if day_one.run_id != best[0].run_id:
             step = stepwise_run(ws, sweep_id, every, day_one, best[0], horizon)
-            best += [] if step is None else [step]
     ranking = sorted((_row(r, metric) for r in best), key=lambda row: (row.score, row.name))
+    if step is not None:  # the champion by construction, then the rest as they rank
+        ranking.insert(0, _row(step, metric))
+        note = "; ".join(filter(None, [note, _stepwise_note(day_one, best[0], metric)]))
     version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
     for row in [r for r in ranking if not r.baseline][:log_models]:
         tracking.materialise(ws, row.run_id)
@@ -115,6 +119,13 @@ def _ranked(
             extra = build(ws, sweep_id, runs, children, ensemble, metric)
             runs += [extra] if extra is not None and metric in extra.metrics else []
     return sorted(runs, key=lambda r: (r.metrics[metric], r.name)), note
+
+
+def _stepwise_note(first: tracking.RunRecord, later: tracking.RunRecord, metric: str) -> str:
+    return (
+        f"the champion takes day 1 from {first.name} (the best on val_mae, as without a "
+        f"horizon) and days 2..{ahead(metric)} from {later.name} (the best on {metric})"
+    )
 
 
 def _row(run: tracking.RunRecord, metric: str) -> Ranked:

@@ -106,15 +106,17 @@ def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monke
 
 
 def test_the_strategy_and_year_axes_add_twins_after_each_network():
-    """`--horizon 7`: each network is followed by its direct twin (not the baselines, not the
-    trees); the year axis then adds each one's twin that also reads the week a year back. One
-    day and no year leave the grid as it was; keys of old configurations do not change."""
+    """`--horizon 7`: the one-day grid as it was, then each network's direct twin (not the
+    baselines, not the trees), so a time budget cuts the twins first; the year axis then adds
+    each one's twin that also reads the week a year back. One day and no year leave the grid
+    as it was; keys of old configurations do not change."""
     cands = grids.baselines() + grids.default_grid()[:3]
     assert grids.with_direct(cands, 1) == cands
     direct = grids.with_direct(cands, 7)
-    assert [c.model.horizon for c in direct] == [1, 1, 1, 1, 7, 1, 7, 1, 7]
-    assert direct[4].name == direct[3].name.replace("-adam", "-direct7-adam")
-    assert direct[4].key != direct[3].key and direct[3].key == cands[3].key
+    assert direct[:6] == cands, "the one-day grid first, unchanged"
+    assert [c.model.horizon for c in direct] == [1, 1, 1, 1, 1, 1, 7, 7, 7]
+    assert direct[6].name == direct[3].name.replace("-adam", "-direct7-adam")
+    assert direct[6].key != direct[3].key and direct[3].key == cands[3].key
     both = grids.with_year(direct)
     assert len(both) == 3 + 12
     twin = both[4]

@@ -186,15 +186,26 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     by_hand = EnsembleModel([tracking.load_model(ws, r.run_id) for r in singles[:3]]).eval()
     mean_of_top3 = horizons.validation_mae_ahead(by_hand, store.read_dev(), store.read_splits(), 7)
     assert ensemble.metrics["val_mae_h7"] == pytest.approx(mean_of_top3, rel=1e-5)
+    # each day on its own evidence: day 1 from the one-day champion (the top-3 on val_mae of the
+    # runs a one-day sweep trains: no direct twin), days 2..7 from the best on val_mae_h7
     best = min(after, key=metric_h7)
-    assert tracking.champion_run(ws) == best.run_id
+    champion = tracking.get_run(ws, tracking.champion_run(ws))
+    (top3,) = [r for r in after if r.name == "ensemble-top3"]
+    one_day = sorted((r for r in runs if "-direct" not in r.name), key=val_mae)
+    assert top3.params["ensemble.members"] == ",".join(r.run_id for r in one_day[:3])
+    first = min([*one_day, top3], key=val_mae)  # the top-3 competes with the singles on day 1
+    assert champion.name == f"stepwise-h7 {first.name}, then {best.name}"
+    shown = json.loads(result.stdout)
+    assert f"day 1 from {first.name} (the best on val_mae" in shown["note"]
+    assert shown["champion"]["name"] == shown["ranking"][0]["name"] == champion.name
+    assert shown["ranking"][1]["name"] == best.name, "then the rest as they rank"
     greedy = cli("select", "--metric", "val_mae_h7", "--ensemble-method", "greedy")
     assert greedy.exit_code == 0 and "no greedy ensemble on val_mae_h7" in greedy.stdout
-    # no ensemble: the best single on val_mae (day 1) and on val_mae_h7 differ, so a stepwise
-    # model competes: the first's forecast for day 1, the second's for days 2..7
+    # no ensemble: the best single on val_mae (day 1) and on val_mae_h7 differ, so the champion
+    # is the stepwise model: the first's forecast for day 1, the second's for days 2..7
     assert cli("select", "--metric", "val_mae_h7", "--ensemble", "0").exit_code == 0
-    day_one = min((r for r in runs if not r.baseline), key=lambda r: r.metrics["val_mae"])
-    week = min((r for r in runs if not r.baseline), key=metric_h7)
+    day_one = one_day[0]
+    week = min(runs, key=metric_h7)
     assert day_one.run_id != week.run_id
     (step,) = [
         r
@@ -210,9 +221,7 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
     first, later = (horizons.forecast_paths(m, dev, origins, 7, hi) for m in pair)
     stitched = np.concatenate([first.errors[:, :1], later.errors[:, 1:]], axis=1)
     assert step.metrics["val_mae_h7"] == pytest.approx(np.nanmean(stitched), rel=1e-5)
-    ranked = [r for r in tracking.sweep_children(ws, parent) if r.tags.get("ensemble_key") is None]
-    contenders = [*ranked, step]
-    assert tracking.champion_run(ws) == min(contenders, key=metric_h7).run_id
+    assert tracking.champion_run(ws) == step.run_id
     # a direct champion, refit and forecast a week ahead (its days at once)
     tracking.register_alias(ws, run.run_id, "champion", {})
     for args in (("finalize",), ("refit",), ("forecast", "--horizon", "7")):
@@ -235,6 +244,10 @@ def test_a_sweep_for_a_week_ahead_lets_direct_and_recursive_compete(
 
 def metric_h7(run) -> float:
     return run.metrics.get("val_mae_h7", float("inf"))
+
+
+def val_mae(run) -> tuple[float, str]:
+    return run.metrics["val_mae"], run.name
 
 
 @pytest.mark.parametrize(
