@@ -77,6 +77,7 @@ METHODS = (
     "three-windows",
     "three-extended",
     "refit-two",
+    "three-extended-monotone",
 )
 SINGLES = [
     Candidate(
@@ -216,6 +217,8 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
             "three-windows": three[lv][0],
             "three-extended": extended[lv][0],
             "refit-two": refitted[lv][0],
+            # never narrower than at an earlier step: the running maximum over h
+            "three-extended-monotone": np.maximum.accumulate(extended[lv][0]),
         }
         for method, w in half.items():
             hits[f"{method}_{lv}"] = np.where(np.isnan(err), np.nan, err <= w).tolist()
