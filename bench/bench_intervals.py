@@ -27,7 +27,9 @@ The calibration methods compared, each from days before o only:
   - refit-two: two windows, [o - 60, o) and [o - 120, o - 60), each forecast as a backtest origin
     would be: the configuration trained again on every day before the window for the epochs
     early stopping found on the window before it (so no window is scored by the training that
-    chose its epoch on it), scored on every day before o.
+    chose its epoch on it), scored on every day before o;
+  - three-extended-monotone: three-extended's half-widths made never narrower than at an
+    earlier step (their running maximum over h).
 Two sets of origins per set: "choose" (K origins ending before the first reported one, as the
 horizon bench's validation-chosen peer) to pick a method, and "report" (the backtest's own
 origins, the last H days before the set's last validation day) to measure it. Coverage pooled
