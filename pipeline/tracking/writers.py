@@ -183,7 +183,7 @@ def start_run(
         nested=parent is not None,
         tags={Tag.STAGE: str(stage), **(tags or {})},
     ) as run:
-        yield RunWriter(mlflow, run.info.run_id, run.info.experiment_id)
+        yield RunWriter(mlflow, run.info.run_id, run.info.experiment_id, run.info.artifact_uri)
 
 
 def create_run(ws: Paths, name: str, stage: Stage, tags: dict[str, str]) -> RunWriter:
@@ -191,7 +191,7 @@ def create_run(ws: Paths, name: str, stage: Stage, tags: dict[str, str]) -> RunW
     s = session(ws)
     experiment = s.daily if stage.experiment == DAILY_EXPERIMENT else s.experiment
     run = s.client.create_run(experiment, tags={Tag.STAGE: str(stage), **tags}, run_name=name)
-    return RunWriter(s.mlflow, run.info.run_id, run.info.experiment_id)
+    return RunWriter(s.mlflow, run.info.run_id, run.info.experiment_id, run.info.artifact_uri)
 
 
 def writer(ws: Paths, run_id: str) -> RunWriter:
