@@ -183,11 +183,12 @@ def stepwise_run(
     later: RunRecord,
     horizon: int,
 ) -> RunRecord | None:
-    """The stepwise model of two runs (an ensemble run of its own, scored like every one):
-    `first`'s forecast on day 1 (the champion on val_mae, the one `select` picks without a
-    horizon) and `later`'s on days 2..H (the champion on val_mae_h<H>), each member forecasting
-    its own path. Its val_mae is `first`'s, its val_mae_h<H> differs from `later`'s by day 1.
-    None when the two blend the same runs the same way."""
+    """The stepwise model of two runs (an ensemble run of its own, scored and logged like every
+    one; `select` makes it the champion on val_mae_h<H>): `first`'s forecast on day 1 (the
+    champion on val_mae, the one `select` picks without a horizon) and `later`'s on days 2..H
+    (the champion on val_mae_h<H>), each member forecasting its own path. Its val_mae is
+    `first`'s, its val_mae_h<H> differs from `later`'s by day 1. None when the two blend the
+    same runs the same way."""
     parts = [_weighted_members(first), _weighted_members(later)]
     members = list(dict.fromkeys(parts[0][0] + parts[1][0]))
 
