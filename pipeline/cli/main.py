@@ -370,6 +370,8 @@ def select(
     """Pick the champion on validation MAE and register it with the alias `champion` (an
     MLflow pyfunc model, as are an ensemble's members; other runs keep their model folder). On
     val_mae_h<H> the champion takes day 1 from the val_mae champion (a stepwise model)."""
+    if top < 1:
+        raise ViewcastError(f"--top must be at least 1, got {top}")
     chosen = jobs.select(
         ctx.obj, metric, sweep_run, ensemble, ensemble_method, top if log_models else 0
     )

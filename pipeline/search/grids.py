@@ -218,6 +218,10 @@ def toml_grid(path: Path) -> list[Candidate]:
         problem = f"unknown keys {', '.join(unknown)}" if unknown else "use [base] and [grid]"
         raise ViewcastError(f"{path}: {problem}")
     axes = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
+    for key, value in [*base.items(), *((k, v) for k, vs in axes.items() for v in vs)]:
+        wrong = _wrong_type(key, value)
+        if wrong:
+            raise ViewcastError(f"{path}: {key} must be {wrong}, got {value!r}")
     out, seen = [], set()
     for values in itertools.product(*axes.values()):
         settings = base | dict(zip(axes, values, strict=True))
@@ -234,6 +238,27 @@ def toml_grid(path: Path) -> list[Candidate]:
     if not out:
         raise ViewcastError(f"{path}: the grid has no configuration")
     return out
+
+
+DEFAULTS = {f.name: getattr(ModelConfig(), f.name) for f in fields(ModelConfig)} | {
+    f.name: getattr(TrainConfig(), f.name) for f in fields(TrainConfig)
+}
+
+
+def _wrong_type(key: str, value) -> str:
+    """What a grid file's value for `key` must be, when it is not ("" when it is): the type of
+    the field's default (an integer where a float is expected is fine, a boolean never is a
+    number)."""
+    expected = type(DEFAULTS[key])
+    if expected is bool:
+        return "" if isinstance(value, bool) else "true or false"
+    if isinstance(value, bool):
+        return {int: "an integer", float: "a number"}.get(expected, "a string")
+    if expected is int:
+        return "" if isinstance(value, int) else "an integer"
+    if expected is float:
+        return "" if isinstance(value, int | float) else "a number"
+    return "" if isinstance(value, str) else "a string"
 
 
 def load_grid(name: str) -> list[Candidate]:

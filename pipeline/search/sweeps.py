@@ -282,6 +282,7 @@ def plot_best(ws: Paths, parent: str, most: int = PLOTTED) -> list[str]:
 def draw_learning_curve(ws: Paths, run_id: str) -> Path:
     """Draw a run's learning curve from its logged curves and log it as learning_curve.png;
     the file's path (inside the run's artifacts when they are local)."""
+    run = tracking.get_run(ws, run_id)  # an unknown id: one line saying so
     logged = tracking.epoch_curves(ws, run_id)
     if not logged["train_loss"][1]:
         raise ViewcastError(f"run {run_id} has no learning curve (nothing was trained by descent)")
@@ -291,9 +292,7 @@ def draw_learning_curve(ws: Paths, run_id: str) -> Path:
     tracking.writer(ws, run_id).figures(
         {"learning_curve.png": lambda path: plots.learning_curve(curves, path, epochs)}
     )
-    return Path(tracking.get_run(ws, run_id).artifact_uri.removeprefix("file://")) / (
-        "learning_curve.png"
-    )
+    return Path(run.artifact_uri.removeprefix("file://")) / "learning_curve.png"
 
 
 def _finished_configs(ws: Paths, parent: str) -> set[str]:

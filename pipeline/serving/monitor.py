@@ -87,7 +87,7 @@ class Monitoring:
 def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True) -> Monitoring:
     """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
     if k <= 0 or m < 1:
-        raise ViewcastError("--k must be positive and --m at least 1")
+        raise ViewcastError("--drift-ratio must be positive and --drift-days at least 1")
     found = tracking.alias_run(ws, "champion")
     if found is None:
         raise ViewcastError("no champion: run `viewcast select` first")

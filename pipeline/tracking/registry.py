@@ -181,8 +181,8 @@ def materialise(ws: Paths, run_id: str) -> str:
     s = session(ws)
     try:
         run = s.client.get_run(run_id)
-    except Exception as err:  # MLflow raises several types for an unknown run
-        raise ViewcastError(f"no run {run_id!r} in {ws.mlruns}: {type(err).__name__}") from None
+    except Exception:  # MLflow raises several types for an unknown run
+        raise ViewcastError(f"no run {run_id!r} in this workspace") from None
     found = run.data.tags.get(Tag.MODEL_ID)
     if found:
         return found

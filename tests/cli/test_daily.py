@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import RAW
 
 
@@ -26,3 +28,14 @@ def test_the_old_drift_options_still_work_with_a_warning(cli, home: Path) -> Non
     result = cli("monitor", "--k", "2", "--m", "3")
     assert "--k is deprecated, use --drift-ratio" in result.stderr
     assert "--m is deprecated, use --drift-days" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [("--drift-ratio", "-1"), ("--drift-ratio", "0"), ("--drift-days", "0")]
+)
+def test_bad_drift_options_are_one_line_naming_them(cli, home: Path, args) -> None:
+    result = cli("monitor", *args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "viewcast: error: --drift-ratio must be positive and --drift-days at least 1\n"
+    )

@@ -78,6 +78,11 @@ def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
     assert result.exit_code == 2 and "'spline' is not one of 'linear', 'ffill', 'zero'" in (
         result.stderr
     )
+    result = cli("select", "--top", "0")  # refused before any sweep is looked for
+    assert (
+        result.exit_code == 2
+        and result.stderr == "viewcast: error: --top must be at least 1, got 0\n"
+    )
 
 
 def test_version_short_help_and_completion(cli) -> None:

@@ -25,4 +25,4 @@ def test_model_log_makes_a_run_an_mlflow_model_once(cli, home, raw):
     assert len(s.client.search_logged_models([s.experiment])) == 1
     unknown = cli("model", "log", "f" * 32)
     assert unknown.exit_code == 2
-    assert unknown.stderr.startswith(f"viewcast: error: no run '{'f' * 32}'")
+    assert unknown.stderr == f"viewcast: error: no run '{'f' * 32}' in this workspace\n"

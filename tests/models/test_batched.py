@@ -310,6 +310,9 @@ def test_a_bagged_champion_refits_each_seed_and_plots_on_demand(tmp_path: Path):
     naive = next(r for r in tracking.sweep_children(ws, report.run_id) if r.name == "naive")
     refused = invoke(home, "plot", naive.run_id)
     assert refused.exit_code == 2 and "no learning curve" in refused.stderr
+    unknown = invoke(home, "plot", "f" * 32)
+    assert unknown.exit_code == 2
+    assert unknown.stderr == f"viewcast: error: no run '{'f' * 32}' in this workspace\n"
 
     tracking.register_alias(ws, run.run_id, "champion", {})
     assert invoke(home, "finalize").exit_code == 0

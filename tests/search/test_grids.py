@@ -71,6 +71,11 @@ def test_toml_grid_is_the_product_without_duplicates(tiny_grid: Path, tmp_path: 
         ("[grid]\nmodel = ['cnn']\n", "unknown model 'cnn'"),
         ("[grid\n", "cannot read the grid"),
         ("[other]\nx = 1\n", "use [base] and [grid]"),
+        ("[grid]\nlags = ['seven']\n", "lags must be an integer, got 'seven'"),
+        ("[base]\nlr = '0.01'\n[grid]\nlags = [7]\n", "lr must be a number, got '0.01'"),
+        ("[grid]\nbatchnorm = [1]\n", "batchnorm must be true or false, got 1"),
+        ("[grid]\nepochs = [true]\n", "epochs must be an integer, got True"),
+        ("[grid]\nmodel = [3]\n", "model must be a string, got 3"),
     ],
 )
 def test_bad_grid_file_is_one_clear_line(tmp_path: Path, cli, text: str, problem: str):
@@ -82,6 +87,13 @@ def test_bad_grid_file_is_one_clear_line(tmp_path: Path, cli, text: str, problem
     assert result.exit_code == 2
     assert result.stderr.startswith(f"viewcast: error: {path}: ")
     assert "Traceback" not in result.output
+
+
+def test_a_grid_file_may_give_an_integer_where_a_number_is_expected(tmp_path: Path):
+    path = tmp_path / "ints.toml"
+    path.write_text("[base]\nlr = 1\nepochs = 5\n[grid]\nlags = [7]\ndropout = [0, 0.5]\n")
+    found = grids.load_grid(str(path))
+    assert [(c.train.lr, c.model.dropout) for c in found] == [(1, 0), (1, 0.5)]
 
 
 def test_default_means_the_panel_grid_where_windows_are_too_many_to_gather(monkeypatch):
