@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.data.check import check_store
+from pipeline.data.errors import ViewcastError
 from pipeline.data.workspace import Paths
 from pipeline.jobs.build import champion_or
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD
@@ -87,6 +88,8 @@ def finalize(ws: Paths, run_ids: list[str] | None = None) -> dict:
 
 def ui(ws: Paths, port: int, ready: Callable[[dict[str, str]], None]) -> int:
     """The MLflow UI on the workspace's runs (blocks until it stops); its exit code."""
+    if not 1 <= port <= 65535:  # the server would die with a traceback and exit 0
+        raise ViewcastError(f"--port must be 1 to 65535, got {port}")
     urls = tracking.ui_urls(ws, port)
     return tracking.serve_ui(ws, port, lambda: ready(urls))
 

@@ -78,6 +78,10 @@ def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
     assert result.exit_code == 2 and "'spline' is not one of 'linear', 'ffill', 'zero'" in (
         result.stderr
     )
+    for port in ("0", "99999"):
+        result = cli("ui", "--port", port)
+        assert result.exit_code == 2
+        assert result.stderr == f"viewcast: error: --port must be 1 to 65535, got {port}\n"
     result = cli("select", "--top", "0")  # refused before any sweep is looked for
     assert (
         result.exit_code == 2
