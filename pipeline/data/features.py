@@ -263,10 +263,17 @@ def recorded_spec(ws: Paths) -> tuple[FeatureSpec, bool] | None:
     path = ws.features / SPEC_FILE
     if not path.exists():
         return None
-    payload = json.loads(path.read_text())
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        spec = FeatureSpec(tuple(payload["lags"]), payload["target_transform"])
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, ViewcastError) as err:
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise ViewcastError(
+            f"{path}: damaged ({why.splitlines()[0][:80]}); `viewcast features` writes it again"
+        ) from None
     gen = Store(ws).generation()
     fresh = payload.get("store_generation") == (gen.name if gen else None)
-    return FeatureSpec(tuple(payload["lags"]), payload["target_transform"]), fresh
+    return spec, fresh
 
 
 def export(windows: LagWindows, path: Path) -> None:

@@ -171,6 +171,31 @@ def test_features_command_records_spec_and_exports_train_val_rows(
     assert pd.read_csv(csv).shape == (300 - 60 - 1, 5)
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("garbage", "JSONDecodeError"),
+        ("{}", "KeyError"),
+        ('{"lags": 7, "target_transform": "none"}', "TypeError"),
+        ('{"lags": [-1], "target_transform": "none"}', "lag windows must be positive"),
+    ],
+)
+def test_a_damaged_spec_file_is_one_line_naming_it(
+    cli, home: Path, tmp_path: Path, text: str, why: str
+) -> None:
+    cli("ingest", write_totals(tmp_path / "t.csv", synthetic_views(300, seed=5)), "--name", "ch")
+    assert cli("features", "--lags", "7").exit_code == 0
+    path = Paths(home).features / feats.SPEC_FILE
+    path.write_text(text)
+    result = cli("train", "--epochs", "2")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"viewcast: error: {path}: damaged (")
+    assert why in result.stderr and "`viewcast features` writes it again" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert cli("features", "--lags", "7").exit_code == 0, "features writes it again"
+    assert feats.load_spec(Paths(home)) == feats.FeatureSpec((7,), "none")
+
+
 def _splits(day: np.ndarray):
     from pipeline.data.store import SeriesSplit, Splits
 
