@@ -195,7 +195,13 @@ def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
         raise ViewcastError(f"folds are numbered from 1, got {k}")
     if k == 1:
         return windows
-    val_start = np.array([splits.series[str(n)].val_start for n in windows.names], np.int64)
+    # as in lag_windows: a series too short to split (all days are read after finalize) keeps
+    # no row in any fold
+    unsplit = np.iinfo(np.int32).min
+    val_start = np.array(
+        [s.val_start if (s := splits.series.get(str(n))) else unsplit for n in windows.names],
+        np.int64,
+    )
     shifted = val_start - (k - 1) * splits.val_days  # per series
     start = shifted[windows.code]
     keep = windows.day < start + splits.val_days

@@ -12,6 +12,7 @@ from pipeline import jobs, tracking
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.search.backtest import Plan, backtest
+from tests.conftest import synthetic_views, write_totals
 
 
 def _run(ws: Paths, name: str) -> str:
@@ -118,3 +119,15 @@ def test_after_finalize_the_backtest_reads_every_day(production: Path):
     for name, last in done.last_days.items():
         assert last == str(np.datetime64(splits.series[name].test_end, "D"))
     assert not done.sealed
+
+
+def test_a_series_too_short_to_split_is_left_out_after_finalize(production: Path, tmp_path):
+    """After finalize the backtest reads every series, the unsplit ones too: they are skipped,
+    not looked up in the splits (a KeyError before)."""
+    ws = Paths(production)
+    short = write_totals(tmp_path / "short.csv", synthetic_views(30, seed=3))
+    jobs.ingest(ws, [(short, "short")])
+    assert "short" not in Store(ws).read_splits().series
+    done = jobs.backtest(ws, None, horizon=3, origins=2, step=3)
+    assert "short" in done.skipped and "short" not in done.last_days
+    assert done.last_days and not done.sealed
