@@ -152,6 +152,17 @@ class LagWindows:
         return pd.concat([out, lags], axis=1)
 
 
+def val_starts(names: np.ndarray, splits: Splits) -> np.ndarray:
+    """Each series' first validation day (int64). A series too short to split (read only once
+    finalize opens every day) gets the smallest int32, before any day: it has no training day,
+    and no fold keeps a row of it."""
+    unsplit = np.iinfo(np.int32).min
+    return np.array(
+        [s.val_start if (s := splits.series.get(str(name))) else unsplit for name in names],
+        dtype=np.int64,
+    )
+
+
 def lag_windows(dev: ViewsTable, splits: Splits, n: int, only: str | None = None) -> LagWindows:
     """Window-N rows over the dev table; day t's inputs are days t-1..t-N of the same series.
     `only="val"`: the validation rows alone (no training row is indexed: 80M at Kaggle scale)."""
@@ -159,11 +170,7 @@ def lag_windows(dev: ViewsTable, splits: Splits, n: int, only: str | None = None
     valid = ~dev.imputed
     first = starts[:, None] + np.arange(n)  # each series' first N days have no window
     valid[first[first < ends[:, None]]] = False
-    unsplit = np.iinfo(np.int32).min  # a series too short to split has no training days
-    val_start = np.array(
-        [s.val_start if (s := splits.series.get(str(name))) else unsplit for name in dev.names],
-        dtype=np.int32,
-    )
+    val_start = val_starts(dev.names, splits).astype(np.int32)
     if only is not None:
         if only != "val":
             raise ViewcastError(f"only='val' or None, got {only!r}")
@@ -195,14 +202,7 @@ def fold(windows: LagWindows, splits: Splits, k: int) -> LagWindows:
         raise ViewcastError(f"folds are numbered from 1, got {k}")
     if k == 1:
         return windows
-    # as in lag_windows: a series too short to split (all days are read after finalize) keeps
-    # no row in any fold
-    unsplit = np.iinfo(np.int32).min
-    val_start = np.array(
-        [s.val_start if (s := splits.series.get(str(n))) else unsplit for n in windows.names],
-        np.int64,
-    )
-    shifted = val_start - (k - 1) * splits.val_days  # per series
+    shifted = val_starts(windows.names, splits) - (k - 1) * splits.val_days  # per series
     start = shifted[windows.code]
     keep = windows.day < start + splits.val_days
     moved = replace(windows, val_start=shifted, last_day=shifted + splits.val_days - 1)
