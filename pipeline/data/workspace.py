@@ -102,4 +102,14 @@ def read_final(ws: Paths) -> dict:
     path = ws.final_report
     if not path.exists():
         raise ViewcastError(f"no final report in {ws.reports}: run `viewcast finalize` first")
-    return json.loads(path.read_text())
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        why = "" if isinstance(found, dict) else f"JSON {type(found).__name__}, not an object"
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        why = f"{type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}"
+    if why:
+        raise ViewcastError(
+            f"{path}: damaged ({why}); MLflow's `final` run keeps a copy (artifact "
+            "report/final.json) to put back"
+        )
+    return found

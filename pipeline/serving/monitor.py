@@ -33,9 +33,15 @@ def live_errors(ws: Paths) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     frames = []
     for path in files:
-        frame = pd.read_csv(
-            path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
-        )
+        try:
+            frame = pd.read_csv(
+                path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as err:  # pandas' parse errors too
+            why = str(err).splitlines()[0][:100] if str(err) else type(err).__name__
+            raise ViewcastError(
+                f"{path}: not a forecast file ({why}); move it out of {folder}"
+            ) from None
         frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
         frames.append(frame[frame["date"] == path.stem])
     made = pd.concat(frames, ignore_index=True)

@@ -45,3 +45,28 @@ def test_the_final_report_is_read_once_it_exists(tmp_path: Path) -> None:
     ws.reports.mkdir()
     ws.final_report.write_text(json.dumps({"champion": {"name": "relu"}}))
     assert read_final(ws) == {"champion": {"name": "relu"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("nope", "JSONDecodeError"),
+        ('{"champion": ', "JSONDecodeError"),
+        ("[1]", "JSON list, not an object"),
+        (b"\xff\xfe", "UnicodeDecodeError"),
+    ],
+)
+def test_a_damaged_final_report_is_one_line_saying_where_a_copy_is(
+    tmp_path: Path, text, why: str
+) -> None:
+    ws = Paths(tmp_path)
+    ws.reports.mkdir()
+    if isinstance(text, bytes):
+        ws.final_report.write_bytes(text)
+    else:
+        ws.final_report.write_text(text)
+    with pytest.raises(ViewcastError) as err:
+        read_final(ws)
+    line = str(err.value)
+    assert line.startswith(f"{ws.final_report}: damaged (") and why in line
+    assert "report/final.json" in line and "\n" not in line

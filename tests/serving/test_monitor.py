@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from pipeline import tracking
+from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
-from pipeline.serving.monitor import drift_run, monitor
+from pipeline.serving.monitor import drift_run, live_errors, monitor
 
 
 def test_drift_needs_m_consecutive_days():
@@ -73,3 +74,20 @@ def test_a_forecast_csv_never_starts_a_cell_with_a_formula(production: Path, cli
     cells = path.read_text().splitlines()
     assert any(line.startswith("'=cmd|calc,") for line in cells), cells[:3]
     assert not any(line.startswith("=") for line in cells)
+
+
+@pytest.mark.parametrize(
+    "content", [b"garbage\x00\x01", b"", b"series_id,date\nct,2021-01-01\n", b"\xff\xfe\x00"]
+)
+def test_a_file_in_the_forecasts_folder_that_is_not_a_forecast_is_one_line(
+    tmp_path: Path, content: bytes
+):
+    ws = Paths(tmp_path)
+    folder = ws.data / "forecasts"
+    folder.mkdir(parents=True)
+    (folder / "2021-12-31.csv").write_bytes(content)
+    with pytest.raises(ViewcastError) as err:
+        live_errors(ws)
+    line = str(err.value)
+    assert line.startswith(f"{folder / '2021-12-31.csv'}: not a forecast file (")
+    assert line.endswith(f"move it out of {folder}") and "\n" not in line
