@@ -48,7 +48,8 @@ def cli(home: Path):
 
 @pytest.fixture
 def parquet_opens(monkeypatch) -> list[str]:
-    """Every path pyarrow.parquet.read_table opens from now on in this test."""
+    """Every path pyarrow.parquet opens from now on in this test (read_table and ParquetFile,
+    the store's reader)."""
     import pyarrow.parquet as pq
 
     opened: list[str] = []
@@ -58,7 +59,13 @@ def parquet_opens(monkeypatch) -> list[str]:
         opened.append(str(path))
         return real(path, *args, **kwargs)
 
+    class SpiedFile(pq.ParquetFile):
+        def __init__(self, source, *args, **kwargs) -> None:
+            opened.append(str(source))
+            super().__init__(source, *args, **kwargs)
+
     monkeypatch.setattr(pq, "read_table", spy)
+    monkeypatch.setattr(pq, "ParquetFile", SpiedFile)
     return opened
 
 

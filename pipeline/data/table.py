@@ -244,7 +244,10 @@ def _read_table(path: Path) -> ViewsTable:
 
 
 def _parse_table(path: Path) -> ViewsTable:
-    arrow = pq.read_table(path, read_dictionary=["series_id"])
+    # ParquetFile, not pq.read_table: the latter goes through pyarrow.dataset, whose import
+    # pulls in pandas (0.2 s of every command that reads the store, the daily forecast's too)
+    with pq.ParquetFile(path, read_dictionary=["series_id"]) as parquet:
+        arrow = parquet.read()
     dictionary, indices = _series_codes(arrow.column("series_id"))
     names = np.asarray(dictionary.to_pylist(), dtype=object)
     order = np.argsort(names.astype(str)) if len(names) else np.array([], np.int64)
