@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from pipeline import jobs
 from pipeline.data import workspace as config
 from pipeline.data.atomic import restore
-from pipeline.data.errors import ViewcastError
+from pipeline.data.errors import InputError, ViewcastError
 from pipeline.data.features import FeatureSpec
 from pipeline.data.store import Store
 
@@ -64,7 +64,10 @@ class Workspace:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / f"{name or 'frame'}.csv"
                 _frame_export(source, name).to_csv(path, index=False)
-                return self.ingest(path, None, fill)  # the ids are in the file
+                try:
+                    return self.ingest(path, None, fill)  # the ids are in the file
+                except InputError as err:  # told about the frame, not a temporary file
+                    raise ViewcastError(_about_frame(err)) from None
         paths = [source] if isinstance(source, str | Path) else list(source)
         files = [(path, name) for path in jobs.expand([Path(p) for p in paths])]
         with self._lock():
@@ -170,6 +173,9 @@ class Workspace:
 
 def _frame_export(frame: pd.DataFrame, name: str | None) -> pd.DataFrame:
     """A DataFrame as the `long` export format (series_id, date, views)."""
+    # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
+    import pandas as pd
+
     missing = {"date", "views"} - set(frame.columns)
     if missing:
         raise ViewcastError(f"the DataFrame lacks the columns {sorted(missing)}")
@@ -177,5 +183,17 @@ def _frame_export(frame: pd.DataFrame, name: str | None) -> pd.DataFrame:
         raise ViewcastError("name the series: ingest(frame, name=...) or a series_id column")
     out = frame[["date", "views"]].copy()
     out.insert(0, "series_id", frame["series_id"] if "series_id" in frame.columns else name)
-    out["date"] = out["date"].astype("datetime64[ns]").dt.strftime("%Y-%m-%d")
+    try:
+        out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d")
+    except (ValueError, TypeError, OverflowError) as err:  # pandas' date parse errors too
+        why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ViewcastError(f"the DataFrame's date column: {why}") from None
     return out
+
+
+def _about_frame(err: InputError) -> str:
+    """An ingest error about a DataFrame's temporary CSV, told about the frame: line N of the
+    file (its header is line 1) is the frame's row N - 2, counted from 0."""
+    if err.line is None or err.line < 2:
+        return f"the DataFrame: {err.problem}"
+    return f"the DataFrame's row {err.line - 2} (counted from 0): {err.problem}"

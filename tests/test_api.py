@@ -57,6 +57,26 @@ def test_a_dataframe_of_several_series_ingests_like_an_export(tmp_path: Path) ->
         vc.ingest(frame.rename(columns={"views": "v"}))
 
 
+@pytest.mark.parametrize(
+    ("dates", "views", "line"),
+    [
+        (["2021-01-01", "yesterday"], [1, 2], "the DataFrame's date column: "),
+        (["2021-01-01", "2021-01-02", "2021-01-03"], [1, "many", 3], "the DataFrame's row 1 "),
+        (["2021-01-01", "2021-01-02"], [1, -5], "the DataFrame's row 1 (counted from 0): "),
+        ([], [], "the DataFrame: "),
+    ],
+)
+def test_a_bad_dataframe_is_one_line_about_the_frame(tmp_path: Path, dates, views, line) -> None:
+    vc = Workspace(tmp_path / "ws")
+    frame = pd.DataFrame({"date": dates, "views": views})
+    with pytest.raises(ViewcastError) as err:
+        vc.ingest(frame, name="x")
+    message = str(err.value)
+    assert message.startswith(line) and "\n" not in message
+    assert "tmp" not in message.split(":")[0], "no temporary file is named"
+    assert not (tmp_path / "ws" / "data" / "store").exists(), "nothing was written"
+
+
 def test_pull_registers_and_pulls_articles_then_every_registered_source(tmp_path: Path, apis):
     from tests.sources.fake_apis import daily_views
 
