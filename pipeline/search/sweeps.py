@@ -100,6 +100,8 @@ def sweep(
         raise ViewcastError(
             f"--folds, --seeds and --horizon must be at least 1, got {folds}, {seeds}, {horizon}"
         )
+    if max_minutes is not None and not max_minutes > 0:
+        raise ViewcastError(f"--max-minutes must be positive, got {max_minutes:g}")
     store = Store(ws)
     data = SweepData(store.read_dev(), store.read_splits(), series, folds, horizon)
     if len(data.dev) == 0:

@@ -78,6 +78,10 @@ def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
     assert result.exit_code == 2 and "'spline' is not one of 'linear', 'ffill', 'zero'" in (
         result.stderr
     )
+    for minutes in ("0", "-1"):
+        result = cli("sweep", "--max-minutes", minutes)
+        assert result.exit_code == 2
+        assert result.stderr == f"viewcast: error: --max-minutes must be positive, got {minutes}\n"
     for port in ("0", "99999"):
         result = cli("ui", "--port", port)
         assert result.exit_code == 2

@@ -59,6 +59,17 @@ def test_run_is_the_whole_job_and_reruns_safely(home: Path, tiny_grid: Path, cli
     assert "the test was finalized on" in again.stderr
     assert json.loads((home / "reports" / "final.json").read_text()) == final
 
+    # a damaged report stops `run` before any work: nothing is submitted or finalized again
+    ws = Paths(home)
+    submissions = len(tracking.runs(ws, tracking.Stage.SUBMISSION))
+    ws.final_report.write_text("[1]")
+    damaged = cli("run", *files, "--grid", tiny_grid)
+    assert damaged.exit_code == 2
+    assert damaged.stderr.startswith(f"viewcast: error: {ws.final_report}: damaged (")
+    assert "1. ingest" not in damaged.output
+    assert len(tracking.runs(ws, tracking.Stage.SUBMISSION)) == submissions
+    assert len(tracking.runs(ws, tracking.Stage.FINAL)) == 1
+
 
 def test_train_right_after_ingest_makes_the_features_it_needs(home: Path, cli) -> None:
     """Each stage makes what it needs, like make: no `viewcast features` before `train`."""
