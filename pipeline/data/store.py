@@ -171,7 +171,12 @@ class Store:
 
     def dev_days(self) -> int:
         """How many dev days the store holds (read from the file's footer, not its data)."""
-        return pq.ParquetFile(self.require() / DEV_FILE).metadata.num_rows
+
+        def rows(path: Path) -> int:
+            with pq.ParquetFile(path) as parquet:
+                return parquet.metadata.num_rows
+
+        return _damaged_ok(self.require() / DEV_FILE, rows)  # a damaged file: one line
 
     def read_sealed(self) -> ViewsTable:
         """Test days and later. Only ingest (to merge) and the scoring path may call this."""

@@ -129,6 +129,8 @@ def damage(path: Path, how: str) -> None:
     [
         ("gen/dev.parquet", "truncate", "features", "dev.parquet: damaged"),
         ("gen/dev.parquet", "garble", "features", "dev.parquet: damaged"),
+        ("gen/dev.parquet", "garble", "sweep", "dev.parquet: damaged"),  # its footer, first
+        ("gen/dev.parquet", "truncate", "sweep", "dev.parquet: damaged"),
         ("gen/splits.json", "delete", "features", "splits.json: missing from the store"),
         ("gen/manifest.json", "garble", "status", "manifest.json: damaged"),
         ("CURRENT", "garble", "status", "CURRENT: names"),
