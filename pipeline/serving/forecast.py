@@ -292,6 +292,12 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
         return Forecast(path, iso(day), 0, False, [], run_id, chosen.run_id, chosen.version)
 
     history, last, names, skipped = histories_before(table, day, chosen.model.cfg.lags)
+    if not names:  # nothing is written: no empty file, no picture of nothing
+        raise ViewcastError(
+            f"nothing to forecast from {iso(day)}: every series has fewer than "
+            f"{chosen.model.cfg.lags} days before it or is silent for more than {MAX_ROLL_DAYS} "
+            f"days (the last day ingested is {iso(int(last_day.max()))})"
+        )
     idx, days, steps, pred = roll_forward(
         chosen.model, history, np.array(last, np.int64), day, horizon
     )
@@ -399,13 +405,20 @@ def _relog(ws: Paths, path: Path, day: int) -> str:
     # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
     import pandas as pd
 
-    frame = pd.read_csv(path, dtype={"series_id": str})
-    made_by = ForecastModel(
-        None,
-        str(frame["run_id"].iloc[0]),
-        str(frame["model_version"].iloc[0]),
-        "as recorded in the file",
-    )
+    try:
+        frame = pd.read_csv(path, dtype={"series_id": str})
+        made_by = ForecastModel(
+            None,
+            str(frame["run_id"].iloc[0]),
+            str(frame["model_version"].iloc[0]),
+            "as recorded in the file",
+        )
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError) as err:
+        why = str(err).splitlines()[0][:100] if str(err) else type(err).__name__
+        raise ViewcastError(
+            f"{path}: not a forecast file viewcast wrote ({why}); `forecast --force` writes it "
+            "again"
+        ) from None
     return _log_forecast(ws, path, day, frame["date"].nunique(), made_by, len(frame))
 
 

@@ -107,6 +107,18 @@ def test_forecast_run_is_logged_with_date_and_version(production: Path, cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_a_day_no_series_can_be_forecast_for_is_one_line_and_writes_nothing(production: Path, cli):
+    ws = Paths(production)
+    last = Store(ws).read_all().day.max()
+    far = str(np.datetime64(int(last) + fc.MAX_ROLL_DAYS + 10, "D"))
+    result = cli("forecast", "--date", far)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"viewcast: error: nothing to forecast from {far}: ")
+    assert f"the last day ingested is {np.datetime64(int(last), 'D')}" in result.stderr
+    assert not list((production / "data" / "forecasts").glob(f"{far}*")), "no file, no picture"
+    assert not tracking.runs(ws, tracking.Stage.FORECAST)
+
+
 def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
     """No forecast scores the validation days again: `select` logged the champion's calibrated
     intervals beside its model, read first; without them, the champion's training run logged its
@@ -193,6 +205,16 @@ def test_a_forecast_file_whose_run_went_missing_gets_its_run_back(production: Pa
     assert back.params["horizon"] == "2" and back.metrics["series"] == 1
     assert cli("forecast").exit_code == 0
     assert len(tracking.runs(ws, tracking.Stage.FORECAST)) == 1, "logged once"
+
+    # a file there that is not a forecast (emptied, say) and no run: one line, not a crash
+    (path,) = (production / "data" / "forecasts").glob("*.csv")
+    tracking.session(ws).client.delete_run(back.run_id)
+    path.write_text("")
+    damaged = cli("forecast")
+    assert damaged.exit_code == 2
+    assert damaged.stderr.startswith(f"viewcast: error: {path}: not a forecast file viewcast wrote")
+    assert cli("forecast", "--force").exit_code == 0, "--force writes it again"
+    assert len(pd.read_csv(path)) == 1  # one series, one day (the default horizon)
 
 
 def test_forecast_does_not_import_torch(production: Path):
