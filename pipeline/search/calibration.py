@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tracking
+from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Splits, Store
 from pipeline.data.table import ViewsTable
 from pipeline.data.workspace import Paths
@@ -59,7 +60,12 @@ class Calibration:
 
 def configurations(ws: Paths, run) -> tuple[list[Candidate], Blend]:
     """A run's configurations: itself, or an ensemble's members, and how the ensemble blends
-    them."""
+    them. A run that logged no model (a sweep's parent, a submission) is one line."""
+    if "model.model" not in run.params:
+        raise ViewcastError(
+            f"run {run.run_id} has no model to refit (its stage is {run.stage}): give a "
+            "training run, or --champion"
+        )
     if run.params.get("model.model") != "ensemble":
         mcfg, tcfg = tracking.run_config(run)
         return [Candidate(run.name or run.run_id, mcfg, tcfg)], Blend()

@@ -112,6 +112,17 @@ def test_bad_backtest_requests_get_one_line_and_exit_2(swept: Path, cli, args, m
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_a_run_without_a_model_is_refused_in_one_line(swept: Path, cli):
+    sweep = tracking.latest_sweep(Paths(swept))
+    result = cli("backtest", sweep, "--origins", "1", "--horizon", "2")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"viewcast: error: run {sweep} has no model to refit (its stage is sweep): give a "
+        "training run, or --champion\n"
+    )
+    assert not tracking.runs(Paths(swept), tracking.Stage.BACKTEST), "nothing was logged"
+
+
 def test_after_finalize_the_backtest_reads_every_day(production: Path):
     ws = Paths(production)
     done = jobs.backtest(ws, None, horizon=3, origins=2, step=3)
