@@ -264,6 +264,7 @@ def drop(ws: Paths, names: list[str], force: bool = False) -> list[str]:
     from pipeline.search import holdout
 
     with locked(ws):
+        Store(ws).require_series(names)  # an unknown name first, finalized or not
         final = holdout.already_final(ws)
         if final is not None and not force:
             raise ViewcastError(
@@ -296,8 +297,13 @@ def run_all(
     `horizon` H > 1: recursive or direct is one more grid axis and the champion is selected on
     val_mae_h<H> (the validation days' error over days 1..H)."""
     # lazy: torch takes 2 s to import; only the paths that train or load a network pay
-    from pipeline.search import holdout, selection
+    from pipeline.search import grids, holdout, selection, sweeps
 
+    # options first: a bad one is refused before anything is ingested
+    sweeps.check_options(folds, seeds, horizon, max_minutes)
+    selection.check_ensemble(ensemble, method)
+    if grid not in grids.GRIDS:
+        grids.load_grid(grid)  # a TOML grid's every error, before any work
     # read first: a damaged report is its own line before any work, and is never scored again
     final = read_final(ws) if ws.final_report.exists() else None
     files = files if files is not None else run_inputs(ws, None)[0]

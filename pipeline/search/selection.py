@@ -68,9 +68,8 @@ def select(
     intervals are calibrated on up to three validation windows (search.calibration)."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
-    if method not in ENSEMBLE_METHODS:
-        raise ViewcastError(f"--ensemble-method must be greedy or top, got {method!r}")
-    sweep_id = sweep_id or tracking.latest_sweep(ws)
+    check_ensemble(ensemble, method)
+    sweep_id = tracking.sweep_parent(ws, sweep_id) if sweep_id else tracking.latest_sweep(ws)
     every = tracking.sweep_children(ws, sweep_id)  # read once: each ranking filters it
     best, note = _ranked(ws, sweep_id, every, metric, ensemble, method)
     horizon, step = ahead(metric), None
@@ -88,6 +87,14 @@ def select(
         tracking.materialise(ws, row.run_id)
     windows = calibrate_champion(ws, ranking[0].run_id, horizon)
     return Selection(sweep_id, metric, ranking, version, note, windows=windows)
+
+
+def check_ensemble(ensemble: int, method: str) -> None:
+    """`--ensemble` K is 0 (none) or K >= 2 members; the method is greedy or top."""
+    if ensemble == 1 or ensemble < 0:
+        raise ViewcastError(f"--ensemble must be 0 (no ensemble) or at least 2, got {ensemble}")
+    if method not in ENSEMBLE_METHODS:
+        raise ViewcastError(f"--ensemble-method must be greedy or top, got {method!r}")
 
 
 def _ranked(

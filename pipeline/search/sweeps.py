@@ -72,6 +72,16 @@ def sweep_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def check_options(folds: int, seeds: int, horizon: int, max_minutes: float | None) -> None:
+    """A sweep's numbers, refused before any work."""
+    if folds < 1 or seeds < 1 or horizon < 1:
+        raise ViewcastError(
+            f"--folds, --seeds and --horizon must be at least 1, got {folds}, {seeds}, {horizon}"
+        )
+    if max_minutes is not None and not max_minutes > 0:
+        raise ViewcastError(f"--max-minutes must be positive, got {max_minutes:g}")
+
+
 def sweep(
     ws: Paths,
     grid: str,
@@ -96,12 +106,7 @@ def sweep(
     also scored H days ahead on the validation days (val_mae_h<H>). `year` (None: when every
     series has two years of days before its validation days, `year_of_memory`) adds each
     configuration's twin that reads the same weekday a year back (grids.with_year)."""
-    if folds < 1 or seeds < 1 or horizon < 1:
-        raise ViewcastError(
-            f"--folds, --seeds and --horizon must be at least 1, got {folds}, {seeds}, {horizon}"
-        )
-    if max_minutes is not None and not max_minutes > 0:
-        raise ViewcastError(f"--max-minutes must be positive, got {max_minutes:g}")
+    check_options(folds, seeds, horizon, max_minutes)
     store = Store(ws)
     data = SweepData(store.read_dev(), store.read_splits(), series, folds, horizon)
     if len(data.dev) == 0:

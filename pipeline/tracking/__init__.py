@@ -33,6 +33,7 @@ from pipeline.tracking.queries import (
     submissions_today,
     sweep_child,
     sweep_children,
+    sweep_parent,
 )
 from pipeline.tracking.records import (
     BATCH,

@@ -63,6 +63,18 @@ def latest_sweep(ws: Paths) -> str:
     raise ViewcastError("no sweep in this workspace yet: run `viewcast sweep` first")
 
 
+def sweep_parent(ws: Paths, run_id: str) -> str:
+    """A sweep's parent run given by id (`select --sweep`): an unknown id, or a run of another
+    stage, is a one-line error."""
+    stage = get_run(ws, run_id).tags.get(Tag.STAGE, "")
+    if stage != Stage.SWEEP:
+        what = f"a {stage} run" if stage else "not a viewcast run"
+        raise ViewcastError(
+            f"run {run_id} is {what}, not a sweep: give the parent run `viewcast sweep` printed"
+        )
+    return run_id
+
+
 def sweep_children(ws: Paths, parent: str, finished_only: bool = True) -> list[RunRecord]:
     """The training runs of a sweep (finished ones, unless told otherwise)."""
     query = f"tags.{Tag.PARENT} = '{parent}' and tags.{Tag.STAGE} = '{Stage.TRAIN}'"

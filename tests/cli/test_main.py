@@ -93,6 +93,23 @@ def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
     )
 
 
+def test_run_refuses_a_bad_option_before_it_ingests_anything(cli, home: Path, raw: Path) -> None:
+    export = raw / "codingtrain-2021" / "Totals.csv"
+    bad_grid = home.parent / "bad.toml"
+    bad_grid.write_text("[grid]\nlr = ['fast']\n")
+    for args, line in [
+        (("--seeds", "0"), "--folds, --seeds and --horizon must be at least 1, got 1, 0, 1"),
+        (("--max-minutes", "0"), "--max-minutes must be positive, got 0"),
+        (("--ensemble", "1"), "--ensemble must be 0 (no ensemble) or at least 2, got 1"),
+        (("--grid", "nope"), "--grid must be lecture, default, panel or a .toml file"),
+        (("--grid", bad_grid), f"{bad_grid}: lr"),
+    ]:
+        result = cli("run", export, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith(f"viewcast: error: {line}"), result.stderr
+        assert not (home / "data").exists() and not (home / "mlruns").exists(), args
+
+
 def test_version_short_help_and_completion(cli) -> None:
     from importlib.metadata import version
 

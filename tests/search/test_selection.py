@@ -38,6 +38,24 @@ def test_selection_never_opens_test_rows(two_series: Path, tiny_grid: Path, cli,
     assert not [p for p in parquet_opens if "sealed" in p]
 
 
+def test_select_names_a_run_that_is_no_sweep_and_a_bad_ensemble_size(swept: Path, cli):
+    parent = the_sweep(swept)
+    child = children(swept, parent.run_id)[0]
+    before = tracking.alias_run(Paths(swept), "champion")
+    for args, line in [
+        (("--sweep", "nope"), "no run 'nope' in this workspace"),
+        (("--sweep", child.run_id), f"run {child.run_id} is a train run, not a sweep"),
+        (("--ensemble", "1"), "--ensemble must be 0 (no ensemble) or at least 2, got 1"),
+        (("--ensemble", "-3"), "--ensemble must be 0 (no ensemble) or at least 2, got -3"),
+    ]:
+        result = cli("select", *args)
+        assert result.exit_code == 2 and result.stderr.startswith(f"viewcast: error: {line}")
+        assert len(result.stderr.splitlines()) == 1
+    assert tracking.alias_run(Paths(swept), "champion") == before  # nothing registered
+    result = cli("select", "--sweep", parent.run_id, "--ensemble", "0", "--top", "2")
+    assert result.exit_code == 0 and "ensemble" not in result.stdout.split("champion:")[1]
+
+
 def test_selection_ignores_submissions(swept: Path, cli):
     before = cli("select").output
     parent = the_sweep(swept)
