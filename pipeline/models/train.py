@@ -75,6 +75,32 @@ class TrainConfig:
             raise ViewcastError(
                 "--lr must be positive, --epochs, --batch-size and --rows-per-epoch not negative"
             )
+        bad = {
+            "--momentum": not 0 <= self.momentum < 1,
+            "--alpha": not 0 <= self.alpha < 1,
+            "--weight-decay": not self.weight_decay >= 0,
+            "--patience": self.patience < 0,
+            "--clip": not self.clip >= 0,
+            "--warmup-epochs": not self.warmup_epochs >= 0,
+            "--step-epochs": self.step_epochs < 1,
+            "--gamma": not 0 < self.gamma <= 1,
+        }
+        if any(bad.values()):
+            option = next(k for k, v in bad.items() if v)
+            value = getattr(self, option[2:].replace("-", "_"))
+            raise ViewcastError(f"{option} must be {_RANGES[option]}, got {value:g}")
+
+
+_RANGES = {
+    "--momentum": "in [0, 1)",
+    "--alpha": "in [0, 1)",
+    "--weight-decay": "0 or more",
+    "--patience": "0 (never stop early) or more",
+    "--clip": "0 (no clipping) or more",
+    "--warmup-epochs": "0 or more",
+    "--step-epochs": "at least 1",
+    "--gamma": "in (0, 1]",
+}
 
 
 @dataclass

@@ -124,6 +124,21 @@ def test_bad_configs_are_refused(coding_train) -> None:
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ViewcastError, match="lstsq is for --model linear"):
         fit(coding_train[56], ModelConfig(56, "relu"), TrainConfig(solver="lstsq"))
+    for field, value, line in [
+        ("momentum", 1.0, "--momentum must be in [0, 1), got 1"),
+        ("alpha", -0.1, "--alpha must be in [0, 1), got -0.1"),
+        ("weight_decay", -1.0, "--weight-decay must be 0 or more, got -1"),
+        ("weight_decay", float("nan"), "--weight-decay must be 0 or more, got nan"),
+        ("patience", -1, "--patience must be 0 (never stop early) or more, got -1"),
+        ("clip", -0.5, "--clip must be 0 (no clipping) or more, got -0.5"),
+        ("warmup_epochs", -2.0, "--warmup-epochs must be 0 or more, got -2"),
+        ("step_epochs", 0, "--step-epochs must be at least 1, got 0"),
+        ("gamma", 0.0, "--gamma must be in (0, 1], got 0"),
+    ]:
+        with pytest.raises(ViewcastError) as err:
+            TrainConfig(**{field: value})
+        assert str(err.value) == line
+    TrainConfig(momentum=0.0, alpha=0.0, patience=0, gamma=1.0)  # the edges that are allowed
     if not torch.cuda.is_available():
         with pytest.raises(ViewcastError, match="no CUDA device"):
             TrainConfig(device="cuda") and fit(
