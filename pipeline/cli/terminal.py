@@ -162,6 +162,11 @@ def forecast(result) -> None:
         f"version {result.model_version} (run {result.model_run_id}); MLflow run {result.run_id}"
         + (skipped if result.skipped else "")
     )
+    if result.unbounded_from:
+        console.print(
+            f"rows from {result.unbounded_from} on have no interval (empty bounds): the "
+            "champion's out-of-sample errors do not reach that many days ahead"
+        )
 
 
 def monitoring(result) -> None:

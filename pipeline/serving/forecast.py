@@ -259,6 +259,7 @@ class Forecast:
     run_id: str | None
     model_run_id: str
     model_version: str
+    unbounded_from: str | None = None  # rows from this date on have no interval (too far ahead)
 
 
 def forecast_path(ws: Paths, day: int) -> Path:
@@ -318,7 +319,15 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
     atomic_write(path.with_suffix(".png"), lambda tmp: paint(panels, title, tmp))
     run_id = _log_forecast(ws, path, day, horizon, chosen, len(frame))
     return Forecast(
-        path, iso(day), len(frame), True, skipped, run_id, chosen.run_id, chosen.version
+        path,
+        iso(day),
+        len(frame),
+        True,
+        skipped,
+        run_id,
+        chosen.run_id,
+        chosen.version,
+        unbounded_from(frame),
     )
 
 
@@ -383,9 +392,18 @@ def forecast_frame(
     )
     for level in LEVELS:
         width = intervals.half_width(level, series, steps, pred)
+        # too few out-of-sample errors that far ahead: no interval (an empty cell), not inf
+        width = np.where(np.isfinite(width), width, np.nan)
         frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)
         frame[f"upper_{level}"] = pred + width
     return frame
+
+
+def unbounded_from(frame) -> str | None:
+    """The first date of a forecast frame with a row left without an interval, if any."""
+    bounds = frame[[f"{side}_{lv}" for lv in LEVELS for side in ("lower", "upper")]]
+    missing = bounds.isna().any(axis=1).to_numpy()
+    return str(frame["date"][missing].min()) if missing.any() else None
 
 
 def _guard_sealed_test(ws: Paths, splits, day: int) -> None:

@@ -119,6 +119,27 @@ def test_a_day_no_series_can_be_forecast_for_is_one_line_and_writes_nothing(prod
     assert not tracking.runs(ws, tracking.Stage.FORECAST)
 
 
+def test_days_past_the_champions_errors_get_empty_bounds_not_infinite_ones(production: Path, cli):
+    """Conformal half-widths need enough out-of-sample errors h days ahead: past the validation
+    days' reach there are none, and the rows say so with empty bounds (the CLI names the date)."""
+    horizon = Store(Paths(production)).read_splits().val_days + 10
+    result = cli("forecast", "--horizon", horizon)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(production / "data" / "forecasts" / f"{json_date(result)}.csv")
+    bounds = frame[[c for c in frame if c.startswith(("lower_", "upper_"))]]
+    assert np.isfinite(frame["forecast"]).all() and not np.isinf(bounds.to_numpy()).any()
+    assert bounds.iloc[0].notna().all() and bounds.iloc[-1].isna().all()
+    first = frame["date"][bounds.isna().any(axis=1)].min()
+    assert bounds[frame["date"] < first].notna().all().all()
+    assert f"rows from {first} on have no interval" in " ".join(result.stdout.split())
+    rows = json.loads(cli("forecast", "--horizon", horizon, "--force", "--json").stdout)
+    assert rows["unbounded_from"] == first and rows["forecasts"][-1]["upper_95"] is None
+
+
+def json_date(result) -> str:
+    return result.stdout.split("forecast for ")[1][:10]
+
+
 def test_intervals_are_kept_per_champion_and_dev_days(production: Path, cli, monkeypatch):
     """No forecast scores the validation days again: `select` logged the champion's calibrated
     intervals beside its model, read first; without them, the champion's training run logged its
