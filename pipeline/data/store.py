@@ -237,24 +237,27 @@ class Store:
             self._write(table, splits, fill)
         return report
 
+    def require_series(self, names: Sequence[str]) -> set[str]:
+        """The names, each a stored series; the first unknown one is a one-line error."""
+        unknown = sorted(set(names) - set(self.read_manifest()["series"]))
+        if unknown:
+            raise ViewcastError(
+                f"no series {unknown[0]!r} in the store (`viewcast status` lists them)"
+            )
+        return set(names)
+
     def drop(self, names: Sequence[str]) -> list[str]:
         """Take series out of the store in one new generation (atomic: a crash leaves the old
         one); the series left. An unknown name is refused before anything is written."""
         with workspace_lock(self.ws):
-            manifest = self.read_manifest()
-            stored, gone = set(manifest["series"]), set(names)
-            unknown = sorted(gone - stored)
-            if unknown:
-                raise ViewcastError(
-                    f"no series {unknown[0]!r} in the store (`viewcast status` lists them)"
-                )
+            manifest, gone = self.read_manifest(), self.require_series(names)
             table = concat(self.read_dev(), self.read_sealed())
             rows = ~np.isin(table.names.astype(str), list(gone))[table.code]
             splits = self.read_splits()
             kept = {k: v for k, v in splits.series.items() if k not in gone}
             left = Splits(splits.test_days, splits.val_days, kept)
             self._write(table.take(rows), left, manifest["fill"])
-            return sorted(stored - gone)
+            return sorted(set(manifest["series"]) - gone)
 
     def _write(self, table: ViewsTable, splits: Splits, fill: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,8 @@ def test_drop_takes_series_out_until_the_test_is_finalized(home: Path, cli) -> N
 
     ws.reports.mkdir(exist_ok=True)
     ws.final_report.write_text(json.dumps({"champion": {}}))  # as `viewcast finalize` leaves it
+    refused = cli("drop", "nope")  # an unknown name is that, finalized or not
+    assert refused.exit_code == 2 and "no series 'nope' in the store" in refused.stderr
     refused = cli("drop", "beta")
     assert refused.exit_code == 2 and "already finalized" in refused.stderr
     assert "--force" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
