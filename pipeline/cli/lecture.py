@@ -28,6 +28,9 @@ def experiment(
     ] = None,
 ) -> None:
     """The lecture's tables, figures, diagnostics and studies (L4-L8): reports/lecture.md."""
+    for option, value in (("--epochs", epochs), ("--study-epochs", study_epochs)):
+        if value is not None and value < 1:
+            raise ViewcastError(f"{option} must be at least 1, got {value}")
     parts = list(only or ["grid", *jobs.STUDIES])
     unknown = sorted(set(parts) - {"grid", *jobs.STUDIES})
     if unknown:
