@@ -12,7 +12,7 @@ from pipeline.data.lock import workspace_lock
 from pipeline.data.workspace import Paths
 from pipeline.jobs.build import StageHook, _quiet, ingest
 from pipeline.jobs.pull import pull as pull_sources
-from pipeline.serving.forecast import forecast
+from pipeline.serving.forecast import check_horizon, forecast
 
 
 def archive(files: list[Path], folder: Path) -> list[Path]:
@@ -46,7 +46,10 @@ def daily(
     likewise when monitoring found drift. With `done`, the ingested files move there once they
     are in the store (no file: no ingest)."""
     # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
-    from pipeline.serving.monitor import monitor
+    from pipeline.serving.monitor import check_drift, monitor
+
+    check_drift(k, m)  # bad numbers: refused before anything is pulled or ingested
+    check_horizon(horizon)
 
     def take_in():
         if not files:

@@ -368,6 +368,10 @@ def escape_run(
     """L4 on a training run: the loss along its lowest-curvature eigenvector and a random
     direction, on its training rows (the last 3,000); with `steps`, gradient descent from the
     trained point and from the escaped one. The figure and numbers are logged to the run."""
+    if steps < 0 or not lr > 0:
+        raise ViewcastError(
+            f"--escape-steps must be 0 or more and --escape-lr positive, got {steps}, {lr:g}"
+        )
     model, rows_x, rows_y, days = _run_rows(ws, run_id, loss)
     f, theta = views_loss(model, rows_x, rows_y, loss, days)
     out = escape(f, theta)
@@ -399,6 +403,11 @@ def _run_rows(ws, run_id: str, loss: str):
     model = tracking.load_model(ws, run_id)
     if not hasattr(model, "net"):
         raise ViewcastError(f"run {run_id} is an ensemble: diagnose one of its members")
+    if not any(True for _ in model.net.parameters()):  # naive, seasonal naive, hgb's trees
+        raise ViewcastError(
+            f"run {run_id} ({model.cfg.model}) has no weights trained by gradient descent to "
+            "diagnose: give a linear, sigmoid or relu run"
+        )
     store = Store(ws)
     windows = feats.lag_windows(store.read_dev(), store.read_splits(), model.cfg.lags)
     rows = windows.rows("train")[-TRAIN_ROWS:]

@@ -273,9 +273,13 @@ def forecast(ws: Paths, date: str | None = None, horizon: int = 1, force: bool =
         return _forecast(ws, date, horizon, force, painter)
 
 
-def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> Forecast:
+def check_horizon(horizon: int) -> None:
     if horizon < 1:
         raise ViewcastError(f"--horizon must be at least 1, got {horizon}")
+
+
+def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> Forecast:
+    check_horizon(horizon)
     asked = parse_day(date) if date else None  # a bad --date is refused before any work
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()

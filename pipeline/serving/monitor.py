@@ -90,10 +90,15 @@ class Monitoring:
         return self.drift_since is not None
 
 
+def check_drift(k: float, m: int) -> None:
+    """The drift rule's numbers, refused before any work."""
+    if not k > 0 or m < 1:
+        raise ViewcastError("--drift-ratio must be positive and --drift-days at least 1")
+
+
 def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = True) -> Monitoring:
     """Live MAE per day and per series; drift when live MAE > k x validation MAE m days running."""
-    if k <= 0 or m < 1:
-        raise ViewcastError("--drift-ratio must be positive and --drift-days at least 1")
+    check_drift(k, m)
     found = tracking.alias_run(ws, "champion")
     if found is None:
         raise ViewcastError("no champion: run `viewcast select` first")

@@ -39,3 +39,17 @@ def test_bad_drift_options_are_one_line_naming_them(cli, home: Path, args) -> No
     assert result.stderr == (
         "viewcast: error: --drift-ratio must be positive and --drift-days at least 1\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--drift-ratio", "0"), "--drift-ratio must be positive and --drift-days at least 1"),
+        (("--drift-days", "0"), "--drift-ratio must be positive and --drift-days at least 1"),
+        (("--horizon", "0"), "--horizon must be at least 1, got 0"),
+    ],
+)
+def test_daily_refuses_bad_numbers_before_it_ingests(cli, home: Path, raw: Path, args, line):
+    result = cli("daily", raw / "codingtrain-2021" / "Totals.csv", *args)
+    assert result.exit_code == 2 and result.stderr == f"viewcast: error: {line}\n"
+    assert not (home / "data").exists(), "nothing ingested"

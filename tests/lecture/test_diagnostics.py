@@ -197,3 +197,17 @@ def test_diagnose_reads_a_training_run(two_series: Path, cli):
     }
     words = cli("diagnose", run.run_id, "--escape").stdout
     assert "lowers the loss by" in words and "negative curvature" in words
+    for bad in (("--escape-steps", "-1"), ("--escape-lr", "0")):
+        refused = cli("diagnose", run.run_id, "--escape", *bad)
+        assert refused.exit_code == 2 and refused.stderr.startswith(
+            "viewcast: error: --escape-steps must be 0 or more and --escape-lr positive"
+        )
+
+    # a baseline has nothing gradient descent trained: one line, no traceback
+    assert cli("train", "--model", "naive", "--lags", "1").exit_code == 0
+    naive = next(r for r in tracking.runs(ws, tracking.Stage.TRAIN) if r.run_id != run.run_id)
+    refused = cli("diagnose", naive.run_id)
+    assert refused.exit_code == 2 and refused.stderr == (
+        f"viewcast: error: run {naive.run_id} (naive) has no weights trained by gradient "
+        "descent to diagnose: give a linear, sigmoid or relu run\n"
+    )
