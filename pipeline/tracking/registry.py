@@ -163,14 +163,23 @@ def model_folder(ws: Paths, run_id: str) -> Path:
     store, downloaded only from a remote one."""
     mlflow = connect(ws)
     try:
-        uri = mlflow.tracking.MlflowClient().get_run(run_id).info.artifact_uri
-        parsed = urlparse(uri)
-        local = Path(unquote(parsed.path)) / MODEL_ARTIFACT
-        if parsed.scheme == "file" and local.is_dir():
-            return local
+        run = mlflow.tracking.MlflowClient().get_run(run_id)
+    except Exception:  # MLflow raises several types for an unknown run
+        raise ViewcastError(f"no run {run_id!r} in this workspace") from None
+    stage = run.data.tags.get(Tag.STAGE, "")
+    what = f"is a {stage} run, with no model" if stage else "has no model"
+    no_model = f"run {run_id} {what}: give a training run"
+    parsed = urlparse(run.info.artifact_uri)
+    local = Path(unquote(parsed.path)) / MODEL_ARTIFACT
+    if parsed.scheme == "file":
+        if not local.is_dir():
+            raise ViewcastError(no_model)
+        return local
+    try:
         folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODEL_ARTIFACT)
-    except Exception as err:  # MLflow raises several types for an unknown run
-        raise ViewcastError(f"no model logged under run {run_id!r}: {err}") from None
+    except Exception as err:  # a server's store raises several types for a missing folder
+        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ViewcastError(f"{no_model} ({first})") from None
     return Path(folder)
 
 

@@ -26,3 +26,9 @@ def test_model_log_makes_a_run_an_mlflow_model_once(cli, home, raw):
     unknown = cli("model", "log", "f" * 32)
     assert unknown.exit_code == 2
     assert unknown.stderr == f"viewcast: error: no run '{'f' * 32}' in this workspace\n"
+    with tracking.start_run(ws, "a sweep", tracking.Stage.SWEEP, {}) as parent:
+        pass  # a run of another stage logs no model
+    refused = cli("model", "log", parent.run_id)
+    assert refused.exit_code == 2 and refused.stderr == (
+        f"viewcast: error: run {parent.run_id} is a sweep run, with no model: give a training run\n"
+    )
