@@ -91,6 +91,16 @@ def intervals_from(windows, rows: np.ndarray, pred: np.ndarray) -> Intervals:
     return intervals_of(windows.names, windows.code[rows], pred, windows.y(rows))
 
 
+def spliced(first: Intervals, rest: Intervals) -> Intervals:
+    """`first`'s half-widths for the steps it reaches, `rest`'s after them (same series)."""
+    k = min(first.horizons, rest.horizons)
+    width = {lv: np.concatenate([first.width[lv][:k], rest.width[lv][k:]]) for lv in LEVELS}
+    relative = {
+        lv: np.concatenate([first.relative[lv][:k], rest.relative[lv][k:]]) for lv in LEVELS
+    }
+    return Intervals(rest.names, width, relative)
+
+
 def sqrt_widths(one_day: Intervals, horizon: int) -> Intervals:
     """The old heuristic, kept to be measured against: step h's half-width is step 1's times
     sqrt(h) (calibrated for h = 1 only)."""

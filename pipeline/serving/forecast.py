@@ -36,6 +36,7 @@ from pipeline.models.intervals import (
     Intervals,
     dev_key,
     read_intervals,
+    spliced,
     validation_intervals,
     write_intervals,
 )
@@ -178,15 +179,23 @@ def champion_intervals(
 ) -> Intervals:
     """The champion's intervals for steps 1..horizon on these dev days: the ones `select`
     calibrated on several validation windows and logged beside its model (search.calibration:
-    28 days, or the selection's horizon if longer), else kept in data/forecasts/.intervals/ (per
+    28 days, or the selection's horizon if longer). A longer horizon keeps those steps and takes
+    the later ones from one window (`_one_window`)."""
+    key = dev_key(dev_file)
+    folder = tracking.model_folder(ws, run_id)
+    calibrated = read_intervals(folder / CALIBRATED_FILE, dev.names, key)  # however many steps
+    if calibrated is not None and calibrated.horizons >= horizon:
+        return calibrated
+    found = _one_window(ws, run_id, folder, dev, splits, key, horizon)
+    # a longer horizon than select calibrated: its steps as calibrated, the later from one window
+    return found if calibrated is None else spliced(calibrated, found)
+
+
+def _one_window(ws: Paths, run_id: str, folder: Path, dev, splits, key: str, horizon: int):
+    """One window's intervals for steps 1..horizon: kept in data/forecasts/.intervals/ (per
     champion and dev-days hash), else the ones its training run logged with its model (one step:
     computed from the validation forecasts it made anyway), else scored here on the validation
     days (8M validation windows of 145k series: about 15 s a step on 2 cores) and kept."""
-    key = dev_key(dev_file)
-    folder = tracking.model_folder(ws, run_id)
-    found = read_intervals(folder / CALIBRATED_FILE, dev.names, key, horizon)
-    if found is not None:
-        return found
     path = ws.data / "forecasts" / ".intervals" / f"{run_id}-{key}.npz"
     found = read_intervals(path, dev.names, key, horizon)
     if found is None:

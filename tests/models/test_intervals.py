@@ -57,6 +57,25 @@ def test_grouped_conformal_quantile_matches_one_group_at_a_time(layout):
             np.testing.assert_equal(grouped[g], expected)
 
 
+def test_spliced_takes_the_first_steps_from_one_and_the_rest_from_the_other():
+    names = np.array(["a", "b"])
+
+    def made(steps: int, base: float) -> iv.Intervals:
+        width = {lv: base + lv + np.arange(steps * 2.0).reshape(steps, 2) for lv in iv.LEVELS}
+        relative = {lv: base + lv / 100 + np.arange(steps * 1.0) for lv in iv.LEVELS}
+        return iv.Intervals(names, width, relative)
+
+    first, rest = made(3, 1000.0), made(5, 0.0)
+    both = iv.spliced(first, rest)
+    assert both.horizons == 5 and list(both.names) == ["a", "b"]
+    for lv in iv.LEVELS:
+        np.testing.assert_array_equal(both.width[lv][:3], first.width[lv])
+        np.testing.assert_array_equal(both.width[lv][3:], rest.width[lv][3:])
+        np.testing.assert_array_equal(
+            both.relative[lv], [*first.relative[lv], *rest.relative[lv][3:]]
+        )
+
+
 def test_intervals_from_validation_cover_the_test_days(production: Path):
     """Calibrated on the validation days, checked on the 60 test days the calibration never saw
     (the test is finalized in this workspace): coverage near the nominal share, within two
