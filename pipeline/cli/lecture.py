@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
@@ -67,7 +66,7 @@ def diagnose(
         return
     result = jobs.diagnose(ctx.obj, run_id, loss)
     if as_json:
-        typer.echo(json.dumps(asdict(result), indent=1))
+        show.emit(asdict(result))  # strict JSON: a non-finite number is null
         return
     console.print(f"{result.name}: {jobs.critical_point_sentence(result.point)}")
     if result.stuck_epochs:

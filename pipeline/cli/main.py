@@ -410,7 +410,7 @@ def leaderboard(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The submissions so far, best public MAE first."""
     rows = jobs.leaderboard(ctx.obj)
     if as_json:
-        typer.echo(json.dumps(rows, indent=1))
+        show.emit(rows)
         return
     show.leaderboard(rows)
 
@@ -426,7 +426,7 @@ def finalize(
     """Reveal the private test score, once: writes reports/final.json, final.md and final.png."""
     payload = jobs.finalize(ctx.obj, run_ids)
     if as_json:
-        typer.echo(json.dumps(payload, indent=1))
+        show.emit(payload)
         return
     show.final(payload)
     console.print(f"report: {payload['report']} (MLflow run {payload['final_run_id']})")

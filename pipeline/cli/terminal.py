@@ -475,7 +475,7 @@ def tables_to_stderr(on: bool):
         console.file = None  # back to whatever sys.stdout is (CliRunner swaps it per call)
 
 
-def emit(payload: dict) -> None:
+def emit(payload: dict | list) -> None:
     """The one JSON document on stdout (tables and progress went to stderr)."""
     typer.echo(json.dumps(_clean(payload), indent=1, ensure_ascii=False))
 

@@ -39,3 +39,8 @@ def test_forecast_rows_give_back_the_series_ids_as_ingested(tmp_path: Path) -> N
         {"series_id": "=1+1", "date": "2021-01-01", "forecast": 5.0},
         {"series_id": "plain", "date": "2021-01-01", "forecast": None},
     ]
+
+
+def test_json_is_strict_a_non_finite_number_is_null(capsys) -> None:
+    show.emit([{"mae": float("nan"), "eig": float("-inf"), "n": np.int64(3), "x": 1.5}])
+    assert json.loads(capsys.readouterr().out) == [{"mae": None, "eig": None, "n": 3, "x": 1.5}]
