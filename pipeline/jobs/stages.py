@@ -90,6 +90,8 @@ def ui(ws: Paths, port: int, ready: Callable[[dict[str, str]], None]) -> int:
     """The MLflow UI on the workspace's runs (blocks until it stops); its exit code."""
     if not 1 <= port <= 65535:  # the server would die with a traceback and exit 0
         raise ViewcastError(f"--port must be 1 to 65535, got {port}")
+    if tracking.port_taken(port):
+        raise ViewcastError(f"port {port} on 127.0.0.1 is taken: give another --port")
     urls = tracking.ui_urls(ws, port)
     return tracking.serve_ui(ws, port, lambda: ready(urls))
 

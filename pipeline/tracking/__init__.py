@@ -15,7 +15,14 @@ live only in submission and final runs (see pipeline.search.holdout).
 # ruff: noqa: F401  (the package's public names, re-exported from its modules)
 from __future__ import annotations
 
-from pipeline.tracking.connection import Session, connect, serve_ui, session, ui_urls
+from pipeline.tracking.connection import (
+    Session,
+    connect,
+    port_taken,
+    serve_ui,
+    session,
+    ui_urls,
+)
 from pipeline.tracking.queries import (
     all_runs,
     artifacts,

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -161,6 +162,18 @@ def ui_urls(ws: Paths, port: int) -> dict[str, str]:
         "daily": f"{base}/experiments/{s.daily}/runs{kind}",
         "model": f"{base}/models/{REGISTERED_MODEL}{kind}",
     }
+
+
+def port_taken(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port already (MLflow's server would log the bind
+    error and exit 0)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def serve_ui(ws: Paths, port: int, ready: Callable[[], None] = lambda: None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,15 @@ def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
         result = cli("ui", "--port", port)
         assert result.exit_code == 2
         assert result.stderr == f"viewcast: error: --port must be 1 to 65535, got {port}\n"
+    with socket.socket() as taken:  # something else listens there: MLflow's server exited 0
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("ui", "--port", port)
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"viewcast: error: port {port} on 127.0.0.1 is taken: give another --port\n"
+        )
     result = cli("select", "--top", "0")  # refused before any sweep is looked for
     assert (
         result.exit_code == 2
