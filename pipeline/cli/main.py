@@ -111,6 +111,10 @@ def main(
             raise typer.BadParameter("a tracking server's URL: http://host:port or https://...")
         os.environ[TRACKING_ENV] = tracking_uri  # every module (and subprocess) sees it
     ctx.obj = Paths.resolve(home)
+    if ctx.obj.home.exists() and not ctx.obj.home.is_dir():
+        raise typer.BadParameter(f"{ctx.obj.home} is a file, not a folder", param_hint="--home")
+    if not wait >= 0:
+        raise typer.BadParameter(f"seconds, 0 or more; got {wait:g}", param_hint="--wait")
     ctx.meta["wait"] = wait
     ctx.meta["debug"] = debug
 
@@ -492,7 +496,4 @@ def ui(ctx: typer.Context, port: Annotated[int, Opt(help="Port on 127.0.0.1.")] 
         raise ViewcastError(f"the MLflow UI exited with code {code} (is port {port} taken?)")
 
 
-# --- daily forecasts ---------------------------------------------------------------------------
-
-
-# --- the lecture's experiments and diagnostics -------------------------------------------------
+# --- daily forecasts (cli/daily.py), the lecture's commands (cli/lecture.py) -------------------

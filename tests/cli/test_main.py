@@ -51,6 +51,23 @@ def test_home_option_env_var_and_current_folder(tmp_path: Path, raw: Path, monke
         assert (d / "data" / "store" / "CURRENT").exists(), d
 
 
+def test_a_home_that_is_a_file_or_a_negative_wait_is_refused(tmp_path: Path, raw: Path) -> None:
+    runner = CliRunner()
+    afile = tmp_path / "afile"
+    afile.write_text("not a workspace")
+    data = raw / "codingtrain-2021" / "Totals.csv"
+    for args, env in [
+        (["--home", str(afile), "ingest", str(data)], {}),
+        (["ingest", str(data)], {"VIEWCAST_HOME": str(afile)}),
+    ]:
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 2 and f"{afile} is a file, not a folder" in result.output
+    assert afile.read_text() == "not a workspace"
+    result = runner.invoke(app, ["--home", str(tmp_path / "ws"), "--wait", "-1", "status"])
+    assert result.exit_code == 2 and "seconds, 0 or more; got -1" in result.output
+    assert not (tmp_path / "ws").exists()
+
+
 def test_nothing_is_written_outside_the_workspace(
     cli, home: Path, tmp_path: Path, raw: Path, monkeypatch
 ) -> None:
