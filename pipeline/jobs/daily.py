@@ -7,12 +7,24 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline.data.errors import DriftError
+from pipeline.data.errors import DriftError, ViewcastError
 from pipeline.data.lock import workspace_lock
 from pipeline.data.workspace import Paths
 from pipeline.jobs.build import StageHook, _quiet, ingest
 from pipeline.jobs.pull import pull as pull_sources
 from pipeline.serving.forecast import check_horizon, forecast
+
+
+def archive_folder(folder: Path) -> None:
+    """The --archive folder, made before any work: a file there, or a place it cannot be made,
+    is one line (the exports would be ingested and then left where they are)."""
+    if folder.exists() and not folder.is_dir():
+        raise ViewcastError(f"--archive {folder}: a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        problem = err.strerror or type(err).__name__
+        raise ViewcastError(f"--archive {folder}: cannot make the folder ({problem})") from None
 
 
 def archive(files: list[Path], folder: Path) -> list[Path]:
@@ -50,6 +62,8 @@ def daily(
 
     check_drift(k, m)  # bad numbers: refused before anything is pulled or ingested
     check_horizon(horizon)
+    if done is not None:
+        archive_folder(done)
 
     def take_in():
         if not files:

@@ -53,3 +53,16 @@ def test_daily_refuses_bad_numbers_before_it_ingests(cli, home: Path, raw: Path,
     result = cli("daily", raw / "codingtrain-2021" / "Totals.csv", *args)
     assert result.exit_code == 2 and result.stderr == f"viewcast: error: {line}\n"
     assert not (home / "data").exists(), "nothing ingested"
+
+
+def test_an_archive_that_is_a_file_is_refused_before_the_export_is_ingested(
+    cli, home: Path, raw: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_bytes((raw / "codingtrain-2021" / "Totals.csv").read_bytes())
+    afile = tmp_path / "done"
+    afile.write_text("a file")
+    result = cli("daily", export, "--archive", afile)
+    assert result.exit_code == 2
+    assert result.stderr == f"viewcast: error: --archive {afile}: a file, not a folder\n"
+    assert export.exists() and not (home / "data").exists(), "not ingested, not moved"
