@@ -123,7 +123,7 @@ def daily(
     if not paths and not pull:
         raise ViewcastError("give the new exports (files or folders), or --pull")
     found = jobs.expand(paths or [], by_age=True, allow_empty=archive is not None)
-    name = name or show.deprecated("--series", "--name", series)
+    name = name if name is not None else show.deprecated("--series", "--name", series)
     files = [(p, name) for p in found]
     ratio, days = drift_options(drift_ratio, drift_days, k, m)
     jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive, pull)

@@ -139,7 +139,7 @@ def ingest(
     series: OldName = None,
 ) -> None:
     """Read daily-view exports into the workspace's store (all files, or none, land)."""
-    name = name or show.deprecated("--series", "--name", series)
+    name = name if name is not None else show.deprecated("--series", "--name", series)
     files = [(path, name) for path in jobs.expand(paths)]
     done = jobs.ingest(ctx.obj, files, fmt, fill, test_days, val_days, allow_dates, max_bytes)
     show.ingested(done)

@@ -68,6 +68,12 @@ class Ingested:
     fill: str
 
 
+def check_names(files: list[tuple[Path, str | None]]) -> None:
+    """A series id given (--name) is not blank."""
+    if any(name is not None and not name.strip() for _, name in files):
+        raise ViewcastError("--name must not be empty: leave it out to name the series by file")
+
+
 def ingest(
     ws: Paths,
     files: list[tuple[Path, str | None]],
@@ -80,6 +86,9 @@ def ingest(
 ) -> Ingested:
     """Read (file, series id) pairs, every one before anything is written, then merge them into
     the store in one write."""
+    if max_bytes is not None and max_bytes < 1:
+        raise ViewcastError(f"--max-bytes must be positive, got {max_bytes}")
+    check_names(files)
     limit = max_bytes or MAX_BYTES
     batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
     report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)

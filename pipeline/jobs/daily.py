@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.data.errors import DriftError, ViewcastError
 from pipeline.data.lock import workspace_lock
 from pipeline.data.workspace import Paths
-from pipeline.jobs.build import StageHook, _quiet, ingest
+from pipeline.jobs.build import StageHook, _quiet, check_names, ingest
 from pipeline.jobs.pull import pull as pull_sources
 from pipeline.serving.forecast import check_horizon, forecast
 
@@ -62,6 +62,7 @@ def daily(
 
     check_drift(k, m)  # bad numbers: refused before anything is pulled or ingested
     check_horizon(horizon)
+    check_names(files)
     if done is not None:
         archive_folder(done)
 

@@ -89,6 +89,12 @@ def test_commands_before_ingest_say_what_to_run(cli) -> None:
 
 
 def test_bad_options_are_one_line_errors(cli, raw: Path) -> None:
+    for args, line in [
+        (("--max-bytes", "-1"), "--max-bytes must be positive, got -1"),
+        (("--name", " "), "--name must not be empty: leave it out to name the series by file"),
+    ]:
+        result = cli("ingest", raw / "codingtrain-2021" / "Totals.csv", *args)
+        assert result.exit_code == 2 and result.stderr == f"viewcast: error: {line}\n"
     cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
     result = cli("features", "--lags", "1,x")
     assert result.exit_code == 2 and "--lags must be comma-separated" in result.stderr
