@@ -260,7 +260,12 @@ def run_inputs(
     if chosen:
         return chosen, ""
     store = Store(ws)
-    if store.generation() is not None and store.read_manifest()["series"]:
+    if store.generation() is not None:  # it held data: never the demo unless asked
+        if not store.read_manifest()["series"]:
+            raise ViewcastError(
+                f"the store in {ws.store} holds no series (all dropped): give exports to run on, "
+                "or --demo for the demo data"
+            )
         return [], ""
     return demo_files(ws), f"no data yet: running on the demo exports in {ws.demo_data}"
 

@@ -101,6 +101,14 @@ def test_run_chooses_the_workspaces_own_series_and_the_demo_only_when_empty(tmp_
     assert jobs.run_inputs(ws, [(own, "mine")]) == ([(own, "mine")], "")
     with_demo, note = jobs.run_inputs(ws, None, demo=True)
     assert len(with_demo) == len(DEMO_FILES) and note == "", "--demo: an explicit choice"
+    jobs.drop(ws, ["mine"])  # a store that held data and holds none now is not a new workspace
+    with pytest.raises(ViewcastError) as err:
+        jobs.run_inputs(ws, None)
+    assert str(err.value) == (
+        f"the store in {ws.store} holds no series (all dropped): give exports to run on, or "
+        "--demo for the demo data"
+    )
+    assert jobs.run_inputs(ws, [(own, "mine")]) == ([(own, "mine")], "")
 
 
 @pytest.mark.slow  # end to end: a user's own export through run, refit and forecast
