@@ -43,7 +43,8 @@ from pipeline.search.grids import Candidate
 from pipeline.search.units import SweepData, plan_units, train_unit
 
 CALIBRATION_WINDOWS = 3  # validation windows whose errors set the half-widths (at most)
-CALIBRATED_DAYS = 28  # steps the champion's calibrated half-widths reach (at least)
+CALIBRATED_DAYS = 28  # steps the champion's calibrated half-widths reach (at least) ...
+LONG_CALIBRATED_DAYS = 60  # ... and up to this many as SELECT_BUDGET allows (Kaggle's horizon)
 MIN_TRAIN_DAYS = 28  # training days (beyond the lag window) the oldest window needs
 # forecast entries (dev rows x windows x steps) `select` calibrates at most: 2^25 float64 forecasts
 # and as many actuals take 0.5 GB; a Kaggle-scale panel (80M dev rows) is left to one window
@@ -137,11 +138,12 @@ def calibrate(
 def calibrate_champion(
     ws: Paths, run_id: str, horizon: int = 1, most: int = CALIBRATION_WINDOWS
 ) -> int:
-    """The champion's half-widths for steps 1..max(horizon, CALIBRATED_DAYS) from every window
-    its series hold, logged beside its model (CALIBRATED_FILE, keyed to the dev days), where
-    `forecast` reads them. How many windows; 1 when the series hold one window only, or the
-    store is too large for SELECT_BUDGET (nothing is logged: `forecast` scores the validation
-    days itself, as before)."""
+    """The champion's half-widths for steps 1..max(horizon, CALIBRATED_DAYS) (further, up to
+    LONG_CALIBRATED_DAYS, as far as SELECT_BUDGET allows) from every window its series hold,
+    logged beside its model (CALIBRATED_FILE, keyed to the dev days), where `forecast` reads
+    them. How many windows; 1 when the series hold one window only, or the store is too large
+    for SELECT_BUDGET (nothing is logged: `forecast` scores the validation days itself, as
+    before)."""
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
     members, blend = configurations(ws, tracking.get_run(ws, run_id))
@@ -149,6 +151,7 @@ def calibrate_champion(
     steps = max(horizon, CALIBRATED_DAYS)
     if windows < 2 or len(dev) * windows * steps > SELECT_BUDGET:
         return 1
+    steps = max(steps, min(LONG_CALIBRATED_DAYS, SELECT_BUDGET // (len(dev) * windows)))
     found = calibrate(dev, splits, members, blend, steps, most)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CALIBRATED_FILE

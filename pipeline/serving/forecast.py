@@ -179,8 +179,8 @@ def champion_intervals(
 ) -> Intervals:
     """The champion's intervals for steps 1..horizon on these dev days: the ones `select`
     calibrated on several validation windows and logged beside its model (search.calibration:
-    28 days, or the selection's horizon if longer). A longer horizon keeps those steps and takes
-    the later ones from one window (`_one_window`)."""
+    60 days where the store's size allows, at least 28, or the selection's horizon if longer). A
+    longer horizon keeps those steps and takes the later ones from one window (`_one_window`)."""
     key = dev_key(dev_file)
     folder = tracking.model_folder(ws, run_id)
     calibrated = read_intervals(folder / CALIBRATED_FILE, dev.names, key)  # however many steps

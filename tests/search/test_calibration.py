@@ -74,17 +74,19 @@ def test_the_half_widths_pool_each_windows_errors(swept: Path):
 
 
 def test_select_logs_the_champions_half_widths_and_forecast_uses_them(production: Path, cli):
-    """`select` logged the champion's calibrated half-widths beside its model, 28 days deep,
-    keyed to the dev days; `forecast --horizon 3` draws its bands with them, step by step."""
+    """`select` logged the champion's calibrated half-widths beside its model, 60 days deep (a
+    small store), keyed to the dev days; `forecast --horizon 3` draws its bands with them, step by
+    step."""
     ws = Paths(production)
     champion, _ = tracking.alias_run(ws, "champion")
     store = Store(ws)
     dev = store.read_dev()
     key = iv.dev_key(store.require() / "dev.parquet")
     path = tracking.model_folder(ws, champion) / iv.CALIBRATED_FILE
-    kept = iv.read_intervals(path, dev.names, key, calibration.CALIBRATED_DAYS)
-    assert kept is not None and kept.horizons == calibration.CALIBRATED_DAYS
-    assert iv.read_intervals(path, dev.names, key, calibration.CALIBRATED_DAYS + 1) is None
+    deep = calibration.LONG_CALIBRATED_DAYS
+    kept = iv.read_intervals(path, dev.names, key, deep)
+    assert kept is not None and kept.horizons == deep and np.isfinite(kept.width[95]).all()
+    assert iv.read_intervals(path, dev.names, key, deep + 1) is None
     done = cli("forecast", "--force", "--horizon", "3")
     assert done.exit_code == 0, done.output
     (csv,) = (production / "data" / "forecasts").glob("*.csv")
@@ -120,3 +122,8 @@ def test_one_window_or_a_store_over_the_budget_logs_nothing(
     monkeypatch.setattr(calibration, "SELECT_BUDGET", budget)
     assert calibration.calibrate_champion(ws, champion) == 3
     assert f"model/{iv.CALIBRATED_FILE}" in tracking.artifacts(ws, champion, "model")
+    path = tracking.model_folder(ws, champion) / iv.CALIBRATED_FILE
+    store = Store(ws)
+    key = iv.dev_key(store.require() / "dev.parquet")
+    kept = iv.read_intervals(path, store.read_dev().names, key)
+    assert kept.horizons == calibration.CALIBRATED_DAYS, "the budget holds 28 steps, not 60"

@@ -137,24 +137,32 @@ def test_days_past_the_champions_errors_get_empty_bounds_not_infinite_ones(produ
 
 
 def test_a_horizon_past_the_calibrated_steps_keeps_them_and_adds_one_windows(production: Path, cli):
-    """`select` calibrated 28 steps on three windows: a 35-day forecast keeps those 28 and takes
-    days 29..35 from the validation days' window alone."""
+    """`select` calibrated 60 steps on three windows (28 where a store's size allows no more):
+    a longer forecast keeps the calibrated steps and takes the later ones from the validation
+    days' window alone."""
     ws = Paths(production)
     champion, _ = tracking.alias_run(ws, "champion")
     store = Store(ws)
     dev, splits = store.read_dev(), store.read_splits()
     key = iv.dev_key(store.require() / "dev.parquet")
-    folder = tracking.model_folder(ws, champion)
-    calibrated = iv.read_intervals(folder / iv.CALIBRATED_FILE, dev.names, key)
-    assert calibrated.horizons == 28
+    path = tracking.model_folder(ws, champion) / iv.CALIBRATED_FILE
+    calibrated = iv.read_intervals(path, dev.names, key)
+    assert calibrated.horizons == 60
+    # as a large store's select leaves it: 28 steps
+    short = iv.Intervals(
+        calibrated.names,
+        {lv: w[:28] for lv, w in calibrated.width.items()},
+        {lv: r[:28] for lv, r in calibrated.relative.items()},
+    )
+    iv.write_intervals(path, short, key)
     one = iv.validation_intervals(tracking.load_predictor(ws, champion), dev, splits, 35)
     result = cli("forecast", "--horizon", "35")
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(production / "data" / "forecasts" / f"{json_date(result)}.csv")
     half = (frame["upper_80"] - frame["forecast"]).to_numpy()
-    np.testing.assert_allclose(half[:28], calibrated.width[80][:, 0], atol=2e-3)
+    np.testing.assert_allclose(half[:28], calibrated.width[80][:28, 0], atol=2e-3)
     np.testing.assert_allclose(half[28:], one.width[80][28:, 0], atol=2e-3)
-    assert not np.allclose(calibrated.width[80][:, 0], one.width[80][:28, 0], atol=1.0)
+    assert not np.allclose(calibrated.width[80][:28, 0], one.width[80][:28, 0], atol=1.0)
 
 
 def json_date(result) -> str:
