@@ -38,6 +38,10 @@ class Workspace:
 
     def __init__(self, home: str | Path | None = None, wait: float = 5.0) -> None:
         self.paths = config.Paths.resolve(Path(home) if home is not None else None)
+        if self.paths.home.exists() and not self.paths.home.is_dir():
+            raise ViewcastError(f"{self.paths.home} is a file, not a workspace folder")
+        if not wait >= 0:
+            raise ViewcastError(f"wait: seconds, 0 or more; got {wait:g}")
         self.wait = wait
 
     def __repr__(self) -> str:

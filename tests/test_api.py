@@ -77,6 +77,16 @@ def test_a_bad_dataframe_is_one_line_about_the_frame(tmp_path: Path, dates, view
     assert not (tmp_path / "ws" / "data" / "store").exists(), "nothing was written"
 
 
+def test_a_workspace_on_a_file_or_with_a_negative_wait_is_refused(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a workspace")
+    with pytest.raises(ViewcastError, match="afile is a file, not a workspace folder"):
+        Workspace(afile)
+    with pytest.raises(ViewcastError, match="wait: seconds, 0 or more; got -1"):
+        Workspace(tmp_path / "ws", wait=-1)
+    assert afile.read_text() == "not a workspace" and not (tmp_path / "ws").exists()
+
+
 def test_pull_registers_and_pulls_articles_then_every_registered_source(tmp_path: Path, apis):
     from tests.sources.fake_apis import daily_views
 
