@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from pipeline import jobs
 from pipeline.data import workspace as config
 from pipeline.data.atomic import restore
-from pipeline.data.errors import InputError, ViewcastError
+from pipeline.data.errors import InputError, ViewcastError, first_line
 from pipeline.data.features import FeatureSpec
 from pipeline.data.store import Store
 
@@ -190,7 +190,7 @@ def _frame_export(frame: pd.DataFrame, name: str | None) -> pd.DataFrame:
     try:
         out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d")
     except (ValueError, TypeError, OverflowError) as err:  # pandas' date parse errors too
-        why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        why = first_line(err)
         raise ViewcastError(f"the DataFrame's date column: {why}") from None
     return out
 

@@ -6,6 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def first_line(err: BaseException, most: int = 120) -> str:
+    """An exception's message cut to its first line (at most `most` characters), or its type's
+    name when it has none: what a one-line error quotes of a library's error."""
+    text = str(err)
+    return text.splitlines()[0][:most] if text else type(err).__name__
+
+
 class ViewcastError(Exception):
     """A problem the user can fix: bad input, a missing stage, a refused action."""
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.data.atomic import fsync
-from pipeline.data.errors import ViewcastError
+from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.ingest import Observations
 
 Fill = Literal["linear", "ffill", "zero"]  # missing days: interpolated, carried, or zero
@@ -235,7 +235,7 @@ def _damaged_ok(path: Path, read):
     except FileNotFoundError:
         raise ViewcastError(f"{path}: missing from the store; run `viewcast check`") from None
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as err:
-        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        first = first_line(err)
         raise ViewcastError(f"{path}: damaged ({first}); run `viewcast check`") from None
 
 

@@ -24,7 +24,7 @@ from pipeline import plots as reports
 from pipeline import tracking
 from pipeline.data import features as feats
 from pipeline.data.atomic import atomic_write, neutralise
-from pipeline.data.errors import ViewcastError
+from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.store import Store
 from pipeline.data.table import concat
 from pipeline.data.workspace import Paths, read_final
@@ -445,7 +445,7 @@ def _relog(ws: Paths, path: Path, day: int) -> str:
             "as recorded in the file",
         )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError) as err:
-        why = str(err).splitlines()[0][:100] if str(err) else type(err).__name__
+        why = first_line(err, 100)
         raise ViewcastError(
             f"{path}: not a forecast file viewcast wrote ({why}); `forecast --force` writes it "
             "again"

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline import tracking
 from pipeline.data.atomic import restore
-from pipeline.data.errors import ViewcastError
+from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.tracking import Stage
@@ -38,7 +38,7 @@ def live_errors(ws: Paths) -> pd.DataFrame:
                 path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
             )
         except (OSError, UnicodeDecodeError, ValueError) as err:  # pandas' parse errors too
-            why = str(err).splitlines()[0][:100] if str(err) else type(err).__name__
+            why = first_line(err, 100)
             raise ViewcastError(
                 f"{path}: not a forecast file ({why}); move it out of {folder}"
             ) from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.data.atomic import fsync
-from pipeline.data.errors import ViewcastError
+from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.workspace import Paths
 from pipeline.tracking.records import (
     DAILY_EXPERIMENT,
@@ -62,7 +62,7 @@ def connect(ws: Paths):
     try:
         _experiment_id(ws, mlflow)
     except Exception as err:  # SQLAlchemy and MLflow raise many types for a damaged database
-        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        first = first_line(err)
         raise ViewcastError(
             f"{db}: not a readable MLflow database ({first}); run `viewcast check`"
         ) from None
@@ -78,7 +78,7 @@ def _connect_server(ws: Paths, mlflow):
     try:
         _experiment_id(ws, mlflow)
     except Exception as err:  # requests and MLflow raise many types for a server that is away
-        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        first = first_line(err)
         raise ViewcastError(
             f"{ws.tracking_uri}: the MLflow server does not answer ({first})"
         ) from None

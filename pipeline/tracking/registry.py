@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from pipeline.data.errors import ViewcastError
+from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.workspace import Paths
 from pipeline.models import infer
 from pipeline.models.safe import load_arrays
@@ -178,7 +178,7 @@ def model_folder(ws: Paths, run_id: str) -> Path:
     try:
         folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODEL_ARTIFACT)
     except Exception as err:  # a server's store raises several types for a missing folder
-        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        first = first_line(err)
         raise ViewcastError(f"{no_model} ({first})") from None
     return Path(folder)
 
