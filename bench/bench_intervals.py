@@ -29,7 +29,10 @@ The calibration methods compared, each from days before o only:
     early stopping found on the window before it (so no window is scored by the training that
     chose its epoch on it), scored on every day before o;
   - three-extended-monotone: three-extended's half-widths made never narrower than at an
-    earlier step (their running maximum over h).
+    earlier step (their running maximum over h);
+  - four-extended / five-extended: three-extended with a fourth (fifth) window 60 days further
+    back, where the days before the origin hold its training (lags + 28 days): fewer otherwise,
+    as `windows_for` gives the product.
 Two sets of origins per set: "choose" (K origins ending before the first reported one, as the
 horizon bench's validation-chosen peer) to pick a method, and "report" (the backtest's own
 origins, the last H days before the set's last validation day) to measure it. Coverage pooled
@@ -80,7 +83,10 @@ METHODS = (
     "three-extended",
     "refit-two",
     "three-extended-monotone",
+    "four-extended",
+    "five-extended",
 )
+DEEPEST = 5  # windows the deepest method pools (fewer where the series is too short for them)
 SINGLES = [
     Candidate(
         "linear-28", ModelConfig(lags=28, model="linear"), TrainConfig(solver="lstsq", loss="mse")
@@ -202,6 +208,14 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
     three = widths([(errors, levels), earlier, earliest], now, horizon)
     # the two earlier windows' forecasts scored on past their window too, to the day before o
     extended = widths([(errors, levels), reach1, reach2], now, horizon)
+    deeper = [(errors, levels), reach1, reach2]  # windows 4 and 5 where the series holds them
+    lags = max(c.model.lags for c in members)
+    for k in range(3, DEEPEST):
+        if o - (k + 1) * val - int(table.day[0]) < lags + 28:
+            break
+        deeper.append(window_errors(table, splits, members, o - k * val, horizon, o)[-1])
+    four = widths(deeper[:4], now, horizon)
+    five = widths(deeper[:5], now, horizon)
     refitted = widths(refits, now, horizon)
     grow = np.sqrt(np.arange(1, horizon + 1))
     ratio = errors / np.maximum(preds, 1.0)  # the relative fallback's errors
@@ -221,6 +235,8 @@ def one_origin(table, splits, members, o: int, horizon: int) -> dict:
             "refit-two": refitted[lv][0],
             # never narrower than at an earlier step: the running maximum over h
             "three-extended-monotone": np.maximum.accumulate(extended[lv][0]),
+            "four-extended": four[lv][0],
+            "five-extended": five[lv][0],
         }
         for method, w in half.items():
             hits[f"{method}_{lv}"] = np.where(np.isnan(err), np.nan, err <= w).tolist()
