@@ -83,14 +83,18 @@ def ingest(
     val_days: int = DEFAULT_VAL_DAYS,
     allow_dates: bool = False,
     max_bytes: int | None = None,
+    before_write: Callable[[list[tuple[Path, str | None]], list], None] | None = None,
 ) -> Ingested:
     """Read (file, series id) pairs, every one before anything is written, then merge them into
-    the store in one write."""
+    the store in one write (`before_write` sees the files and what they hold first, and may
+    refuse them)."""
     if max_bytes is not None and max_bytes < 1:
         raise ViewcastError(f"--max-bytes must be positive, got {max_bytes}")
     check_names(files)
     limit = max_bytes or MAX_BYTES
     batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
+    if before_write is not None:
+        before_write(files, batches)
     report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)
     read = [(path, len(b), len(b.names)) for (path, _), b in zip(files, batches, strict=True)]
     return Ingested(read, report, fill)
