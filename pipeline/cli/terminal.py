@@ -154,7 +154,10 @@ def windows(summary: list[dict]) -> None:
 
 def forecast(result) -> None:
     if not result.written:
-        console.print(f"{result.path} exists: nothing to do (--force replaces it)")
+        plural = "s" if result.held != 1 else ""
+        ahead = f" (it holds {result.held} day{plural} ahead; {result.horizon} asked)"
+        ahead = ahead if result.held is not None and result.held != result.horizon else ""
+        console.print(f"{result.path} exists{ahead}: nothing to do (--force replaces it)")
         return
     skipped = f"; {len(result.skipped)} series left out (too short or silent too long)"
     console.print(

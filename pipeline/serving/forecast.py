@@ -269,6 +269,8 @@ class Forecast:
     model_run_id: str
     model_version: str
     unbounded_from: str | None = None  # rows from this date on have no interval (too far ahead)
+    horizon: int = 1  # days ahead asked
+    held: int | None = None  # days ahead the existing file holds (not written)
 
 
 def forecast_path(ws: Paths, day: int) -> Path:
@@ -303,7 +305,11 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
         # the file and its run go together: a crash between them (kill -9) left the file alone
         recorded = tracking.runs(ws, Stage.FORECAST, f"tags.forecast_date = '{iso(day)}'")
         run_id = recorded[0].run_id if recorded else _relog(ws, path, day)
-        return Forecast(path, iso(day), 0, False, [], run_id, chosen.run_id, chosen.version)
+        run = recorded[0] if recorded else tracking.get_run(ws, run_id)
+        held = int(run.params.get("horizon", 1))
+        return Forecast(
+            path, iso(day), 0, False, [], run_id, chosen.run_id, chosen.version, None, horizon, held
+        )
 
     history, last, names, skipped = histories_before(table, day, chosen.model.cfg.lags)
     if not names:  # nothing is written: no empty file, no picture of nothing
@@ -341,6 +347,7 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
         chosen.run_id,
         chosen.version,
         unbounded_from(frame),
+        horizon,
     )
 
 

@@ -61,8 +61,16 @@ def test_forecast_uses_only_days_before_d(production: Path, series: pd.DataFrame
     assert (before["forecast"] <= before["upper_80"]).all()
     assert (before["upper_80"] <= before["upper_95"]).all()
 
-    # unchanged without --force; the same numbers after the last fortnight is appended
-    assert "nothing to do" in cli("forecast", "--date", day).output
+    # unchanged without --force, saying how far the file reaches when another horizon is asked;
+    # the same numbers after the last fortnight is appended
+    assert cli("forecast", "--date", day, "--horizon", "3").output == (
+        f"{path} exists: nothing to do (--force replaces it)\n"
+    )
+    shorter = cli("forecast", "--date", day, "--json")
+    assert shorter.output.startswith(
+        f"{path} exists (it holds 3 days ahead; 1 asked): nothing to do (--force replaces it)\n"
+    )
+    assert '"held": 3' in shorter.output and '"horizon": 1' in shorter.output
     everything = export(series, production.parent / "all.csv")
     assert cli("ingest", everything, "--name", "series").exit_code == 0
     assert cli("forecast", "--date", day, "--horizon", "3", "--force").exit_code == 0
