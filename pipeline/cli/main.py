@@ -446,6 +446,7 @@ def run_all(
         list[Path] | None,
         Arg(help="Exports or folders (default: the workspace's series; demo data when empty)."),
     ] = None,
+    name: Name = None,
     demo: Annotated[bool, Opt(help="Add the demo exports (data/raw) to the workspace.")] = False,
     grid: Annotated[
         str, Opt(help="lecture, default (panel on a large store), panel, or a TOML file.")
@@ -461,7 +462,7 @@ def run_all(
     """The main job: ingest, features, sweep, select, submit, finalize, and a summary table
     (`--horizon H`: the champion selected on val_mae_h<H>)."""
     ws: Paths = ctx.obj
-    given = [(path, None) for path in jobs.expand(paths)] if paths else None
+    given = [(path, name) for path in jobs.expand(paths)] if paths else None
     files, note = jobs.run_inputs(ws, given, demo)
     if note:
         console.print(note)

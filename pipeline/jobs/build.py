@@ -12,6 +12,7 @@ from pipeline.data import features as feats
 from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import MAX_BYTES, read_views
 from pipeline.data.lock import workspace_lock
+from pipeline.data.names import repeats_stored
 from pipeline.data.store import Store
 from pipeline.data.workspace import (
     DEFAULT_TEST_DAYS,
@@ -93,6 +94,7 @@ def ingest(
     check_names(files)
     limit = max_bytes or MAX_BYTES
     batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
+    repeats_stored(ws, files, batches)  # a re-export under another file name: not a 2nd copy
     if before_write is not None:
         before_write(files, batches)
     report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.data.errors import DriftError, ViewcastError
 from pipeline.data.lock import workspace_lock
-from pipeline.data.store import Store
+from pipeline.data.names import named_after_file
 from pipeline.data.workspace import Paths
 from pipeline.jobs.build import StageHook, _quiet, check_names, ingest
 from pipeline.jobs.pull import pull as pull_sources
@@ -40,34 +40,6 @@ def archive(files: list[Path], folder: Path) -> list[Path]:
             target, n = folder / f"{stamp}-{n}-{path.name}", n + 1
         moved.append(Path(shutil.move(path, target)))
     return moved
-
-
-def named_after_file(ws: Paths, files: list[tuple[Path, str | None]], batches: list) -> None:
-    """A daily export adds days to the stored series. One without --name whose series are all
-    named after the file (`<file name>/<value>`, or the file name) and none of them stored, while
-    the store holds others, is refused before anything is written: a dated export name, or a
-    browser's `Totals (1).csv`, would start new series every morning and leave the stored ones
-    without their new days. `viewcast ingest` adds new series on purpose."""
-    store = Store(ws)
-    if store.generation() is None:
-        return
-    stored = set(store.read_manifest()["series"])
-    if not stored:
-        return
-    for (path, name), batch in zip(files, batches, strict=True):
-        ids = [str(n) for n in batch.names]
-        own = all(n == path.stem or n.startswith(f"{path.stem}/") for n in ids)
-        if name is not None or not own or stored & set(ids):
-            continue
-        suffixes = {n[len(path.stem) :] for n in ids}  # "" or "/<value>"
-        prefixes = sorted({s.split("/")[0] for s in stored})
-        fits = [p for p in prefixes if {p + x for x in suffixes} & stored]
-        hint = f"pass --name {fits[0]!r}" if len(fits) == 1 else "pass --name with the stored name"
-        raise ViewcastError(
-            f"{path}: none of its {len(ids)} series is in the store (named after the file: "
-            f"{ids[0]!r}); {hint} to add its days to the stored series, or `viewcast ingest` it "
-            "to start new ones"
-        )
 
 
 def daily(

@@ -133,3 +133,67 @@ def test_an_empty_workspace_runs_on_the_demo_and_says_so(home: Path, tiny_grid: 
     assert result.exit_code == 0, result.output
     assert "no data yet: running on the demo exports in" in result.stdout
     assert len(Store(Paths(home)).read_manifest()["series"]) == 13
+
+
+def _chart(path: Path, days: int, start: str = "2022-01-01", silent: bool = False) -> Path:
+    """A YouTube Studio chart export (Date,Traffic source,Views) of two traffic sources, the
+    first `days` of the same 400; with `silent` a third whose views are all zero."""
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.date_range(start, periods=days).strftime("%Y-%m-%d")
+    views = {"Search": synthetic_views(400, seed=5), "Direct": synthetic_views(400, seed=6)}
+    if silent:
+        views["Playlists"] = np.zeros(days)
+    rows = [(d, src, int(v[i])) for i, d in enumerate(dates) for src, v in views.items()]
+    pd.DataFrame(rows, columns=["Date", "Traffic source", "Views"]).to_csv(path, index=False)
+    return path
+
+
+def test_a_reexport_under_another_file_name_is_not_a_second_copy(home: Path, cli) -> None:
+    """The same channel exported again as `full.csv` would store every traffic source twice
+    (`early/Search` and `full/Search`): refused before anything is written, by `ingest` and by
+    `run`, naming the --name that adds its days to the stored series instead."""
+    from tests.conftest import snapshot
+
+    ws = Paths(home)
+    early = _chart(home.parent / "early.csv", 200, silent=True)
+    assert cli("ingest", early).exit_code == 0
+    full = _chart(home.parent / "full.csv", 230, silent=True)
+    data = snapshot(ws.data)
+    line = (
+        f"viewcast: error: {full}: its series 'full/Search' repeats the stored 'early/Search' "
+        "day for day (140 days compared: the same export under another file name); give --name "
+        "'early' to add its days to the stored series, or drop the stored one first\n"
+    )
+    for command in ("ingest", "run"):
+        refused = cli(command, full)
+        assert refused.exit_code == 2 and refused.stderr == line, refused.output
+        assert snapshot(ws.data) == data, "nothing written"
+    blank = cli("run", full, "--name", " ")  # run passes --name on to the ingest
+    assert blank.exit_code == 2 and "--name must not be empty" in blank.stderr
+    done = cli("ingest", full, "--name", "early", "--json")
+    assert done.exit_code == 0, done.output
+    assert sorted(Store(ws).read_manifest()["series"]) == [
+        "early/Direct",
+        "early/Playlists",
+        "early/Search",
+    ]
+
+
+def test_new_series_that_share_no_views_with_the_stored_ones_go_in(home: Path, cli) -> None:
+    """Another channel's export, a series that repeats a stored one on fewer than 28 days, and
+    a silent series (all zeros: alike everywhere) are new series, not copies."""
+    import numpy as np
+
+    ws = Paths(home)
+    assert cli("ingest", _chart(home.parent / "early.csv", 200)).exit_code == 0
+    other = home.parent / "other.csv"
+    _chart(other, 230, start="2022-03-01")  # other views on early's days
+    assert cli("ingest", other).exit_code == 0
+    assert cli("ingest", _chart(home.parent / "short.csv", 27)).exit_code == 0  # 27 days alike
+    quiet = write_totals(home.parent / "quiet.csv", np.zeros(200), start="2022-01-01")
+    again = write_totals(home.parent / "quiet (1).csv", np.zeros(200), start="2022-01-01")
+    assert cli("ingest", quiet).exit_code == 0 and cli("ingest", again).exit_code == 0
+    names = Store(ws).read_manifest()["series"]
+    assert {"other/Search", "short/Search", "quiet", "quiet (1)"} <= set(names)

@@ -134,7 +134,7 @@ def test_a_dated_chart_export_is_pointed_at_the_stored_prefix(tmp_path: Path):
     --name, goes in; an empty store takes anything."""
     from pipeline.data.errors import ViewcastError
     from pipeline.data.ingest import read_views
-    from pipeline.jobs.daily import named_after_file
+    from pipeline.data.names import named_after_file
 
     def chart(path: Path, days: int) -> Path:
         dates = pd.date_range("2022-01-01", periods=days).strftime("%Y-%m-%d")
