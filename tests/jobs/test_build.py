@@ -197,3 +197,28 @@ def test_new_series_that_share_no_views_with_the_stored_ones_go_in(home: Path, c
     assert cli("ingest", quiet).exit_code == 0 and cli("ingest", again).exit_code == 0
     names = Store(ws).read_manifest()["series"]
     assert {"other/Search", "short/Search", "quiet", "quiet (1)"} <= set(names)
+
+
+@pytest.mark.parametrize("slices", [64, 0])
+def test_a_copy_of_one_stored_series_among_many_is_found(home: Path, monkeypatch, slices) -> None:
+    """70 stored series and a Totals export repeating one of them: found by row ranges (few
+    twins) and by one pass over the rows (many), the same series either way."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.data import names
+
+    monkeypatch.setattr(names._Dev, "SLICES", slices)
+    ws = Paths(home)
+    dates = pd.date_range("2022-01-01", periods=150).strftime("%Y-%m-%d")
+    views = {f"s{i:02d}": synthetic_views(150, seed=100 + i).astype(int) for i in range(70)}
+    rows = [(n, d, v[j]) for n, v in views.items() for j, d in enumerate(dates)]
+    long = home.parent / "panel.csv"
+    pd.DataFrame(rows, columns=["series_id", "date", "views"]).to_csv(long, index=False)
+    jobs.ingest(ws, [(long, None)])
+    copy = home.parent / "copy.csv"
+    write_totals(copy, views["s42"][:100].astype(float), start="2022-01-01")
+    with pytest.raises(ViewcastError, match=r"'copy' repeats the stored 's42' day for day \(90 "):
+        jobs.ingest(ws, [(copy, None)])
+    fresh = write_totals(home.parent / "fresh.csv", np.arange(100.0), start="2022-01-01")
+    assert jobs.ingest(ws, [(fresh, None)]).report.added == {"fresh": 100}
