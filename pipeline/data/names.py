@@ -70,23 +70,22 @@ def named_after_file(
 def repeats_stored(
     ws: Paths, files: Sequence[tuple[Path, str | None]], batches: Sequence[Observations]
 ) -> None:
-    """Any ingest (`ingest`, `run`, `daily`): a new series named after its file whose views
-    equal a stored series' of the same value under another name on every one of at least
-    MIN_SHARED_DAYS shared observed days (not all one number: silent series look alike) is the
-    same export under another file name, and is refused. A new channel's export shares no such
-    run of days with the stored ones, and goes in. Only the dev days are compared (the sealed
-    test days stay unread)."""
+    """Any ingest (`ingest`, `run`, `daily`): a new series named after its file (no --name)
+    whose views equal a stored series' of the same value under another name on every one of at
+    least MIN_SHARED_DAYS shared observed days (not all one number: silent series look alike)
+    is the same export under another file name, and is refused. A new channel's export shares
+    no such run of days with the stored ones, and goes in; a name given is the user's choice.
+    Only the dev days are compared (the sealed test days stay unread)."""
     store, stored = _stored(ws)
     if not stored:
         return
     dev = None
     for (path, name), batch in zip(files, batches, strict=True):
         ids = _file_named(path, name, batch)
-        prefix = name or path.stem
-        if ids is None:
+        if name is not None or ids is None:  # a name given is the user's own choice
             continue
         for code, new in enumerate(ids):
-            suffix = new[len(prefix) :]
+            suffix = new[len(path.stem) :]
             twins = [p + suffix for p in _prefixes_fitting(stored, {suffix})]
             twins = [t for t in twins if t != new]
             if new in stored or not twins:

@@ -17,7 +17,7 @@ import pytest
 from pipeline import tracking
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
-from tests.conftest import FORTNIGHT, export, invoke, snapshot
+from tests.conftest import FORTNIGHT, export, snapshot
 
 
 def run_count(ws: Paths) -> tuple[int, int]:
@@ -126,34 +126,6 @@ def test_an_export_named_after_its_file_that_starts_new_series_is_refused(produc
     )
     assert snapshot(ws.data) == data, "nothing ingested, nothing forecast"
     assert cli("daily", new, "--name", "series").exit_code == 0
-
-
-def test_a_dated_chart_export_is_pointed_at_the_stored_prefix(tmp_path: Path):
-    """A chart export's series are `<file name>/<value>`: a dated file name makes new ones. The
-    refusal names the stored prefix whose values match; a file holding a stored series, or given
-    --name, goes in; an empty store takes anything."""
-    from pipeline.data.errors import ViewcastError
-    from pipeline.data.ingest import read_views
-    from pipeline.data.names import named_after_file
-
-    def chart(path: Path, days: int) -> Path:
-        dates = pd.date_range("2022-01-01", periods=days).strftime("%Y-%m-%d")
-        rows = [(d, src, 10 + i) for i, d in enumerate(dates) for src in ("Search", "Direct")]
-        pd.DataFrame(rows, columns=["Date", "Traffic source", "Views"]).to_csv(path, index=False)
-        return path
-
-    ws = Paths(tmp_path / "ws")
-    first = chart(tmp_path / "early.csv", 200)
-    files = [(chart(tmp_path / "day-2022-07-20.csv", 201), None)]
-    batches = [read_views(path, name) for path, name in files]
-    named_after_file(ws, files, batches)  # an empty workspace: nothing to add days to
-    assert invoke(tmp_path / "ws", "ingest", first).exit_code == 0
-    with pytest.raises(ViewcastError, match=r"2 series is in the store .*--name 'early'"):
-        named_after_file(ws, files, batches)
-    renamed = [(files[0][0], "early")]
-    named_after_file(ws, renamed, [read_views(p, n) for p, n in renamed])
-    same = [(first, None)]
-    named_after_file(ws, same, [read_views(p, n) for p, n in same])
 
 
 def test_deploy_recipes_run_daily_with_a_persistent_timer(tmp_path: Path):
