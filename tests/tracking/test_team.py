@@ -36,9 +36,8 @@ def server(tmp_path_factory):
     command += ["--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{root / 'team.db'}"]
     command += ["--artifacts-destination", str(root / "artifacts")]
-    proc = subprocess.Popen(
-        command, env=venv_env(), start_new_session=True, stderr=subprocess.DEVNULL
-    )
+    env = venv_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # no GenAI job runner
+    proc = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health", proc)
     yield url, root

@@ -144,9 +144,28 @@ def test_the_api_serves_every_run_and_the_champion_alias(ui) -> None:
     assert alias["model_version"]["source"].startswith("models:/m-")  # an MLflow logged model
 
 
+def session_commands(port: int) -> list[bytes]:
+    """The command lines of every process in the sessions of the UI's server processes (the
+    server runs in a process group, and session, of its own)."""
+    table = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            words = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if proc.name.isdigit():
+            table[int(proc.name)] = (int(stat.rsplit(")", 1)[1].split()[3]), words)
+    sids = {table[pid][0] for pid in server_processes(port) if pid in table}
+    return [words for sid, words in table.values() if sid in sids]
+
+
 def test_sigterm_stops_the_whole_server_and_frees_the_port(ui) -> None:
     proc, port = ui["proc"], ui["port"]
     assert server_processes(port), "the MLflow server is not running"
+    running = session_commands(port)
+    assert any(b"uvicorn" in c for c in running), running
+    assert not [c for c in running if b"huey" in c or b"job_runner" in c], "no GenAI job runner"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     output = proc.stdout.read()
