@@ -39,10 +39,20 @@ def _stored(ws: Paths) -> tuple[Store, set[str]]:
     return store, set(store.read_manifest()["series"])
 
 
-def _prefixes_fitting(stored: set[str], suffixes: set[str]) -> list[str]:
+def _by_suffix(stored: set[str]) -> dict[str, list[str]]:
+    """Stored series by what follows their first '/' ('' for a name without one): the series a
+    file-named id `<stem><suffix>` could be under another prefix, found at once (a Kaggle store
+    holds 145k names)."""
+    found: dict[str, list[str]] = {}
+    for name in stored:
+        cut = name.find("/")
+        found.setdefault(name[cut:] if cut >= 0 else "", []).append(name)
+    return found
+
+
+def _prefixes_fitting(by_suffix: dict[str, list[str]], suffixes: set[str]) -> list[str]:
     """Stored prefixes p for which some p + suffix is a stored series ('' suffix: p itself)."""
-    prefixes = sorted({s.split("/")[0] for s in stored})
-    return [p for p in prefixes if {p + x for x in suffixes} & stored]
+    return sorted({n[: len(n) - len(x)] for x in suffixes for n in by_suffix.get(x, [])})
 
 
 def named_after_file(
@@ -58,7 +68,7 @@ def named_after_file(
         ids = _file_named(path, name, batch)
         if name is not None or ids is None or stored & set(ids):
             continue
-        fits = _prefixes_fitting(stored, {n[len(path.stem) :] for n in ids})
+        fits = _prefixes_fitting(_by_suffix(stored), {n[len(path.stem) :] for n in ids})
         hint = f"pass --name {fits[0]!r}" if len(fits) == 1 else "pass --name with the stored name"
         raise ViewcastError(
             f"{path}: none of its {len(ids)} series is in the store (named after the file: "
@@ -79,15 +89,14 @@ def repeats_stored(
     store, stored = _stored(ws)
     if not stored:
         return
-    dev = None
+    dev, by_suffix = None, _by_suffix(stored)
     for (path, name), batch in zip(files, batches, strict=True):
         ids = _file_named(path, name, batch)
         if name is not None or ids is None:  # a name given is the user's own choice
             continue
         for code, new in enumerate(ids):
             suffix = new[len(path.stem) :]
-            twins = [p + suffix for p in _prefixes_fitting(stored, {suffix})]
-            twins = [t for t in twins if t != new]
+            twins = [t for t in by_suffix.get(suffix, []) if t != new]
             if new in stored or not twins:
                 continue
             dev = _Dev(store.read_dev()) if dev is None else dev
