@@ -7,6 +7,7 @@ are written with the Agg backend (no display needed), tables as Markdown rows.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import warnings
@@ -70,15 +71,15 @@ def learning_curve(
 
     if history.get("grad_norm"):
         with _CURVES_LOCK:
-            figure = _curve_figure()
-            for line, key in zip(figure.lines, ("train_loss", "val_mae", "grad_norm"), strict=True):
+            fig, lines = _curve_figure()
+            for line, key in zip(lines, ("train_loss", "val_mae", "grad_norm"), strict=True):
                 line.set_data(*along(key))
-            for ax in figure.fig.axes:
+            for ax in fig.axes:
                 ax.relim()
                 ax.autoscale_view()
             with warnings.catch_warnings():  # a curve at one value: log axes widen it
                 warnings.simplefilter("ignore", UserWarning)
-                figure.fig.savefig(path, dpi=80, format="png")
+                fig.savefig(path, dpi=80, format="png")
         return
     plt = pyplot()
     fig, axes = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
@@ -90,14 +91,7 @@ def learning_curve(
     save_figure(fig, path, dpi=80, tight=False)  # a fixed layout: drawn for many runs
 
 
-@dataclass
-class _CurveFigure:
-    fig: object
-    lines: list
-
-
-_CURVES: list[_CurveFigure] = []  # the process's learning-curve figure, made on first use
-_CURVES_LOCK = threading.Lock()
+_CURVES_LOCK = threading.Lock()  # the process's one learning-curve figure: one drawing at a time
 
 
 def _curve_axes(fig, axes) -> None:
@@ -112,23 +106,23 @@ def _curve_axes(fig, axes) -> None:
     fig.suptitle("learning curve")
 
 
-def _curve_figure() -> _CurveFigure:
-    if not _CURVES:
-        pyplot()  # the Agg backend
-        # lazy: matplotlib, only when a picture is drawn
-        from matplotlib.figure import Figure
+@functools.cache  # one figure for the process, made on first use
+def _curve_figure():
+    """The learning-curve figure and its three lines (loss, validation MAE, gradient norm)."""
+    pyplot()  # the Agg backend
+    # lazy: matplotlib, only when a picture is drawn
+    from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(7, 8))  # not pyplot's: nothing closes it behind our back
-        axes = fig.subplots(3, 1, sharex=True)
-        lines = [
-            axes[0].plot([], [], label="training loss (scaled)")[0],
-            axes[1].plot([], [], color="tab:orange")[0],
-            axes[2].plot([], [], color="tab:green")[0],
-        ]
-        _curve_axes(fig, axes)
-        axes[2].set_yscale("log")
-        _CURVES.append(_CurveFigure(fig, lines))
-    return _CURVES[0]
+    fig = Figure(figsize=(7, 8))  # not pyplot's: nothing closes it behind our back
+    axes = fig.subplots(3, 1, sharex=True)
+    lines = [
+        axes[0].plot([], [], label="training loss (scaled)")[0],
+        axes[1].plot([], [], color="tab:orange")[0],
+        axes[2].plot([], [], color="tab:green")[0],
+    ]
+    _curve_axes(fig, axes)
+    axes[2].set_yscale("log")
+    return fig, lines
 
 
 def _views_over_dates(ax, title: str) -> None:

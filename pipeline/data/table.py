@@ -282,10 +282,10 @@ def _series_codes(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def arrow_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A column's values as one NumPy array, without pandas: pyarrow's `to_numpy` imports pandas
-    on its first call (0.2 s of every command that reads the store; `viewcast features` took 0.80 s,
-    now 0.52 s); DLPack hands over a
-    null-free numeric chunk's buffer as it is (read-only), booleans through one byte each.
-    Chunks with nulls or other types go through `to_numpy`."""
+    on its first call (0.2 s of every command that reads the store; `viewcast features` took
+    0.80 s, now 0.52 s). DLPack hands over a null-free numeric chunk's buffer as it is
+    (read-only), booleans through one byte each; chunks with nulls or other types go through
+    `to_numpy`."""
     whole = column
     if isinstance(column, pa.ChunkedArray):  # one chunk as it is: no copy of a large column
         whole = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
