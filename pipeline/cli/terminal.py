@@ -165,6 +165,12 @@ def forecast(result) -> None:
         f"version {result.model_version} (run {result.model_run_id}); MLflow run {result.run_id}"
         + (skipped if result.skipped else "")
     )
+    if result.late:
+        console.print(
+            f"{result.late:,} series end before the day before {result.date} (up to "
+            f"{result.late_days} days missing): forecast from their last day, their intervals "
+            "as many days ahead"
+        )
     if result.unbounded_from:
         console.print(
             f"rows from {result.unbounded_from} on have no interval (empty bounds): the "

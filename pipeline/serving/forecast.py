@@ -5,7 +5,8 @@
 - `forecast`: day D (default: the day after the last ingested day) for every series, from the days
   before D only. Horizons above one feed each prediction back as the next day's x_1, or read a
   direct model's H days at once (models.horizons.paths). A series whose data ends before D-1 is
-  first rolled forward the same way over its missing days.
+  first rolled forward the same way over its missing days (its rows' steps, and so their
+  intervals, count from its last day).
 - Intervals are split-conformal per step h: per series, the quantiles of the champion's absolute
   errors h days ahead, forecast from each of its validation days (out of sample; the production
   model has seen those days; see intervals.validation_intervals). A series with too few errors at a
@@ -232,7 +233,9 @@ def production_model(ws: Paths) -> ForecastModel:
 def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int, horizon: int):
     """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`
     (a series that ends before first - 1 is forecast over its missing days too: see
-    horizons.paths, recursive or direct). Returns (series index, day, step, forecast) arrays."""
+    horizons.paths, recursive or direct). Returns (series index, day, step, forecast) arrays;
+    a row's step is its days ahead of its series' last day (1: the day after), which sets its
+    interval."""
     n = model.cfg.lags
     total = first - 1 - last + horizon  # days forecast from each series' last day
     windows = np.stack([h[-n:][::-1] for h in history]) if history else np.zeros((0, n))
@@ -242,7 +245,7 @@ def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int,
         found = paths(model, windows[group], last[group] + 1, int(days))[:, -horizon:]
         out_s.append(np.repeat(group, horizon))
         out_day.append(np.tile(np.arange(first, first + horizon), len(group)))
-        out_step.append(np.tile(np.arange(1, horizon + 1), len(group)))
+        out_step.append(np.tile(np.arange(days - horizon + 1, days + 1), len(group)))
         out_pred.append(found.reshape(-1))
     series, day = _cat(out_s, np.int64), _cat(out_day, np.int64)
     order = np.lexsort((series, day))  # day by day, series in order within a day
@@ -271,6 +274,8 @@ class Forecast:
     unbounded_from: str | None = None  # rows from this date on have no interval (too far ahead)
     horizon: int = 1  # days ahead asked
     held: int | None = None  # days ahead the existing file holds (not written)
+    late: int = 0  # series whose last day is before D - 1, forecast from it (intervals too)
+    late_days: int = 0  # the most days missing before D among them
 
 
 def forecast_path(ws: Paths, day: int) -> Path:
@@ -318,9 +323,9 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
             f"{chosen.model.cfg.lags} days before it or is silent for more than {MAX_ROLL_DAYS} "
             f"days (the last day ingested is {iso(int(last_day.max()))})"
         )
-    idx, days, steps, pred = roll_forward(
-        chosen.model, history, np.array(last, np.int64), day, horizon
-    )
+    last = np.array(last, np.int64)
+    idx, days, steps, pred = roll_forward(chosen.model, history, last, day, horizon)
+    missing = day - 1 - last  # days each series lacks before D
     champion = tracking.alias_run(ws, "champion")
     if champion is None:
         raise ViewcastError("no champion: run `viewcast select` first")
@@ -348,6 +353,8 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
         chosen.version,
         unbounded_from(frame),
         horizon,
+        late=int((missing > 0).sum()),
+        late_days=int(missing.max(initial=0)),
     )
 
 
@@ -399,7 +406,8 @@ def histories_before(table, day: int, n: int):
 def forecast_frame(
     series: np.ndarray, days: np.ndarray, steps: np.ndarray, pred: np.ndarray, intervals
 ):
-    """The forecast rows with their conformal bounds at each level, each step its own."""
+    """The forecast rows with their conformal bounds at each level, each step its own (a row
+    further ahead than the intervals reach has none)."""
     # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
     import pandas as pd
 
@@ -410,8 +418,10 @@ def forecast_frame(
             "forecast": pred,
         }
     )
+    reach = np.asarray(steps) <= intervals.horizons
     for level in LEVELS:
-        width = intervals.half_width(level, series, steps, pred)
+        width = np.full(len(frame), np.nan)
+        width[reach] = intervals.half_width(level, series[reach], steps[reach], pred[reach])
         # too few out-of-sample errors that far ahead: no interval (an empty cell), not inf
         width = np.where(np.isfinite(width), width, np.nan)
         frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)

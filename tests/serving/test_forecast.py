@@ -173,6 +173,31 @@ def test_a_horizon_past_the_calibrated_steps_keeps_them_and_adds_one_windows(pro
     assert not np.allclose(calibrated.width[80][:28, 0], one.width[80][:28, 0], atol=1.0)
 
 
+def test_a_series_that_stopped_early_gets_the_intervals_of_its_days_ahead(production: Path, cli):
+    """Day D for a series whose last day is D - 4 is forecast 4 and 5 days ahead of its data
+    (horizon 2): its rows get the half-widths of steps 4 and 5, not of steps 1 and 2, and the
+    command says how many series lack days before D."""
+    ws = Paths(production)
+    champion, _ = tracking.alias_run(ws, "champion")
+    store = Store(ws)
+    dev, last = store.read_dev(), int(store.read_all().day.max())
+    key = iv.dev_key(store.require() / "dev.parquet")
+    path = tracking.model_folder(ws, champion) / iv.CALIBRATED_FILE
+    calibrated = iv.read_intervals(path, dev.names, key)
+    day = str(np.datetime64(last + 4, "D"))
+    result = cli("forecast", "--date", day, "--horizon", "2")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert f"1 series end before the day before {day} (up to 3 days missing)" in said
+    frame = pd.read_csv(production / "data" / "forecasts" / f"{day}.csv")
+    for level in iv.LEVELS:
+        half = (frame[f"upper_{level}"] - frame["forecast"]).to_numpy()
+        np.testing.assert_allclose(half, calibrated.width[level][3:5, 0], atol=2e-3)
+        assert not np.allclose(half, calibrated.width[level][:2, 0], atol=1.0)
+    printed = json.loads(cli("forecast", "--date", day, "--force", "--json").stdout)
+    assert (printed["late"], printed["late_days"]) == (1, 3)
+
+
 def json_date(result) -> str:
     return result.stdout.split("forecast for ")[1][:10]
 
