@@ -3,7 +3,8 @@
 Each forecast file data/forecasts/<D>.csv contributes its rows for day D (the one-day-ahead
 forecasts; rows for later days of a longer horizon are not scored). A row is scored once the store
 holds an observed (not imputed) value for its series and day. The reference is the champion's
-validation MAE; drift is the live MAE of a day above k times it on m consecutive days.
+validation MAE; drift is the live MAE of a day above k times it on m consecutive days. Each day
+is a point of the monitor run's time series, logged again when more of its series are scored.
 """
 
 from __future__ import annotations
@@ -125,25 +126,31 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
     return result
 
 
+DAY_MS = 86_400_000  # one point a day, stamped at its midnight (UTC)
+
+
 def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
-    """Append the days not logged yet to the workspace's monitor run (a time series by day)."""
+    """Append the days not logged yet to the workspace's monitor run (a time series by day),
+    and log again a day whose count of scored series changed since (actuals of some series
+    arrived later: another source, a late export), one millisecond after its last point, so
+    MLflow's latest value of that day is the one over every series."""
     found = tracking.runs(ws, Stage.MONITOR, most=1)
     if found:
         run = tracking.writer(ws, found[0].run_id)
     else:
         run = tracking.create_run(ws, "monitor", Stage.MONITOR, {})
         tracking.set_status(ws, run.run_id, "FINISHED")
-    done = tracking.metric_steps(ws, run.run_id, "live_mae")
+    done = tracking.metric_points(ws, run.run_id, "live_series")  # day -> (series, stamp)
     new = []
     for d in result.days:
         day = int(np.datetime64(d["date"], "D").astype(np.int64))
-        if day not in done:
-            new.append((day, d))
-    stamp = 86_400_000  # one point a day, stamped at its midnight (UTC)
-    run.series("live_mae", [(day, d["live_mae"], day * stamp) for day, d in new])
-    run.series("live_series", [(day, float(d["series"]), day * stamp) for day, d in new])
+        before = done.get(day)
+        if before is None or before[0] != d["series"]:
+            new.append((day, d, day * DAY_MS if before is None else before[1] + 1))
+    run.series("live_mae", [(day, d["live_mae"], ms) for day, d, ms in new])
+    run.series("live_series", [(day, float(d["series"]), ms) for day, d, ms in new])
     if math.isfinite(result.reference_mae):
-        ratios = [(day, d["live_mae"] / result.reference_mae, day * stamp) for day, d in new]
+        ratios = [(day, d["live_mae"] / result.reference_mae, ms) for day, d, ms in new]
         run.series("live_mae_ratio", ratios)
     if new:
         run.tags({"drift_since": result.drift_since or ""})

@@ -33,6 +33,7 @@ from pipeline.tracking.queries import (
     find_sweep,
     get_run,
     latest_sweep,
+    metric_points,
     metric_steps,
     run_config,
     running_runs,

@@ -130,6 +130,13 @@ def metric_steps(ws: Paths, run_id: str, key: str) -> dict[int, float]:
     return {m.step: m.value for m in session(ws).client.get_metric_history(run_id, key)}
 
 
+def metric_points(ws: Paths, run_id: str, key: str) -> dict[int, tuple[float, int]]:
+    """step -> (value, timestamp in ms) of one metric's latest point at each step (MLflow
+    returns the history by timestamp)."""
+    history = session(ws).client.get_metric_history(run_id, key)
+    return {m.step: (m.value, m.timestamp) for m in history}
+
+
 def artifacts(ws: Paths, run_id: str, path: str | None = None) -> set[str]:
     """Paths of a run's artifacts (at the top level, or under `path`)."""
     return {a.path for a in session(ws).client.list_artifacts(run_id, path)}

@@ -52,6 +52,34 @@ def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production:
     assert len(tracking.runs(ws, tracking.Stage.MONITOR)) == 1
 
 
+def test_a_day_is_logged_again_when_more_of_its_series_have_actuals(swept: Path, cli):
+    """Day D's actuals of beta arrive a day after alpha's (another source, a late export): the
+    monitor run's D is logged again over both series, and is MLflow's latest value for D."""
+    ws = Paths(swept)
+    table = Store(ws).read_all()
+    day = int(table.day.max()) + 1
+    date = str(np.datetime64(day, "D"))
+    folder = ws.data / "forecasts"
+    folder.mkdir(parents=True)
+    rows = {"series_id": ["alpha", "beta"], "date": [date, date], "forecast": [1000.0, 1000.0]}
+    pd.DataFrame(rows).to_csv(folder / f"{date}.csv", index=False)
+    for name, views, arrived in (("alpha", 1100, True), ("beta", 1300, False)):
+        export = swept.parent / f"{name}-late.csv"
+        pd.DataFrame({"Date": [date], "Views": [views]}).to_csv(export, index=False)
+        if arrived:
+            assert cli("ingest", export, "--name", name).exit_code == 0
+
+    first = monitor(ws)
+    assert [(d["series"], d["live_mae"]) for d in first.days] == [(1, 100.0)]
+    assert cli("ingest", swept.parent / "beta-late.csv", "--name", "beta").exit_code == 0
+    second = monitor(ws)
+    assert [(d["series"], d["live_mae"]) for d in second.days] == [(2, 200.0)]
+    assert second.logged_days == 1 and second.run_id == first.run_id
+    assert tracking.metric_steps(ws, first.run_id, "live_mae") == {day: 200.0}
+    assert tracking.get_run(ws, first.run_id).metrics["live_series"] == 2.0
+    assert monitor(ws).logged_days == 0, "logged again only when the day changed"
+
+
 def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
     from pipeline.data.atomic import neutralise, restore
 
