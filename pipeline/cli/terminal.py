@@ -190,7 +190,7 @@ def monitoring(result) -> None:
     table("live MAE per day", header, rows[-MAX_ROWS:])
     console.print(
         f"validation MAE {fmt(result.reference_mae)}; {len(result.days)} days scored, "
-        f"{result.logged_days} logged (new, or with more series) to MLflow run {result.run_id}"
+        f"{result.logged_days} logged (new or changed) to MLflow run {result.run_id}"
     )
 
 

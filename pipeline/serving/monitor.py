@@ -131,22 +131,25 @@ DAY_MS = 86_400_000  # one point a day, stamped at its midnight (UTC)
 
 def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
     """Append the days not logged yet to the workspace's monitor run (a time series by day),
-    and log again a day whose count of scored series changed since (actuals of some series
-    arrived later: another source, a late export), one millisecond after its last point, so
-    MLflow's latest value of that day is the one over every series."""
+    and log again a day whose count of scored series or live MAE changed since (actuals of some
+    series arrived later: another source, a late export; YouTube's provisional days revised),
+    one millisecond after its last point, so MLflow's latest value of that day is today's."""
     found = tracking.runs(ws, Stage.MONITOR, most=1)
     if found:
         run = tracking.writer(ws, found[0].run_id)
     else:
         run = tracking.create_run(ws, "monitor", Stage.MONITOR, {})
         tracking.set_status(ws, run.run_id, "FINISHED")
-    done = tracking.metric_points(ws, run.run_id, "live_series")  # day -> (series, stamp)
+    done = tracking.metric_points(ws, run.run_id, "live_mae")  # day -> (live MAE, stamp)
+    counts = tracking.metric_steps(ws, run.run_id, "live_series")
     new = []
     for d in result.days:
         day = int(np.datetime64(d["date"], "D").astype(np.int64))
         before = done.get(day)
-        if before is None or before[0] != d["series"]:
-            new.append((day, d, day * DAY_MS if before is None else before[1] + 1))
+        if before is None:
+            new.append((day, d, day * DAY_MS))
+        elif counts.get(day) != d["series"] or not math.isclose(before[0], d["live_mae"]):
+            new.append((day, d, before[1] + 1))
     run.series("live_mae", [(day, d["live_mae"], ms) for day, d, ms in new])
     run.series("live_series", [(day, float(d["series"]), ms) for day, d, ms in new])
     if math.isfinite(result.reference_mae):

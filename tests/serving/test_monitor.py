@@ -78,6 +78,13 @@ def test_a_day_is_logged_again_when_more_of_its_series_have_actuals(swept: Path,
     assert tracking.metric_steps(ws, first.run_id, "live_mae") == {day: 200.0}
     assert tracking.get_run(ws, first.run_id).metrics["live_series"] == 2.0
     assert monitor(ws).logged_days == 0, "logged again only when the day changed"
+    # beta's day revised (YouTube's provisional days are pulled again): the same two series
+    pd.DataFrame({"Date": [date], "Views": [1500]}).to_csv(
+        swept.parent / "beta-late.csv", index=False
+    )
+    assert cli("ingest", swept.parent / "beta-late.csv", "--name", "beta").exit_code == 0
+    assert monitor(ws).logged_days == 1
+    assert tracking.metric_steps(ws, first.run_id, "live_mae") == {day: 300.0}
 
 
 def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
