@@ -18,6 +18,9 @@ from pipeline.data.atomic import atomic_write
 from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
 
 LEVELS = (80, 95)
+# forecast entries (dev rows x windows x steps) scored for intervals at most: 2^25 float64
+# forecasts and as many actuals take 0.5 GB; a Kaggle-scale panel (80M dev rows) gets fewer steps
+SCORE_BUDGET = 2**25
 
 
 def conformal_quantile(errors: np.ndarray, level: int) -> float:

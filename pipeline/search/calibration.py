@@ -33,6 +33,7 @@ from pipeline.models.horizons import Paths as Forecasts
 from pipeline.models.horizons import forecast_paths, origins_between, validation_bounds
 from pipeline.models.intervals import (
     CALIBRATED_FILE,
+    SCORE_BUDGET,
     Intervals,
     dev_key,
     intervals_of,
@@ -46,9 +47,9 @@ CALIBRATION_WINDOWS = 3  # validation windows whose errors set the half-widths (
 CALIBRATED_DAYS = 28  # steps the champion's calibrated half-widths reach (at least) ...
 LONG_CALIBRATED_DAYS = 60  # ... and up to this many as SELECT_BUDGET allows (Kaggle's horizon)
 MIN_TRAIN_DAYS = 28  # training days (beyond the lag window) the oldest window needs
-# forecast entries (dev rows x windows x steps) `select` calibrates at most: 2^25 float64 forecasts
-# and as many actuals take 0.5 GB; a Kaggle-scale panel (80M dev rows) is left to one window
-SELECT_BUDGET = 2**25
+# forecast entries (dev rows x windows x steps) `select` calibrates at most; a Kaggle-scale panel
+# (80M dev rows) is left to one window
+SELECT_BUDGET = SCORE_BUDGET
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from pipeline.models.intervals import (
     CALIBRATED_FILE,
     INTERVALS_FILE,
     LEVELS,
+    SCORE_BUDGET,
     Intervals,
     dev_key,
     read_intervals,
@@ -331,7 +332,9 @@ def _forecast(ws: Paths, date: str | None, horizon: int, force: bool, paint) -> 
         raise ViewcastError("no champion: run `viewcast select` first")
     # the champion's errors, out of sample (the production model has seen the validation days)
     dev_file = store.require() / "dev.parquet"
-    intervals = champion_intervals(ws, champion[0], dev, splits, dev_file, horizon)
+    intervals = champion_intervals(
+        ws, champion[0], dev, splits, dev_file, reach(horizon, steps, dev, splits)
+    )
     series = np.array(names, dtype=object)[idx] if len(idx) else np.array([], dtype=object)
     frame = forecast_frame(series, days, steps, pred, intervals)
     frame["model_version"] = chosen.version
@@ -384,6 +387,14 @@ def picture(frame, history: dict[str, np.ndarray], last: dict[str, int], day: in
         else ""
     )
     return panels, f"forecast from {iso(day)}{more}"
+
+
+def reach(horizon: int, steps: np.ndarray, dev, splits) -> int:
+    """How many steps ahead a forecast's intervals reach: the horizon, or its farthest row (a
+    series that ended before D - 1 is further ahead of its data) as far as the validation days
+    score and SCORE_BUDGET affords (a large panel's rows past that get no interval)."""
+    affordable = SCORE_BUDGET // max(len(dev), 1)
+    return max(horizon, min(int(steps.max(initial=1)), splits.val_days, affordable))
 
 
 def histories_before(table, day: int, n: int):

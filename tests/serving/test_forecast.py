@@ -181,6 +181,7 @@ def test_a_series_that_stopped_early_gets_the_intervals_of_its_days_ahead(produc
     champion, _ = tracking.alias_run(ws, "champion")
     store = Store(ws)
     dev, last = store.read_dev(), int(store.read_all().day.max())
+    splits = store.read_splits()
     key = iv.dev_key(store.require() / "dev.parquet")
     path = tracking.model_folder(ws, champion) / iv.CALIBRATED_FILE
     calibrated = iv.read_intervals(path, dev.names, key)
@@ -196,6 +197,26 @@ def test_a_series_that_stopped_early_gets_the_intervals_of_its_days_ahead(produc
         assert not np.allclose(half, calibrated.width[level][:2, 0], atol=1.0)
     printed = json.loads(cli("forecast", "--date", day, "--force", "--json").stdout)
     assert (printed["late"], printed["late_days"]) == (1, 3)
+
+    # no calibrated file (a champion of a large panel): the validation window's steps 4 and 5
+    path.unlink()
+    one = iv.validation_intervals(tracking.load_predictor(ws, champion), dev, splits, 5)
+    assert cli("forecast", "--date", day, "--horizon", "2", "--force").exit_code == 0
+    frame = pd.read_csv(production / "data" / "forecasts" / f"{day}.csv")
+    half = (frame["upper_80"] - frame["forecast"]).to_numpy()
+    np.testing.assert_allclose(half, one.width[80][3:5, 0], atol=2e-3)
+
+
+def test_intervals_reach_the_farthest_row_as_far_as_the_budget_affords(monkeypatch):
+    splits = type("Splits", (), {"val_days": 60})()
+    dev = np.zeros(1000)  # dev rows
+    steps = np.array([1, 2, 9, 10])  # a series 8 days behind, horizon 2
+    assert fc.reach(2, steps, dev, splits) == 10
+    assert fc.reach(2, np.array([80, 81]), dev, splits) == 60, "the validation days' reach"
+    assert fc.reach(70, np.array([1, 70]), dev, splits) == 70, "the horizon asked, always"
+    monkeypatch.setattr(fc, "SCORE_BUDGET", 4000)  # 4 steps of 1,000 rows
+    assert fc.reach(2, steps, dev, splits) == 4
+    assert fc.reach(1, np.array([1]), dev, splits) == 1
 
 
 def json_date(result) -> str:
