@@ -143,7 +143,8 @@ def sealed_test(sealed: jobs.SealedTest) -> None:
         return
     console.print(
         f"the test was finalized on {sealed.payload['finalized_at']}: it is revealed once per "
-        "workspace, so this run shows that result (use a new --home for a fresh test)"
+        "workspace, so this run shows that result and keeps its champion (no sweep, no select; "
+        "use a new --home for a fresh test)"
     )
 
 

@@ -313,7 +313,8 @@ def run_all(
     horizon: int = 1,
 ) -> SealedTest:
     """Ingest (`files`; None: what `run_inputs` chooses), features, sweep, select, submit and
-    finalize. A workspace whose test was finalized shows that result instead of scoring again.
+    finalize. A workspace whose test was finalized shows that result instead of scoring again
+    (after ingest and features: no sweep, no select, so its champion stays the one tested).
     `horizon` H > 1: recursive or direct is one more grid axis and the champion is selected on
     val_mae_h<H> (the validation days' error over days 1..H)."""
     # lazy: torch takes 2 s to import; only the paths that train or load a network pay
@@ -337,6 +338,8 @@ def run_all(
         ),
         ("select", lambda: selection.select(ws, metric, ensemble=ensemble, method=method)),
     ]
+    if final is not None:  # the champion stays the run the sealed test scored
+        steps = steps[:2]
     results: dict[str, object] = {}
     for name, step in steps:
         on_stage(name, None)

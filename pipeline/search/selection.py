@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pipeline import tracking
 from pipeline.data.errors import ViewcastError
-from pipeline.data.workspace import Paths
+from pipeline.data.workspace import Paths, read_final
 from pipeline.models.config import DEFAULT_ENSEMBLE_METHOD, ENSEMBLE_METHODS
 from pipeline.search.calibration import calibrate_champion
 from pipeline.search.ensembles import ahead, ensemble_run, greedy_run, stepwise_run
@@ -65,7 +65,8 @@ def select(
     best on val_mae_h<H>, the champion is the stepwise model of the two: the first's forecast
     for day 1, the second's for days 2..H. The champion becomes an MLflow pyfunc model
     (registered); with `log_models` K, so do the K best runs (baselines left out). Its
-    intervals are calibrated on up to three validation windows (search.calibration)."""
+    intervals are calibrated on up to three validation windows (search.calibration). After
+    `finalize` the champion stays the run the sealed test scored: another best run is refused."""
     if not metric.startswith("val_"):
         raise ViewcastError(f"select ranks by a validation metric (val_*), not {metric!r}")
     check_ensemble(ensemble, method)
@@ -82,11 +83,26 @@ def select(
     if step is not None:  # the champion by construction, then the rest as they rank
         ranking.insert(0, _row(step, metric))
         note = "; ".join(filter(None, [note, _stepwise_note(day_one, best[0], metric)]))
+    _keep_the_tested_champion(ws, ranking[0])
     version = tracking.register_alias(ws, ranking[0].run_id, "champion", {metric: ranking[0].score})
     for row in [r for r in ranking if not r.baseline][:log_models]:
         tracking.materialise(ws, row.run_id)
     windows = calibrate_champion(ws, ranking[0].run_id, horizon)
     return Selection(sweep_id, metric, ranking, version, note, windows=windows)
+
+
+def _keep_the_tested_champion(ws: Paths, best: Ranked) -> None:
+    """Once the sealed test is finalized the champion is the run it scored: another one would
+    go to production (`refit`) without a test score, under the report's name."""
+    if not ws.final_report.exists():
+        return
+    tested = read_final(ws)["champion"]
+    if best.run_id != tested["run_id"]:
+        raise ViewcastError(
+            f"the sealed test was finalized with champion {tested['name']} (run "
+            f"{tested['run_id']}): select would make {best.name} the champion, which was never "
+            "tested; use a new --home for a fresh sealed test"
+        )
 
 
 def check_ensemble(ensemble: int, method: str) -> None:

@@ -54,9 +54,11 @@ def test_run_is_the_whole_job_and_reruns_safely(home: Path, tiny_grid: Path, cli
     again = cli("run", *files, "--grid", tiny_grid, "--json")
     assert again.exit_code == 0, again.output
     assert "store unchanged" in again.stderr  # --json: the tables went to stderr
-    assert "0 of 7 configurations trained" in again.stderr
+    # finalized: no sweep, no select, so the champion stays the run the test scored
+    assert "3. sweep" not in again.stderr and "4. select" not in again.stderr
     assert json.loads(again.stdout)["champion"] == final["champion"]
-    assert "the test was finalized on" in again.stderr
+    assert "the test was finalized on" in again.stderr and "keeps its champion" in again.stderr
+    assert tracking.champion_run(Paths(home)) == final["champion"]["run_id"]
     assert json.loads((home / "reports" / "final.json").read_text()) == final
 
     # a damaged report stops `run` before any work: nothing is submitted or finalized again

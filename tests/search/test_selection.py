@@ -30,6 +30,30 @@ def test_select_registers_the_best_validation_run_as_champion(swept: Path, cli):
     assert cli("select", "--metric", "test_mae").exit_code == 2
 
 
+def test_after_finalize_the_champion_stays_the_run_the_test_scored(
+    production: Path, tiny_grid: Path, cli
+):
+    """A new sweep's best would go to production (`refit`) untested, under the report's name:
+    select refuses it in one line and the alias stays; selecting the tested champion again
+    works."""
+    ws = Paths(production)
+    tested = json.loads(ws.final_report.read_text())["champion"]
+    first_sweep = tracking.latest_sweep(ws)
+    before = tracking.alias_run(ws, "champion")
+    assert before[0] == tested["run_id"]
+    assert cli("sweep", "--grid", tiny_grid).exit_code == 0
+    refused = cli("select")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(
+        f"viewcast: error: the sealed test was finalized with champion {tested['name']} (run "
+        f"{tested['run_id']}): select would make "
+    )
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert tracking.alias_run(ws, "champion") == before
+    assert cli("select", "--sweep", first_sweep).exit_code == 0
+    assert tracking.alias_run(ws, "champion")[0] == tested["run_id"]
+
+
 @pytest.mark.slow  # a sweep, end to end
 def test_selection_never_opens_test_rows(two_series: Path, tiny_grid: Path, cli, parquet_opens):
     assert cli("sweep", "--grid", tiny_grid).exit_code == 0
