@@ -44,7 +44,7 @@ def test_the_lecture_report_lists_every_configuration(two_series: Path, cli):
     assert cli("select", "--sweep", sweep.run_id, "--ensemble", "0").exit_code == 0
     assert cli("finalize").exit_code == 0
     trained = len(tracking.runs(ws, tracking.Stage.TRAIN))
-    again = cli("experiment", "lecture", "--epochs", "5", "--study-epochs", "3")
+    again = cli("experiment", "lecture", "--only", "grid", "--epochs", "5", "--study-epochs", "3")
     assert again.exit_code == 0, again.output
     assert len(tracking.runs(ws, tracking.Stage.TRAIN)) == trained, "sweep resumed"
     page = (ws.reports / experiment.REPORT).read_text()
