@@ -429,10 +429,10 @@ def forecast_frame(
             "forecast": pred,
         }
     )
-    reach = np.asarray(steps) <= intervals.horizons
+    within = np.asarray(steps) <= intervals.horizons
     for level in LEVELS:
         width = np.full(len(frame), np.nan)
-        width[reach] = intervals.half_width(level, series[reach], steps[reach], pred[reach])
+        width[within] = intervals.half_width(level, series[within], steps[within], pred[within])
         # too few out-of-sample errors that far ahead: no interval (an empty cell), not inf
         width = np.where(np.isfinite(width), width, np.nan)
         frame[f"lower_{level}"] = np.maximum(pred - width, 0.0)

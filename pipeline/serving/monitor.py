@@ -4,7 +4,8 @@ Each forecast file data/forecasts/<D>.csv contributes its rows for day D (the on
 forecasts; rows for later days of a longer horizon are not scored). A row is scored once the store
 holds an observed (not imputed) value for its series and day. The reference is the champion's
 validation MAE; drift is the live MAE of a day above k times it on m consecutive days. Each day
-is a point of the monitor run's time series, logged again when more of its series are scored.
+is a point of the monitor run's time series, logged again when its scored series or its live
+MAE change (late or revised actuals).
 """
 
 from __future__ import annotations
