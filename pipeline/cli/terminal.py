@@ -168,7 +168,8 @@ def forecast(result) -> None:
     )
     if result.late:
         console.print(
-            f"{result.late:,} series end before the day before {result.date} (up to "
+            f"{result.late:,} series {'ends' if result.late == 1 else 'end'} before the day "
+            f"before {result.date} (up to "
             f"{result.late_days} days missing): forecast from their last day, their intervals "
             "as many days ahead"
         )

@@ -189,7 +189,7 @@ def test_a_series_that_stopped_early_gets_the_intervals_of_its_days_ahead(produc
     result = cli("forecast", "--date", day, "--horizon", "2")
     assert result.exit_code == 0, result.output
     said = " ".join(result.stdout.split())
-    assert f"1 series end before the day before {day} (up to 3 days missing)" in said
+    assert f"1 series ends before the day before {day} (up to 3 days missing)" in said
     frame = pd.read_csv(production / "data" / "forecasts" / f"{day}.csv")
     for level in iv.LEVELS:
         half = (frame[f"upper_{level}"] - frame["forecast"]).to_numpy()
