@@ -21,7 +21,7 @@ class Painter:
         context = multiprocessing.get_context("spawn")  # never fork a process holding locks
         self._conn, child = context.Pipe()
         self._proc = context.Process(target=_paint_server, args=(child,), daemon=True)
-        with _this_package_first():
+        with _this_package_first(), _main_left_alone():
             self._proc.start()
         self._used = False
         return self
@@ -59,6 +59,22 @@ def _this_package_first() -> Iterator[None]:
         yield
     finally:
         sys.path[:] = saved
+
+
+@contextmanager
+def _main_left_alone() -> Iterator[None]:
+    """The spawned child is not told the caller's main module: multiprocessing would run a
+    script's top level again in it (`python example.py` holding the README's API example with no
+    `if __name__ == "__main__":` guard: the whole job a second time, under the lock). The
+    child needs only this module."""
+    main = sys.modules["__main__"]
+    hidden = {key: main.__dict__.pop(key) for key in ("__file__", "__spec__") if key in vars(main)}
+    main.__spec__ = None  # multiprocessing reads it (a missing one is an AttributeError)
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(hidden)
 
 
 def _paint_server(conn) -> None:
