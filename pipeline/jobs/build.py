@@ -146,10 +146,11 @@ def train_one(
 ) -> Trained:
     """One model (ModelConfig fields; the target transform defaults to the one `viewcast
     features` recorded) on the training days of the chosen series (all split ones by default),
-    early-stopped on validation, logged to MLflow."""
+    early-stopped on validation, logged to MLflow under the name a sweep gives its configuration."""
     # lazy: torch takes 2 s to import; only the paths that train or load a network pay
     from pipeline.models.outcome import training_outcome
     from pipeline.models.train import fit
+    from pipeline.search.grids import config_name, how_trained
 
     recorded, made = made_features(ws)
     mcfg = ModelConfig(
@@ -160,8 +161,9 @@ def train_one(
     result = fit(windows, mcfg, tcfg, on_epoch)
     data = feats.data_params(ws, windows)
     outcome = training_outcome(windows, result, data, keep_intervals=not series)
+    name = config_name(mcfg) + how_trained(mcfg, tcfg)  # as a sweep names it, for the UI
     run_id = tracking.log_training(
-        ws, windows, mcfg, tcfg, result.model, result.device, outcome, data
+        ws, windows, mcfg, tcfg, result.model, result.device, outcome, data, run_name=name
     )
     return Trained(mcfg, result, run_id, made)
 

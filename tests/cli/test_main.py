@@ -192,7 +192,7 @@ def test_each_choice_list_is_the_modules_in_the_help_and_the_refusal(
     assert all(f"'{c}'" in result.stderr for c in choices), result.stderr
 
 
-def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
+def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path, home: Path) -> None:
     cli("ingest", raw / "codingtrain-2021" / "Totals.csv")
     assert cli("features", "--lags", "7,28").exit_code == 0
     result = cli("train", "--lags", "7,28")
@@ -201,6 +201,8 @@ def test_train_takes_lags_in_the_same_form_as_features(cli, raw: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # stdout holds the JSON alone: the table went to stderr
     assert payload["model"]["lags"] == 7 and payload["val_mae"] > 0 and len(payload["run_id"]) == 32
+    # named as a sweep names the configuration (not MLflow's random name), for the UI
+    assert tracking.get_run(Paths(home), payload["run_id"]).name == "linear-lags7-lstsq"
 
 
 @pytest.mark.slow  # a sweep, end to end
