@@ -238,7 +238,7 @@ class EnsembleModel(nn.Module):
 
     @property
     def reach(self) -> int:
-        return 1  # its members' own reaches: see horizons.paths
+        return 1  # its members' own reaches: see infer.paths
 
 
 def save(model: ViewsModel | EnsembleModel, folder: Path) -> None:

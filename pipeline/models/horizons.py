@@ -2,9 +2,8 @@
 evaluation that is pure NumPy (validation intervals per horizon, rolling-origin backtests).
 
 An origin is a row position p of a complete daily table: the forecast of day[p] + k (k = 0..H-1)
-reads the views of the N days before day[p] only. A recursive model feeds each prediction back as
-the next day's x_1 (the lecture's one-day model used H times); a direct model (`cfg.horizon` > 1)
-predicts the H days at once.
+reads the views of the N days before day[p] only (the paths themselves, recursive or direct, are
+models.infer.paths: a served pyfunc model draws them too).
 """
 
 from __future__ import annotations
@@ -14,49 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline.data.calendar import weekday
 from pipeline.data.table import ViewsTable
-from pipeline.models.infer import combine
+from pipeline.models.infer import paths
 
 PATH_CHUNK = 2**16  # origins forecast at a time
-
-
-def recursive_paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
-    """(origins, horizon) forecasts of days first_day .. first_day + horizon - 1 from windows `x`
-    (rows of lag_1..lag_N), each prediction fed back as the next day's lag_1; never negative."""
-    window = np.array(x, dtype=np.float64)
-    out = np.empty((len(window), horizon))
-    for k in range(horizon):
-        pred = np.maximum(model.predict(window, weekday(first_day + k)), 0.0)
-        out[:, k] = pred
-        window = np.concatenate([pred[:, None], window[:, :-1]], axis=1)
-    return out
-
-
-def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
-    """(origins, horizon) forecasts: a direct model's own days 1..H at once (past its H, its
-    last H days fed back as the newest lags and asked again), a one-day model's recursively; an
-    ensemble's, the (weighted) mean of its members' paths (a stepwise one's day 1 with its day-1
-    weights)."""
-    members = getattr(model, "members", None)
-    if members is not None:
-        found = [paths(m, x[:, : m.cfg.lags], first_day, horizon) for m in members]
-        out = combine(found, model.weights)
-        if model.first is not None:  # a stepwise model: day 1 blended its own way
-            out[:, 0] = combine([f[:, 0] for f in found], model.first)
-        return out
-    reach = getattr(model, "reach", 1)
-    if reach <= 1:
-        return recursive_paths(model, x, first_day, horizon)
-    window = np.array(x, dtype=np.float64)
-    parts, done = [], 0
-    while done < horizon:
-        block = np.maximum(model.predict_days(window, weekday(first_day + done)), 0.0)
-        block = block[:, : horizon - done]
-        parts.append(block)
-        done += block.shape[1]
-        window = np.concatenate([block[:, ::-1], window], axis=1)[:, : x.shape[1]]
-    return np.concatenate(parts, axis=1)
 
 
 @dataclass(frozen=True)

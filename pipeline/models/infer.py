@@ -4,7 +4,9 @@
 prediction. Every saved model also holds its weights as weights.npz (see families.save), and this
 module replays `ViewsModel.forward` in evaluation mode with them: the same transform, per-row scale
 and standardisation, then the layers in `build_net`'s order (batch norm with its moving averages,
-dropout as the identity). A test checks it against torch for every family.
+dropout as the identity). A test checks it against torch for every family. `paths` draws H days
+ahead from a window (a one-day model's predictions fed back, a direct model's days at once), for
+forecasts, backtests and a served pyfunc model alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.calendar import weekday
 from pipeline.models.config import EnsembleConfig, ModelConfig
 from pipeline.models.safe import TREES_FILE, check_folder, load_arrays, load_trees
 
@@ -122,7 +125,7 @@ class NumpyEnsemble:
 
     @property
     def reach(self) -> int:
-        return 1  # its members' own reaches: see horizons.paths
+        return 1  # its members' own reaches: see paths
 
 
 def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.ndarray:
@@ -130,6 +133,44 @@ def combine(preds: list[np.ndarray], weights: tuple[float, ...] | None) -> np.nd
     if weights is None:
         return np.mean(preds, axis=0)
     return np.tensordot(np.asarray(weights), np.asarray(preds), axes=1)
+
+
+def recursive_paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
+    """(origins, horizon) forecasts of days first_day .. first_day + horizon - 1 from windows `x`
+    (rows of lag_1..lag_N), each prediction fed back as the next day's lag_1; never negative."""
+    window = np.array(x, dtype=np.float64)
+    out = np.empty((len(window), horizon))
+    for k in range(horizon):
+        pred = np.maximum(model.predict(window, weekday(first_day + k)), 0.0)
+        out[:, k] = pred
+        window = np.concatenate([pred[:, None], window[:, :-1]], axis=1)
+    return out
+
+
+def paths(model, x: np.ndarray, first_day: np.ndarray, horizon: int) -> np.ndarray:
+    """(origins, horizon) forecasts: a direct model's own days 1..H at once (past its H, its
+    last H days fed back as the newest lags and asked again), a one-day model's recursively; an
+    ensemble's, the (weighted) mean of its members' paths (a stepwise one's day 1 with its day-1
+    weights)."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        found = [paths(m, x[:, : m.cfg.lags], first_day, horizon) for m in members]
+        out = combine(found, model.weights)
+        if model.first is not None:  # a stepwise model: day 1 blended its own way
+            out[:, 0] = combine([f[:, 0] for f in found], model.first)
+        return out
+    reach = getattr(model, "reach", 1)
+    if reach <= 1:
+        return recursive_paths(model, x, first_day, horizon)
+    window = np.array(x, dtype=np.float64)
+    parts, done = [], 0
+    while done < horizon:
+        block = np.maximum(model.predict_days(window, weekday(first_day + done)), 0.0)
+        block = block[:, : horizon - done]
+        parts.append(block)
+        done += block.shape[1]
+        window = np.concatenate([block[:, ::-1], window], axis=1)[:, : x.shape[1]]
+    return np.concatenate(parts, axis=1)
 
 
 def has_weights(folder: Path) -> bool:

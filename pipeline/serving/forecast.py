@@ -4,7 +4,7 @@
   test), for the epoch count its early stopping found; registered with the alias `production`.
 - `forecast`: day D (default: the day after the last ingested day) for every series, from the days
   before D only. Horizons above one feed each prediction back as the next day's x_1, or read a
-  direct model's H days at once (models.horizons.paths). A series whose data ends before D-1 is
+  direct model's H days at once (models.infer.paths). A series whose data ends before D-1 is
   first rolled forward the same way over its missing days (its rows' steps, and so their
   intervals, count from its last day).
 - Intervals are split-conformal per step h: per series, the quantiles of the champion's absolute
@@ -29,7 +29,7 @@ from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.store import Store
 from pipeline.data.table import concat
 from pipeline.data.workspace import Paths, read_final
-from pipeline.models.horizons import paths
+from pipeline.models.infer import paths
 from pipeline.models.intervals import (
     CALIBRATED_FILE,
     INTERVALS_FILE,
@@ -234,7 +234,7 @@ def production_model(ws: Paths) -> ForecastModel:
 def roll_forward(model, history: list[np.ndarray], last: np.ndarray, first: int, horizon: int):
     """Predict days first..first+horizon-1 for each series from its views up to day `last[s]`
     (a series that ends before first - 1 is forecast over its missing days too: see
-    horizons.paths, recursive or direct). Returns (series index, day, step, forecast) arrays;
+    infer.paths, recursive or direct). Returns (series index, day, step, forecast) arrays;
     a row's step is its days ahead of its series' last day (1: the day after), which sets its
     interval."""
     n = model.cfg.lags

@@ -11,6 +11,7 @@ from pipeline.data import features as feats
 from pipeline.data.store import SeriesSplit, Splits
 from pipeline.data.table import ViewsTable
 from pipeline.models import horizons as hz
+from pipeline.models import infer
 from pipeline.models import intervals as iv
 from pipeline.models.config import ModelConfig
 from pipeline.models.train import TrainConfig, fit
@@ -52,7 +53,7 @@ def test_recursive_paths_feed_each_prediction_back_as_lag_1():
         cfg=SimpleNamespace(lags=2), predict=lambda x, wd: 0.5 * x[:, 0] + 0.25 * x[:, 1] + 1
     )
     x = np.array([[4.0, 8.0], [0.0, 0.0]])
-    out = hz.recursive_paths(model, x, np.array([0, 0]), 3)
+    out = infer.recursive_paths(model, x, np.array([0, 0]), 3)
     expected = []
     for a, b in x:
         row = []
@@ -74,15 +75,15 @@ def test_a_stepwise_ensemble_takes_day_1_from_one_blend_and_the_rest_from_anothe
     slow, fast = member(0.5, 10.0), member(2.0, 0.0)
     step = NumpyEnsemble((slow, fast), weights=(0.0, 1.0), first=(1.0, 0.0))
     x = np.array([[4.0], [100.0]])
-    out = hz.paths(step, x, np.array([0, 0]), 4)
-    own = [hz.recursive_paths(m, x, np.array([0, 0]), 4) for m in (slow, fast)]
+    out = infer.paths(step, x, np.array([0, 0]), 4)
+    own = [infer.recursive_paths(m, x, np.array([0, 0]), 4) for m in (slow, fast)]
     np.testing.assert_allclose(out[:, 0], own[0][:, 0])  # day 1: slow's 12 and 60
     np.testing.assert_allclose(out[:, 1:], own[1][:, 1:])  # days 2..4: fast's own path
     np.testing.assert_allclose(out[:, 0], [12.0, 60.0])
     np.testing.assert_allclose(out[:, 3], [64.0, 1600.0])  # 4 * 2**4: fast never reads 12
     np.testing.assert_allclose(step.predict(x), [12.0, 60.0])  # one day ahead: the first blend
     plain = NumpyEnsemble((slow, fast), weights=(0.25, 0.75))
-    np.testing.assert_allclose(hz.paths(plain, x, np.array([0, 0]), 4)[:, 0], plain.predict(x))
+    np.testing.assert_allclose(infer.paths(plain, x, np.array([0, 0]), 4)[:, 0], plain.predict(x))
 
 
 def test_forecast_paths_never_read_imputed_days_or_days_after_the_last_one():
