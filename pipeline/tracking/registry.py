@@ -39,14 +39,15 @@ mlflow.models.set_model(ViewcastModel())
 def _signature(cfg):
     # lazy: mlflow takes 2 s to import; only a run read or written pays
     from mlflow.models.signature import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    from pipeline.tracking.pyfunc import DATE_COLUMN, lag_columns
+    from pipeline.tracking.pyfunc import DATE_COLUMN, HORIZON, lag_columns
 
     columns = [ColSpec("double", c) for c in lag_columns(cfg.lags)]
     if cfg.calendar != "none":  # the forecast day, for the weekday
         columns.append(ColSpec("string", DATE_COLUMN))
-    return ModelSignature(Schema(columns), Schema([ColSpec("double", "views")]))
+    days = ParamSchema([ParamSpec(HORIZON, "long", 1)])  # views_2..views_H beside `views`
+    return ModelSignature(Schema(columns), Schema([ColSpec("double", "views")]), days)
 
 
 SERVING_CODE = (  # what a pyfunc model runs, as paths inside the package

@@ -18,6 +18,7 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data.workspace import Paths
+from pipeline.models.infer import paths
 from pipeline.tracking import registry as model_registry
 from pipeline.tracking.pyfunc import lag_columns
 from tests.conftest import free_port, peyton_until_summer_2015, venv_env, wait_for_http
@@ -50,6 +51,17 @@ def test_the_aliases_load_with_mlflow_pyfunc_and_predict_like_viewcast(registry,
     assert list(got.columns) == ["views"]
     want = np.maximum(ours.predict(x.to_numpy(np.float32)), 0)
     np.testing.assert_allclose(got["views"].to_numpy(), want, rtol=1e-6)
+    # the days after it, as `forecast --horizon 3` draws them (the parameter in the signature)
+    three = model.predict(x, params={"horizon": 3})
+    assert list(three.columns) == ["views", "views_2", "views_3"]
+    days = paths(ours, x.to_numpy(np.float32), np.zeros(len(x), np.int64), 3)
+    np.testing.assert_allclose(three.to_numpy(), days, rtol=1e-6)
+    np.testing.assert_array_equal(three["views"], got["views"])
+    assert model.metadata.signature.params.to_dict() == [
+        {"name": "horizon", "type": "long", "default": 1, "shape": None}
+    ]
+    with pytest.raises(ValueError, match="horizon must be at least 1"):
+        model.predict(x, params={"horizon": 0})
     # the version points at an MLflow 3 logged model of the run, with a signature and example
     meta = model.metadata
     assert meta.model_id == tracking.get_run(ws, run_id).tags[tracking.Tag.MODEL_ID]
@@ -163,6 +175,12 @@ def test_mlflow_models_serve_answers_with_the_same_numbers(registry):
             f"{url}/invocations", body.encode(), {"Content-Type": "application/json"}
         )
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        split = x.to_dict(orient="split", index=False)
+        body = json.dumps({"dataframe_split": split, "params": {"horizon": 2}})
+        request = urllib.request.Request(
+            f"{url}/invocations", body.encode(), {"Content-Type": "application/json"}
+        )
+        two = json.loads(urllib.request.urlopen(request, timeout=30).read())
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -170,3 +188,5 @@ def test_mlflow_models_serve_answers_with_the_same_numbers(registry):
     views = [row["views"] for row in answer["predictions"]]
     want = np.maximum(ours.predict(x.to_numpy(np.float32)), 0)
     np.testing.assert_allclose(views, want, rtol=1e-6)
+    days = paths(ours, x.to_numpy(np.float32), np.zeros(len(x), np.int64), 2)
+    np.testing.assert_allclose([[r["views"], r["views_2"]] for r in two["predictions"]], days)
