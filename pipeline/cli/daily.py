@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline import jobs
+from pipeline.cli import morning
 from pipeline.cli import terminal as show
 from pipeline.cli.main import Arg, JsonFlag, Name, OldName, Opt, command
 from pipeline.data.errors import DriftError, ViewcastError
@@ -37,7 +38,7 @@ def backtest(
 def refit(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Retrain the champion's configuration on all history; register it as `production`."""
     done = jobs.refit(ctx.obj)
-    show.refit(done)
+    morning.refit(done)
     if as_json:
         show.emit(show.plain(done))
 
@@ -52,7 +53,7 @@ def forecast_command(
 ) -> None:
     """Forecast day D for every series with intervals; writes data/forecasts/<D>.csv and .png."""
     done = jobs.forecast(ctx.obj, date, horizon, force)
-    show.forecast(done)
+    morning.forecast(done)
     if as_json:
         show.emit(show.plain(done) | {"forecasts": show.csv_rows(done.path)})
 
@@ -84,7 +85,7 @@ def monitor_command(
     if as_json:
         show.emit(show.plain(result) | {"drift": result.drift})
     else:
-        show.monitoring(result)
+        morning.monitoring(result)
     if result.drift:
         raise DriftError(
             f"drift: live MAE above {ratio:g} x validation MAE "
@@ -126,7 +127,7 @@ def daily(
     name = name if name is not None else show.deprecated("--series", "--name", series)
     files = [(p, name) for p in found]
     ratio, days = drift_options(drift_ratio, drift_days, k, m)
-    jobs.daily(ctx.obj, files, ratio, days, horizon, show.daily_stage, archive, pull)
+    jobs.daily(ctx.obj, files, ratio, days, horizon, morning.daily_stage, archive, pull)
 
 
 def drift_options(ratio: float, days: int, k: float | None, m: int | None) -> tuple[float, int]:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline import jobs
+from pipeline.cli import morning
 from pipeline.cli import terminal as show
 from pipeline.cli.guard import guard
 from pipeline.cli.main import Arg, JsonFlag, Opt, app, command
@@ -33,7 +34,7 @@ Contact = Annotated[
 
 
 def _done(done: jobs.Pulled, as_json: bool) -> None:
-    show.pulled(done)
+    morning.pulled(done)
     if as_json:
         show.emit(
             {

@@ -153,49 +153,6 @@ def windows(summary: list[dict]) -> None:
     console.print(f"lag windows (train/val rows): {rows}")
 
 
-def forecast(result) -> None:
-    if not result.written:
-        plural = "s" if result.held != 1 else ""
-        ahead = f" (it holds {result.held} day{plural} ahead; {result.horizon} asked)"
-        ahead = ahead if result.held is not None and result.held != result.horizon else ""
-        console.print(f"{result.path} exists{ahead}: nothing to do (--force replaces it)")
-        return
-    skipped = f"; {len(result.skipped)} series left out (too short or silent too long)"
-    console.print(
-        f"forecast for {result.date}: {result.rows:,} rows written to {result.path} with model "
-        f"version {result.model_version} (run {result.model_run_id}); MLflow run {result.run_id}"
-        + (skipped if result.skipped else "")
-    )
-    if result.late:
-        console.print(
-            f"{result.late:,} series {'ends' if result.late == 1 else 'end'} before the day "
-            f"before {result.date} (up to "
-            f"{result.late_days} days missing): forecast from their last day, their intervals "
-            "as many days ahead"
-        )
-    if result.unbounded_from:
-        console.print(
-            f"rows from {result.unbounded_from} on have no interval (empty bounds): the "
-            "champion's out-of-sample errors do not reach that many days ahead"
-        )
-
-
-def monitoring(result) -> None:
-    if not result.days:
-        console.print("monitor: no forecast has actuals yet")
-        return
-    header = ("date", "series", "live MAE", f"> {result.k:g} x val MAE")
-    rows = [
-        [d["date"], str(d["series"]), fmt(d["live_mae"]), "yes" if d["above"] else ""]
-        for d in result.days
-    ]
-    table("live MAE per day", header, rows[-MAX_ROWS:])
-    console.print(
-        f"validation MAE {fmt(result.reference_mae)}; {len(result.days)} days scored, "
-        f"{result.logged_days} logged (new or changed) to MLflow run {result.run_id}"
-    )
-
-
 def champion(chosen, top: int) -> None:
     """select's ranking, and where the champion was registered."""
     selection(chosen, top)
@@ -247,14 +204,6 @@ def backtested(result) -> None:
     if result.skipped:
         console.print(f"left out (too short): {', '.join(result.skipped[:10])}")
     console.print(f"{result.seconds:.1f} s; run {result.run_id}; picture {result.figure}")
-
-
-def refit(result) -> None:
-    console.print(
-        f"refit the champion (run {result.source_run_id}) on {result.rows:,} days for "
-        f"{result.epochs} epochs: train MAE {fmt(result.train_mae)}; run {result.run_id}, "
-        f"registered as version {result.version}, alias production"
-    )
 
 
 def summary(payload: dict, ws) -> None:
@@ -321,34 +270,6 @@ def run_stage():
             printers[stage](result)
 
     return on_stage
-
-
-def daily_stage(stage: str, result) -> None:
-    """`viewcast daily`'s stage callback: what ingest, monitor and forecast did."""
-    printers = {"pull": pulled, "ingest": ingested, "monitor": monitoring, "forecast": forecast}
-    if result is not None:
-        printers[stage](result)
-
-
-def pulled(done: jobs.Pulled) -> None:
-    """Each source's pull, then what the store took in."""
-    rows = []
-    for s in done.sources:
-        what = (
-            f"failed: {s.error}"
-            if s.error
-            else "nothing new"
-            if s.nothing_new
-            else f"{s.days:,} day{'s' * (s.days != 1)} to {s.last_day} (final to {s.final_through})"
-        )
-        rows.append([s.source, s.name, what, f"{s.revised:,}" if s.revised else ""])
-    table("pull", ("source", "series", "pulled", "revised"), rows)
-    if done.report is not None and done.report.changed:
-        added = sum(done.report.added.values())
-        updated = sum(done.report.updated.values())
-        console.print(f"store: {added:,} days added, {updated:,} updated")
-    elif not any(s.error for s in done.sources):
-        console.print("store unchanged")
 
 
 def findings(found: list, ws, as_json: bool = False) -> None:

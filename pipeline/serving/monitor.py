@@ -2,7 +2,8 @@
 
 Each forecast file data/forecasts/<D>.csv contributes its rows for day D (the one-day-ahead
 forecasts; rows for later days of a longer horizon are not scored). A row is scored once the store
-holds an observed (not imputed) value for its series and day. The reference is the champion's
+holds an observed (not imputed) value for its series and day, and counts as inside its 80% and 95%
+intervals or not (live coverage: do the intervals hold?). The reference is the champion's
 validation MAE; drift is the live MAE of a day above k times it on m consecutive days. Each day
 is a point of the monitor run's time series, logged again when its scored series or its live
 MAE change (late or revised actuals).
@@ -21,29 +22,40 @@ from pipeline.data.atomic import restore
 from pipeline.data.errors import ViewcastError, first_line
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
+from pipeline.models.intervals import LEVELS
 from pipeline.tracking import Stage
 
 DEFAULT_K, DEFAULT_M = 2.0, 3
 
 
+NEEDED = ["series_id", "date", "forecast"]
+BOUNDS = [f"{side}_{level}" for level in LEVELS for side in ("lower", "upper")]
+
+
 def live_errors(ws: Paths) -> pd.DataFrame:
-    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast."""
+    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast,
+    and in_80, in_95: whether the actual fell inside that interval (nan: the row has none)."""
     folder = ws.data / "forecasts"
     files = sorted(folder.glob("*.csv")) if folder.exists() else []
-    columns = ["series_id", "date", "forecast", "actual", "abs_error"]
+    columns = [*NEEDED, "actual", "abs_error", *(f"in_{level}" for level in LEVELS)]
     if not files:
         return pd.DataFrame(columns=columns)
     frames = []
     for path in files:
         try:
             frame = pd.read_csv(
-                path, usecols=["series_id", "date", "forecast"], dtype={"series_id": str}
+                path, usecols=lambda c: c in NEEDED + BOUNDS, dtype={"series_id": str}
             )
+            lacking = [c for c in NEEDED if c not in frame.columns]
+            if lacking:
+                raise ValueError(f"no column {lacking[0]!r}")
         except (OSError, UnicodeDecodeError, ValueError) as err:  # pandas' parse errors too
             why = first_line(err, 100)
             raise ViewcastError(
                 f"{path}: not a forecast file ({why}); move it out of {folder}"
             ) from None
+        for bound in BOUNDS:  # a file written by hand, or before intervals: none
+            frame[bound] = pd.to_numeric(frame.get(bound, np.nan), errors="coerce")
         frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
         frames.append(frame[frame["date"] == path.stem])
     made = pd.concat(frames, ignore_index=True)
@@ -59,6 +71,10 @@ def live_errors(ws: Paths) -> pd.DataFrame:
     )
     scored = made.merge(actuals, on=["series_id", "date"], how="inner")
     scored["abs_error"] = (scored["forecast"] - scored["actual"]).abs()
+    for level in LEVELS:
+        lower, upper = scored[f"lower_{level}"], scored[f"upper_{level}"]
+        inside = (lower <= scored["actual"]) & (scored["actual"] <= upper)
+        scored[f"in_{level}"] = inside.astype(float).where(lower.notna() & upper.notna())
     return scored[columns].sort_values(["date", "series_id"], ignore_index=True)
 
 
@@ -84,6 +100,7 @@ class Monitoring:
     days: list[dict] = field(default_factory=list)
     series: list[dict] = field(default_factory=list)
     drift_since: str | None = None
+    coverage: dict[str, float] = field(default_factory=dict)  # coverage_80: % of actuals inside
     logged_days: int = 0
     run_id: str | None = None
 
@@ -110,11 +127,15 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
     if scored.empty:
         return result
     by_day = scored.groupby("date")["abs_error"].agg(["mean", "size"])
+    held = scored.groupby("date")[[f"in_{level}" for level in LEVELS]].mean() * 100
     threshold = k * reference
     result.days = [
         {"date": d, "series": int(n), "live_mae": float(v), "above": bool(v > threshold)}
+        | {f"coverage_{level}": float(held.at[d, f"in_{level}"]) for level in LEVELS}
         for d, (v, n) in by_day.iterrows()
     ]
+    # over every scored row with an interval (nan: none has one)
+    result.coverage = {f"coverage_{lv}": float(scored[f"in_{lv}"].mean() * 100) for lv in LEVELS}
     by_series = scored.groupby("series_id")["abs_error"].agg(["mean", "size"])
     result.series = [
         {"series_id": s, "days": int(n), "live_mae": float(v)} for s, (v, n) in by_series.iterrows()
@@ -143,19 +164,29 @@ def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
         tracking.set_status(ws, run.run_id, "FINISHED")
     done = tracking.metric_points(ws, run.run_id, "live_mae")  # day -> (live MAE, stamp)
     counts = tracking.metric_steps(ws, run.run_id, "live_series")
+    covered = tracking.metric_steps(ws, run.run_id, "live_coverage_80")  # a day logged before
     new = []
     for d in result.days:
         day = int(np.datetime64(d["date"], "D").astype(np.int64))
         before = done.get(day)
+        changed = before is not None and (
+            counts.get(day) != d["series"]
+            or not math.isclose(before[0], d["live_mae"])
+            or (math.isfinite(d["coverage_80"]) and day not in covered)  # logged before coverage
+        )
         if before is None:
             new.append((day, d, day * DAY_MS))
-        elif counts.get(day) != d["series"] or not math.isclose(before[0], d["live_mae"]):
+        elif changed:
             new.append((day, d, before[1] + 1))
     run.series("live_mae", [(day, d["live_mae"], ms) for day, d, ms in new])
     run.series("live_series", [(day, float(d["series"]), ms) for day, d, ms in new])
     if math.isfinite(result.reference_mae):
         ratios = [(day, d["live_mae"] / result.reference_mae, ms) for day, d, ms in new]
         run.series("live_mae_ratio", ratios)
+    for level in LEVELS:  # the days whose rows had intervals
+        key = f"coverage_{level}"
+        held = [(day, d[key], ms) for day, d, ms in new if math.isfinite(d[key])]
+        run.series(f"live_{key}", held)
     if new:
         run.tags({"drift_since": result.drift_since or ""})
     return run.run_id, len(new)

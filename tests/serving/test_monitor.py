@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,10 @@ def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production:
     ratio = tracking.metric_steps(ws, result.run_id, "live_mae_ratio")
     assert max(ratio.values()) == pytest.approx(400.0 / reference)
 
+    # hand-written files without bounds: no coverage, nothing logged for it
+    assert all(math.isnan(d["coverage_80"]) for d in result.days)
+    assert tracking.metric_steps(ws, result.run_id, "live_coverage_80") == {}
+
     again = monitor(ws, k=2, m=3)
     assert again.logged_days == 0 and again.run_id == result.run_id, "each day is logged once"
     assert len(tracking.runs(ws, tracking.Stage.MONITOR)) == 1
@@ -85,6 +90,38 @@ def test_a_day_is_logged_again_when_more_of_its_series_have_actuals(swept: Path,
     assert cli("ingest", swept.parent / "beta-late.csv", "--name", "beta").exit_code == 0
     assert monitor(ws).logged_days == 1
     assert tracking.metric_steps(ws, first.run_id, "live_mae") == {day: 300.0}
+
+
+def test_live_coverage_counts_the_actuals_inside_each_interval(production: Path):
+    """Each day's share of actuals inside its rows' 80% and 95% bounds, and over every day;
+    rows with empty bounds (too far ahead) are left out of it, not counted as misses."""
+    ws = Paths(production)
+    table = Store(ws).read_all()
+    days = table.day[-3:].astype("datetime64[D]").astype(str)
+    actual = table.views[-3:]
+    folder = ws.data / "forecasts"
+    folder.mkdir(parents=True)
+    # day 1 inside both, day 2 inside the 95% band only, day 3 without bounds
+    widths = [(5.0, 9.0), (1.0, 30.0), (np.nan, np.nan)]
+    for day, value, (w80, w95) in zip(days, actual, widths, strict=True):
+        row = {"series_id": ["series"], "date": [day], "forecast": [value + 3.0]}
+        row |= {"lower_80": [value + 3.0 - w80], "upper_80": [value + 3.0 + w80]}
+        row |= {"lower_95": [value + 3.0 - w95], "upper_95": [value + 3.0 + w95]}
+        pd.DataFrame(row).to_csv(folder / f"{day}.csv", index=False)
+    # days 1 and 2 logged by a viewcast from before live coverage: their MAE, no coverage
+    old = monitor(ws, log=False)
+    run = tracking.create_run(ws, "monitor", tracking.Stage.MONITOR, {})
+    points = [(int(np.datetime64(d["date"], "D").astype(int)), d) for d in old.days[:2]]
+    run.series("live_mae", [(t, d["live_mae"], t * 86_400_000) for t, d in points])
+    run.series("live_series", [(t, float(d["series"]), t * 86_400_000) for t, d in points])
+    result = monitor(ws)
+    got = [(d["coverage_80"], d["coverage_95"]) for d in result.days]
+    assert got[:2] == [(100.0, 100.0), (0.0, 100.0)] and all(map(math.isnan, got[2]))
+    assert result.coverage == {"coverage_80": 50.0, "coverage_95": 100.0}
+    assert result.run_id == run.run_id and result.logged_days == 3, "days 1-2 again, day 3 new"
+    logged = tracking.metric_steps(ws, result.run_id, "live_coverage_80")
+    assert sorted(logged.values()) == [0.0, 100.0], "the day without bounds logs none"
+    assert monitor(ws).logged_days == 0
 
 
 def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
