@@ -24,13 +24,17 @@ def test_drift_needs_m_consecutive_days():
     assert drift_run([False, False, True, True, False], dates, 2) == "2024-01-04"
 
 
-def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production: Path):
-    ws = Paths(production)
+def last_three_days(home: Path):
+    """The workspace, its last three days and their views, and an empty forecasts folder."""
+    ws = Paths(home)
     table = Store(ws).read_all()
-    days = table.day[-3:].astype("datetime64[D]").astype(str)
-    actual = table.views[-3:]
     folder = ws.data / "forecasts"
     folder.mkdir(parents=True)
+    return ws, table.day[-3:].astype("datetime64[D]").astype(str), table.views[-3:], folder
+
+
+def test_live_mae_is_each_days_error_against_the_actuals_logged_once(production: Path):
+    ws, days, actual, folder = last_three_days(production)
     made = actual + np.array([10.0, -20.0, 400.0])
     for day, value in zip(days, made, strict=True):
         # a two-day horizon file: only its first day (the one-day-ahead forecast) is scored
@@ -95,12 +99,7 @@ def test_a_day_is_logged_again_when_more_of_its_series_have_actuals(swept: Path,
 def test_live_coverage_counts_the_actuals_inside_each_interval(production: Path):
     """Each day's share of actuals inside its rows' 80% and 95% bounds, and over every day;
     rows with empty bounds (too far ahead) are left out of it, not counted as misses."""
-    ws = Paths(production)
-    table = Store(ws).read_all()
-    days = table.day[-3:].astype("datetime64[D]").astype(str)
-    actual = table.views[-3:]
-    folder = ws.data / "forecasts"
-    folder.mkdir(parents=True)
+    ws, days, actual, folder = last_three_days(production)
     # day 1 inside both, day 2 inside the 95% band only, day 3 without bounds
     widths = [(5.0, 9.0), (1.0, 30.0), (np.nan, np.nan)]
     for day, value, (w80, w95) in zip(days, actual, widths, strict=True):
