@@ -59,6 +59,12 @@ def monitoring(result) -> None:
         for d in result.days
     ]
     table("live MAE per day", header, rows[-MAX_ROWS:])
+    if len(result.horizons) > 1:  # multi-day forecasts: each of their days scored too
+        rows = [
+            [str(d["h"]), f"{d['rows']:,}", fmt(d["live_mae"]), inside(d)] for d in result.horizons
+        ]
+        header = ("day of the forecast", "rows", "live MAE", "inside 80% / 95%")
+        table("live MAE by day of the forecast (D = 1)", header, rows[:MAX_ROWS])
     console.print(
         f"validation MAE {fmt(result.reference_mae)}; {len(result.days)} days scored, "
         f"{result.logged_days} logged (new or changed) to MLflow run {result.run_id}; actuals "

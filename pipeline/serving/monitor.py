@@ -1,7 +1,8 @@
 """Monitoring: live MAE of the one-day-ahead forecasts against ingested actuals, and drift.
 
-Each forecast file data/forecasts/<D>.csv contributes its rows for day D (the one-day-ahead
-forecasts; rows for later days of a longer horizon are not scored). A row is scored once the store
+Each forecast file data/forecasts/<D>.csv contributes its rows for day D, the one-day-ahead
+forecasts, to the live MAE per day and drift; the rows for its later days (a longer horizon) are
+scored by day of the forecast (D = 1, D+1 = 2, ...) apart. A row is scored once the store
 holds an observed (not imputed) value for its series and day, and counts as inside its 80% and 95%
 intervals or not (live coverage: do the intervals hold?). The reference is the champion's
 validation MAE; drift is the live MAE of a day above k times it on m consecutive days. Each day
@@ -11,8 +12,12 @@ MAE change (late or revised actuals).
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,15 +34,25 @@ DEFAULT_K, DEFAULT_M = 2.0, 3
 
 
 NEEDED = ["series_id", "date", "forecast"]
+DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")  # a forecast file is named for its day D
 BOUNDS = [f"{side}_{level}" for level in LEVELS for side in ("lower", "upper")]
 
 
-def live_errors(ws: Paths) -> pd.DataFrame:
-    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast,
-    and in_80, in_95: whether the actual fell inside that interval (nan: the row has none)."""
+def _file_day(stem: str) -> np.datetime64 | None:
+    """The day D a forecast file is named for, if it is."""
+    try:
+        return np.datetime64(stem, "D") if DAY_NAME.fullmatch(stem) else None
+    except ValueError:  # 2016-13-45
+        return None
+
+
+def live_errors(ws: Paths, every_step: bool = False) -> pd.DataFrame:
+    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast
+    (`every_step`: every day of each file; `step` 1 is its day D), and in_80, in_95: whether the
+    actual fell inside that interval (nan: the row has none)."""
     folder = ws.data / "forecasts"
     files = sorted(folder.glob("*.csv")) if folder.exists() else []
-    columns = [*NEEDED, "actual", "abs_error", *(f"in_{level}" for level in LEVELS)]
+    columns = [*NEEDED, "step", "actual", "abs_error", *(f"in_{level}" for level in LEVELS)]
     if not files:
         return pd.DataFrame(columns=columns)
     frames = []
@@ -57,7 +72,14 @@ def live_errors(ws: Paths) -> pd.DataFrame:
         for bound in BOUNDS:  # a file written by hand, or before intervals: none
             frame[bound] = pd.to_numeric(frame.get(bound, np.nan), errors="coerce")
         frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
-        frames.append(frame[frame["date"] == path.stem])
+        dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
+        first = _file_day(path.stem)
+        if first is None:  # not named for a day (a copy, a note): nothing in it is scored
+            continue
+        frame["step"] = (dates - pd.Timestamp(first)).dt.days + 1  # a bad date: nan, not kept
+        frames.append(frame[frame["step"] >= 1] if every_step else frame[frame["step"] == 1])
+    if not frames:
+        return pd.DataFrame(columns=columns)
     made = pd.concat(frames, ignore_index=True)
     table = Store(ws).read_all()
     first = np.datetime64(made["date"].min(), "D").astype(np.int64) if len(made) else 0
@@ -101,6 +123,7 @@ class Monitoring:
     series: list[dict] = field(default_factory=list)
     drift_since: str | None = None
     coverage: dict[str, float] = field(default_factory=dict)  # coverage_80: % of actuals inside
+    horizons: list[dict] = field(default_factory=list)  # live MAE and coverage by day of forecast
     logged_days: int = 0
     run_id: str | None = None
 
@@ -122,10 +145,16 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
     if found is None:
         raise ViewcastError("no champion: run `viewcast select` first")
     reference = tracking.get_run(ws, found[0]).metrics.get("val_mae", math.nan)
-    scored = live_errors(ws)
+    every = live_errors(ws, every_step=True)
+    scored = every[every["step"] == 1]
     result = Monitoring(reference, k, m)
     if scored.empty:
         return result
+    result.horizons = [  # by day of the forecast (D = 1): do later days hold up as well?
+        {"h": int(h), "rows": len(rows), "live_mae": float(rows["abs_error"].mean())}
+        | {f"coverage_{lv}": float(rows[f"in_{lv}"].mean() * 100) for lv in LEVELS}
+        for h, rows in every.groupby("step")
+    ]
     by_day = scored.groupby("date")["abs_error"].agg(["mean", "size"])
     held = scored.groupby("date")[[f"in_{level}" for level in LEVELS]].mean() * 100
     threshold = k * reference
@@ -149,6 +178,7 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
 
 
 DAY_MS = 86_400_000  # one point a day, stamped at its midnight (UTC)
+HORIZONS_FILE = "horizons.json"  # the live errors by day of the forecast, as of the last monitor
 
 
 def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
@@ -189,4 +219,9 @@ def _log(ws: Paths, result: Monitoring) -> tuple[str, int]:
         run.series(f"live_{key}", held)
     if new:
         run.tags({"drift_since": result.drift_since or ""})
+    if len(result.horizons) > 1:  # the days after D too: today's table beside the run's curves
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / HORIZONS_FILE
+            path.write_text(json.dumps(result.horizons, indent=1))
+            run.artifact(path, "monitor")
     return run.run_id, len(new)

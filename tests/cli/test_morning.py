@@ -22,8 +22,19 @@ def test_the_monitor_table_shows_each_days_coverage_and_the_whole(capsys) -> Non
         logged_days=1,
         run_id="abc",
         coverage={"coverage_80": 66.667, "coverage_95": 100.0},
+        horizons=[],
     )
     morning.monitoring(result)
     out = " ".join(capsys.readouterr().out.split())
     assert "inside 80% / 95%" in out and "67% / 100%" in out
     assert out.endswith("actuals inside the 80% / 95% intervals: 67% / 100%")
+    assert "day of the forecast" not in out, "one-day forecasts: no table by day"
+
+    held = {"coverage_80": 50.0, "coverage_95": 100.0}
+    result.horizons = [
+        {"h": 1, "rows": 3, "live_mae": 12.5} | held,
+        {"h": 2, "rows": 2, "live_mae": 40.25} | held,
+    ]
+    morning.monitoring(result)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "live MAE by day of the forecast (D = 1)" in out and "40.2" in out

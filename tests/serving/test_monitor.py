@@ -13,7 +13,7 @@ from pipeline import tracking
 from pipeline.data.errors import ViewcastError
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
-from pipeline.serving.monitor import drift_run, live_errors, monitor
+from pipeline.serving.monitor import HORIZONS_FILE, drift_run, live_errors, monitor
 
 
 def test_drift_needs_m_consecutive_days():
@@ -121,6 +121,25 @@ def test_live_coverage_counts_the_actuals_inside_each_interval(production: Path)
     logged = tracking.metric_steps(ws, result.run_id, "live_coverage_80")
     assert sorted(logged.values()) == [0.0, 100.0], "the day without bounds logs none"
     assert monitor(ws).logged_days == 0
+
+
+def test_every_day_of_a_multi_day_forecast_is_scored_by_its_day_of_the_forecast(production: Path):
+    """Two-day files: day D is the one-day-ahead forecast (per day, drift), day D+1 is scored
+    as day 2 of its forecast when its actual is in; a day with no actual yet is not."""
+    ws, days, actual, folder = last_three_days(production)
+    for i, day in enumerate(days):
+        later = actual[i + 1] if i + 1 < len(actual) else 0.0  # the last file's day 2: no actual
+        rows = {"series_id": ["series", "series"], "date": [day, str(np.datetime64(day) + 1)]}
+        forecasts = [actual[i] + 10.0 * (i + 1), later + 100.0]
+        pd.DataFrame(rows | {"forecast": forecasts}).to_csv(folder / f"{day}.csv", index=False)
+    (folder / "notes.csv").write_text("series_id,date,forecast\nseries,2000-01-01,1\n")
+    result = monitor(ws)
+    assert [d["live_mae"] for d in result.days] == pytest.approx([10.0, 20.0, 30.0])
+    assert [(d["h"], d["rows"]) for d in result.horizons] == [(1, 3), (2, 2)]
+    assert [d["live_mae"] for d in result.horizons] == pytest.approx([20.0, 100.0])
+    assert math.isnan(result.horizons[1]["coverage_80"]), "hand-written rows: no bounds"
+    kept = tracking.artifacts(ws, result.run_id, "monitor")
+    assert kept == {f"monitor/{HORIZONS_FILE}"}
 
 
 def test_series_ids_that_look_like_formulas_are_neutralised_and_restored():
