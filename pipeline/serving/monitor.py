@@ -46,42 +46,33 @@ def _file_day(stem: str) -> np.datetime64 | None:
         return None
 
 
-def live_errors(ws: Paths, every_step: bool = False) -> pd.DataFrame:
-    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast
-    (`every_step`: every day of each file; `step` 1 is its day D), and in_80, in_95: whether the
-    actual fell inside that interval (nan: the row has none)."""
+def live_errors(ws: Paths) -> pd.DataFrame:
+    """series_id, date, forecast, actual, abs_error for every scorable one-day-ahead forecast,
+    and in_80, in_95: whether the actual fell inside that interval (nan: the row has none)."""
+    return live_scores(ws)[0]
+
+
+def live_scores(ws: Paths) -> tuple[pd.DataFrame, list[dict]]:
+    """live_errors' rows, and the live MAE and coverage of every forecast file's days by day of
+    the forecast (h = 1 for day D, 2 for D+1, ...; only rows whose actual is in)."""
     folder = ws.data / "forecasts"
     files = sorted(folder.glob("*.csv")) if folder.exists() else []
-    columns = [*NEEDED, "step", "actual", "abs_error", *(f"in_{level}" for level in LEVELS)]
+    columns = [*NEEDED, "actual", "abs_error", *(f"in_{level}" for level in LEVELS)]
     if not files:
-        return pd.DataFrame(columns=columns)
-    frames = []
+        return pd.DataFrame(columns=columns), []
+    table, later, frames = None, None, []
     for path in files:
-        try:
-            frame = pd.read_csv(
-                path, usecols=lambda c: c in NEEDED + BOUNDS, dtype={"series_id": str}
-            )
-            lacking = [c for c in NEEDED if c not in frame.columns]
-            if lacking:
-                raise ValueError(f"no column {lacking[0]!r}")
-        except (OSError, UnicodeDecodeError, ValueError) as err:  # pandas' parse errors too
-            why = first_line(err, 100)
-            raise ViewcastError(
-                f"{path}: not a forecast file ({why}); move it out of {folder}"
-            ) from None
-        for bound in BOUNDS:  # a file written by hand, or before intervals: none
-            frame[bound] = pd.to_numeric(frame.get(bound, np.nan), errors="coerce")
-        frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
-        dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
-        first = _file_day(path.stem)
-        if first is None:  # not named for a day (a copy, a note): nothing in it is scored
+        frame = _read_forecast(path, folder)
+        if frame is None:
             continue
-        frame["step"] = (dates - pd.Timestamp(first)).dt.days + 1  # a bad date: nan, not kept
-        frames.append(frame[frame["step"] >= 1] if every_step else frame[frame["step"] == 1])
-    if not frames:
-        return pd.DataFrame(columns=columns)
+        if later is None:  # the store once, after the first forecast file read whole
+            table = Store(ws).read_all()
+            later = LaterDays(table)
+        frames.append(frame[frame["step"] == 1])
+        later.add(frame[frame["step"] > 1])
+    if later is None:
+        return pd.DataFrame(columns=columns), []
     made = pd.concat(frames, ignore_index=True)
-    table = Store(ws).read_all()
     first = np.datetime64(made["date"].min(), "D").astype(np.int64) if len(made) else 0
     observed = ~table.imputed & (table.day >= first)  # only days a forecast was made for
     actuals = pd.DataFrame(
@@ -97,7 +88,89 @@ def live_errors(ws: Paths, every_step: bool = False) -> pd.DataFrame:
         lower, upper = scored[f"lower_{level}"], scored[f"upper_{level}"]
         inside = (lower <= scored["actual"]) & (scored["actual"] <= upper)
         scored[f"in_{level}"] = inside.astype(float).where(lower.notna() & upper.notna())
-    return scored[columns].sort_values(["date", "series_id"], ignore_index=True)
+    scored = scored[columns].sort_values(["date", "series_id"], ignore_index=True)
+    if scored.empty:
+        return scored, []
+    day_one = {"h": 1, "rows": len(scored), "live_mae": float(scored["abs_error"].mean())}
+    day_one |= {f"coverage_{lv}": float(scored[f"in_{lv}"].mean() * 100) for lv in LEVELS}
+    return scored, [day_one, *later.rows()]
+
+
+def _read_forecast(path: Path, folder: Path) -> pd.DataFrame | None:
+    """A forecast file's rows with their day of the forecast (`step`, 1 = day D) and day number,
+    or None for a file not named for a day (a copy, a note: nothing in it is scored)."""
+    try:
+        frame = pd.read_csv(path, usecols=lambda c: c in NEEDED + BOUNDS, dtype={"series_id": str})
+        lacking = [c for c in NEEDED if c not in frame.columns]
+        if lacking:
+            raise ValueError(f"no column {lacking[0]!r}")
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # pandas' parse errors too
+        why = first_line(err, 100)
+        raise ViewcastError(
+            f"{path}: not a forecast file ({why}); move it out of {folder}"
+        ) from None
+    first = _file_day(path.stem)
+    if first is None:
+        return None
+    for bound in BOUNDS:  # a file written by hand, or before intervals: none
+        frame[bound] = pd.to_numeric(frame.get(bound, np.nan), errors="coerce")
+    frame["series_id"] = frame["series_id"].map(restore)  # see atomic.neutralise
+    dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
+    frame["step"] = (dates - pd.Timestamp(first)).dt.days + 1  # a bad date: nan, never scored
+    frame["day"] = dates.to_numpy("datetime64[D]").astype(np.int64)
+    return frame
+
+
+class LaterDays:
+    """Sums of the errors of forecast rows after day D, by day of the forecast, with each actual
+    looked up in the store's arrays: no frame of every row is kept (a panel's files hold
+    millions of rows a day ahead, times the horizon)."""
+
+    def __init__(self, table) -> None:
+        self.table = table
+        self.codes = {name: i for i, name in enumerate(table.names.astype(str))}
+        self.starts, self.ends = table.bounds()
+        at = np.minimum(self.starts, max(len(table) - 1, 0))
+        self.first = table.day[at].astype(np.int64) if len(table) else self.starts
+        self.sums: dict[str, np.ndarray] = {}
+
+    def add(self, rows: pd.DataFrame) -> None:
+        code = rows["series_id"].map(self.codes).to_numpy(np.float64)  # nan: not in the store
+        known = np.flatnonzero(~np.isnan(code))
+        c, day = code[known].astype(np.int64), rows["day"].to_numpy(np.int64)[known]
+        pos = self.starts[c] + (day - self.first[c])
+        inside = (pos >= self.starts[c]) & (pos < self.ends[c])
+        pos = np.where(inside, pos, 0)
+        seen = known[inside & ~self.table.imputed[pos]]
+        actual = self.table.views[pos[inside & ~self.table.imputed[pos]]]
+        step = rows["step"].to_numpy(np.float64)[seen].astype(np.int64)
+        self._sum("rows", step, np.ones(len(step)))
+        self._sum("abs", step, np.abs(rows["forecast"].to_numpy(np.float64)[seen] - actual))
+        for level in LEVELS:
+            lower = rows[f"lower_{level}"].to_numpy(np.float64)[seen]
+            upper = rows[f"upper_{level}"].to_numpy(np.float64)[seen]
+            has = ~np.isnan(lower) & ~np.isnan(upper)
+            self._sum(f"n_{level}", step, has.astype(float))
+            self._sum(f"in_{level}", step, (has & (lower <= actual) & (actual <= upper)) * 1.0)
+
+    def _sum(self, key: str, step: np.ndarray, values: np.ndarray) -> None:
+        found = np.bincount(step, weights=values) if len(step) else np.zeros(0)
+        kept = self.sums.get(key, np.zeros(0))
+        total = np.zeros(max(len(kept), len(found)))
+        total[: len(kept)] += kept
+        total[: len(found)] += found
+        self.sums[key] = total
+
+    def rows(self) -> list[dict]:
+        """One dict a day of the forecast (h >= 2) that has scored rows."""
+        n, out = self.sums.get("rows", np.zeros(0)), []
+        for h in np.flatnonzero(n):
+            found = {"h": int(h), "rows": int(n[h]), "live_mae": float(self.sums["abs"][h] / n[h])}
+            for level in LEVELS:
+                held, total = self.sums[f"in_{level}"][h], self.sums[f"n_{level}"][h]
+                found[f"coverage_{level}"] = float(100 * held / total) if total else math.nan
+            out.append(found)
+        return out
 
 
 def drift_run(above: list[bool], dates: list[str], m: int) -> str | None:
@@ -145,16 +218,11 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
     if found is None:
         raise ViewcastError("no champion: run `viewcast select` first")
     reference = tracking.get_run(ws, found[0]).metrics.get("val_mae", math.nan)
-    every = live_errors(ws, every_step=True)
-    scored = every[every["step"] == 1]
+    scored, horizons = live_scores(ws)
     result = Monitoring(reference, k, m)
     if scored.empty:
         return result
-    result.horizons = [  # by day of the forecast (D = 1): do later days hold up as well?
-        {"h": int(h), "rows": len(rows), "live_mae": float(rows["abs_error"].mean())}
-        | {f"coverage_{lv}": float(rows[f"in_{lv}"].mean() * 100) for lv in LEVELS}
-        for h, rows in every.groupby("step")
-    ]
+    result.horizons = horizons  # by day of the forecast (D = 1): do later days hold up as well?
     by_day = scored.groupby("date")["abs_error"].agg(["mean", "size"])
     held = scored.groupby("date")[[f"in_{level}" for level in LEVELS]].mean() * 100
     threshold = k * reference
