@@ -60,29 +60,20 @@ def live_scores(ws: Paths) -> tuple[pd.DataFrame, list[dict]]:
     columns = [*NEEDED, "actual", "abs_error", *(f"in_{level}" for level in LEVELS)]
     if not files:
         return pd.DataFrame(columns=columns), []
-    table, later, frames = None, None, []
+    later, frames = None, []
     for path in files:
         frame = _read_forecast(path, folder)
         if frame is None:
             continue
         if later is None:  # the store once, after the first forecast file read whole
-            table = Store(ws).read_all()
-            later = LaterDays(table)
+            later = LaterDays(Actuals(Store(ws).read_all()))
         frames.append(frame[frame["step"] == 1])
         later.add(frame[frame["step"] > 1])
     if later is None:
         return pd.DataFrame(columns=columns), []
     made = pd.concat(frames, ignore_index=True)
-    first = np.datetime64(made["date"].min(), "D").astype(np.int64) if len(made) else 0
-    observed = ~table.imputed & (table.day >= first)  # only days a forecast was made for
-    actuals = pd.DataFrame(
-        {
-            "series_id": table.names.astype(str)[table.code[observed]],
-            "date": table.day[observed].astype("datetime64[D]").astype(str),
-            "actual": table.views[observed],
-        }
-    )
-    scored = made.merge(actuals, on=["series_id", "date"], how="inner")
+    rows, actual = later.actuals.of(made)
+    scored = made.iloc[rows].assign(actual=actual)
     scored["abs_error"] = (scored["forecast"] - scored["actual"]).abs()
     for level in LEVELS:
         lower, upper = scored[f"lower_{level}"], scored[f"upper_{level}"]
@@ -121,10 +112,9 @@ def _read_forecast(path: Path, folder: Path) -> pd.DataFrame | None:
     return frame
 
 
-class LaterDays:
-    """Sums of the errors of forecast rows after day D, by day of the forecast, with each actual
-    looked up in the store's arrays: no frame of every row is kept (a panel's files hold
-    millions of rows a day ahead, times the horizon)."""
+class Actuals:
+    """The observed (not imputed) views of forecast rows, looked up in the store's arrays by
+    series and day: no frame of the store's days is built (a panel holds millions a day)."""
 
     def __init__(self, table) -> None:
         self.table = table
@@ -132,17 +122,28 @@ class LaterDays:
         self.starts, self.ends = table.bounds()
         at = np.minimum(self.starts, max(len(table) - 1, 0))
         self.first = table.day[at].astype(np.int64) if len(table) else self.starts
-        self.sums: dict[str, np.ndarray] = {}
 
-    def add(self, rows: pd.DataFrame) -> None:
+    def of(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the rows (series_id, day) whose actual is in, and those actuals."""
         code = rows["series_id"].map(self.codes).to_numpy(np.float64)  # nan: not in the store
         known = np.flatnonzero(~np.isnan(code))
         c, day = code[known].astype(np.int64), rows["day"].to_numpy(np.int64)[known]
         pos = self.starts[c] + (day - self.first[c])
         inside = (pos >= self.starts[c]) & (pos < self.ends[c])
-        pos = np.where(inside, pos, 0)
-        seen = known[inside & ~self.table.imputed[pos]]
-        actual = self.table.views[pos[inside & ~self.table.imputed[pos]]]
+        observed = inside & ~self.table.imputed[np.where(inside, pos, 0)]
+        return known[observed], self.table.views[pos[observed]]
+
+
+class LaterDays:
+    """Sums of the errors of forecast rows after day D, by day of the forecast: no frame of
+    every row is kept (a panel's files hold millions of rows a day ahead, times the horizon)."""
+
+    def __init__(self, actuals: Actuals) -> None:
+        self.actuals = actuals
+        self.sums: dict[str, np.ndarray] = {}
+
+    def add(self, rows: pd.DataFrame) -> None:
+        seen, actual = self.actuals.of(rows)
         step = rows["step"].to_numpy(np.float64)[seen].astype(np.int64)
         self._sum("rows", step, np.ones(len(step)))
         self._sum("abs", step, np.abs(rows["forecast"].to_numpy(np.float64)[seen] - actual))
@@ -231,8 +232,8 @@ def monitor(ws: Paths, k: float = DEFAULT_K, m: int = DEFAULT_M, log: bool = Tru
         | {f"coverage_{level}": float(held.at[d, f"in_{level}"]) for level in LEVELS}
         for d, (v, n) in by_day.iterrows()
     ]
-    # over every scored row with an interval (nan: none has one)
-    result.coverage = {f"coverage_{lv}": float(scored[f"in_{lv}"].mean() * 100) for lv in LEVELS}
+    # over every scored row with an interval (nan: none has one): day one's, as `horizons` has it
+    result.coverage = {f"coverage_{lv}": horizons[0][f"coverage_{lv}"] for lv in LEVELS}
     by_series = scored.groupby("series_id")["abs_error"].agg(["mean", "size"])
     result.series = [
         {"series_id": s, "days": int(n), "live_mae": float(v)} for s, (v, n) in by_series.iterrows()

@@ -126,8 +126,8 @@ def epoch_history(ws: Paths, run_id: str) -> dict[str, list[float]]:
 
 
 def metric_steps(ws: Paths, run_id: str, key: str) -> dict[int, float]:
-    """step -> value of one metric's history."""
-    return {m.step: m.value for m in session(ws).client.get_metric_history(run_id, key)}
+    """step -> value of one metric's history (the latest point at each step)."""
+    return {step: value for step, (value, _) in metric_points(ws, run_id, key).items()}
 
 
 def metric_points(ws: Paths, run_id: str, key: str) -> dict[int, tuple[float, int]]:
