@@ -3,6 +3,7 @@
     python bench/bench_horizon.py [--max-minutes 1.5] [--horizon 28] [--origins 8] [--step 7]
                                   [--select-horizon 1] [--only codingtrain] [--no-peers] [--out F]
                                   [--baseline F] [--tables-only [--peers-from F]]
+    python bench/bench_horizon.py --peers-only [--out peers.json]
 
 The 14 sets of bench_accuracy.py. For each, in a fresh workspace: `viewcast ingest`, `viewcast
 sweep --max-minutes M --horizon S` (the default grid; S = --select-horizon: above 1 the
@@ -25,6 +26,10 @@ the lowest MAE at that h at K origins whose H days all end before the first back
 Coverage of the champion's 80% and 95% intervals pooled over the sets' origins, per-step
 conformal and the sqrt(h) heuristic it replaced.
 Results: bench/out/horizon.json and Markdown tables on stdout.
+--peers-only fits the peers alone (no sweep, a few minutes) and measures the "best peer by test"
+bar itself: for each peer, on how many sets it is at or below the best of the other peers, and
+for the peer chosen on validation (the rule the champion follows), on how many sets it is the
+best peer by test.
 """
 
 from __future__ import annotations
@@ -206,6 +211,58 @@ def one_set(name: str, args) -> dict:
     return out
 
 
+def peers_only(name: str, args) -> dict:
+    """One set's peers at the backtest origins and at the validation origins before them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        csv, what = set_file(name, Path(tmp))
+        home = Path(tmp) / "ws"
+        named = Path(tmp) / f"{name}.csv"
+        named.write_bytes(Path(csv).read_bytes())
+        viewcast(home, "ingest", str(named))
+        peers = peer_errors(Paths(home), args.horizon, args.origins, args.step)
+        back = (args.origins - 1) * args.step + args.horizon
+        validation = peer_errors(Paths(home), args.horizon, args.origins, args.step, back)
+    steps = {}
+    for h in (h for h in REPORTED if h <= args.horizon):
+        steps[h] = {
+            "peers": {p: float(np.nanmean(e[:, h - 1])) for p, e in peers.items()},
+            "validation": {p: float(np.nanmean(e[:, h - 1])) for p, e in validation.items()},
+        }
+    return {"set": name, "what": what, "steps": steps}
+
+
+def bar_tables(results: list[dict], horizon: int) -> None:
+    """How often each peer is at or below the best of the others by test, and how often the
+    peer chosen on validation is the best by test: what "at or below the best peer by test"
+    asks of a method chosen on validation."""
+    for h in (h for h in REPORTED if h <= horizon):
+        cells = [r["steps"][h] for r in results]
+        names = sorted({p for c in cells for p in c["peers"] if math.isfinite(c["peers"][p])})
+        print(f"\n### h = {h}: sets (of {len(cells)}) where a peer is at or below the others\n")
+        print("| peer | sets | geometric mean over the best other peer |")
+        print("|---|---:|---:|")
+        for name in names:
+            wins, ratios = 0, []
+            for c in cells:
+                mine = c["peers"].get(name, math.nan)
+                others = [v for p, v in c["peers"].items() if p != name and math.isfinite(v)]
+                if math.isfinite(mine) and others:
+                    wins += mine <= min(others)
+                    ratios.append(mine / min(others))
+            print(f"| {name} | {wins} | {geomean(ratios):.3f} |")
+        chosen_best, chosen_ratios = 0, []
+        for c in cells:
+            val = {p: v for p, v in c["validation"].items() if math.isfinite(v)}
+            test = {p: v for p, v in c["peers"].items() if math.isfinite(v) and p in val}
+            pick = min(val, key=val.get)
+            chosen_best += test[pick] <= min(test.values())
+            chosen_ratios.append(test[pick] / min(test.values()))
+        print(
+            f"\nthe peer chosen on validation is the best by test on {chosen_best} of "
+            f"{len(cells)} sets (geometric mean over the best {geomean(chosen_ratios):.3f})"
+        )
+
+
 def with_peers(results: list[dict], fitted: list[dict]) -> list[dict]:
     """The champions of `results` against the peers of another run of this script at the same
     origins (the peers' fits do not depend on viewcast: the same sets, H, origins and step)."""
@@ -305,8 +362,12 @@ def main() -> None:
     parser.add_argument("--baseline", help="a result file to compare the h = 1 champions with")
     parser.add_argument("--tables-only", action="store_true", help="print the tables of --out")
     parser.add_argument("--peers-from", help="with --tables-only: the peers of this result file")
+    parser.add_argument("--peers-only", action="store_true", help="the peers' bar, no sweeps")
     args = parser.parse_args()
     baseline = load(Path(args.baseline)) if args.baseline else None
+    if args.tables_only and args.peers_only:
+        bar_tables(load(OUT / args.out), args.horizon)
+        return
     if args.tables_only:
         results = load(OUT / args.out)
         if args.peers_from:
@@ -315,6 +376,14 @@ def main() -> None:
         return
     names = args.only or list(SETS)
     results = []
+    if args.peers_only:
+        for name in names:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            results.append(peers_only(name, args))
+            OUT.mkdir(exist_ok=True)
+            (OUT / args.out).write_text(json.dumps(results, indent=1))
+        bar_tables(results, args.horizon)
+        return
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
         results.append(one_set(name, args))
