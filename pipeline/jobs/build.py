@@ -259,9 +259,9 @@ class SealedTest:
 def run_inputs(
     ws: Paths, files: list[tuple[Path, str | None]] | None, demo: bool = False
 ) -> tuple[list[tuple[Path, str | None]], str]:
-    """What `run` ingests, and a line saying so when it is the demo data: the files given (and
-    the demo exports with `demo`); without files, nothing when the workspace holds series of its
-    own, the demo exports only into an empty workspace."""
+    """What `run` ingests, and a line saying what it runs on when no file is given: the files
+    given (and the demo exports with `demo`); without files, nothing when the workspace holds
+    series of its own, the demo exports only into an empty workspace."""
     chosen = list(files or [])
     if demo:
         return chosen + demo_files(ws), ""
@@ -269,12 +269,13 @@ def run_inputs(
         return chosen, ""
     store = Store(ws)
     if store.generation() is not None:  # it held data: never the demo unless asked
-        if not store.read_manifest()["series"]:
+        held = len(store.read_manifest()["series"])
+        if not held:
             raise ViewcastError(
                 f"the store in {ws.store} holds no series (all dropped): give exports to run on, "
                 "or --demo for the demo data"
             )
-        return [], ""
+        return [], f"no export given: running on the {held:,} series already in {ws.store}"
     return demo_files(ws), f"no data yet: running on the demo exports in {ws.demo_data}"
 
 
@@ -332,7 +333,7 @@ def run_all(
     files = files if files is not None else run_inputs(ws, None)[0]
     metric = "val_mae" if horizon <= 1 else f"val_mae_h{horizon}"
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("ingest", lambda: ingest(ws, files) if files else None),  # [] : already ingested
+        ("ingest", lambda: ingest(ws, files)),
         ("features", lambda: features(ws, feats.FeatureSpec())[0]),
         (
             "sweep",
@@ -342,6 +343,8 @@ def run_all(
     ]
     if final is not None:  # the champion stays the run the sealed test scored
         steps = steps[:2]
+    if not files:  # [] : the store's series as they are, nothing to ingest
+        steps = steps[1:]
     results: dict[str, object] = {}
     for name, step in steps:
         on_stage(name, None)

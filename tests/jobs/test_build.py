@@ -99,7 +99,8 @@ def test_run_chooses_the_workspaces_own_series_and_the_demo_only_when_empty(tmp_
     assert note == f"no data yet: running on the demo exports in {ws.demo_data}"
     own = write_totals(tmp_path / "mine.csv", synthetic_views(300, seed=7))
     jobs.ingest(ws, [(own, "mine")])
-    assert jobs.run_inputs(ws, None) == ([], ""), "a workspace with series runs on them alone"
+    running = f"no export given: running on the 1 series already in {ws.store}"
+    assert jobs.run_inputs(ws, None) == ([], running), "a workspace runs on its series alone"
     assert jobs.run_inputs(ws, [(own, "mine")]) == ([(own, "mine")], "")
     with_demo, note = jobs.run_inputs(ws, None, demo=True)
     assert len(with_demo) == len(DEMO_FILES) and note == "", "--demo: an explicit choice"
@@ -121,6 +122,9 @@ def test_a_users_export_and_run_forecast_that_series_alone(home: Path, tiny_grid
     result = cli("run", "--grid", tiny_grid, "--max-minutes", "1")
     assert result.exit_code == 0, result.output
     assert "demo" not in result.output
+    assert "no export given: running on the 1 series already in" in result.output
+    assert "1. ingest" not in result.output, "nothing to ingest: no stage for it"
+    assert result.output.count("2. features") == 1
     assert list(Store(Paths(home)).read_manifest()["series"]) == ["mychannel"]
     assert cli("refit").exit_code == 0
     forecast = cli("forecast", "--json")
