@@ -33,6 +33,9 @@ Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide
 FORMATS = get_args(Format)
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%b %d, %Y", "%Y/%m/%d")
 _NUMBER = r"^[0-9]+(\.[0-9]*)?$"
+# YouTube Studio describes some dimensions in more columns: `Content` (the video id) comes with
+# the video's title and publish time. A title can change between exports; the id does not.
+LABELS = {"content": ("video title", "video publish time")}
 _SNIFF_BYTES = 8192
 
 
@@ -255,10 +258,12 @@ def _detect(path: Path, lowered: list[str], table: pa.Table) -> str:
 
 
 def _dimensions(table: pa.Table, lowered: list[str]) -> list[int]:
-    """Columns beside Date and Views that name a series (not numeric metrics like watch time)."""
+    """Columns beside Date and Views that name a series (not numeric metrics like watch time,
+    nor the labels of a dimension whose id column is there: a video's title beside its id)."""
+    labels = {label for key, names in LABELS.items() if key in lowered for label in names}
     out = []
     for i, name in enumerate(lowered):
-        if name in ("date", "views"):
+        if name in ("date", "views") or name in labels:
             continue
         values = pc.utf8_trim_whitespace(table.column(i))
         values = pc.replace_substring(values, ",", "")

@@ -134,6 +134,27 @@ def test_bom_crlf_unsorted_quoted_thousands_and_total_row(raw: Path, tmp_path: P
     assert obs.day[0] == _day("2020-12-31")
 
 
+def test_a_videos_id_names_its_series_not_its_title(tmp_path: Path) -> None:
+    """YouTube Studio's per-video chart: Content (the id) keys the series; the title and the
+    publish time beside it are labels, so a video renamed between exports stays one series."""
+    head = "Date,Content,Video title,Video publish time,Duration,Views\n"
+    first = tmp_path / "week1.csv"
+    first.write_text(
+        head + '2021-01-01,dQw4w9WgXcQ,"Live, part 1 / 2","Jan 1, 2021",212,"1,200"\n'
+        '2021-01-01, -abc_DEF12,Snake,"Mar 3, 2021",1800,7\n'
+    )
+    obs = read_views(first, series="ch")
+    assert sorted(obs.names) == ["ch/-abc_DEF12", "ch/dQw4w9WgXcQ"]
+    assert _series(obs, "ch/dQw4w9WgXcQ").tolist() == [1200]
+    renamed = tmp_path / "week2.csv"
+    renamed.write_text(head + '2021-01-02,dQw4w9WgXcQ,New title,"Jan 1, 2021",212,900\n')
+    assert list(read_views(renamed, series="ch").names) == ["ch/dQw4w9WgXcQ"]
+    # without its id column a title is a dimension like any other
+    titles = tmp_path / "titles.csv"
+    titles.write_text("Date,Video title,Views\n2021-01-01,Snake,3\n2021-01-01,Live,4\n")
+    assert sorted(read_views(titles, series="ch").names) == ["ch/Live", "ch/Snake"]
+
+
 def test_numeric_metric_columns_are_not_dimensions(tmp_path: Path) -> None:
     path = tmp_path / "Totals.csv"
     path.write_text("Date,Views,Watch time (hours)\n2021-01-01,10,1.5\n2021-01-02,12,2.0\n")
