@@ -84,9 +84,12 @@ def ingested(done: jobs.Ingested) -> None:
         f"imputed ({done.fill}) in the store; {len(report.newly_split)} series newly split"
     )
     if report.unsplit:
+        n = len(report.unsplit)
+        more = f" and {n - 5:,} more" if n > 5 else ""
+        verb, pronoun = ("is", "it is") if n == 1 else ("are", "they are")
         console.print(
-            f"{len(report.unsplit)} series too short to split are sealed until they are long "
-            f"enough: {', '.join(report.unsplit[:5])}"
+            f"{n:,} series too short to split {verb} sealed until {pronoun} long enough: "
+            f"{', '.join(report.unsplit[:5])}{more}"
         )
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import jobs
 from pipeline.cli import terminal as show
+from pipeline.data.workspace import Paths
+from tests.conftest import synthetic_views, write_totals
 
 
 @dataclass
@@ -44,3 +47,16 @@ def test_forecast_rows_give_back_the_series_ids_as_ingested(tmp_path: Path) -> N
 def test_json_is_strict_a_non_finite_number_is_null(capsys) -> None:
     show.emit([{"mae": float("nan"), "eig": float("-inf"), "n": np.int64(3), "x": 1.5}])
     assert json.loads(capsys.readouterr().out) == [{"mae": None, "eig": None, "n": 3, "x": 1.5}]
+
+
+def test_series_too_short_to_split_are_named_and_counted(tmp_path: Path, capsys) -> None:
+    ws = Paths(tmp_path / "ws")
+    short = [write_totals(tmp_path / f"s{i}.csv", synthetic_views(30, seed=i)) for i in range(7)]
+    show.ingested(jobs.ingest(ws, [(short[0], "s0")]))
+    assert "1 series too short to split is sealed until it is long enough: s0\n" in (
+        capsys.readouterr().out
+    )
+    show.ingested(jobs.ingest(ws, [(path, f"s{i}") for i, path in enumerate(short)]))
+    out = capsys.readouterr().out
+    assert "7 series too short to split are sealed until they are long enough: " in out
+    assert out.rstrip().endswith("s0, s1, s2, s3, s4 and 2 more")
