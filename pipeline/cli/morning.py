@@ -43,6 +43,11 @@ def forecast(result) -> None:
         )
 
 
+def days(n: int) -> str:
+    """'1 day', '2 days', '1,200 days'."""
+    return f"{n:,} day{'s' * (n != 1)}"
+
+
 def inside(coverage: dict) -> str:
     """'83% / 96%': the share of actuals inside the 80% and 95% intervals ('-': none had one)."""
     shares = (coverage[f"coverage_{level}"] for level in (80, 95))
@@ -66,7 +71,7 @@ def monitoring(result) -> None:
         header = ("day of the forecast", "rows", "live MAE", "inside 80% / 95%")
         table("live MAE by day of the forecast (D = 1)", header, rows[:MAX_ROWS])
     console.print(
-        f"validation MAE {fmt(result.reference_mae)}; {len(result.days)} days scored, "
+        f"validation MAE {fmt(result.reference_mae)}; {days(len(result.days))} scored, "
         f"{result.logged_days} logged (new or changed) to MLflow run {result.run_id}; actuals "
         f"inside the 80% / 95% intervals: {inside(result.coverage)}"
     )
@@ -88,7 +93,7 @@ def pulled(done: jobs.Pulled) -> None:
             if s.error
             else "nothing new"
             if s.nothing_new
-            else f"{s.days:,} day{'s' * (s.days != 1)} to {s.last_day} (final to {s.final_through})"
+            else f"{days(s.days)} to {s.last_day} (final to {s.final_through})"
         )
         rows.append([s.source, s.name, what, f"{s.revised:,}" if s.revised else ""])
     table("pull", ("source", "series", "pulled", "revised"), rows)

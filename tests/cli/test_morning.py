@@ -28,6 +28,7 @@ def test_the_monitor_table_shows_each_days_coverage_and_the_whole(capsys) -> Non
     out = " ".join(capsys.readouterr().out.split())
     assert "inside 80% / 95%" in out and "67% / 100%" in out
     assert out.endswith("actuals inside the 80% / 95% intervals: 67% / 100%")
+    assert "validation MAE 10.0; 1 day scored, 1 logged" in out
     assert "day of the forecast" not in out, "one-day forecasts: no table by day"
 
     held = {"coverage_80": 50.0, "coverage_95": 100.0}
