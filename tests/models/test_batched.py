@@ -205,7 +205,7 @@ def test_a_stack_refuses_mixed_shapes(windows):
 
 
 def test_windows_gathered_by_index_are_the_lag_windows(windows):
-    values = torch.from_numpy(windows.values)
+    values = torch.from_numpy(windows.values.astype(np.float32))  # as fit_stack gathers
     rows = windows.rows("val")
     gathered = gather_rows(values, torch.from_numpy(windows.target[rows]), windows.n)
     np.testing.assert_array_equal(gathered.numpy(), windows.x(rows))
