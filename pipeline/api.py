@@ -60,7 +60,8 @@ class Workspace:
     ):
         """Export files (or folders of them), or a DataFrame with `date` and `views` columns
         (and `series_id` for several series; else `name`), into the store. The store's report:
-        days added, updated and imputed per series."""
+        days added, updated and imputed per series. (YouTube Studio's table of totals in a
+        folder is left out, as `viewcast ingest` does.)"""
         # lazy: pandas takes 0.7 s to import; kept off the CLI's start-up
         import pandas as pd
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from pipeline import jobs
 from pipeline import plots as reports
+from pipeline.data import studio
 from pipeline.data.atomic import restore
 from pipeline.data.workspace import Paths
 
@@ -70,6 +71,8 @@ def ingested(done: jobs.Ingested) -> None:
         )
     for path, days, series in done.files:
         console.print(f"read {path}: {days:,} days of {series:,} series")
+    for path in done.left_out:
+        console.print(f"left out {path}: {studio.TABLE}")
     if not report.changed:
         console.print("store unchanged: every day was already there with the same views")
         return

@@ -8,7 +8,8 @@ Formats, detected from the header (or forced with ``fmt``):
 - ``kaggle-wide``: ``Page,<date1>,<date2>,...`` with empty cells for missing days;
 - ``kaggle-long``: ``Page,date,value``.
 
-YouTube Studio table exports start with a ``Total`` row: it is skipped. Numeric metric columns
+A ``Total`` row (YouTube Studio's) is skipped; Studio's table of totals (no days) is refused
+with a hint (see :mod:`pipeline.data.studio`). Numeric metric columns
 beside ``Views`` (watch time, ...) are ignored. Empty views cells are missing days (filled later by
 the store, and flagged). Anything else that is off raises :class:`InputError` naming file and line.
 """
@@ -27,15 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from pipeline.data import studio
 from pipeline.data.errors import InputError
 
 Format = Literal["auto", "youtube-totals", "youtube-chart", "long", "kaggle-wide", "kaggle-long"]
 FORMATS = get_args(Format)
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%b %d, %Y", "%Y/%m/%d")
 _NUMBER = r"^[0-9]+(\.[0-9]*)?$"
-# YouTube Studio describes some dimensions in more columns: `Content` (the video id) comes with
-# the video's title and publish time. A title can change between exports; the id does not.
-LABELS = {"content": ("video title", "video publish time")}
 _SNIFF_BYTES = 8192
 
 
@@ -251,6 +250,8 @@ def _detect(path: Path, lowered: list[str], table: pa.Table) -> str:
         return "long"
     if "date" in cols and "views" in cols:
         return "youtube-chart" if _dimensions(table, lowered) else "youtube-totals"
+    if table.num_rows and studio.is_table(lowered, str(table.column(0)[0].as_py())):
+        raise InputError(path, studio.TABLE_HINT, line=2)
     missing = [name for name in ("date", "views") if name not in cols]
     raise InputError(
         path, f"no {' or '.join(missing)} column (header: {', '.join(table.column_names)})", line=1
@@ -260,7 +261,7 @@ def _detect(path: Path, lowered: list[str], table: pa.Table) -> str:
 def _dimensions(table: pa.Table, lowered: list[str]) -> list[int]:
     """Columns beside Date and Views that name a series (not numeric metrics like watch time,
     nor the labels of a dimension whose id column is there: a video's title beside its id)."""
-    labels = {label for key, names in LABELS.items() if key in lowered for label in names}
+    labels = studio.label_columns(lowered)
     out = []
     for i, name in enumerate(lowered):
         if name in ("date", "views") or name in labels:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.data import features as feats
+from pipeline.data import studio
 from pipeline.data.errors import ViewcastError
 from pipeline.data.ingest import MAX_BYTES, read_views
 from pipeline.data.lock import workspace_lock
@@ -67,6 +68,7 @@ class Ingested:
     files: list[tuple[Path, int, int]]  # path, days, series
     report: object  # store.IngestReport
     fill: str
+    left_out: tuple[Path, ...] = ()  # YouTube Studio tables of totals beside the days' files
 
 
 def check_names(files: list[tuple[Path, str | None]]) -> None:
@@ -88,9 +90,15 @@ def ingest(
 ) -> Ingested:
     """Read (file, series id) pairs, every one before anything is written, then merge them into
     the store in one write (`before_write` sees the files and what they hold first, and may
-    refuse them)."""
+    refuse them). YouTube Studio's table of totals beside other files (an unzipped export
+    folder) is left out: it holds no days."""
     if max_bytes is not None and max_bytes < 1:
         raise ViewcastError(f"--max-bytes must be positive, got {max_bytes}")
+    tables = [path for path, _ in files if studio.table_of_totals(path)]
+    if tables and len(tables) < len(files):  # alone, read_views refuses it with a hint
+        files = [(path, name) for path, name in files if path not in tables]
+    else:
+        tables = []
     check_names(files)
     limit = max_bytes or MAX_BYTES
     batches = [read_views(path, name, fmt, allow_dates, limit) for path, name in files]
@@ -99,7 +107,7 @@ def ingest(
         before_write(files, batches)
     report = Store(ws).ingest(batches, fill=fill, test_days=test_days, val_days=val_days)
     read = [(path, len(b), len(b.names)) for (path, _), b in zip(files, batches, strict=True)]
-    return Ingested(read, report, fill)
+    return Ingested(read, report, fill, tuple(tables))
 
 
 def features(ws: Paths, spec) -> tuple[list[dict], Path]:

@@ -139,3 +139,21 @@ def test_an_empty_workspace_runs_on_the_demo_and_says_so(home: Path, tiny_grid: 
     assert result.exit_code == 0, result.output
     assert "no data yet: running on the demo exports in" in result.stdout
     assert len(Store(Paths(home)).read_manifest()["series"]) == 13
+
+
+def test_an_unzipped_studio_export_folder_ingests_its_days_and_leaves_the_table_out(
+    tmp_path: Path, cli
+) -> None:
+    export = tmp_path / "studio"
+    export.mkdir()
+    write_totals(export / "Totals.csv", synthetic_views(200, seed=3))
+    (export / "Table data.csv").write_text("Content,Views\nTotal,100\nabc,100\n")
+    result = cli("ingest", export, "--name", "mych")
+    assert result.exit_code == 0, result.output
+    assert f"left out {export / 'Table data.csv'}: YouTube Studio's table of totals" in (
+        result.stdout
+    )
+    assert list(Store(Paths(tmp_path / "ws")).read_manifest()["series"]) == ["mych"]
+    alone = cli("ingest", export / "Table data.csv")
+    assert alone.exit_code == 2
+    assert "ingest the Totals.csv or Chart data.csv of the same export" in alone.stderr

@@ -1,0 +1,45 @@
+"""YouTube Studio's export files: which of them hold days, which columns only label a series.
+
+An export from Studio's Advanced mode unzips to three CSV files: `Totals.csv` (one row a day),
+`Chart data.csv` (one row a day and dimension value: a video, a country, a traffic source) and
+`Table data.csv` (one row per dimension value over the whole period, under a `Total` row: no
+days). The first two are series; the third is a summary that `ingest` leaves out of a set of files
+(and refuses alone, saying which file to give instead).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+# a dimension described by more columns: `Content` (the video id) comes with the video's title and
+# publish time; a title can change between two exports, the id does not
+LABELS = {"content": ("video title", "video publish time")}
+TABLE = "YouTube Studio's table of totals (one row per video or dimension value, no days)"
+TABLE_HINT = f"{TABLE}: ingest the Totals.csv or Chart data.csv of the same export"
+_HEAD_BYTES = 65536
+
+
+def label_columns(lowered: list[str]) -> set[str]:
+    """The (lower-cased) columns that label a dimension whose id column is in the header."""
+    return {label for key, names in LABELS.items() if key in lowered for label in names}
+
+
+def is_table(lowered: list[str], first_cell: str) -> bool:
+    """Studio's table of totals: a Views column, no Date column, and `Total` as the first row."""
+    return "views" in lowered and "date" not in lowered and first_cell.strip().lower() == "total"
+
+
+def table_of_totals(path: Path) -> bool:
+    """Whether the file is Studio's table of totals (its first two lines say so; a file that
+    cannot be read is not, and ingest's own checks name its problem)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    lines = head.decode("utf-8-sig", errors="replace").splitlines()[:2]
+    if len(lines) < 2:
+        return False
+    header, first = (next(csv.reader([line]), []) for line in lines)
+    return is_table([name.strip().lower() for name in header], first[0] if first else "")

@@ -1,0 +1,46 @@
+"""YouTube Studio's export folder: the table of totals is told from the files that hold days."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.data import studio
+from pipeline.data.errors import InputError
+from pipeline.data.ingest import read_views
+from tests.conftest import synthetic_views, write_totals
+
+TABLE = (
+    "\ufeffContent,Video title,Video publish time,Duration,Views,Watch time (hours)\r\n"
+    "Total,,,,800,10.5\r\n"
+    'dQw4w9WgXcQ,"Live, part 1","Jan 1, 2021",212,400,5\r\n'
+)
+
+
+def test_the_table_of_totals_is_known_by_its_header_and_total_row(tmp_path: Path) -> None:
+    table = tmp_path / "Table data.csv"
+    table.write_text(TABLE, encoding="utf-8")
+    assert studio.table_of_totals(table)
+    totals = write_totals(tmp_path / "Totals.csv", synthetic_views(10))
+    assert not studio.table_of_totals(totals)
+    no_total = tmp_path / "other.csv"  # a Views column and no dates, but not Studio's table
+    no_total.write_text("Content,Views\nabc,3\n")
+    assert not studio.table_of_totals(no_total)
+    assert not studio.table_of_totals(tmp_path / "missing.csv")
+    assert studio.label_columns(["date", "content", "video title", "views"]) == {
+        "video title",
+        "video publish time",
+    }
+    assert studio.label_columns(["date", "video title", "views"]) == set()
+
+
+def test_the_table_alone_is_refused_with_the_file_to_give_instead(tmp_path: Path) -> None:
+    table = tmp_path / "Table data.csv"
+    table.write_text(TABLE, encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        read_views(table)
+    assert str(err.value) == (
+        f"{table}:2: YouTube Studio's table of totals (one row per video or dimension value, "
+        "no days): ingest the Totals.csv or Chart data.csv of the same export"
+    )
