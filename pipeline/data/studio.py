@@ -4,13 +4,16 @@ An export from Studio's Advanced mode unzips to three CSV files: `Totals.csv` (o
 `Chart data.csv` (one row a day and dimension value: a video, a country, a traffic source) and
 `Table data.csv` (one row per dimension value over the whole period, under a `Total` row: no
 days). The first two are series; the third is a summary that `ingest` leaves out of a set of files
-(and refuses alone, saying which file to give instead).
+(and refuses alone, saying which file to give instead). Studio's chart can also be shown, and
+exported, by week or by month: such totals are refused, not spread over the days between them.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+import numpy as np
 
 # a dimension described by more columns: `Content` (the video id) comes with the video's title and
 # publish time; a title can change between two exports, the id does not
@@ -43,3 +46,19 @@ def table_of_totals(path: Path) -> bool:
         return False
     header, first = (next(csv.reader([line]), []) for line in lines)
     return is_table([name.strip().lower() for name in header], first[0] if first else "")
+
+
+def not_daily(days: np.ndarray) -> str | None:
+    """Why an export's dates (days since 1970) are not daily views, or None: its distinct dates
+    a median of 7 or more days apart are weekly or monthly totals (a day or a few missing here
+    and there are gaps the store fills)."""
+    distinct = np.unique(days)
+    if len(distinct) < 3:
+        return None
+    gap = float(np.median(np.diff(distinct)))
+    if gap < 7:
+        return None
+    return (
+        f"its dates are {gap:g} days apart (median): weekly or monthly totals, not daily views "
+        "(export the chart by day)"
+    )

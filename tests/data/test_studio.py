@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.data import studio
@@ -44,3 +45,25 @@ def test_the_table_alone_is_refused_with_the_file_to_give_instead(tmp_path: Path
         f"{table}:2: YouTube Studio's table of totals (one row per video or dimension value, "
         "no days): ingest the Totals.csv or Chart data.csv of the same export"
     )
+
+
+def test_weekly_or_monthly_totals_are_refused_not_spread_over_days(tmp_path: Path) -> None:
+    weekly = tmp_path / "weekly.csv"
+    weeks = np.datetime64("2021-01-03") + 7 * np.arange(30)
+    weekly.write_text("Date,Views\n" + "".join(f"{d},{7000 + i}\n" for i, d in enumerate(weeks)))
+    with pytest.raises(InputError) as err:
+        read_views(weekly)
+    assert str(err.value) == (
+        f"{weekly}: its dates are 7 days apart (median): weekly or monthly totals, not daily "
+        "views (export the chart by day)"
+    )
+    months = np.array(["2021-01-01", "2021-02-01", "2021-03-01", "2021-04-01"], "datetime64[D]")
+    assert "31 days apart" in studio.not_daily(months.astype(np.int64))
+    # daily views with a few days missing are gaps the store fills, not a coarser export
+    days = np.delete(np.arange(18_000, 18_100), [5, 6, 7, 40, 41, 90])
+    assert studio.not_daily(days) is None
+    assert studio.not_daily(np.array([18_000, 18_030])) is None, "two dates say nothing"
+    sparse = write_totals(tmp_path / "Totals.csv", synthetic_views(60))
+    text = sparse.read_text().splitlines()
+    sparse.write_text("\n".join(text[:1] + text[1::2]) + "\n")  # every other day: gaps
+    assert len(read_views(sparse)) == 30
