@@ -138,13 +138,18 @@ def peer_errors(
     return {name: np.array(e) for name, e in errors.items() if len(e) == origins}
 
 
+def ingested(name: str, tmp: Path) -> tuple[Path, str]:
+    """A fresh workspace in `tmp` holding the set under its own name; (its home, what it is)."""
+    csv, what = set_file(name, tmp)
+    home, named = tmp / "ws", tmp / f"{name}.csv"
+    named.write_bytes(Path(csv).read_bytes())
+    viewcast(home, "ingest", str(named))
+    return home, what
+
+
 def one_set(name: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        csv, what = set_file(name, Path(tmp))
-        home = Path(tmp) / "ws"
-        named = Path(tmp) / f"{name}.csv"
-        named.write_bytes(Path(csv).read_bytes())
-        viewcast(home, "ingest", str(named))
+        home, what = ingested(name, Path(tmp))
         h = args.select_horizon
         viewcast(home, "sweep", "--max-minutes", str(args.max_minutes), "--horizon", str(h))
         viewcast(home, "select", "--metric", "val_mae" if h == 1 else f"val_mae_h{h}")
@@ -214,11 +219,7 @@ def one_set(name: str, args) -> dict:
 def peers_only(name: str, args) -> dict:
     """One set's peers at the backtest origins and at the validation origins before them."""
     with tempfile.TemporaryDirectory() as tmp:
-        csv, what = set_file(name, Path(tmp))
-        home = Path(tmp) / "ws"
-        named = Path(tmp) / f"{name}.csv"
-        named.write_bytes(Path(csv).read_bytes())
-        viewcast(home, "ingest", str(named))
+        home, what = ingested(name, Path(tmp))
         peers = peer_errors(Paths(home), args.horizon, args.origins, args.step)
         back = (args.origins - 1) * args.step + args.horizon
         validation = peer_errors(Paths(home), args.horizon, args.origins, args.step, back)
