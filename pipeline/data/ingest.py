@@ -102,7 +102,7 @@ def read_views(
     }
     series_ids, days, views, rows = readers[fmt](path, raw, table, lowered, series)
     _check_bounds(path, days, date_bounds(allow_dates), lambda i: _line_of(raw, int(rows[i])))
-    if fmt.startswith("youtube") and (coarse := studio.not_daily(days)) is not None:
+    if (coarse := studio.not_daily(days)) is not None:
         raise InputError(path, coarse)
     return _assemble(path, raw, series_ids, days, views, rows)
 

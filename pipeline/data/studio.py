@@ -60,5 +60,5 @@ def not_daily(days: np.ndarray) -> str | None:
         return None
     return (
         f"its dates are {gap:g} days apart (median): weekly or monthly totals, not daily views "
-        "(export the chart by day)"
+        "(export them by day)"
     )

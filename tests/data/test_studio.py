@@ -55,7 +55,7 @@ def test_weekly_or_monthly_totals_are_refused_not_spread_over_days(tmp_path: Pat
         read_views(weekly)
     assert str(err.value) == (
         f"{weekly}: its dates are 7 days apart (median): weekly or monthly totals, not daily "
-        "views (export the chart by day)"
+        "views (export them by day)"
     )
     months = np.array(["2021-01-01", "2021-02-01", "2021-03-01", "2021-04-01"], "datetime64[D]")
     assert "31 days apart" in studio.not_daily(months.astype(np.int64))
@@ -63,6 +63,10 @@ def test_weekly_or_monthly_totals_are_refused_not_spread_over_days(tmp_path: Pat
     days = np.delete(np.arange(18_000, 18_100), [5, 6, 7, 40, 41, 90])
     assert studio.not_daily(days) is None
     assert studio.not_daily(np.array([18_000, 18_030])) is None, "two dates say nothing"
+    long = tmp_path / "long.csv"  # every format: a DataFrame through the Python API is `long`
+    long.write_text("series_id,date,views\n" + "".join(f"a,{d},1\n" for d in weeks))
+    with pytest.raises(InputError, match="weekly or monthly totals"):
+        read_views(long)
     sparse = write_totals(tmp_path / "Totals.csv", synthetic_views(60))
     text = sparse.read_text().splitlines()
     sparse.write_text("\n".join(text[:1] + text[1::2]) + "\n")  # every other day: gaps
