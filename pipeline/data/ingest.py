@@ -8,10 +8,10 @@ Formats, detected from the header (or forced with ``fmt``):
 - ``kaggle-wide``: ``Page,<date1>,<date2>,...`` with empty cells for missing days;
 - ``kaggle-long``: ``Page,date,value``.
 
-A ``Total`` row (YouTube Studio's) is skipped; Studio's table of totals (no days) is refused
-with a hint (see :mod:`pipeline.data.studio`). Numeric metric columns
-beside ``Views`` (watch time, ...) are ignored. Empty views cells are missing days (filled later by
-the store, and flagged). Anything else that is off raises :class:`InputError` naming file and line.
+A ``Total`` row is skipped; Studio's table of totals (no days) and weekly or monthly totals are
+refused (:mod:`pipeline.data.studio`). Numeric metric columns beside ``Views`` (watch time, ...)
+are ignored. Empty views cells are missing days (filled later by the store, and flagged).
+Anything else that is off raises :class:`InputError` naming file and line.
 """
 
 from __future__ import annotations
