@@ -38,8 +38,8 @@ def forecast(result) -> None:
         )
     if result.unbounded_from:
         console.print(
-            f"rows from {result.unbounded_from} on have no interval (empty bounds): the "
-            "champion's out-of-sample errors do not reach that many days ahead"
+            f"rows from {result.unbounded_from} on have no interval where they lie further past "
+            "their series' last day than the champion's out-of-sample errors reach (empty bounds)"
         )
 
 

@@ -139,7 +139,11 @@ def test_days_past_the_champions_errors_get_empty_bounds_not_infinite_ones(produ
     assert bounds.iloc[0].notna().all() and bounds.iloc[-1].isna().all()
     first = frame["date"][bounds.isna().any(axis=1)].min()
     assert bounds[frame["date"] < first].notna().all().all()
-    assert f"rows from {first} on have no interval" in " ".join(result.stdout.split())
+    shown = " ".join(result.stdout.split())
+    assert (
+        f"rows from {first} on have no interval where they lie further past their series' last day"
+        in shown
+    )
     rows = json.loads(cli("forecast", "--horizon", horizon, "--force", "--json").stdout)
     assert rows["unbounded_from"] == first and rows["forecasts"][-1]["upper_95"] is None
 
