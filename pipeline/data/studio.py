@@ -34,8 +34,11 @@ def is_table(lowered: list[str], first_cell: str) -> bool:
 
 
 def table_of_totals(path: Path) -> bool:
-    """Whether the file is Studio's table of totals (its first two lines say so; a file that
-    cannot be read is not, and ingest's own checks name its problem)."""
+    """Whether the file is Studio's table of totals (its first two lines say so; anything but a
+    regular file that reads is not: ingest's own checks name its problem, and a pipe is never
+    opened here, where reading it would wait for a writer)."""
+    if not path.is_file():
+        return False
     try:
         with path.open("rb") as handle:
             head = handle.read(_HEAD_BYTES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,14 @@ def test_weekly_or_monthly_totals_are_refused_not_spread_over_days(tmp_path: Pat
     text = sparse.read_text().splitlines()
     sparse.write_text("\n".join(text[:1] + text[1::2]) + "\n")  # every other day: gaps
     assert len(read_views(sparse)) == 30
+
+
+def test_a_pipe_beside_an_export_is_not_opened_to_look_for_a_table(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    found: list[bool] = []
+    looking = threading.Thread(target=lambda: found.append(studio.table_of_totals(pipe)))
+    looking.daemon = True  # opening a pipe waits for a writer: never here
+    looking.start()
+    looking.join(timeout=5)
+    assert found == [False], "a pipe was opened (or the check is still waiting)"
