@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from pipeline.data.errors import ViewcastError
+from pipeline.search.budget import work
 
 ENGINES = ("local", "ray")
 
@@ -58,14 +59,14 @@ class Local:
 
     def train_units(self, data, units: list, stacked: bool, starting) -> Iterator:
         """Each unit with its outcomes (config key -> results or the error), as they finish.
-        `starting(unit)` is asked before a unit starts; False stops (the time budget)."""
+        `starting(unit)` is asked before a unit starts; False leaves it out (the time budget:
+        a cheaper unit after it may still fit)."""
         # lazy: torch takes 2 s to import; only the paths that train or load a network pay
         from pipeline.search.units import train_unit
 
         for unit in units:
-            if not starting(unit):
-                return
-            yield unit, train_unit(data, [c for _, c in unit], stacked)
+            if starting(unit):
+                yield unit, train_unit(data, [c for _, c in unit], stacked)
 
 
 def train_task(data, unit: list, stacked: bool) -> dict:
@@ -95,17 +96,15 @@ class OnRay:
         task = ray.remote(num_cpus=engine.cpus, num_gpus=engine.gpus, max_retries=0)(train_task)
         shared = ray.put(replace(data, windows={}))  # the series array, once for every task
         # the costliest first: a long stack sent last would leave the other workers idle
-        queue = sorted(units, key=unit_cost, reverse=True)
-        in_flight, stopped = {}, False
+        queue = sorted(units, key=lambda unit: work(unit, data.train_rows(unit)), reverse=True)
+        in_flight = {}
         try:
             while queue or in_flight:
                 # keep the cluster full, no fuller: units not sent yet obey the time budget
-                while queue and not stopped and len(in_flight) < self.slots:
-                    if not starting(queue[0]):
-                        stopped = True
-                        break
+                while queue and len(in_flight) < self.slots:
                     unit = queue.pop(0)
-                    in_flight[task.remote(shared, [c for _, c in unit], stacked)] = unit
+                    if starting(unit):
+                        in_flight[task.remote(shared, [c for _, c in unit], stacked)] = unit
                 if not in_flight:
                     return
                 [ref], _ = ray.wait(list(in_flight), num_returns=1)
@@ -119,22 +118,6 @@ class OnRay:
         finally:
             for ref in in_flight:  # an interrupted sweep: these units train again on resume
                 ray.cancel(ref, force=True)
-
-
-STEP_OVERHEAD = 5_000  # a step's fixed cost, in weights: small models are launch-bound
-
-
-def unit_cost(unit: list) -> float:
-    """A rough training cost (members x epochs x weights) to order the units by."""
-    total = 0.0
-    for _, cand in unit:
-        m, t = cand.model, cand.train
-        if cand.baseline or m.model == "naive":
-            continue
-        weights = m.lags * m.width + (m.layers - 1) * m.width**2 + m.width
-        weights = m.lags if m.model == "linear" else weights
-        total += t.seeds * max(t.epochs, 1) * (weights + STEP_OVERHEAD)
-    return total
 
 
 def capacity(resources: dict, engine: Engine) -> int:

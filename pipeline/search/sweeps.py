@@ -33,6 +33,7 @@ from pipeline.models.config import YEAR_MIN_DAYS
 from pipeline.models.horizons import validation_mae_ahead
 from pipeline.models.outcome import training_outcome
 from pipeline.search import engines
+from pipeline.search.budget import Budget
 from pipeline.search.engines import Engine
 from pipeline.search.ensembles import OOF_FILE, OOF_LIMIT, Forecasts
 from pipeline.search.grids import Candidate, baselines, with_direct, with_year
@@ -128,14 +129,14 @@ def sweep(
         resumed = sum(c.key in done for c in candidates)
         report = SweepReport(parent, len(candidates), grid, resumed=resumed)
         todo = [(i, c) for i, c in enumerate(candidates, start=1) if c.key not in done]
-        start, per_config, status = time.perf_counter(), [], "KILLED"
+        start, status = time.perf_counter(), "KILLED"
+        budget = Budget(None if max_minutes is None else max_minutes * 60)
         units = plan_units(todo, stack)
 
         def starting(unit: list[tuple[int, Candidate]]) -> bool:
             # the time budget: start no unit that would likely overrun it
-            expected = time.perf_counter() - start
-            expected += statistics.median(per_config or [0.0]) * len(unit)
-            if max_minutes is not None and per_config and expected > max_minutes * 60:
+            elapsed = time.perf_counter() - start
+            if not budget.allows(unit, data.train_rows(unit), folds, elapsed):
                 return False
             if on_step is not None:
                 on_step(unit[0][0] - 1, len(candidates), unit[0][1], None)
@@ -151,8 +152,8 @@ def sweep(
                     report.failed += val_mae is None
                     if on_step is not None and val_mae is not None:
                         on_step(i, len(candidates), cand, val_mae)
-                # a unit's cost, per configuration: its wait (training) and its logging
-                per_config += [(time.perf_counter() - waited) / len(unit)] * len(unit)
+                # a unit's cost: its wait (training) and its logging
+                budget.record(unit, data.train_rows(unit), folds, time.perf_counter() - waited)
                 waited = time.perf_counter()
             report.skipped = len(todo) - report.ran - report.failed
             status = "FINISHED"

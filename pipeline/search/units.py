@@ -41,6 +41,10 @@ class SweepData:
             )
         return self.windows[n]
 
+    def train_rows(self, unit: list) -> int:
+        """The training rows of a unit's window (what its work is counted in)."""
+        return len(self.lags(unit[0][1].model.lags).rows("train"))
+
 
 def with_seeds(cand: Candidate, seeds: int) -> Candidate:
     """The configuration bagged over `seeds` seeds (unchanged for one)."""

@@ -14,6 +14,8 @@ from pipeline.data import features as feats
 from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.search import grids, sweeps
+from pipeline.search.budget import Budget
+from pipeline.tracking import Tag
 from tests.search.conftest import children, the_sweep
 
 
@@ -108,6 +110,25 @@ def test_time_budget_cuts_the_grid(two_series: Path, tiny_grid: Path):
     ws = Paths(two_series)
     report = sweeps.sweep(ws, "tiny", grids.toml_grid(tiny_grid), max_minutes=1e-6)
     assert (report.ran, report.skipped) == (1, 6)
+    assert tracking.get_run(ws, report.run_id).tags["complete"] == "False"
+
+
+def test_a_unit_too_long_for_the_budget_is_left_out_and_cheaper_ones_after_it_train(
+    two_series: Path, tiny_grid: Path, monkeypatch
+):
+    """The budget predicts each unit (pipeline/search/budget.py); one predicted past it is left
+    out, the grid goes on with what still fits."""
+    ws = Paths(two_series)
+
+    def expected(self, unit, rows, folds=1) -> float:  # a network: past any budget
+        return 1e6 if unit[0][1].model.model == "relu" else 0.0
+
+    monkeypatch.setattr(Budget, "expected", expected)
+    report = sweeps.sweep(ws, "tiny", grids.toml_grid(tiny_grid), max_minutes=1)
+    assert (report.ran, report.skipped) == (5, 2)
+    trained = {run.tags[Tag.CONFIG_KEY] for run in children(two_series, report.run_id)}
+    kept = [c for c in grids.toml_grid(tiny_grid) if c.model.model == "linear"]
+    assert {c.key for c in kept} <= trained and len(kept) == 2
     assert tracking.get_run(ws, report.run_id).tags["complete"] == "False"
 
 
