@@ -6,9 +6,10 @@ showed: the rate of its own structure (family, layers, width, batch norm) once a
 trained, else twice the costliest rate seen so far. The median time a configuration took, the rule
 before, let a network's first stack start after a few linear ones had taken a second each, and a
 1-minute sweep of 300 series ran 110 s (bench/README.md, "Someone's own export, the eighth
-session"). The per-row cost, 1 + hidden units x (1 + batch norm) / 24, is a least-squares fit to
-the default grid's 24 stacks timed on the demo data (2 cores); the rates it is scaled by are
-measured in each sweep, so only the ratios between structures come from that fit.
+session"). The per-row cost, 1 + hidden units x (1 + batch norm) / 24, rounds a least-squares
+fit to the default grid's 24 stacks timed on the demo data (2 cores); the rates it is scaled by
+are measured in each sweep, so only the ratios between structures come from that fit (on many
+more rows a network costs more than it says: hence twice the costliest rate for one unseen).
 """
 
 from __future__ import annotations
