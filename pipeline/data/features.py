@@ -90,6 +90,10 @@ class LagWindows:
         """Row indices of one split ('train' or 'val')."""
         return np.flatnonzero(self.split == SPLIT_NAMES.index(split))
 
+    def count(self, split: str) -> int:
+        """How many rows one split has (no index array built)."""
+        return int(np.count_nonzero(self.split == SPLIT_NAMES.index(split)))
+
     def x(self, rows: np.ndarray | None = None) -> np.ndarray:
         """lag_1..lag_N of the given rows, gathered into one (rows, N) array."""
         positions = self.target if rows is None else self.target[rows]

@@ -32,6 +32,7 @@ class SweepData:
     folds: int
     horizon: int = 1  # days ahead the runs are also scored on (val_mae_h<H>) when above 1
     windows: dict[int, LagWindows] = field(default_factory=dict)
+    counted: dict[int, int] = field(default_factory=dict)  # window N -> its training rows
 
     def lags(self, n: int) -> LagWindows:
         """Window-N rows of the chosen series (built once per N)."""
@@ -42,8 +43,12 @@ class SweepData:
         return self.windows[n]
 
     def train_rows(self, unit: list) -> int:
-        """The training rows of a unit's window (what its work is counted in)."""
-        return len(self.lags(unit[0][1].model.lags).rows("train"))
+        """The training rows of a unit's window (what its work is counted in), counted once per
+        window (a panel's windows hold tens of millions of rows)."""
+        n = unit[0][1].model.lags
+        if n not in self.counted:
+            self.counted[n] = self.lags(n).count("train")
+        return self.counted[n]
 
 
 def with_seeds(cand: Candidate, seeds: int) -> Candidate:

@@ -213,6 +213,8 @@ def test_validation_windows_alone_are_the_validation_rows_of_all(ws: Paths) -> N
         val = feats.lag_windows(dev, splits, n, only="val")
         rows = every.rows("val")
         assert len(val) == len(rows) > 0 and (val.split == 1).all()
+        assert every.count("val") == len(rows) and val.count("train") == 0
+        assert every.count("train") == len(every.rows("train")) > 0
         np.testing.assert_array_equal(val.target, every.target[rows])
         np.testing.assert_array_equal(val.x(), every.x(rows))
         np.testing.assert_array_equal(val.code, every.code[rows])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pipeline.data.store import Store
+from pipeline.data.workspace import Paths
 from pipeline.models.batched import stack_key
 from pipeline.search import grids
-from pipeline.search.units import plan_units, with_seeds
+from pipeline.search.units import SweepData, plan_units, with_seeds
 
 
 def test_one_unit_per_shape_in_the_grids_order_and_baselines_alone() -> None:
@@ -37,3 +39,13 @@ def test_seeds_bag_a_configuration_and_one_seed_leaves_it_alone() -> None:
     bagged = with_seeds(cand, 5)
     assert bagged.train.seeds == 5 and bagged.model == cand.model
     assert bagged == replace(cand, train=replace(cand.train, seeds=5))
+
+
+def test_a_units_training_rows_are_counted_once_per_window(two_series) -> None:
+    store = Store(Paths(two_series))
+    data = SweepData(store.read_dev(), store.read_splits(), None, 1)
+    unit = [(1, next(c for c in grids.default_grid() if c.model.lags == 28))]
+    rows = len(data.lags(28).rows("train"))
+    assert data.train_rows(unit) == rows > 0 and data.counted == {28: rows}
+    data.counted[28] = -1  # the count is kept, not made again
+    assert data.train_rows(unit) == -1
