@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -58,15 +59,17 @@ class Local:
     """Units trained here, one after another, in the grid's order."""
 
     def train_units(self, data, units: list, stacked: bool, starting) -> Iterator:
-        """Each unit with its outcomes (config key -> results or the error), as they finish.
-        `starting(unit)` is asked before a unit starts; False leaves it out (the time budget:
-        a cheaper unit after it may still fit)."""
+        """Each unit with its outcomes (config key -> results or the error) and the seconds it
+        trained, as they finish. `starting(unit)` is asked before a unit starts; False leaves it
+        out (the time budget: a cheaper unit after it may still fit)."""
         # lazy: torch takes 2 s to import; only the paths that train or load a network pay
         from pipeline.search.units import train_unit
 
         for unit in units:
             if starting(unit):
-                yield unit, train_unit(data, [c for _, c in unit], stacked)
+                began = time.perf_counter()
+                outcomes = train_unit(data, [c for _, c in unit], stacked)
+                yield unit, outcomes, time.perf_counter() - began
 
 
 def train_task(data, unit: list, stacked: bool) -> dict:
@@ -97,14 +100,15 @@ class OnRay:
         shared = ray.put(replace(data, windows={}))  # the series array, once for every task
         # the costliest first: a long stack sent last would leave the other workers idle
         queue = sorted(units, key=lambda unit: work(unit, data.train_rows(unit)), reverse=True)
-        in_flight = {}
+        in_flight, sent = {}, {}
         try:
             while queue or in_flight:
                 # keep the cluster full, no fuller: units not sent yet obey the time budget
                 while queue and len(in_flight) < self.slots:
                     unit = queue.pop(0)
                     if starting(unit):
-                        in_flight[task.remote(shared, [c for _, c in unit], stacked)] = unit
+                        ref = task.remote(shared, [c for _, c in unit], stacked)
+                        in_flight[ref], sent[ref] = unit, time.perf_counter()
                 if not in_flight:
                     return
                 [ref], _ = ray.wait(list(in_flight), num_returns=1)
@@ -114,7 +118,7 @@ class OnRay:
                 except ray.exceptions.RayError as err:
                     why = f"a Ray task failed training {unit[0][1].name}: {_first_line(err)}"
                     raise ViewcastError(why) from err
-                yield unit, outcomes
+                yield unit, outcomes, time.perf_counter() - sent.pop(ref)
         finally:
             for ref in in_flight:  # an interrupted sweep: these units train again on resume
                 ray.cancel(ref, force=True)

@@ -12,9 +12,11 @@ import pytest
 
 from pipeline import tracking
 from pipeline.data.errors import ViewcastError
+from pipeline.data.store import Store
 from pipeline.data.workspace import Paths
 from pipeline.search import engines, grids, selection, sweeps
 from pipeline.search.engines import Engine
+from pipeline.search.units import SweepData, plan_units
 from pipeline.tracking import Stage
 from tests.conftest import (
     TINY_GRID,
@@ -84,6 +86,28 @@ def test_a_ray_sweep_trains_and_logs_what_a_local_one_does(ray_head, two_homes):
             assert run.params["train.seeds"] == "2"
             assert "model" in tracking.artifacts(ws, run.run_id)
             assert {"training", "validation"} == {context for context, _ in run.inputs}
+
+
+@pytest.mark.slow
+def test_each_engine_says_how_long_each_unit_trained_and_goes_on_past_a_refused_one(
+    ray_head, two_homes
+):
+    local, _, grid = two_homes
+    store = Store(Paths(local))
+    data = SweepData(store.read_dev(), store.read_splits(), None, 1)
+    units = plan_units(list(enumerate(grids.toml_grid(grid), 1)), True)
+    asked = []
+
+    def linear_only(unit) -> bool:  # the budget refuses the networks
+        asked.append(unit)
+        return unit[0][1].model.model == "linear"
+
+    here = list(engines.Local().train_units(data, units, True, linear_only))
+    assert len(asked) == 4 and [u[0][1].model.lags for u, _, _ in here] == [7, 14]
+    assert all(seconds > 0 for *_, seconds in here)
+    with engines.opened(Engine("ray", ray_head)) as runner:
+        there = list(runner.train_units(data, units, True, lambda unit: True))
+    assert len(there) == 4 and all(seconds > 0 for *_, seconds in there)
 
 
 @pytest.mark.slow
