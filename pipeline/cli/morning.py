@@ -19,9 +19,9 @@ def refit(result) -> None:
 
 def forecast(result) -> None:
     if not result.written:
-        plural = "s" if result.held != 1 else ""
-        ahead = f" (it holds {result.held} day{plural} ahead; {result.horizon} asked)"
-        ahead = ahead if result.held is not None and result.held != result.horizon else ""
+        ahead = ""
+        if result.held is not None and result.held != result.horizon:
+            ahead = f" (it holds {days(result.held)} ahead; {result.horizon} asked)"
         console.print(f"{result.path} exists{ahead}: nothing to do (--force replaces it)")
         return
     skipped = f"; {len(result.skipped)} series left out (too short or silent too long)"
@@ -33,7 +33,7 @@ def forecast(result) -> None:
     if result.late:
         console.print(
             f"{result.late:,} series {'ends' if result.late == 1 else 'end'} before the day "
-            f"before {result.date} (up to {result.late_days} days missing): forecast from their "
+            f"before {result.date} (up to {days(result.late_days)} missing): forecast from their "
             "last day, their intervals as many days ahead"
         )
     if result.unbounded_from:

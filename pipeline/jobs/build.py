@@ -96,7 +96,8 @@ def ingest(
         raise ViewcastError(f"--max-bytes must be positive, got {max_bytes}")
     tables = [path for path, _ in files if studio.table_of_totals(path)]
     if tables and len(tables) < len(files):  # alone, read_views refuses it with a hint
-        files = [(path, name) for path, name in files if path not in tables]
+        left_out = set(tables)
+        files = [(path, name) for path, name in files if path not in left_out]
     else:
         tables = []
     check_names(files)
