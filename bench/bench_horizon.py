@@ -1,6 +1,7 @@
 """Horizon benchmark: the champion's rolling-origin backtest against peers fitted the same way.
 
     python bench/bench_horizon.py [--max-minutes 1.5] [--horizon 28] [--origins 8] [--step 7]
+                                  [--choose-origins K]
                                   [--select-horizon 1] [--only codingtrain] [--no-peers] [--out F]
                                   [--baseline F] [--tables-only [--peers-from F]]
     python bench/bench_horizon.py --peers-only [--out peers.json]
@@ -20,7 +21,9 @@ backtest does):
     predictions fed back) and direct (one model per reported h, its target h days ahead).
 Per set and h in (1, 7, 28): MAE of each; ratio = champion / best peer at that h (the hardest bar:
 the peer best on these very origins) and champion / the peer chosen on validation (the one with
-the lowest MAE at that h at K origins whose H days all end before the first backtest origin).
+the lowest MAE at that h at K origins whose H days all end before the first backtest origin;
+K = --choose-origins, else --origins: a year-long set has too few days before 16 backtest origins
+for 16 more).
 --baseline F compares the h = 1 champion with another run's (e.g. --select-horizon 1);
 --tables-only --peers-from F scores a --no-peers run's champions against F's peers.
 Coverage of the champion's 80% and 95% intervals pooled over the sets' origins, per-step
@@ -147,6 +150,13 @@ def ingested(name: str, tmp: Path) -> tuple[Path, str]:
     return home, what
 
 
+def choose_errors(ws: Paths, args) -> dict[str, np.ndarray]:
+    """The peers' errors at the validation origins: --choose-origins (else --origins) origins
+    whose H days all end before the first backtest origin."""
+    back = (args.origins - 1) * args.step + args.horizon
+    return peer_errors(ws, args.horizon, args.choose_origins or args.origins, args.step, back)
+
+
 def one_set(name: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         home, what = ingested(name, Path(tmp))
@@ -174,12 +184,7 @@ def one_set(name: str, args) -> dict:
             {} if args.no_peers else peer_errors(Paths(home), args.horizon, args.origins, args.step)
         )
         # the peer chosen on validation: origins whose H days all end before the first one above
-        back = (args.origins - 1) * args.step + args.horizon
-        validation = (
-            {}
-            if args.no_peers
-            else peer_errors(Paths(home), args.horizon, args.origins, args.step, back)
-        )
+        validation = {} if args.no_peers else choose_errors(Paths(home), args)
     steps = {row["h"]: row for row in report["steps"]}
     chosen = json.loads(champion.stdout)
     out = {"set": name, "what": what, "backtest_seconds": seconds, "steps": {}}
@@ -221,8 +226,7 @@ def peers_only(name: str, args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         home, what = ingested(name, Path(tmp))
         peers = peer_errors(Paths(home), args.horizon, args.origins, args.step)
-        back = (args.origins - 1) * args.step + args.horizon
-        validation = peer_errors(Paths(home), args.horizon, args.origins, args.step, back)
+        validation = choose_errors(Paths(home), args)
     steps = {}
     for h in (h for h in REPORTED if h <= args.horizon):
         steps[h] = {
@@ -266,15 +270,25 @@ def bar_tables(results: list[dict], horizon: int) -> None:
 
 def with_peers(results: list[dict], fitted: list[dict]) -> list[dict]:
     """The champions of `results` against the peers of another run of this script at the same
-    origins (the peers' fits do not depend on viewcast: the same sets, H, origins and step)."""
+    origins (the peers' fits do not depend on viewcast: the same sets, H, origins and step); a
+    set that file lacks keeps its own."""
     by_set = {r["set"]: r for r in fitted}
     for result in results:
+        if result["set"] not in by_set:  # keeps its own peers
+            continue
         for h, cell in result["steps"].items():
             old = by_set[result["set"]]["steps"][h]
             cell["peers"] = old["peers"]
             if old.get("best_peer"):
                 best = old["best_peer"]
                 cell["best_peer"], cell["ratio"] = best, cell["champion"] / old["peers"][best]
+            if old.get("validation"):  # a --peers-only file: choose as one_set does
+                val = {p: v for p, v in old["validation"].items() if p in old["peers"]}
+                old["val_peer"] = min(val, key=val.get) if val else None
+                test = {p: v for p, v in old["peers"].items() if math.isfinite(v)}
+                old["best_peer"] = min(test, key=test.get) if test else None
+                cell["best_peer"] = old["best_peer"]
+                cell["ratio"] = cell["champion"] / old["peers"][old["best_peer"]]
             if old.get("val_peer"):
                 cell["val_peer"] = old["val_peer"]
                 cell["val_ratio"] = cell["champion"] / old["peers"][old["val_peer"]]
@@ -356,6 +370,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=28)
     parser.add_argument("--origins", type=int, default=8)
     parser.add_argument("--step", type=int, default=7)
+    parser.add_argument(
+        "--choose-origins", type=int, help="validation origins of the peer choice (else --origins)"
+    )
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--select-horizon", type=int, default=1)
