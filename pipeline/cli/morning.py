@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from pipeline import jobs
-from pipeline.cli.terminal import MAX_ROWS, console, fmt, ingested, table
+from pipeline.cli.terminal import MAX_ROWS, console, days, fmt, ingested, table
 
 
 def refit(result) -> None:
@@ -41,11 +41,6 @@ def forecast(result) -> None:
             f"rows from {result.unbounded_from} on have no interval where they lie further past "
             "their series' last day than the champion's out-of-sample errors reach (empty bounds)"
         )
-
-
-def days(n: int) -> str:
-    """'1 day', '2 days', '1,200 days'."""
-    return f"{n:,} day{'s' * (n != 1)}"
 
 
 def inside(coverage: dict) -> str:
@@ -100,6 +95,6 @@ def pulled(done: jobs.Pulled) -> None:
     if done.report is not None and done.report.changed:
         added = sum(done.report.added.values())
         updated = sum(done.report.updated.values())
-        console.print(f"store: {added:,} days added, {updated:,} updated")
+        console.print(f"store: {days(added)} added, {updated:,} updated")
     elif not any(s.error for s in done.sources):
         console.print("store unchanged")

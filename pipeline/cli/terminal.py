@@ -32,6 +32,11 @@ if not console.is_terminal:  # logs and pipes: wide tables instead of folded cel
 MAX_ROWS = 25  # rows a table shows before it says how many more there are
 
 
+def days(n: int) -> str:
+    """'1 day', '2 days', '1,200 days'."""
+    return f"{n:,} day{'s' * (n != 1)}"
+
+
 def fmt(value: float | None) -> str:
     return reports.fmt_mae(value)
 
@@ -69,8 +74,8 @@ def ingested(done: jobs.Ingested) -> None:
             "days); --test-days/--val-days are ignored",
             err=True,
         )
-    for path, days, series in done.files:
-        console.print(f"read {path}: {days:,} days of {series:,} series")
+    for path, n, series in done.files:
+        console.print(f"read {path}: {days(n)} of {series:,} series")
     for path in done.left_out:
         console.print(f"left out {path}: {studio.TABLE}")
     if not report.changed:
@@ -83,7 +88,7 @@ def ingested(done: jobs.Ingested) -> None:
         table("ingested", ("series", "added", "updated", "imputed"), rows)
     added, updated = sum(report.added.values()), sum(report.updated.values())
     console.print(
-        f"{added:,} days added, {updated:,} updated; {sum(report.imputed.values()):,} days "
+        f"{days(added)} added, {updated:,} updated; {days(sum(report.imputed.values()))} "
         f"imputed ({done.fill}) in the store; {len(report.newly_split)} series newly split"
     )
     if report.unsplit:

@@ -80,11 +80,16 @@ def test_later_export_fills_an_imputed_day_and_counts_it_updated(cli, tmp_path: 
     days = [f"2021-01-{d:02d}" for d in range(1, 31)]
     lines = [f"{d},{i * 10}" for i, d in enumerate(days) if d != "2021-01-05"]
     path.write_text("Date,Views\n" + "\n".join(lines) + "\n")
-    assert cli("ingest", path, "--name", "c", "--test-days", 4, "--val-days", 4).exit_code == 0
+    first = cli("ingest", path, "--name", "c", "--test-days", 4, "--val-days", 4)
+    assert first.exit_code == 0
+    assert "30 days added, 0 updated; 1 day imputed (linear)" in first.stdout
     fix = tmp_path / "fix.csv"
     fix.write_text("Date,Views\n2021-01-05,999\n")
     result = cli("ingest", fix, "--name", "c")
     assert "0 days added, 1 updated" in result.stdout
+    more = tmp_path / "more.csv"
+    more.write_text("Date,Views\n2021-01-31,300\n")
+    assert "1 day added, 0 updated; 0 days imputed" in cli("ingest", more, "--name", "c").stdout
 
 
 def test_splits_are_in_time_order_without_overlap_and_sealed_apart(raw: Path, home: Path) -> None:
