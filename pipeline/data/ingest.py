@@ -9,9 +9,8 @@ Formats, detected from the header (or forced with ``fmt``):
 - ``kaggle-long``: ``Page,date,value``.
 
 A ``Total`` row is skipped; Studio's table of totals (no days) and weekly or monthly totals are
-refused (:mod:`pipeline.data.studio`). Numeric metric columns beside ``Views`` (watch time, ...)
-are ignored. Empty views cells are missing days (filled later by the store, and flagged).
-Anything else that is off raises :class:`InputError` naming file and line.
+refused (:mod:`pipeline.data.studio`). Metric columns beside ``Views`` are ignored; empty views
+cells are missing days (filled by the store, flagged). Else: :class:`InputError`, file and line.
 """
 
 from __future__ import annotations
@@ -328,6 +327,8 @@ def _read_wide(path: Path, raw: bytes, bounds: tuple[int, int]) -> Observations:
     header = pa.array(names[1:], pa.string())
     days = _parse_days(path, raw, header, np.zeros(len(header), dtype=np.int64), line=1)
     _check_bounds(path, days, bounds, lambda i: 1)
+    if (coarse := studio.not_daily(days)) is not None:  # the header's dates: before any row
+        raise InputError(path, coarse, line=1)
     options = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in raw_names}, strings_can_be_null=False
     )

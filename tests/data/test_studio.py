@@ -69,6 +69,11 @@ def test_weekly_or_monthly_totals_are_refused_not_spread_over_days(tmp_path: Pat
     long.write_text("series_id,date,views\n" + "".join(f"a,{d},1\n" for d in weeks))
     with pytest.raises(InputError, match="weekly or monthly totals"):
         read_views(long)
+    wide = tmp_path / "train_weekly.csv"  # Kaggle-wide: the dates are the header's columns
+    wide.write_text("Page," + ",".join(map(str, weeks)) + "\n" + "a" + ",7" * len(weeks) + "\n")
+    with pytest.raises(InputError) as err:
+        read_views(wide)
+    assert str(err.value).startswith(f"{wide}:1: its dates are 7 days apart (median)")
     sparse = write_totals(tmp_path / "Totals.csv", synthetic_views(60))
     text = sparse.read_text().splitlines()
     sparse.write_text("\n".join(text[:1] + text[1::2]) + "\n")  # every other day: gaps
