@@ -282,13 +282,12 @@ def with_peers(results: list[dict], fitted: list[dict]) -> list[dict]:
             if old.get("best_peer"):
                 best = old["best_peer"]
                 cell["best_peer"], cell["ratio"] = best, cell["champion"] / old["peers"][best]
-            if old.get("validation"):  # a --peers-only file: choose as one_set does
-                val = {p: v for p, v in old["validation"].items() if p in old["peers"]}
+            test = {p: v for p, v in old["peers"].items() if math.isfinite(v)}
+            if old.get("validation") and test:  # a --peers-only file: choose as one_set does
+                val = {p: v for p, v in old["validation"].items() if p in test and math.isfinite(v)}
                 old["val_peer"] = min(val, key=val.get) if val else None
-                test = {p: v for p, v in old["peers"].items() if math.isfinite(v)}
-                old["best_peer"] = min(test, key=test.get) if test else None
-                cell["best_peer"] = old["best_peer"]
-                cell["ratio"] = cell["champion"] / old["peers"][old["best_peer"]]
+                best = min(test, key=test.get)
+                cell["best_peer"], cell["ratio"] = best, cell["champion"] / test[best]
             if old.get("val_peer"):
                 cell["val_peer"] = old["val_peer"]
                 cell["val_ratio"] = cell["champion"] / old["peers"][old["val_peer"]]
