@@ -160,7 +160,7 @@ def sealed_test(sealed: jobs.SealedTest) -> None:
 
 
 def windows(summary: list[dict]) -> None:
-    rows = ", ".join(f"{r['window']} days: {r['train_rows']:,}/{r['val_rows']:,}" for r in summary)
+    rows = ", ".join(f"{days(r['window'])}: {r['train_rows']:,}/{r['val_rows']:,}" for r in summary)
     console.print(f"lag windows (train/val rows): {rows}")
 
 

@@ -60,3 +60,16 @@ def test_series_too_short_to_split_are_named_and_counted(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "7 series too short to split are sealed until they are long enough: " in out
     assert out.rstrip().endswith("s0, s1, s2, s3, s4 and 2 more")
+
+
+def test_counts_of_days_are_singular_for_one(capsys) -> None:
+    assert [show.days(n) for n in (0, 1, 2, 1200)] == ["0 days", "1 day", "2 days", "1,200 days"]
+    show.windows(
+        [
+            {"window": 1, "train_rows": 680, "val_rows": 59},
+            {"window": 7, "train_rows": 674, "val_rows": 59},
+        ]
+    )
+    assert (
+        capsys.readouterr().out == "lag windows (train/val rows): 1 day: 680/59, 7 days: 674/59\n"
+    )
