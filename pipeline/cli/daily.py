@@ -89,7 +89,7 @@ def monitor_command(
     if result.drift:
         raise DriftError(
             f"drift: live MAE above {ratio:g} x validation MAE "
-            f"({show.fmt(ratio * result.reference_mae)}) for {days} days in a row since "
+            f"({show.fmt(ratio * result.reference_mae)}) for {show.days(days)} in a row since "
             f"{result.drift_since}"
         )
 

@@ -287,9 +287,8 @@ def train(
     how = "(closed-form least squares)" if solver == "lstsq" else f"({optimizer}, lr {lr:g})"
     header = ("train MAE", "val MAE", "epochs run", "best epoch", "seconds", "device", "run id")
     row = [show.fmt(r.train_mae), show.fmt(r.val_mae), str(r.epochs_run), str(r.best_epoch)]
-    show.table(
-        f"{model} on {lags} days {how}", header, [[*row, f"{r.seconds:.1f}", r.device, done.run_id]]
-    )
+    row += [f"{r.seconds:.1f}", r.device, done.run_id]
+    show.table(f"{model} on {show.days(lags)} {how}", header, [row])
     console.print(f"compare runs in the MLflow UI: viewcast --home {ctx.obj.home} ui")
     if as_json:
         keys = ("train_mae", "val_mae", "best_epoch", "epochs_run", "seconds", "device")

@@ -209,7 +209,7 @@ def backtested(result) -> None:
     sealed = "dev days only, the test sealed" if result.sealed else "every day (finalized)"
     title = (
         f"backtest of run {result.source_run_id}: {result.plan.origins} origins "
-        f"{result.plan.step} days apart, {len(result.series)} series, {sealed}"
+        f"{days(result.plan.step)} apart, {len(result.series)} series, {sealed}"
     )
     table(title, header, [cells(r) for r in shown])
     if result.skipped:

@@ -84,6 +84,8 @@ def test_train_right_after_ingest_makes_the_features_it_needs(home: Path, cli) -
     assert recorded["lags"] == [1, 7, 28, 56] and recorded["windows"][0]["series"] == 1
     again = cli("train", "--lags", "7", "--model", "linear", "--solver", "lstsq")
     assert again.exit_code == 0 and "features:" not in again.stdout, "fresh: nothing made"
+    one = cli("train", "--lags", "1", "--model", "linear", "--solver", "lstsq")
+    assert "linear on 1 day (closed-form least squares)" in one.stdout
     more = write_totals(home.parent / "more.csv", synthetic_views(300, seed=6))
     assert cli("ingest", more, "--name", "more").exit_code == 0
     stale = cli("train", "--lags", "7", "--model", "linear", "--solver", "lstsq")
