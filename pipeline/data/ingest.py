@@ -85,7 +85,7 @@ def read_views(
     if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     raw = _read_bytes(path, max_bytes)
-    if fmt == "kaggle-wide" or (fmt == "auto" and _wide_header(_header(raw))):
+    if fmt == "kaggle-wide" or (fmt == "auto" and _wide_header(_header(path, raw))):
         return _read_wide(path, raw, date_bounds(allow_dates))
     table = _parse_csv(path, raw)
     header = [name.strip() for name in table.column_names]
@@ -93,13 +93,8 @@ def read_views(
     fmt = _detect(path, lowered, table) if fmt == "auto" else fmt
     if table.num_rows == 0:
         raise InputError(path, "no data rows below the header")
-    readers = {
-        "youtube-totals": _youtube,
-        "youtube-chart": _youtube,
-        "long": _long,
-        "kaggle-long": _long,
-    }
-    series_ids, days, views, rows = readers[fmt](path, raw, table, lowered, series)
+    reader = _youtube if fmt.startswith("youtube") else _long  # kaggle-wide was read above
+    series_ids, days, views, rows = reader(path, raw, table, lowered, series)
     _check_bounds(path, days, date_bounds(allow_dates), lambda i: _line_of(raw, int(rows[i])))
     if (coarse := studio.not_daily(days)) is not None:
         raise InputError(path, coarse)
@@ -188,10 +183,15 @@ def _read_bytes(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
     return raw
 
 
-def _header(raw: bytes) -> list[str]:
-    """The header's column names, as the CSV reader splits them."""
-    header_line = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    return next(csv.reader([header_line]))
+def _header(path: Path, raw: bytes) -> list[str]:
+    """The header's column names, as the CSV reader splits them (two at least)."""
+    line = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    names = next(csv.reader([line]), [])
+    if len(names) < 2:  # Excel's "CSV" in many locales is ';'-separated (and 1.234 a thousand)
+        sep = next((s for s in ";\t|" if s in line), None)
+        hint = f" ({sep!r}-separated: save it as comma-separated CSV)" if sep else ""
+        raise InputError(path, f"not a CSV export: the header has one column{hint}", line=1)
+    return names
 
 
 def _wide_header(names: list[str]) -> bool:
@@ -200,9 +200,7 @@ def _wide_header(names: list[str]) -> bool:
 
 
 def _parse_csv(path: Path, raw: bytes) -> pa.Table:
-    names = _header(raw)
-    if len(names) < 2:
-        raise InputError(path, "not a CSV export: the header has one column", line=1)
+    names = _header(path, raw)
     try:
         return pacsv.read_csv(
             io.BytesIO(raw),
@@ -320,10 +318,8 @@ def _read_wide(path: Path, raw: bytes, bounds: tuple[int, int]) -> Observations:
     cells are parsed at once into a (pages, days) float matrix, so no long table of 116M string
     cells or repeated page names is ever built (the competition's 145,063 x 803 file fits in a
     few GB). Pages and date columns are then sorted, which gives the (series, day) order."""
-    raw_names = _header(raw)
+    raw_names = _header(path, raw)
     names = [name.strip() for name in raw_names]
-    if len(names) < 2:
-        raise InputError(path, "not a CSV export: the header has one column", line=1)
     header = pa.array(names[1:], pa.string())
     days = _parse_days(path, raw, header, np.zeros(len(header), dtype=np.int64), line=1)
     _check_bounds(path, days, bounds, lambda i: 1)

@@ -29,6 +29,12 @@ BAD_FILES = {
     "utf16": ("Date,Views\n2021-01-01,3\n".encode("utf-16"), None, "UTF-16 text"),
     "empty_page": (b"Page,2021-01-01,2021-01-02\nA_en,1,2\n ,3,4\n", 3, "empty series id"),
     "ragged": (b"Date,Views\n2021-01-01,3\n2021-01-02,4,9\n", 3, "malformed CSV"),
+    "one_column": (b"Views\n3\n4\n", 1, "not a CSV export: the header has one column"),
+    "semicolons": (  # Excel's CSV in many locales: read as ',' it would misread 1.234
+        b"Date;Views\n2021-01-01;1.234\n",
+        1,
+        "the header has one column (';'-separated: save it as comma-separated CSV)",
+    ),
     "huge_views": (
         b"Date,Views\n2021-01-01,3\n2021-01-02," + b"9" * 401 + b"\n",
         3,
