@@ -89,7 +89,7 @@ def read_views(
         return _read_wide(path, raw, date_bounds(allow_dates))
     table = _parse_csv(path, raw)
     header = [name.strip() for name in table.column_names]
-    lowered = [name.lower() for name in header]
+    lowered = studio.english([name.lower() for name in header])
     fmt = _detect(path, lowered, table) if fmt == "auto" else fmt
     if table.num_rows == 0:
         raise InputError(path, "no data rows below the header")

@@ -16,11 +16,24 @@ from pathlib import Path
 import numpy as np
 
 # a dimension described by more columns: `Content` (the video id) comes with the video's title and
-# publish time; a title can change between two exports, the id does not
-LABELS = {"content": ("video title", "video publish time")}
+# publish time; a title can change between two exports, the id does not (German: `Videos`)
+LABELS = {
+    "content": ("video title", "video publish time"),
+    "videos": ("videotitel", "veröffentlichungszeitpunkt des videos"),
+}
+# Studio names the columns in its interface's language: Date and Views as German, French,
+# Portuguese, Spanish and Italian exports name them (a file with the English name keeps it)
+LOCAL = {"datum": "date", "data": "date", "fecha": "date", "aufrufe": "views", "vues": "views"}
+LOCAL |= dict.fromkeys(("visualizações", "visualizaciones", "visualizzazioni"), "views")
 TABLE = "YouTube Studio's table of totals (one row per video or dimension value, no days)"
 TABLE_HINT = f"{TABLE}: ingest the Totals.csv or Chart data.csv of the same export"
 _HEAD_BYTES = 65536
+
+
+def english(lowered: list[str]) -> list[str]:
+    """A lower-cased header with Studio's localized Date and Views columns named in English (a
+    name whose English one is already there stays: `data` beside `date` is another column)."""
+    return [n if LOCAL.get(n, n) in lowered else LOCAL.get(n, n) for n in lowered]
 
 
 def label_columns(lowered: list[str]) -> set[str]:
@@ -48,7 +61,7 @@ def table_of_totals(path: Path) -> bool:
     if len(lines) < 2:
         return False
     header, first = (next(csv.reader([line]), []) for line in lines)
-    return is_table([name.strip().lower() for name in header], first[0] if first else "")
+    return is_table(english([name.strip().lower() for name in header]), first[0] if first else "")
 
 
 def not_daily(days: np.ndarray) -> str | None:

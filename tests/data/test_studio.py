@@ -89,3 +89,33 @@ def test_a_pipe_beside_an_export_is_not_opened_to_look_for_a_table(tmp_path: Pat
     looking.start()
     looking.join(timeout=5)
     assert found == [False], "a pipe was opened (or the check is still waiting)"
+
+
+def test_studio_exports_in_another_language_are_read_as_in_english(tmp_path: Path) -> None:
+    """Studio names the columns in its interface's language (German `Gesamtwerte.csv`, French
+    `Totaux.csv`, Portuguese `Totais.csv`): Date and Views are found under those names."""
+    cases = {
+        "Gesamtwerte.csv": "Datum,Aufrufe\n",
+        "Totaux.csv": "Date,Vues\nTotal,21\n",  # the Total row is skipped as in English
+        "Totais.csv": "Data,Visualizações\n",
+        "Totales.csv": "Fecha,Visualizaciones\n",
+        "Totali.csv": "Data,Visualizzazioni\n",
+    }
+    for name, head in cases.items():
+        path = tmp_path / name
+        path.write_text(head + "2021-01-01,10\n2021-01-02,11\n", encoding="utf-8")
+        obs = read_views(path, series="ch")
+        assert obs.views.tolist() == [10, 11] and list(obs.names) == ["ch"], name
+    chart = tmp_path / "Diagrammdaten.csv"  # the per-video chart: `Videos` is the video id
+    chart.write_text(
+        "Datum,Videos,Videotitel,Veröffentlichungszeitpunkt des Videos,Dauer,Aufrufe\n"
+        '2021-01-01,dQw4w9WgXcQ,Teil 1,"1. Jan. 2021",212,5\n'
+        '2021-01-02,dQw4w9WgXcQ,Neuer Titel,"1. Jan. 2021",212,6\n',
+        encoding="utf-8",
+    )
+    assert list(read_views(chart, series="ch").names) == ["ch/dQw4w9WgXcQ"]
+    # an English name wins: `data` beside `date` is a column of its own (here a dimension)
+    both = tmp_path / "both.csv"
+    both.write_text("Date,Data,Views\n2021-01-01,a,1\n2021-01-01,b,2\n")
+    assert sorted(read_views(both, series="ch").names) == ["ch/a", "ch/b"]
+    assert studio.english(["datum", "aufrufe", "date"]) == ["datum", "views", "date"]
