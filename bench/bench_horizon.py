@@ -205,20 +205,32 @@ def one_set(name: str, args) -> dict:
             for p, e in peers.items()
             if not np.all(np.isnan(e[:, h - 1]))
         }
-        if cell["peers"]:
-            best = min(cell["peers"], key=cell["peers"].get)
-            cell["best_peer"], cell["ratio"] = best, cell["champion"] / cell["peers"][best]
         on_val = {
             p: float(np.nanmean(e[:, h - 1]))
             for p, e in validation.items()
-            if p in cell["peers"] and not np.all(np.isnan(e[:, h - 1]))
+            if not np.all(np.isnan(e[:, h - 1]))
         }
-        if on_val:
-            chosen_peer = min(on_val, key=on_val.get)
-            cell["val_peer"] = chosen_peer
-            cell["val_ratio"] = cell["champion"] / cell["peers"][chosen_peer]
-        out["steps"][h] = cell
+        out["steps"][h] = with_choice(cell, cell["peers"], on_val)
     return out
+
+
+def choice(test: dict[str, float], validation: dict[str, float]) -> tuple[str | None, str | None]:
+    """The peer best by test, and the peer chosen on validation (the lowest validation MAE among
+    the peers with a test MAE); None where there is none, a NaN MAE counting as none."""
+    test = {p: v for p, v in test.items() if math.isfinite(v)}
+    val = {p: v for p, v in validation.items() if p in test and math.isfinite(v)}
+    return min(test, key=test.get, default=None), min(val, key=val.get, default=None)
+
+
+def with_choice(cell: dict, test: dict[str, float], validation: dict[str, float]) -> dict:
+    """The cell with its best peer by test, the peer chosen on validation and the champion's
+    MAE over each."""
+    best, pick = choice(test, validation)
+    if best is not None:
+        cell["best_peer"], cell["ratio"] = best, cell["champion"] / test[best]
+    if pick is not None:
+        cell["val_peer"], cell["val_ratio"] = pick, cell["champion"] / test[pick]
+    return cell
 
 
 def peers_only(name: str, args) -> dict:
@@ -258,10 +270,10 @@ def bar_tables(results: list[dict], horizon: int) -> None:
         chosen_best, chosen_ratios = 0, []
         for c in cells:
             val = {p: v for p, v in c["validation"].items() if math.isfinite(v)}
-            test = {p: v for p, v in c["peers"].items() if math.isfinite(v) and p in val}
-            pick = min(val, key=val.get)
-            chosen_best += test[pick] <= min(test.values())
-            chosen_ratios.append(test[pick] / min(test.values()))
+            test = {p: v for p, v in c["peers"].items() if p in val}
+            best, pick = choice(test, val)
+            chosen_best += test[pick] <= test[best]
+            chosen_ratios.append(test[pick] / test[best])
         print(
             f"\nthe peer chosen on validation is the best by test on {chosen_best} of "
             f"{len(cells)} sets (geometric mean over the best {geomean(chosen_ratios):.3f})"
@@ -279,18 +291,9 @@ def with_peers(results: list[dict], fitted: list[dict]) -> list[dict]:
         for h, cell in result["steps"].items():
             old = by_set[result["set"]]["steps"][h]
             cell["peers"] = old["peers"]
-            if old.get("best_peer"):
-                best = old["best_peer"]
-                cell["best_peer"], cell["ratio"] = best, cell["champion"] / old["peers"][best]
-            test = {p: v for p, v in old["peers"].items() if math.isfinite(v)}
-            if old.get("validation") and test:  # a --peers-only file: choose as one_set does
-                val = {p: v for p, v in old["validation"].items() if p in test and math.isfinite(v)}
-                old["val_peer"] = min(val, key=val.get) if val else None
-                best = min(test, key=test.get)
-                cell["best_peer"], cell["ratio"] = best, cell["champion"] / test[best]
-            if old.get("val_peer"):
-                cell["val_peer"] = old["val_peer"]
-                cell["val_ratio"] = cell["champion"] / old["peers"][old["val_peer"]]
+            # a --peers-only file keeps the validation MAEs; a full run, the peer it chose
+            chosen = old.get("validation") or {p: 0.0 for p in [old.get("val_peer")] if p}
+            with_choice(cell, old["peers"], chosen)
     return results
 
 

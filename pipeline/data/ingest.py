@@ -185,7 +185,8 @@ def _read_bytes(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
 
 def _header(path: Path, raw: bytes) -> list[str]:
     """The header's column names, as the CSV reader splits them (two at least)."""
-    line = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    end = raw.find(b"\n")  # not raw.split: that copies the rest of a file of gigabytes
+    line = raw[: end if end >= 0 else len(raw)].decode("utf-8", errors="replace").rstrip("\r")
     names = next(csv.reader([line]), [])
     if len(names) < 2:  # Excel's "CSV" in many locales is ';'-separated (and 1.234 a thousand)
         sep = next((s for s in ";\t|" if s in line), None)
